@@ -1,0 +1,74 @@
+"""Shared fixtures: a stepped clock, the demo on a private lease directory, app factories.
+
+The user's own config, state and home never leak into a test: HOME and the
+XDG directories point into the test's tmp_path.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from virttui.demo import Demo
+
+SNAPSHOT_LEASE_DIR = "/tmp/virttui-snapshot-leases"  # fixed: it is shown in the cleanup dialog
+
+
+class SteppedClock:
+    """A clock that moves only when a test says so."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+    monkeypatch.delenv("LIBVIRT_DEFAULT_URI", raising=False)
+    return home
+
+
+@pytest.fixture
+def clock() -> SteppedClock:
+    return SteppedClock()
+
+
+@pytest.fixture
+def lease_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "leases"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def demo(lease_dir: Path, clock: SteppedClock) -> Iterator[Demo]:
+    instance = Demo(lease_dir=str(lease_dir), clock=clock)
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def snapshot_demo(clock: SteppedClock) -> Iterator[Demo]:
+    shutil.rmtree(SNAPSHOT_LEASE_DIR, ignore_errors=True)
+    Path(SNAPSHOT_LEASE_DIR).mkdir(parents=True)
+    instance = Demo(lease_dir=SNAPSHOT_LEASE_DIR, clock=clock)
+    yield instance
+    instance.close()
+    shutil.rmtree(SNAPSHOT_LEASE_DIR, ignore_errors=True)
+
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEMO_NODE = ASSETS / "demo" / "hv1.xml"

@@ -1,0 +1,123 @@
+"""The command line, run in-process and as a real subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from virttui.cli import main
+from virttui.locks.flockstore import write_free_lease
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "virttui", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_status_json_shape_for_the_demo(capsys):
+    assert main(["status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [h["hostname"] for h in data["hosts"]] == ["hv1", "hv2", "hv3"]
+    host = data["hosts"][0]
+    assert set(host) == {"uri", "hostname", "state", "error", "domains"} and host["state"] == "connected"
+    dom = next(d for d in host["domains"] if d["name"] == "demo")
+    assert set(dom) == {"uuid", "name", "state", "vcpus", "memory_kib", "disks"}
+    assert dom["state"] == "running" and dom["memory_kib"] == 1024 * 1024
+    assert dom["disks"][0] == {"target": "vda", "source": "/var/lib/libvirt/images/demo.img", "format": "raw",
+                               "readonly": False, "shareable": False}
+    assert {d["state"] for h in data["hosts"] for d in h["domains"]} >= {"running", "paused", "shut off", "idle",
+                                                                        "crashed", "pmsuspended"}
+
+
+def test_status_text_lists_every_domain(capsys):
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    for name in ("web-01", "db-replica", "legacy-app"):
+        assert name in out
+
+
+def test_failed_hosts_exit_one_with_one_line_each(tmp_path, capsys):
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<node><domain>")
+    code = main(["status", "-c", "nosuch://x/", "-c", f"test://{broken}", "--json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 2 and "nosuch" in errors[0] and "broken.xml" in errors[1]
+    data = json.loads(captured.out)
+    assert [h["state"] for h in data["hosts"]] == ["error", "error"]
+
+
+def test_no_traceback_for_bad_input_in_a_real_process(tmp_path):
+    out = run("status", "-c", "test:///does/not/exist.xml")
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr and "exist.xml" in out.stderr
+    out = run("--config", str(tmp_path / "missing.toml"), "status")
+    assert out.returncode == 2 and "missing.toml" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_config_file_hosts_and_command_line_precedence(tmp_path, lease_dir, capsys):
+    node = os.path.join(os.path.dirname(__file__), "..", "assets", "demo", "hv2.xml")
+    config = tmp_path / "config.toml"
+    config.write_text(f'poll_interval = 5\n[[hosts]]\nuri = "test://{os.path.abspath(node)}?lease_dir={lease_dir}"\n')
+    assert main(["status", "--config", str(config), "--json"]) == 0
+    assert [h["hostname"] for h in json.loads(capsys.readouterr().out)["hosts"]] == ["hv2"]
+    hv3 = os.path.abspath(node).replace("hv2", "hv3")
+    assert main(["status", "--config", str(config), "-c", f"test://{hv3}?lease_dir={lease_dir}", "--json"]) == 0
+    assert [h["hostname"] for h in json.loads(capsys.readouterr().out)["hosts"]] == ["hv3"]
+
+
+def test_libvirt_default_uri_is_honoured(monkeypatch, lease_dir, capsys):
+    node = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "assets", "demo", "hv3.xml"))
+    monkeypatch.setenv("LIBVIRT_DEFAULT_URI", f"test://{node}?lease_dir={lease_dir}")
+    assert main(["status", "--json"]) == 0
+    assert [h["hostname"] for h in json.loads(capsys.readouterr().out)["hosts"]] == ["hv3"]
+
+
+@pytest.fixture
+def hv1_uri(lease_dir):
+    node = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "assets", "demo", "hv1.xml"))
+    return f"test://{node}?lease_dir={lease_dir}"
+
+
+def test_leases_status_json(hv1_uri, lease_dir, capsys):
+    write_free_lease(str(lease_dir), "/stale/disk")
+    assert main(["leases", "status", "-c", hv1_uri, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert set(rows[0]) == {"name", "path", "disk", "state", "owner_host_id", "domains"}
+    demo = next(r for r in rows if r["name"] == "bfa0240911bc17753e0b473688822159")
+    assert demo["state"] == "held" and demo["owner_host_id"] == 1 and demo["domains"] == ["hv1/demo"]
+    assert any(r["state"] == "orphan" for r in rows)
+
+
+def test_leases_cleanup_text_dry_run_and_json(hv1_uri, lease_dir, capsys):
+    stale = write_free_lease(str(lease_dir), "/stale/disk")
+    assert main(["leases", "cleanup", "-c", hv1_uri, "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"Cleanup: __LIBVIRT__DISKS__:{os.path.basename(stale)}:{stale}:0 PASS (dry run)" in lines
+    assert os.path.exists(stale)
+    assert main(["leases", "cleanup", "-c", hv1_uri, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["removed"] == [os.path.basename(stale)]
+    assert all(k["reason"] == "lease is held" for k in result["kept"])
+    assert not os.path.exists(stale)
+    assert main(["leases", "cleanup", "-c", hv1_uri, "-q"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_two_processes_on_one_lease_directory_conflict(hv1_uri, lease_dir, tmp_path):
+    """A second virttui on the same node and lease directory cannot start the same disks."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom virttui.drivers.registry import open_driver\n"
+         f"d = open_driver({hv1_uri!r}); d.connect(); print('ready', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        out = run("status", "-c", hv1_uri, "--json")
+        states = {d["name"]: d["state"] for d in json.loads(out.stdout)["hosts"][0]["domains"]}
+        assert states["web-01"] == "shut off"  # its lease is held by the other process
+        assert "web-01 left shut off" in out.stderr and "lease conflict" in out.stderr
+    finally:
+        holder.communicate("", timeout=30)

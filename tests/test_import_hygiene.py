@@ -1,0 +1,31 @@
+"""The driver and lock layers must load without Textual (they serve the CLI and other front ends)."""
+
+import subprocess
+import sys
+
+MODULES = [
+    "virttui.drivers.model", "virttui.drivers.uri", "virttui.drivers.base", "virttui.drivers.errors",
+    "virttui.drivers.xmlparse", "virttui.drivers.nodexml", "virttui.drivers.testdriver",
+    "virttui.drivers.registry", "virttui.locks.model", "virttui.locks.naming", "virttui.locks.leader",
+    "virttui.locks.kernel", "virttui.locks.flockstore", "virttui.locks.status", "virttui.fleet", "virttui.demo",
+]
+
+
+def test_drivers_and_locks_import_without_textual():
+    code = (
+        "import sys, importlib\n"
+        f"for name in {MODULES!r}: importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'paramiko'))\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+def test_status_command_does_not_import_textual():
+    code = ("import sys\nfrom virttui.cli import main\n"
+            "rc = main(['status', '--json'])\n"
+            "sys.stderr.write(repr([m for m in sys.modules if m.startswith('textual')]))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    assert out.stderr.strip().endswith("[]")

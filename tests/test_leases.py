@@ -1,0 +1,171 @@
+"""Lease naming, leader records, flock exclusion (in and across processes), status and cleanup."""
+
+import hashlib
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from virttui.drivers.errors import LeaseConflict
+from virttui.locks.flockstore import FlockLeaseStore, write_free_lease
+from virttui.locks.kernel import parse_proc_locks
+from virttui.locks.leader import LeaderError, pack_leader, parse_leader
+from virttui.locks.model import LOCKSPACE_NAME, LeaseState
+from virttui.locks.naming import lockd_lease_name, sanlock_lease_name
+from virttui.locks.status import DiskUse, compute_lease_status
+
+DISK = "/var/lib/libvirt/images/demo.img"
+
+
+def test_lease_names():
+    assert sanlock_lease_name(DISK) == "bfa0240911bc17753e0b473688822159"
+    assert lockd_lease_name(DISK) == hashlib.sha256(DISK.encode()).hexdigest()
+    assert len(lockd_lease_name(DISK)) == 64
+
+
+def test_leader_round_trip_and_checksum():
+    raw = pack_leader(space_name=LOCKSPACE_NAME, resource_name="abc", owner_id=2, owner_generation=3, lver=4,
+                      timestamp=99)
+    record = parse_leader(raw)
+    assert (record.owner_id, record.owner_generation, record.lver, record.timestamp) == (2, 3, 4, 99)
+    assert record.space_name == LOCKSPACE_NAME and record.resource_name == "abc" and record.checksum_ok
+    damaged = bytearray(raw)
+    damaged[40] ^= 1
+    assert not parse_leader(bytes(damaged)).checksum_ok
+
+
+@pytest.mark.parametrize("raw", [b"", b"\0" * 512, b"garbage" * 100, struct.pack("<I", 0x12212010) + b"\0" * 508])
+def test_bad_leader_records_raise(raw):
+    with pytest.raises(LeaderError):
+        parse_leader(raw)
+
+
+def test_proc_locks_parser_skips_junk():
+    text = "1: FLOCK  ADVISORY  WRITE 3230 fe:00:2147477 0 EOF\n2: -> FLOCK ADVISORY WRITE 1 fe:00:1 0 EOF\njunk\n"
+    (lock,) = parse_proc_locks(text)
+    assert lock.kind == "FLOCK" and lock.device == (0xFE, 0) and lock.inode == 2147477
+
+
+@pytest.fixture
+def stores(lease_dir):
+    made = [FlockLeaseStore(str(lease_dir), host_id) for host_id in (1, 2)]
+    for store in made:
+        store.join_lockspace()
+    yield made
+    for store in made:
+        store.release_all()
+
+
+def test_acquire_creates_md5_named_sanlock_lease_and_release_frees_it(stores, lease_dir):
+    one, _ = stores
+    path = one.acquire(DISK)
+    assert os.path.basename(path) == "bfa0240911bc17753e0b473688822159"
+    assert os.path.getsize(path) == 1024 * 1024
+    snap = one.snapshot()
+    (lease,) = snap.files
+    assert lease.held and lease.leader.owner_id == 1 and not lease.leader.is_free
+    one.release(DISK)
+    (lease,) = one.snapshot().files
+    assert not lease.held and lease.leader.is_free and os.path.exists(path)
+    assert snap.live_host_ids == (1, 2)
+
+
+def test_two_stores_in_one_process_conflict(stores):
+    one, two = stores
+    one.acquire(DISK)
+    with pytest.raises(LeaseConflict, match="held by host_id 1"):
+        two.acquire(DISK)
+    one.release(DISK)
+    two.acquire(DISK)
+
+
+def test_two_processes_conflict(stores, lease_dir):
+    one, _ = stores
+    one.acquire(DISK)
+    script = textwrap.dedent(f"""
+        from virttui.drivers.errors import LeaseConflict
+        from virttui.locks.flockstore import FlockLeaseStore
+        store = FlockLeaseStore({str(lease_dir)!r}, 3)
+        try:
+            store.acquire({DISK!r})
+        except LeaseConflict as exc:
+            print("CONFLICT", exc)
+        else:
+            print("ACQUIRED")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.startswith("CONFLICT")
+    one.release(DISK)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.startswith("ACQUIRED")
+
+
+def test_cleanup_removes_only_leases_it_can_take(stores, lease_dir):
+    one, two = stores
+    held_by_one = one.acquire("/img/a.qcow2")
+    held_by_two = two.acquire("/img/b.qcow2")
+    stale = write_free_lease(str(lease_dir), "/img/old.qcow2", last_owner=2)
+    garbage = lease_dir / "0123456789abcdef0123456789abcdef"
+    garbage.write_bytes(b"not a lease")
+    os.symlink(held_by_one, lease_dir / "fedcba9876543210fedcba9876543210")
+    progress = []
+    report = one.cleanup(progress=lambda i, n, o: progress.append((i, n, o.name)))
+    removed = {o.path for o in report.removed}
+    assert removed == {stale}
+    assert os.path.exists(held_by_one) and os.path.exists(held_by_two) and garbage.exists()
+    assert (lease_dir / LOCKSPACE_NAME).exists()
+    reasons = {o.name: o.reason for o in report.kept}
+    assert reasons[os.path.basename(held_by_one)] == "lease is held"
+    assert reasons[os.path.basename(held_by_two)] == "lease is held"
+    assert "not a lease" in reasons[garbage.name]
+    assert "symbolic link" in reasons["fedcba9876543210fedcba9876543210"]
+    assert [p[0] for p in progress] == list(range(1, len(report.outcomes) + 1))
+
+
+def test_cleanup_dry_run_removes_nothing(stores, lease_dir):
+    one, _ = stores
+    stale = write_free_lease(str(lease_dir), "/img/old.qcow2")
+    report = one.cleanup(dry_run=True)
+    assert [o.path for o in report.removed] == [stale] and os.path.exists(stale)
+
+
+def test_cleanup_limited_to_named_files_skips_the_rest(stores, lease_dir):
+    one, _ = stores
+    a = write_free_lease(str(lease_dir), "/img/a")
+    b = write_free_lease(str(lease_dir), "/img/b")
+    one.cleanup([os.path.basename(a)])
+    assert not os.path.exists(a) and os.path.exists(b)
+
+
+def test_status_states(stores, lease_dir):
+    one, two = stores
+    one.acquire("/img/run1")
+    write_free_lease(str(lease_dir), "/img/stopped")
+    write_free_lease(str(lease_dir), "/img/gone")
+    (lease_dir / "0123456789abcdef0123456789abcdef").write_bytes(b"junk")
+    uses = [
+        DiskUse("hv1", 1, "run1", "/img/run1", running=True, exclusive=True),
+        DiskUse("hv2", 2, "standby", "/img/run1", running=False, exclusive=True),
+        DiskUse("hv1", 1, "stopped", "/img/stopped", running=False, exclusive=True),
+        DiskUse("hv2", 2, "nolease", "/img/nolease", running=True, exclusive=True),
+        DiskUse("hv1", 1, "twice-a", "/img/twice", running=True, exclusive=True),
+        DiskUse("hv2", 2, "twice-b", "/img/twice", running=True, exclusive=True),
+    ]
+    rows = {r.disk or r.name: r for r in compute_lease_status(one.snapshot(), uses)}
+    assert rows["/img/run1"].state is LeaseState.HELD
+    assert rows["/img/run1"].owner_host_id == 1 and rows["/img/run1"].holder == "hv1/run1"
+    assert "hv2/standby would conflict" in rows["/img/run1"].detail
+    assert rows["/img/stopped"].state is LeaseState.FREE
+    assert rows[sanlock_lease_name("/img/gone")].state is LeaseState.ORPHAN
+    assert rows["0123456789abcdef0123456789abcdef"].state is LeaseState.CORRUPT
+    assert rows["/img/nolease"].state is LeaseState.MISSING
+    assert rows["/img/twice"].state is LeaseState.CONFLICT
+
+
+def test_unreadable_directory_is_reported_not_raised(tmp_path):
+    store = FlockLeaseStore(str(tmp_path / "missing"), 1)
+    snap = store.snapshot()
+    assert snap.error and "missing" in snap.error and snap.files == ()

@@ -1,0 +1,301 @@
+"""Keys pressed in the real app change the real (embedded) hosts."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+import pytest
+from helpers import make_app, poll, settle
+
+from virttui.app import VirtTUI
+from virttui.drivers.model import ConnectionState, DomainState
+from virttui.drivers.registry import open_driver_or_placeholder
+from virttui.screens.cleanup import CleanupScreen
+from virttui.screens.confirm import ConfirmScreen
+from virttui.screens.detail import DomainDetailScreen
+from virttui.screens.help import HelpScreen
+from virttui.widgets.panes import DomainsTable, HostsTable, LeasesTable, domain_key
+
+
+def host_of(demo, name):
+    for driver in demo.drivers:
+        for dom in driver.poll().domains:
+            if dom.name == name:
+                return driver, dom
+    raise KeyError(name)
+
+
+def state_of(demo, name):
+    return host_of(demo, name)[1].state
+
+
+async def select(pilot, demo, name):
+    """Put the Domains cursor on a domain, as the operator would with the arrow keys."""
+    driver, dom = host_of(demo, name)
+    table = pilot.app.screen.query_one(DomainsTable)
+    table.follow_key = True
+    table.move_to_key(domain_key(driver.uri, dom.uuid))
+    await pilot.pause()
+    assert pilot.app.screen.selected_domain()[1].name == name
+
+
+def visible_names(app):
+    table = app.screen.query_one(DomainsTable)
+    return [table.get_row_at(i)[0].text for i in range(table.row_count)]
+
+
+@pytest.fixture
+def app(demo):
+    return make_app(demo)
+
+
+async def test_start_key_starts_the_domain(app, demo):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await select(pilot, demo, "build-runner")
+        await pilot.press("s")
+        await settle(pilot)
+        assert state_of(demo, "build-runner") is DomainState.RUNNING
+        assert pilot.app.screen.selected_domain()[1].state is DomainState.RUNNING
+
+
+async def test_shutdown_key_goes_through_in_shutdown(app, demo, clock):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await select(pilot, demo, "web-02")
+        await pilot.press("d")
+        await settle(pilot)
+        assert state_of(demo, "web-02") is DomainState.IN_SHUTDOWN
+        await poll(pilot, clock, 5)
+        assert state_of(demo, "web-02") is DomainState.SHUT_OFF
+        assert pilot.app.screen.selected_domain()[1].state is DomainState.SHUT_OFF
+
+
+async def test_force_off_asks_first_naming_domain_and_host(app, demo):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await select(pilot, demo, "web-01")
+        await pilot.press("f")
+        await pilot.pause()
+        dialog = pilot.app.screen
+        assert isinstance(dialog, ConfirmScreen)
+        body = str(dialog.query_one("#dialog-body").content)
+        assert "web-01" in body and "hv1" in body
+        await pilot.press("n")
+        await settle(pilot)
+        assert state_of(demo, "web-01") is DomainState.RUNNING
+        await pilot.press("f")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(pilot)
+        assert state_of(demo, "web-01") is DomainState.SHUT_OFF
+
+
+async def test_reboot_asks_first(app, demo):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await select(pilot, demo, "mail")
+        await pilot.press("r")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ConfirmScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(pilot.app.screen, ConfirmScreen)
+
+
+async def test_pause_then_resume_with_p(app, demo):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await select(pilot, demo, "web-02")
+        await pilot.press("p")
+        await settle(pilot)
+        assert state_of(demo, "web-02") is DomainState.PAUSED
+        await pilot.press("p")
+        await settle(pilot)
+        assert state_of(demo, "web-02") is DomainState.RUNNING
+
+
+async def test_actions_invalid_for_the_state_are_not_offered(app, demo):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await select(pilot, demo, "build-runner")
+        screen = pilot.app.screen
+        assert screen.check_action("domain", ("shutdown",)) is None
+        assert screen.check_action("domain", ("start",)) is True
+        await pilot.press("d", "f", "p")
+        await settle(pilot)
+        assert state_of(demo, "build-runner") is DomainState.SHUT_OFF
+        assert pilot.app.screen is screen  # no confirmation was even asked
+
+
+async def test_lease_conflict_is_a_notification_not_a_crash(app, demo):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await select(pilot, demo, "web-standby")
+        await pilot.press("s")
+        await settle(pilot)
+        assert state_of(demo, "web-standby") is DomainState.SHUT_OFF
+        messages = [n.message for n in pilot.app._notifications]
+        assert any("lease conflict" in m and "web-standby" in m for m in messages)
+
+
+async def test_filter_narrows_and_escape_clears(app, demo):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert len(visible_names(pilot.app)) == 25
+        await pilot.press("slash", "k", "8", "s")
+        await pilot.pause()
+        assert sorted(visible_names(pilot.app)) == ["k8s-node-1", "k8s-node-2", "k8s-node-3"]
+        await pilot.press("enter")
+        await pilot.pause()
+        assert pilot.app.focused is pilot.app.screen.query_one(DomainsTable)
+        assert len(visible_names(pilot.app)) == 3  # the filter stays after Enter
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len(visible_names(pilot.app)) == 25
+
+
+async def test_filter_matches_states(app, demo):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"paused")
+        await pilot.pause()
+        assert visible_names(pilot.app) == ["win-test"]
+
+
+async def test_sort_key_cycles_columns(app, demo):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = pilot.app.screen.query_one(DomainsTable)
+        assert table.sort_column == "host"
+        await pilot.press("o")
+        assert table.sort_column == "name"
+        names = visible_names(pilot.app)
+        assert names == sorted(names, key=str.casefold)
+        await pilot.press("o", "o")
+        assert table.sort_column == "cpu"
+
+
+async def test_choosing_a_host_shows_only_its_domains(app, demo):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        hosts = pilot.app.screen.query_one(HostsTable)
+        hosts.focus()
+        await pilot.press("down", "down")  # all hosts → hv1 → hv2
+        await pilot.pause()
+        assert {row.host_label for row in pilot.app.fleet.domain_rows(pilot.app.screen.selected_host)} == {"hv2"}
+        assert len(visible_names(pilot.app)) == 8
+
+
+async def test_tab_moves_between_panes(app, demo):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        seen = {type(pilot.app.focused).__name__}
+        for _ in range(4):
+            await pilot.press("tab")
+            seen.add(type(pilot.app.focused).__name__)
+        assert {"HostsTable", "DomainsTable", "DisksTable", "LeasesTable"} <= seen
+
+
+async def test_enter_opens_details_with_xml_and_escape_returns(app, demo, clock):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await poll(pilot, clock)
+        await select(pilot, demo, "db-primary")
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, DomainDetailScreen)
+        assert "<name>db-primary</name>" in screen.query_one("#xml").content.code
+        assert "db-primary on hv1" in screen.query_one("#detail-head").content.plain
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(pilot.app.screen, DomainDetailScreen)
+
+
+async def test_help_lists_every_key(app):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, HelpScreen)
+        from virttui.screens.help import KEYS
+
+        listed = " ".join(key for key, _ in KEYS)
+        for key in ("s", "d", "r", "f", "p", "/", "o", "x", "?", "Enter", "Tab", "j k"):
+            assert key in listed
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(pilot.app.screen, HelpScreen)
+
+
+async def test_cleanup_previews_confirms_and_removes_only_stale_leases(app, demo, lease_dir):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        before = set(os.listdir(lease_dir))
+        await pilot.press("x")
+        await pilot.pause()
+        screen = pilot.app.screen
+        assert isinstance(screen, CleanupScreen)
+        names = [s.name for s in screen.candidates]
+        assert len(names) == 2 and all(s.state.value == "orphan" for s in screen.candidates)
+        await pilot.press("y")
+        await settle(pilot)
+        assert screen.done and screen.removed == 2
+        results = [screen.query_one("#cleanup-files").get_row(n)[3].text for n in names]
+        assert all(r.startswith("PASS") for r in results)
+        await pilot.press("escape")
+        await settle(pilot)
+        after = set(os.listdir(lease_dir))
+        assert after == before - set(names)
+        leases = pilot.app.screen.query_one(LeasesTable)
+        assert all(leases.get_row_at(i)[0].text == "held" for i in range(leases.row_count))
+
+
+async def test_cleanup_keeps_a_lease_taken_between_preview_and_confirm(app, demo, lease_dir):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("x")
+        await pilot.pause()
+        screen = pilot.app.screen
+        first = screen.candidates[0]
+        # Another host takes the lease after the preview: its disk is unknown here, so take the
+        # file's lock directly, exactly as an embedded host of another process would.
+        fd = os.open(first.path, os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            await pilot.press("y")
+            await settle(pilot)
+            assert os.path.exists(first.path)
+            result = screen.query_one("#cleanup-files").get_row(first.name)[3].text
+            assert result.startswith("FAIL") and "held" in result
+            assert screen.removed == 1
+        finally:
+            os.close(fd)
+
+
+async def test_command_palette_offers_every_action(app, demo):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        titles = {c.title: c for c in pilot.app.get_system_commands(pilot.app.screen)}
+        for title in ("Start domain", "Shut down domain", "Reboot domain", "Force off domain",
+                      "Pause or resume domain", "Filter domains", "Clean up lease files", "Domain details"):
+            assert title in titles
+        await select(pilot, demo, "build-runner")
+        titles["Start domain"].callback()
+        await settle(pilot)
+        assert state_of(demo, "build-runner") is DomainState.RUNNING
+
+
+async def test_bad_host_is_shown_in_error_while_others_work(demo):
+    broken = open_driver_or_placeholder("bogus+ssh://nowhere/system")
+    app = VirtTUI([*demo.drivers, broken], autopoll=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        host = pilot.app.fleet.host(broken.uri)
+        assert host.state is ConnectionState.ERROR and "bogus" in host.last_error
+        row = pilot.app.screen.query_one(HostsTable).get_row(broken.uri)
+        assert row[1].text.startswith("retry in") or row[1].text == "error"
+        assert "bogus" in row[6].text
+        assert len(visible_names(pilot.app)) == 25

@@ -1,0 +1,98 @@
+"""Screens as SVG snapshots at 80x24 and 120x40, from fixed data and a stepped clock.
+
+Regenerate with `pytest tests/test_snapshots.py --snapshot-update` and look at
+every changed SVG (snapshot_report.html) before committing it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from helpers import make_app, poll, settle
+
+from virttui.app import VirtTUI
+from virttui.drivers.registry import open_driver_or_placeholder
+from virttui.widgets.panes import DomainsTable, domain_key
+
+SIZES = [(80, 24), (120, 40)]
+
+
+def select_by_name(app, name):
+    for uri in app.fleet.uris:
+        snap = app.fleet.snapshot(uri)
+        for dom in snap.domains if snap else ():
+            if dom.name == name:
+                table = app.screen.query_one(DomainsTable)
+                table.follow_key = True
+                table.move_to_key(domain_key(uri, dom.uuid))
+                return
+    raise KeyError(name)
+
+
+def warm_up(clock, polls=2, then=None):
+    """run_before: take a few polls so rates and sparklines have data, then do `then`."""
+
+    async def run_before(pilot):
+        await settle(pilot)
+        for _ in range(polls):
+            await poll(pilot, clock)
+        if then is not None:
+            await then(pilot)
+        await settle(pilot)
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_main_screen(snap_compare, snapshot_demo, clock, size):
+    app = make_app(snapshot_demo)
+    assert snap_compare(app, terminal_size=size, run_before=warm_up(clock))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_detail_screen(snap_compare, snapshot_demo, clock, size):
+    async def open_detail(pilot):
+        select_by_name(pilot.app, "db-primary")
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(pilot)
+        for _ in range(6):
+            await poll(pilot, clock)
+
+    app = make_app(snapshot_demo)
+    assert snap_compare(app, terminal_size=size, run_before=warm_up(clock, then=open_detail))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_help_screen(snap_compare, snapshot_demo, clock, size):
+    async def open_help(pilot):
+        await pilot.press("question_mark")
+
+    app = make_app(snapshot_demo)
+    assert snap_compare(app, terminal_size=size, run_before=warm_up(clock, then=open_help))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_force_off_confirmation(snap_compare, snapshot_demo, clock, size):
+    async def ask(pilot):
+        select_by_name(pilot.app, "web-01")
+        await pilot.pause()
+        await pilot.press("f")
+
+    app = make_app(snapshot_demo)
+    assert snap_compare(app, terminal_size=size, run_before=warm_up(clock, then=ask))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_lease_cleanup_preview(snap_compare, snapshot_demo, clock, size):
+    async def preview(pilot):
+        await pilot.press("x")
+
+    app = make_app(snapshot_demo)
+    assert snap_compare(app, terminal_size=size, run_before=warm_up(clock, then=preview))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_host_in_error_state(snap_compare, snapshot_demo, clock, size):
+    broken = open_driver_or_placeholder("bogus+ssh://root@hv9/system")
+    app = VirtTUI([*snapshot_demo.drivers, broken], autopoll=False)
+    assert snap_compare(app, terminal_size=size, run_before=warm_up(clock))

@@ -1,0 +1,31 @@
+import pytest
+
+from virttui.drivers.errors import InvalidURI
+from virttui.drivers.uri import parse_uri
+
+
+def test_parses_ssh_uri_with_user_port_and_params():
+    uri = parse_uri("qemu+ssh://root@hv1:2222/system?keyfile=/k&no_verify=1")
+    assert (uri.driver, uri.transport, uri.user, uri.host, uri.port, uri.path) == (
+        "qemu", "ssh", "root", "hv1", 2222, "/system")
+    assert uri.param("keyfile") == "/k"
+    assert uri.param("no_verify") == "1"
+    assert uri.local_uri == "qemu:///system"
+    assert uri.is_remote
+
+
+def test_local_and_test_uris():
+    assert not parse_uri("qemu:///system").is_remote
+    test = parse_uri("test:///default")
+    assert test.is_test and test.path == "/default" and test.host == ""
+
+
+def test_ipv6_host():
+    assert parse_uri("qemu+ssh://[::1]:22/system").host == "::1"
+
+
+@pytest.mark.parametrize("bad", ["", "nonsense", "qemu+carrier://h/system", "qemu+ssh://h:99999/system", "://x"])
+def test_bad_uris_raise_invalid_uri_naming_the_uri(bad):
+    with pytest.raises(InvalidURI) as info:
+        parse_uri(bad)
+    assert "\n" not in str(info.value)

@@ -1,0 +1,101 @@
+"""Lifecycle actions from the UI: confirm when dangerous, run off the UI thread, report.
+
+An action is addressed by host URI + UUID. It shows as pending on its row
+from the key press until a poll started after it completed has arrived, so
+the operator never sees the old state flash back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from virttui.drivers.base import Action, valid_actions
+from virttui.drivers.errors import DriverError
+from virttui.drivers.model import Domain
+from virttui.messages import ActionFinished
+from virttui.screens.confirm import ConfirmScreen
+
+if TYPE_CHECKING:
+    from virttui.app import VirtTUI
+
+log = logging.getLogger(__name__)
+
+NEEDS_CONFIRMATION = frozenset({Action.DESTROY, Action.REBOOT})
+PENDING_LABELS = {
+    Action.START: "starting",
+    Action.SHUTDOWN: "shutting down",
+    Action.REBOOT: "rebooting",
+    Action.DESTROY: "forcing off",
+    Action.SUSPEND: "pausing",
+    Action.RESUME: "resuming",
+}
+CONFIRM_NOTES = {
+    Action.DESTROY: "Force off pulls the virtual power plug: unsaved data in the guest is lost.",
+    Action.REBOOT: "The guest is asked to reboot; its services go down for a while.",
+}
+
+
+class ActionRunner:
+    """Owns the set of in-flight actions for one app."""
+
+    def __init__(self, app: VirtTUI) -> None:
+        self.app = app
+        self.pending: dict[tuple[str, str], str] = {}  # (uri, uuid) -> label shown on the row
+        self._clear_at: dict[tuple[str, str], int] = {}  # (uri, uuid) -> poll seq that ends "pending"
+
+    def request(self, uri: str, dom: Domain, action: Action) -> None:
+        """Entry point for keys and palette commands."""
+        if action not in valid_actions(dom.state):
+            self.app.notify(f"{action.label}: {dom.name} is {dom.state.value}", severity="warning")
+            return
+        if (uri, dom.uuid) in self.pending:
+            self.app.notify(f"{dom.name}: an action is already in progress", severity="warning")
+            return
+        host = self.app.fleet.host(uri).label
+        if action in NEEDS_CONFIRMATION:
+            body = f"{action.label} domain “{dom.name}” on host {host}?\n\n{CONFIRM_NOTES[action]}"
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self._run(uri, dom.uuid, dom.name, action)
+
+            self.app.push_screen(ConfirmScreen(f"{action.label} {dom.name}", body, yes_label=action.label), answered)
+        else:
+            self._run(uri, dom.uuid, dom.name, action)
+
+    def _run(self, uri: str, uuid: str, name: str, action: Action) -> None:
+        self.pending[(uri, uuid)] = PENDING_LABELS[action]
+        self.app.broadcast_fleet()
+        self.app.run_worker(lambda: self._perform(uri, uuid, name, action), thread=True,
+                            group=f"action {uri}", name=f"{action.value} {name}", exit_on_error=False)
+
+    def _perform(self, uri: str, uuid: str, name: str, action: Action) -> None:
+        """Worker thread: the driver call, then one message back."""
+        error = ""
+        try:
+            self.app.scheduler.driver(uri).perform(uuid, action)
+        except DriverError as exc:
+            error = str(exc)
+        except Exception as exc:  # never let a bug reach the screen as a traceback
+            log.exception("%s of %s on %s failed", action.value, name, uri)
+            error = f"internal error: {type(exc).__name__}: {exc}"
+        self.app.post_message(ActionFinished(uri, uuid, name, action, error))
+
+    def finished(self, message: ActionFinished) -> None:
+        key = (message.uri, message.uuid)
+        host = self.app.fleet.host(message.uri).label
+        if message.error:
+            self.pending.pop(key, None)
+            self.app.notify(f"{message.action.label} {message.name} on {host} failed: {message.error}",
+                            severity="error", timeout=10, markup=False)
+        else:
+            self._clear_at[key] = self.app.scheduler.next_seq(message.uri)
+        self.app.scheduler.poll_now(message.uri)
+
+    def host_polled(self, uri: str, seq: int) -> None:
+        """A poll arrived: actions it reflects are no longer pending."""
+        for key, wanted in list(self._clear_at.items()):
+            if key[0] == uri and seq >= wanted:
+                del self._clear_at[key]
+                self.pending.pop(key, None)

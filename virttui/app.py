@@ -1,0 +1,139 @@
+"""The Textual application: wires drivers, the poll scheduler and the screens together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from virttui.actions import ActionRunner
+from virttui.assets import asset
+from virttui.drivers.base import Driver
+from virttui.fleet import Fleet
+from virttui.locks.model import LeaseState
+from virttui.messages import ActionFinished, FleetUpdated, HostFailed, HostPolled
+from virttui.polling import PollScheduler
+from virttui.screens.main import MainScreen
+
+log = logging.getLogger(__name__)
+CLEANABLE = (LeaseState.FREE, LeaseState.ORPHAN)
+
+
+class VirtTUI(App):
+    """A console over any number of hosts; it receives its drivers, so tests hand it test ones."""
+
+    CSS_PATH = str(asset("styles", "virttui.tcss"))
+    TITLE = "virttui"
+    BINDINGS = [Binding("q", "quit", "Quit")]
+
+    def __init__(
+        self,
+        drivers: list[Driver],
+        *,
+        poll_interval: float = 2.0,
+        autopoll: bool = True,
+        notices: Iterable[str] = (),
+    ) -> None:
+        super().__init__()
+        self.fleet = Fleet([driver.uri for driver in drivers])
+        self.scheduler = PollScheduler(self, drivers, poll_interval, autopoll=autopoll)
+        self.actions = ActionRunner(self)
+        self._notices = list(notices)
+        self._warned: set[tuple[str, str]] = set()
+
+    def on_mount(self) -> None:
+        self.push_screen(MainScreen())
+        for notice in self._notices:
+            self.notify(notice, severity="warning", timeout=10, markup=False)
+        self.scheduler.start()
+
+    def on_unmount(self) -> None:
+        self.scheduler.stop()
+        for driver in self.scheduler.drivers:
+            try:
+                driver.close()
+            except Exception:  # closing must never stop the exit
+                log.exception("closing %s", driver.uri)
+
+    # -- poll results --------------------------------------------------------
+    def on_host_polled(self, message: HostPolled) -> None:
+        self.scheduler.finished(message.snapshot.host.uri, ok=True)
+        self.fleet.apply(message.snapshot)
+        self.actions.host_polled(message.snapshot.host.uri, message.seq)
+        host = message.snapshot.host
+        for warning in host.warnings:
+            if (host.uri, warning) not in self._warned:
+                self._warned.add((host.uri, warning))
+                self.notify(f"{host.label}: {warning}", severity="warning", timeout=10, markup=False)
+        self.broadcast_fleet()
+
+    def on_host_failed(self, message: HostFailed) -> None:
+        delay = self.scheduler.finished(message.host.uri, ok=False)
+        self.fleet.set_host(self.scheduler.with_retry(message.host, delay))
+        self.actions.host_polled(message.host.uri, message.seq)
+        self.broadcast_fleet()
+
+    def on_action_finished(self, message: ActionFinished) -> None:
+        self.actions.finished(message)
+        self.broadcast_fleet()
+
+    def broadcast_fleet(self) -> None:
+        """Tell every screen on the stack that the fleet changed."""
+        for screen in self.screen_stack:
+            screen.post_message(FleetUpdated())
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A worker that died of an unexpected error: log it, show one line, keep running."""
+        if event.state is WorkerState.ERROR:
+            error = event.worker.error
+            log.error("worker %s failed", event.worker.name, exc_info=error)
+            self.notify(f"internal error in {event.worker.name}: {error}", severity="error", markup=False)
+
+    # -- lease cleanup ---------------------------------------------------------
+    def open_cleanup(self, host_uri: str | None) -> None:
+        """Preview the removable lease files of a host's directory and offer to remove them."""
+        from virttui.screens.cleanup import CleanupScreen
+
+        uris = [host_uri] if host_uri else self.fleet.uris
+        for uri in uris:
+            manager = self.scheduler.driver(uri).lease_manager()
+            snap = self.fleet.snapshot(uri)
+            if manager is None or snap is None or snap.leases is None:
+                continue
+            candidates = [status for directory, status in self.fleet.lease_rows()
+                          if directory == snap.leases.directory and status.state in CLEANABLE]
+
+            def done(removed: int | None, uri: str = uri) -> None:
+                if removed:
+                    self.notify(f"lease cleanup removed {removed} file{'s' if removed != 1 else ''}")
+                self.scheduler.poll_now(uri)
+
+            self.push_screen(CleanupScreen(manager, self.fleet.host(uri).label, candidates), done)
+            return
+        self.notify("no host with a lease directory is connected", severity="warning")
+
+    # -- command palette -------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if isinstance(screen, MainScreen):
+            commands = (
+                ("Start domain", "Start the selected domain (s)", lambda: screen.action_domain("start")),
+                ("Shut down domain", "Gracefully shut down the selected domain (d)",
+                 lambda: screen.action_domain("shutdown")),
+                ("Reboot domain", "Reboot the selected domain (r)", lambda: screen.action_domain("reboot")),
+                ("Force off domain", "Destroy the selected domain (f)", lambda: screen.action_domain("destroy")),
+                ("Pause or resume domain", "Pause a running domain, resume a paused one (p)",
+                 screen.action_pause_resume),
+                ("Domain details", "XML and sparklines of the selected domain (Enter)", screen.action_open_detail),
+                ("Filter domains", "Filter by name, host or state (/)", screen.action_filter),
+                ("Sort domains", "Cycle the sort column (o)", screen.action_sort),
+                ("Clean up lease files", "Preview and remove unused lease files (x)", screen.action_cleanup),
+                ("Refresh now", "Poll every host now", self.scheduler.poll_all),
+                ("Help", "Every key (?)", screen.action_help),
+            )
+            for title, help_text, callback in commands:
+                yield SystemCommand(title, help_text, callback)

@@ -1,0 +1,298 @@
+"""Command line: the console, `status`, and `leases status|cleanup`.
+
+Every failure ends as one clear line on stderr and a non-zero exit, never a
+traceback; tracebacks of real bugs go to the log file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from virttui import __version__
+from virttui.config import ConfigError, load_config
+from virttui.drivers.base import Driver
+from virttui.drivers.errors import DriverError
+from virttui.drivers.model import ConnectionState, Host, HostSnapshot
+
+log = logging.getLogger("virttui")
+
+
+def _add_connect(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    default = None if top else argparse.SUPPRESS
+    parser.add_argument("-c", "--connect", metavar="URI", action="append", default=default,
+                        help="a host's libvirt URI; repeat for several hosts")
+    parser.add_argument("--demo", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="use the embedded three-host demo")
+    parser.add_argument("--config", metavar="FILE", default=None if top else argparse.SUPPRESS,
+                        help="config file (default ~/.config/virttui/config.toml)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="virttui", description="Keyboard-driven console for libvirt hosts.")
+    parser.add_argument("--version", action="version", version=f"virttui {__version__}")
+    _add_connect(parser, top=True)
+    parser.add_argument("--poll-interval", type=float, metavar="SECONDS", help="seconds between polls (default 2)")
+    parser.add_argument("--log", metavar="FILE", help="log file (default ~/.local/state/virttui/virttui.log)")
+    sub = parser.add_subparsers(dest="command")
+    status = sub.add_parser("status", help="poll every host once and print its domains")
+    _add_connect(status, top=False)
+    status.add_argument("--json", action="store_true", help="print JSON")
+    leases = sub.add_parser("leases", help="disk lease status and cleanup")
+    leases_sub = leases.add_subparsers(dest="leases_command", required=True)
+    lstatus = leases_sub.add_parser("status", help="the status of every lease file")
+    _add_connect(lstatus, top=False)
+    lstatus.add_argument("--json", action="store_true", help="print JSON")
+    cleanup = leases_sub.add_parser("cleanup", help="remove unused lease files (like virt-sanlock-cleanup)")
+    _add_connect(cleanup, top=False)
+    cleanup.add_argument("--dry-run", action="store_true", help="list the candidates, remove nothing")
+    cleanup.add_argument("--json", action="store_true", help="print JSON")
+    cleanup.add_argument("-q", "--quiet", action="store_true", help="print nothing; the exit code tells")
+    return parser
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for, reported as one line."""
+
+
+def _setup_logging(path: str | None) -> None:
+    if path is None:
+        state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+        path = os.path.join(state, "virttui", "virttui.log")
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        return  # logging is a help, never a reason to fail
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+@contextmanager
+def open_hosts(args: argparse.Namespace) -> Iterator[tuple[list[Driver], float]]:
+    """Drivers for the hosts the user named (or the demo), closed on exit."""
+    from virttui.drivers.registry import open_driver_or_placeholder
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    interval = getattr(args, "poll_interval", None) or config.poll_interval
+    uris = args.connect or []
+    demo = None
+    if getattr(args, "demo", False) or not uris:
+        if not uris and not args.demo:
+            uris = list(config.hosts) or ([os.environ["LIBVIRT_DEFAULT_URI"]]
+                                          if os.environ.get("LIBVIRT_DEFAULT_URI") else [])
+        if args.demo or not uris:
+            from virttui.demo import Demo
+
+            demo = Demo()
+    drivers: list[Driver] = list(demo.drivers) if demo else []
+    drivers.extend(open_driver_or_placeholder(uri) for uri in uris if not demo or args.connect)
+    try:
+        yield drivers, interval
+    finally:
+        for driver in drivers:
+            try:
+                driver.close()
+            except Exception:
+                log.exception("closing %s", driver.uri)
+        if demo is not None:
+            demo.close()
+
+
+def poll_once(driver: Driver) -> HostSnapshot:
+    """Connect and poll; a failure becomes a snapshot in error state."""
+    try:
+        driver.connect()
+        return driver.poll()
+    except DriverError as exc:
+        return HostSnapshot(host=Host(uri=driver.uri, state=ConnectionState.ERROR, last_error=str(exc)))
+
+
+# -- status -------------------------------------------------------------------
+def status_json(snapshots: Sequence[HostSnapshot]) -> dict:
+    hosts = []
+    for snap in snapshots:
+        connected = snap.host.state is ConnectionState.CONNECTED
+        hosts.append({
+            "uri": snap.host.uri,
+            "hostname": snap.host.hostname,
+            "state": "connected" if connected else "error",
+            "error": snap.host.last_error,
+            "domains": [
+                {
+                    "uuid": dom.uuid,
+                    "name": dom.name,
+                    "state": dom.state.value,
+                    "vcpus": dom.vcpus,
+                    "memory_kib": dom.memory_kib,
+                    "disks": [
+                        {"target": d.target, "source": d.source, "format": d.format,
+                         "readonly": d.readonly, "shareable": d.shareable}
+                        for d in dom.disks
+                    ],
+                }
+                for dom in snap.domains
+            ],
+        })
+    return {"hosts": hosts}
+
+
+def status_text(snapshots: Sequence[HostSnapshot]) -> str:
+    from virttui.format import human_kib
+
+    lines = []
+    for snap in snapshots:
+        host = snap.host
+        if host.state is not ConnectionState.CONNECTED:
+            lines.append(f"{host.uri}: error")
+            continue
+        lines.append(f"{host.label} ({host.uri}): {host.hypervisor} {host.hypervisor_version}, "
+                     f"{host.cpus} CPUs, {human_kib(host.memory_kib)}, {len(snap.domains)} domains")
+        width = max([len(d.name) for d in snap.domains] + [4])
+        lines.append(f"  {'Id':>4}  {'Name':<{width}}  {'State':<12} {'vCPUs':>5} {'Memory':>10}")
+        for dom in snap.domains:
+            dom_id = str(dom.id) if dom.id is not None else "-"
+            lines.append(f"  {dom_id:>4}  {_printable(dom.name):<{width}}  {dom.state.value:<12} "
+                         f"{dom.vcpus:>5} {human_kib(dom.memory_kib):>10}")
+    return "\n".join(lines)
+
+
+def _printable(text: str) -> str:
+    """Names come from hosts: never let a control character reach the terminal."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with open_hosts(args) as (drivers, _):
+        snapshots = [poll_once(driver) for driver in drivers]
+    if args.json:
+        print(json.dumps(status_json(snapshots), indent=2))
+    else:
+        print(status_text(snapshots))
+    for snap in snapshots:
+        for warning in snap.host.warnings:
+            print(f"virttui: warning: {snap.host.label}: {_printable(warning)}", file=sys.stderr)
+    failed = [s.host for s in snapshots if s.host.state is not ConnectionState.CONNECTED]
+    for host in failed:
+        print(f"virttui: {_printable(host.last_error)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+# -- leases -------------------------------------------------------------------
+def _lease_hosts(drivers: list[Driver]) -> list[tuple[Driver, HostSnapshot]]:
+    pairs = []
+    for driver in drivers:
+        snap = poll_once(driver)
+        if snap.host.state is not ConnectionState.CONNECTED:
+            raise UsageError(snap.host.last_error)
+        pairs.append((driver, snap))
+    return pairs
+
+
+def cmd_leases_status(args: argparse.Namespace) -> int:
+    from virttui.fleet import Fleet
+
+    with open_hosts(args) as (drivers, _):
+        pairs = _lease_hosts(drivers)
+        fleet = Fleet([driver.uri for driver, _ in pairs])
+        for _, snap in pairs:
+            fleet.apply(snap)
+        rows = fleet.lease_rows()
+        errors = [view.error for views in fleet.lease_dirs().values() for _, view in views if view.error]
+    if args.json:
+        print(json.dumps([
+            {"name": s.name, "path": s.path, "disk": s.disk, "state": s.state.value,
+             "owner_host_id": s.owner_host_id, "domains": list(s.domains)}
+            for _, s in rows
+        ], indent=2))
+    else:
+        if not fleet.lease_dirs():
+            print("no host has a lease directory")
+        for _, s in rows:
+            owner = str(s.owner_host_id) if s.owner_host_id else "-"
+            print(f"{s.state.value:<9} {s.name}  owner {owner:<3} {_printable(s.disk) or '?'}  "
+                  f"{_printable(', '.join(s.domains)) or '-'}")
+    for error in errors:
+        print(f"virttui: {error}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def cmd_leases_cleanup(args: argparse.Namespace) -> int:
+    from virttui.locks.flockstore import LeaseDirError
+
+    failed = False
+    with open_hosts(args) as (drivers, _):
+        pairs = _lease_hosts(drivers[:1] if not args.connect else drivers)
+        managers = [(driver.uri, driver.lease_manager()) for driver, _ in pairs]
+        managers = [(uri, m) for uri, m in managers if m is not None]
+        if not managers:
+            raise UsageError("no host with a sanlock lease directory")
+        removed: list[str] = []
+        kept: list[dict] = []
+        seen_dirs: set[str] = set()
+        for _uri, manager in managers:
+            if manager.directory in seen_dirs:
+                continue
+            seen_dirs.add(manager.directory)
+            try:
+                report = manager.cleanup(dry_run=args.dry_run)
+            except LeaseDirError as exc:
+                raise UsageError(exc.strerror or str(exc)) from None
+            for outcome in report.outcomes:
+                resource = f"{report.lockspace}:{outcome.name}:{outcome.path}:0"
+                if not args.quiet and not args.json:
+                    verdict = "PASS" if outcome.removed else "FAIL"
+                    print(f"Cleanup: {_printable(resource)} {verdict}{' (dry run)' if args.dry_run else ''}")
+                if outcome.removed:
+                    removed.append(outcome.name)
+                else:
+                    kept.append({"name": outcome.name, "reason": outcome.reason})
+    if args.json and not args.quiet:
+        result: dict = {"removed": removed, "kept": kept}
+        if args.dry_run:
+            result["dry_run"] = True
+        print(json.dumps(result, indent=2))
+    return 1 if failed else 0
+
+
+# -- console ------------------------------------------------------------------
+def cmd_console(args: argparse.Namespace) -> int:
+    from virttui.app import VirtTUI
+
+    with open_hosts(args) as (drivers, interval):
+        app = VirtTUI(drivers, poll_interval=interval)
+        app.run()
+    return app.return_code or 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.log)
+    try:
+        if args.command == "status":
+            return cmd_status(args)
+        if args.command == "leases":
+            if args.leases_command == "status":
+                return cmd_leases_status(args)
+            return cmd_leases_cleanup(args)
+        return cmd_console(args)
+    except UsageError as exc:
+        print(f"virttui: {_printable(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug: one line here, the traceback in the log
+        log.exception("unexpected error")
+        print(f"virttui: internal error: {type(exc).__name__}: {exc} (details in the log)", file=sys.stderr)
+        return 70

@@ -1,0 +1,1 @@
+"""Driver layer: data model, URIs, transports and drivers. Never imports Textual."""

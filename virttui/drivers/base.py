@@ -1,0 +1,97 @@
+"""The interface every driver implements; the UI and CLI see only this."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from enum import Enum
+
+from virttui.drivers.model import DomainState, HostSnapshot
+
+
+class Action(str, Enum):
+    """Lifecycle actions, named as virsh names them."""
+
+    START = "start"
+    SHUTDOWN = "shutdown"
+    REBOOT = "reboot"
+    DESTROY = "destroy"
+    SUSPEND = "suspend"
+    RESUME = "resume"
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+
+_LABELS = {
+    Action.START: "Start",
+    Action.SHUTDOWN: "Shut down",
+    Action.REBOOT: "Reboot",
+    Action.DESTROY: "Force off",
+    Action.SUSPEND: "Pause",
+    Action.RESUME: "Resume",
+}
+
+
+class Driver(ABC):
+    """A connection to one host. Methods block; callers run them off the UI thread.
+
+    Domains are always addressed by UUID. Failures are DriverError subclasses.
+    """
+
+    uri: str
+
+    @abstractmethod
+    def connect(self) -> None:
+        """Open the connection; raises ConnectionFailed."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection and everything held for it."""
+
+    @abstractmethod
+    def poll(self) -> HostSnapshot:
+        """One consistent snapshot of the host, its domains, disks and leases."""
+
+    @abstractmethod
+    def domain_xml(self, uuid: str) -> str:
+        """The domain's live XML, as `virsh dumpxml` prints it."""
+
+    @abstractmethod
+    def perform(self, uuid: str, action: Action) -> None:
+        """Run one lifecycle action; raises OperationInvalid, LeaseConflict…"""
+
+    def start(self, uuid: str) -> None:
+        self.perform(uuid, Action.START)
+
+    def shutdown(self, uuid: str) -> None:
+        self.perform(uuid, Action.SHUTDOWN)
+
+    def reboot(self, uuid: str) -> None:
+        self.perform(uuid, Action.REBOOT)
+
+    def destroy(self, uuid: str) -> None:
+        self.perform(uuid, Action.DESTROY)
+
+    def suspend(self, uuid: str) -> None:
+        self.perform(uuid, Action.SUSPEND)
+
+    def resume(self, uuid: str) -> None:
+        self.perform(uuid, Action.RESUME)
+
+    def lease_manager(self):  # -> virttui.locks.manager.LeaseManager | None
+        """The host's lease directory manager, or None when it has no sanlock leases."""
+        return None
+
+
+def valid_actions(state: DomainState) -> frozenset[Action]:
+    """The actions libvirt accepts in this state; the UI offers only these."""
+    if state in (DomainState.RUNNING, DomainState.IDLE):
+        return frozenset({Action.SHUTDOWN, Action.REBOOT, Action.DESTROY, Action.SUSPEND})
+    if state is DomainState.PAUSED:
+        return frozenset({Action.RESUME, Action.DESTROY})
+    if state is DomainState.SHUT_OFF:
+        return frozenset({Action.START})
+    if state in (DomainState.IN_SHUTDOWN, DomainState.CRASHED, DomainState.PMSUSPENDED):
+        return frozenset({Action.DESTROY})
+    return frozenset()

@@ -1,0 +1,169 @@
+"""Plain, immutable data describing hosts, domains and disks.
+
+Snapshots are frozen so the poll worker can hand them to the UI thread
+without copies or locks: whatever the UI holds can never change under it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from virttui.locks.model import LeaseDirSnapshot
+
+
+class DomainState(str, Enum):
+    """libvirt's domain states, spelled as virsh prints them."""
+
+    NOSTATE = "no state"
+    RUNNING = "running"
+    IDLE = "idle"
+    PAUSED = "paused"
+    IN_SHUTDOWN = "in shutdown"
+    SHUT_OFF = "shut off"
+    CRASHED = "crashed"
+    PMSUSPENDED = "pmsuspended"
+
+    @classmethod
+    def from_libvirt_number(cls, number: int) -> DomainState:
+        """Map virDomainState numbers (as in domstats and test:runstate)."""
+        return _BY_NUMBER.get(number, cls.NOSTATE)
+
+    @property
+    def is_active(self) -> bool:
+        """True while the domain has a process; a crashed, preserved guest still has one."""
+        return self not in (DomainState.SHUT_OFF, DomainState.NOSTATE)
+
+
+_BY_NUMBER = {
+    0: DomainState.NOSTATE,
+    1: DomainState.RUNNING,
+    2: DomainState.IDLE,
+    3: DomainState.PAUSED,
+    4: DomainState.IN_SHUTDOWN,
+    5: DomainState.SHUT_OFF,
+    6: DomainState.CRASHED,
+    7: DomainState.PMSUSPENDED,
+}
+
+
+class ConnectionState(str, Enum):
+    """Where a host's connection stands, as the Hosts pane shows it."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    ERROR = "error"
+    DISCONNECTED = "disconnected"
+
+
+@dataclass(frozen=True)
+class Disk:
+    """One disk device of a domain, from its XML."""
+
+    target: str
+    bus: str = ""
+    device: str = "disk"
+    source: str = ""
+    format: str = ""
+    readonly: bool = False
+    shareable: bool = False
+    capacity: int = 0  # bytes
+    allocation: int = 0  # bytes
+
+    @property
+    def mode(self) -> str:
+        """rw, ro or shareable, as the Disks pane shows it."""
+        if self.readonly:
+            return "ro"
+        if self.shareable:
+            return "shareable"
+        return "rw"
+
+    @property
+    def needs_exclusive_lease(self) -> bool:
+        """libvirt's sanlock plugin leases only writable, unshared file disks."""
+        return bool(self.source) and not self.readonly and not self.shareable and self.device == "disk"
+
+
+@dataclass(frozen=True)
+class DiskIO:
+    """Cumulative I/O counters of one disk."""
+
+    rd_bytes: int = 0
+    wr_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A guest as seen in one poll."""
+
+    uuid: str
+    name: str
+    state: DomainState
+    vcpus: int
+    memory_kib: int
+    max_memory_kib: int
+    autostart: bool = False
+    persistent: bool = True
+    cpu_time_ns: int = 0
+    disks: tuple[Disk, ...] = ()
+    disk_io: tuple[tuple[str, DiskIO], ...] = ()  # (target, counters)
+    id: int | None = None
+
+    def io_for(self, target: str) -> DiskIO:
+        """Counters of one disk target, zero when unknown."""
+        for name, counters in self.disk_io:
+            if name == target:
+                return counters
+        return DiskIO()
+
+    @property
+    def total_io(self) -> DiskIO:
+        """Sum of all disks' counters, for the detail sparkline."""
+        return DiskIO(
+            rd_bytes=sum(c.rd_bytes for _, c in self.disk_io),
+            wr_bytes=sum(c.wr_bytes for _, c in self.disk_io),
+        )
+
+
+@dataclass(frozen=True)
+class Host:
+    """A hypervisor host as seen in one poll."""
+
+    uri: str
+    hostname: str = ""
+    hypervisor: str = ""
+    hypervisor_version: str = ""
+    cpus: int = 0
+    memory_kib: int = 0
+    state: ConnectionState = ConnectionState.DISCONNECTED
+    last_error: str = ""
+    poll_latency_ms: float | None = None
+    retry_in_s: float | None = None
+    warnings: tuple[str, ...] = ()  # things the operator should know that are not errors
+
+    @property
+    def label(self) -> str:
+        """Short name for tables: the hostname, else the URI's host part, else the URI."""
+        if self.hostname:
+            return self.hostname
+        _, sep, rest = self.uri.partition("://")
+        host = rest.split("/", 1)[0].rpartition("@")[2] if sep else ""
+        return host or self.uri
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    """One consistent view of a host and its domains, taken by one poll."""
+
+    host: Host
+    domains: tuple[Domain, ...] = ()
+    taken_at: float = 0.0  # the driver clock's seconds, for rate deltas
+    leases: LeaseDirSnapshot | None = None  # the host's lease directory, if it has one
+
+    def domain(self, uuid: str) -> Domain | None:
+        """The domain with this UUID, if the host has it."""
+        for dom in self.domains:
+            if dom.uuid == uuid:
+                return dom
+        return None

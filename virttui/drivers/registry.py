@@ -1,0 +1,72 @@
+"""Pick the driver for a URI."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from virttui.drivers.base import Driver
+from virttui.drivers.errors import InvalidURI
+from virttui.drivers.uri import parse_uri
+
+
+def default_lease_dir() -> str:
+    """Where embedded hosts keep leases unless the URI says lease_dir=…"""
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "virttui", "leases")
+
+
+def open_driver(uri: str, *, clock: Callable[[], float] = time.monotonic) -> Driver:
+    """A driver for this URI, not yet connected; InvalidURI when none fits."""
+    parsed = parse_uri(uri)
+    if parsed.is_test:
+        from virttui.assets import asset
+        from virttui.drivers.testdriver import TestDriver
+
+        if parsed.host or parsed.transport:
+            raise InvalidURI(f"{uri}: test URIs take no host or transport (test:///default or test:///ABS/PATH)")
+        path = str(asset("demo", "hv1.xml")) if parsed.path in ("/default", "") else parsed.path
+        host_id = parsed.param("host_id")
+        if host_id and not host_id.isdigit():
+            raise InvalidURI(f"{uri}: host_id must be a number")
+        return TestDriver(
+            uri,
+            path,
+            lease_dir=parsed.param("lease_dir") or default_lease_dir(),
+            host_id=int(host_id) if host_id else None,
+            clock=clock,
+        )
+    kind = f"{parsed.driver}+{parsed.transport}" if parsed.transport else parsed.driver
+    raise InvalidURI(f"{uri}: no driver for {kind} URIs yet")
+
+
+class UnavailableDriver(Driver):
+    """Stands in for a host whose URI could not be used, so the UI shows it in error."""
+
+    def __init__(self, uri: str, error: str) -> None:
+        self.uri = uri
+        self.error = error
+
+    def connect(self) -> None:
+        raise InvalidURI(self.error)
+
+    def close(self) -> None:
+        pass
+
+    def poll(self):  # noqa: ANN201 - never reached: connect always fails
+        raise InvalidURI(self.error)
+
+    def domain_xml(self, uuid: str) -> str:
+        raise InvalidURI(self.error)
+
+    def perform(self, uuid, action) -> None:  # noqa: ANN001
+        raise InvalidURI(self.error)
+
+
+def open_driver_or_placeholder(uri: str, *, clock: Callable[[], float] = time.monotonic) -> Driver:
+    """Like open_driver, but a bad URI becomes a host that reports its error."""
+    try:
+        return open_driver(uri, clock=clock)
+    except InvalidURI as exc:
+        return UnavailableDriver(uri, str(exc))

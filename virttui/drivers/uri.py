@@ -1,0 +1,81 @@
+"""libvirt connection URIs: driver[+transport]://[user@][host][:port]/path[?params]."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, unquote
+
+from virttui.drivers.errors import InvalidURI
+
+_URI_RE = re.compile(
+    r"^(?P<driver>[A-Za-z][A-Za-z0-9]*)(?:\+(?P<transport>[A-Za-z][A-Za-z0-9]*))?"
+    r"://(?:(?P<user>[^@/?#]*)@)?(?P<host>\[[^\]]*\]|[^:/?#]*)(?::(?P<port>[^/?#]*))?"
+    r"(?P<path>/[^?#]*)?(?:\?(?P<query>[^#]*))?$"
+)
+
+KNOWN_TRANSPORTS = {"ssh", "libssh", "libssh2", "tcp", "tls", "unix", "ext"}
+
+
+@dataclass(frozen=True)
+class LibvirtURI:
+    """A parsed URI; `local_uri` is what virsh on the target host is given."""
+
+    raw: str
+    driver: str
+    transport: str = ""
+    user: str = ""
+    host: str = ""
+    port: int | None = None
+    path: str = ""
+    params: tuple[tuple[str, str], ...] = field(default=())
+
+    def param(self, name: str, default: str = "") -> str:
+        """The last value of a query parameter, libvirt style."""
+        value = default
+        for key, val in self.params:
+            if key == name:
+                value = val
+        return value
+
+    @property
+    def is_test(self) -> bool:
+        return self.driver == "test"
+
+    @property
+    def is_remote(self) -> bool:
+        """True when commands must run on another machine."""
+        return bool(self.transport) and self.transport != "unix" or (bool(self.host) and not self.transport)
+
+    @property
+    def local_uri(self) -> str:
+        """The same connection as seen from the host itself: no transport, no host."""
+        return f"{self.driver}://{self.path or '/'}"
+
+
+def parse_uri(text: str) -> LibvirtURI:
+    """Parse a libvirt URI, raising InvalidURI with the URI named on failure."""
+    match = _URI_RE.match(text.strip()) if isinstance(text, str) else None
+    if not match:
+        raise InvalidURI(f"{text!r}: not a libvirt URI (expected driver[+transport]://[user@][host]/path)")
+    transport = (match["transport"] or "").lower()
+    if transport and transport not in KNOWN_TRANSPORTS:
+        raise InvalidURI(f"{text}: unknown transport {transport!r}")
+    port: int | None = None
+    if match["port"]:
+        if not match["port"].isdigit() or not 0 < int(match["port"]) < 65536:
+            raise InvalidURI(f"{text}: bad port {match['port']!r}")
+        port = int(match["port"])
+    host = match["host"] or ""
+    if host.startswith("["):
+        host = host[1:-1]
+    return LibvirtURI(
+        raw=text.strip(),
+        driver=match["driver"].lower(),
+        transport=transport,
+        user=unquote(match["user"] or ""),
+        host=unquote(host),
+        port=port,
+        path=unquote(match["path"] or ""),
+        params=tuple(parse_qsl(match["query"] or "", keep_blank_values=True)),
+    )

@@ -1,0 +1,184 @@
+"""What the console knows about all hosts: latest snapshots, rates and lease status.
+
+Pure data and arithmetic, no Textual: the UI asks it for rows; tests and the
+CLI can use it directly. Rates come from deltas between two snapshots over
+the interval the driver measured, as virt-manager's stats manager does.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from virttui.drivers.model import ConnectionState, Domain, Host, HostSnapshot
+from virttui.locks.model import LeaseDirSnapshot, LeaseStatus
+from virttui.locks.naming import sanlock_lease_name
+from virttui.locks.status import DiskUse, compute_lease_status
+
+HISTORY = 60  # samples kept per domain for sparklines
+
+
+@dataclass(frozen=True)
+class DomainRow:
+    """One domain with its host and its rates, ready for display."""
+
+    host_uri: str
+    host_label: str
+    domain: Domain
+    cpu_percent: float | None
+    read_bps: float | None
+    write_bps: float | None
+
+
+@dataclass
+class _History:
+    cpu: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
+    io: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
+
+
+@dataclass
+class _HostEntry:
+    host: Host
+    snapshot: HostSnapshot | None = None
+    rates: dict[str, tuple[float | None, float | None, float | None]] = field(default_factory=dict)
+
+
+def cpu_percent(prev: Domain, cur: Domain, seconds: float, host_cpus: int) -> float | None:
+    """Share of the host's CPUs used between two samples, clamped to 0–100."""
+    if seconds <= 0 or host_cpus <= 0 or not cur.state.is_active:
+        return None
+    used = (cur.cpu_time_ns - prev.cpu_time_ns) / (seconds * 1e9 * host_cpus) * 100
+    return max(0.0, min(100.0, used))
+
+
+class Fleet:
+    """Latest state of every host, in the order they were configured."""
+
+    def __init__(self, uris: list[str]) -> None:
+        self._hosts: dict[str, _HostEntry] = {
+            uri: _HostEntry(Host(uri=uri, state=ConnectionState.CONNECTING)) for uri in uris
+        }
+        self._history: dict[tuple[str, str], _History] = {}
+        self._lease_cache: list[tuple[str, LeaseStatus]] | None = None
+
+    @property
+    def uris(self) -> list[str]:
+        return list(self._hosts)
+
+    def host(self, uri: str) -> Host:
+        return self._hosts[uri].host
+
+    def hosts(self) -> list[Host]:
+        return [entry.host for entry in self._hosts.values()]
+
+    def snapshot(self, uri: str) -> HostSnapshot | None:
+        return self._hosts[uri].snapshot
+
+    def apply(self, snap: HostSnapshot) -> None:
+        """Take a new poll result, computing rates against the previous one."""
+        entry = self._hosts.setdefault(snap.host.uri, _HostEntry(snap.host))
+        prev = entry.snapshot
+        rates: dict[str, tuple[float | None, float | None, float | None]] = {}
+        seconds = snap.taken_at - prev.taken_at if prev is not None else 0.0
+        for dom in snap.domains:
+            before = prev.domain(dom.uuid) if prev is not None else None
+            if before is None or seconds <= 0:
+                rates[dom.uuid] = (None, None, None)
+                continue
+            cpu = cpu_percent(before, dom, seconds, snap.host.cpus)
+            rd = max(0.0, (dom.total_io.rd_bytes - before.total_io.rd_bytes) / seconds)
+            wr = max(0.0, (dom.total_io.wr_bytes - before.total_io.wr_bytes) / seconds)
+            rates[dom.uuid] = (cpu, rd, wr)
+            hist = self._history.setdefault((snap.host.uri, dom.uuid), _History())
+            hist.cpu.append(cpu or 0.0)
+            hist.io.append(rd + wr)
+        entry.snapshot = snap
+        entry.host = snap.host
+        entry.rates = rates
+        self._lease_cache = None
+
+    def set_host(self, host: Host) -> None:
+        """Record a host's connection state (connecting, error) without new data."""
+        entry = self._hosts.setdefault(host.uri, _HostEntry(host))
+        entry.host = host
+        self._lease_cache = None
+
+    def host_counts(self, uri: str) -> tuple[int, int]:
+        """(active, total) domains of a host."""
+        snap = self._hosts[uri].snapshot
+        if snap is None:
+            return (0, 0)
+        return (sum(1 for d in snap.domains if d.state.is_active), len(snap.domains))
+
+    def domain_rows(self, uri: str | None = None) -> list[DomainRow]:
+        """Domains of one host, or of every host when uri is None."""
+        rows = []
+        for host_uri, entry in self._hosts.items():
+            if (uri is not None and host_uri != uri) or entry.snapshot is None:
+                continue
+            if entry.host.state is not ConnectionState.CONNECTED:
+                continue
+            for dom in entry.snapshot.domains:
+                cpu, rd, wr = entry.rates.get(dom.uuid, (None, None, None))
+                rows.append(DomainRow(host_uri, entry.host.label, dom, cpu, rd, wr))
+        return rows
+
+    def domain(self, uri: str, uuid: str) -> Domain | None:
+        entry = self._hosts.get(uri)
+        if entry is None or entry.snapshot is None:
+            return None
+        return entry.snapshot.domain(uuid)
+
+    def history(self, uri: str, uuid: str) -> tuple[list[float], list[float]]:
+        """CPU% and disk bytes/s samples of one domain, oldest first."""
+        hist = self._history.get((uri, uuid))
+        if hist is None:
+            return ([], [])
+        return (list(hist.cpu), list(hist.io))
+
+    # -- leases --------------------------------------------------------------
+    def lease_dirs(self) -> dict[str, list[tuple[str, LeaseDirSnapshot]]]:
+        """Lease directory → [(host uri, that host's view)] for every host that has one."""
+        dirs: dict[str, list[tuple[str, LeaseDirSnapshot]]] = {}
+        for uri, entry in self._hosts.items():
+            if entry.snapshot is not None and entry.snapshot.leases is not None:
+                dirs.setdefault(entry.snapshot.leases.directory, []).append((uri, entry.snapshot.leases))
+        return dirs
+
+    def disk_uses(self, uris: list[str]) -> list[DiskUse]:
+        """Every disk of every domain on these hosts."""
+        uses = []
+        for uri in uris:
+            entry = self._hosts[uri]
+            snap = entry.snapshot
+            if snap is None:
+                continue
+            host_id = snap.leases.host_id if snap.leases is not None else 0
+            for dom in snap.domains:
+                running = dom.state.is_active
+                for disk in dom.disks:
+                    if disk.source and disk.device == "disk":
+                        uses.append(DiskUse(entry.host.label, host_id, dom.name, disk.source, running,
+                                            disk.needs_exclusive_lease))
+        return uses
+
+    def lease_rows(self) -> list[tuple[str, LeaseStatus]]:
+        """(lease directory, status) for every lease file and missing lease."""
+        if self._lease_cache is not None:
+            return self._lease_cache
+        rows: list[tuple[str, LeaseStatus]] = []
+        for directory, views in self.lease_dirs().items():
+            newest = views[0][1]
+            uses = self.disk_uses([uri for uri, _ in views])
+            rows.extend((directory, status) for status in compute_lease_status(newest, uses))
+        self._lease_cache = rows
+        return rows
+
+    def lease_status_for(self, path: str) -> LeaseStatus | None:
+        """The status row of one disk path's lease, in whichever directory holds it."""
+        name = sanlock_lease_name(path)
+        for _directory, status in self.lease_rows():
+            if status.name == name:
+                return status
+        return None
+

@@ -1,0 +1,33 @@
+"""Human-readable numbers for tables: sizes, rates, percentages."""
+
+from __future__ import annotations
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def human_bytes(value: float | None) -> str:
+    """1536 → '1.5 KiB'; None → '-'."""
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in _UNITS:
+        if abs(size) < 1024 or unit == _UNITS[-1]:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} PiB"  # pragma: no cover - loop always returns
+
+
+def human_kib(kib: int | None) -> str:
+    return human_bytes(None if kib is None else kib * 1024)
+
+
+def human_rate(bps: float | None) -> str:
+    return "-" if bps is None else human_bytes(bps) + "/s"
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}%"
+
+
+def latency(ms: float | None) -> str:
+    return "-" if ms is None else f"{ms:.0f} ms"

@@ -1,0 +1,120 @@
+"""Data of the lock-manager module: configuration, on-disk records, states."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+LOCKSPACE_NAME = "__LIBVIRT__DISKS__"
+DEFAULT_LEASE_DIR = "/var/lib/libvirt/sanlock"
+
+
+@dataclass(frozen=True)
+class LockConfig:
+    """A host's libvirt lock settings (qemu.conf + qemu-sanlock.conf + qemu-lockd.conf)."""
+
+    manager: str = "nop"  # "sanlock", "lockd" or "nop"
+    auto_disk_leases: bool = False
+    disk_lease_dir: str = DEFAULT_LEASE_DIR
+    host_id: int = 0
+    require_lease_for_disks: bool = True
+    io_timeout: int = 0
+    file_lockspace_dir: str = ""
+
+
+@dataclass(frozen=True)
+class LeaderRecord:
+    """The first sector of a sanlock lease: who owns it, since when."""
+
+    magic: int
+    version: int
+    owner_id: int
+    owner_generation: int
+    lver: int
+    space_name: str
+    resource_name: str
+    timestamp: int
+    io_timeout: int
+    checksum_ok: bool
+    sector_size: int = 512
+
+    @property
+    def is_free(self) -> bool:
+        """sanlock writes timestamp 0 (LEASE_FREE) when a lease is released."""
+        return self.timestamp == 0
+
+
+@dataclass(frozen=True)
+class LeaseFile:
+    """One file of the lease directory, as read in one poll."""
+
+    name: str
+    path: str
+    size: int = 0
+    leader: LeaderRecord | None = None
+    error: str = ""  # why the file could not be read as a lease
+    held: bool = False  # the lease is owned right now (kernel lock, or a live sanlock owner)
+
+
+@dataclass(frozen=True)
+class LeaseDirSnapshot:
+    """The lease directory as one host sees it."""
+
+    directory: str
+    host_id: int
+    auto_disk_leases: bool = True
+    lockspace: str = LOCKSPACE_NAME
+    files: tuple[LeaseFile, ...] = ()
+    error: str = ""  # the directory itself could not be read
+    live_host_ids: tuple[int, ...] = ()
+
+
+class LeaseState(str, Enum):
+    """What the Leases pane and `leases status` say of a lease."""
+
+    HELD = "held"
+    FREE = "free"
+    ORPHAN = "orphan"
+    MISSING = "missing"
+    CONFLICT = "conflict"
+    CORRUPT = "corrupt"
+
+
+@dataclass(frozen=True)
+class LeaseStatus:
+    """One row of lease status: a file, or a missing lease of a running disk."""
+
+    name: str
+    path: str
+    disk: str  # the disk path whose md5 is `name`, "" when no known disk matches
+    state: LeaseState
+    owner_host_id: int | None = None
+    domains: tuple[str, ...] = ()  # "host/domain" of every domain with that disk
+    detail: str = ""
+    holder: str = ""  # "host/domain" running with this lease, when known
+
+
+@dataclass(frozen=True)
+class CleanupOutcome:
+    """What cleanup did with one file."""
+
+    name: str
+    path: str
+    removed: bool
+    reason: str = ""  # why it was kept
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    """All outcomes of one cleanup run, in directory order."""
+
+    lockspace: str
+    outcomes: tuple[CleanupOutcome, ...] = field(default=())
+
+    @property
+    def removed(self) -> tuple[CleanupOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.removed)
+
+    @property
+    def kept(self) -> tuple[CleanupOutcome, ...]:
+        return tuple(o for o in self.outcomes if not o.removed)

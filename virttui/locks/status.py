@@ -1,0 +1,92 @@
+"""Lease status: the lease directory combined with the disks of every domain sharing it."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from virttui.locks.model import LeaseDirSnapshot, LeaseState, LeaseStatus
+from virttui.locks.naming import sanlock_lease_name
+
+
+@dataclass(frozen=True)
+class DiskUse:
+    """One domain's use of one disk path, on one host."""
+
+    host: str  # label of the host
+    host_id: int  # the host's sanlock host_id, 0 when unknown
+    domain: str
+    path: str
+    running: bool
+    exclusive: bool  # read-write and not shareable: needs the lease
+
+
+# Problems first, then what cleanup would take, then the healthy held leases.
+STATE_ORDER = {
+    LeaseState.CONFLICT: 0,
+    LeaseState.CORRUPT: 1,
+    LeaseState.MISSING: 2,
+    LeaseState.ORPHAN: 3,
+    LeaseState.FREE: 4,
+    LeaseState.HELD: 5,
+}
+
+
+def compute_lease_status(leases: LeaseDirSnapshot, uses: Iterable[DiskUse]) -> list[LeaseStatus]:
+    """One row per lease file, plus one per running exclusive disk that has no lease."""
+    by_name: dict[str, list[DiskUse]] = defaultdict(list)
+    for use in uses:
+        by_name[sanlock_lease_name(use.path)].append(use)
+    rows: list[LeaseStatus] = []
+    present = set()
+    for lease in leases.files:
+        present.add(lease.name)
+        users = by_name.get(lease.name, [])
+        disk = users[0].path if users else ""
+        domains = _labels(users)
+        running_hosts = {u.host for u in users if u.running and u.exclusive}
+        owner = lease.leader.owner_id if lease.leader and lease.leader.owner_id else None
+        if lease.error or lease.leader is None:
+            rows.append(LeaseStatus(lease.name, lease.path, disk, LeaseState.CORRUPT, None, domains, lease.error))
+        elif len(running_hosts) > 1:
+            rows.append(LeaseStatus(lease.name, lease.path, disk, LeaseState.CONFLICT, owner, domains,
+                                    "running on " + ", ".join(sorted(running_hosts))))
+        elif lease.held:
+            holder = [u for u in users if u.running and (not owner or u.host_id in (0, owner))]
+            detail = f"host {owner}" if owner else "held"
+            holder_label = f"{holder[0].host}/{holder[0].domain}" if holder else ""
+            if holder:
+                detail += f", domain {holder[0].domain}"
+            others = sorted({f"{u.host}/{u.domain}" for u in users if not u.running and u.exclusive})
+            if others:
+                detail += "; starting " + ", ".join(others) + " would conflict"
+            rows.append(LeaseStatus(lease.name, lease.path, disk, LeaseState.HELD, owner, domains, detail,
+                                    holder_label))
+        elif not users:
+            rows.append(LeaseStatus(lease.name, lease.path, disk, LeaseState.ORPHAN, None, domains,
+                                    "no defined domain has this disk"))
+        else:
+            rows.append(LeaseStatus(lease.name, lease.path, disk, LeaseState.FREE, None, domains))
+    if leases.auto_disk_leases and not leases.error:
+        rows.extend(_missing(leases, by_name, present))
+    return rows
+
+
+def _missing(leases: LeaseDirSnapshot, by_name: dict[str, list[DiskUse]], present: set[str]) -> list[LeaseStatus]:
+    rows = []
+    for name, users in sorted(by_name.items()):
+        running = [u for u in users if u.running and u.exclusive]
+        if name in present or not running:
+            continue
+        hosts = {u.host for u in running}
+        state = LeaseState.CONFLICT if len(hosts) > 1 else LeaseState.MISSING
+        detail = "running on " + ", ".join(sorted(hosts)) if len(hosts) > 1 else "running disk has no lease file"
+        rows.append(LeaseStatus(name, os.path.join(leases.directory, name), running[0].path, state, None,
+                                _labels(users), detail))
+    return rows
+
+
+def _labels(users: list[DiskUse]) -> tuple[str, ...]:
+    return tuple(sorted({f"{u.host}/{u.domain}" for u in users}))

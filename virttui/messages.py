@@ -1,0 +1,42 @@
+"""Messages that carry results from worker threads back to the UI thread."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from virttui.drivers.base import Action
+from virttui.drivers.model import Host, HostSnapshot
+
+
+class HostPolled(Message):
+    """A poll of one host finished with a snapshot."""
+
+    def __init__(self, snapshot: HostSnapshot, seq: int = 0) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+        self.seq = seq  # the poll's sequence number for its host
+
+
+class HostFailed(Message):
+    """A poll or connect of one host failed; `host` carries the error state."""
+
+    def __init__(self, host: Host, seq: int = 0) -> None:
+        super().__init__()
+        self.host = host
+        self.seq = seq
+
+
+class ActionFinished(Message):
+    """A lifecycle action ended; error is "" on success."""
+
+    def __init__(self, uri: str, uuid: str, name: str, action: Action, error: str) -> None:
+        super().__init__()
+        self.uri = uri
+        self.uuid = uuid
+        self.name = name
+        self.action = action
+        self.error = error
+
+
+class FleetUpdated(Message):
+    """The fleet changed; screens showing it should refresh."""

@@ -1,0 +1,126 @@
+"""Per-host polling: one short thread worker per poll, the next one scheduled on completion.
+
+Polls of one host never overlap (a request during a poll is remembered and
+run right after it), so threads never pile up behind a slow host, and a
+failing host backs off exponentially without slowing the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from textual.app import App
+from textual.timer import Timer
+
+from virttui.drivers.base import Driver
+from virttui.drivers.errors import DriverError
+from virttui.drivers.model import ConnectionState, Host
+from virttui.messages import HostFailed, HostPolled
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF = 60.0
+
+
+class _HostLoop:
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+        self.connected = False
+        self.running = False
+        self.again = False
+        self.failures = 0
+        self.timer: Timer | None = None
+        self.seq = 0  # sequence number of the latest poll started
+
+
+class PollScheduler:
+    """Drives every host's poll loop from the UI thread."""
+
+    def __init__(self, app: App, drivers: list[Driver], interval: float, *, autopoll: bool = True,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.app = app
+        self.interval = interval
+        self.autopoll = autopoll
+        self._loops = {driver.uri: _HostLoop(driver) for driver in drivers}
+        self._monotonic = monotonic
+
+    def driver(self, uri: str) -> Driver:
+        return self._loops[uri].driver
+
+    @property
+    def drivers(self) -> list[Driver]:
+        return [loop.driver for loop in self._loops.values()]
+
+    def start(self) -> None:
+        for uri in self._loops:
+            self.poll_now(uri)
+
+    def poll_all(self) -> None:
+        for uri in self._loops:
+            self.poll_now(uri)
+
+    def poll_now(self, uri: str) -> None:
+        """Poll this host as soon as possible (right after a poll in flight)."""
+        loop = self._loops[uri]
+        if loop.timer is not None:
+            loop.timer.stop()
+            loop.timer = None
+        if loop.running:
+            loop.again = True
+            return
+        loop.running = True
+        loop.seq += 1
+        seq = loop.seq
+        self.app.run_worker(lambda: self._poll(loop, seq), thread=True, group=f"poll {uri}",
+                            name=f"poll {uri}", exit_on_error=False)
+
+    def next_seq(self, uri: str) -> int:
+        """Sequence number the next poll of this host will carry."""
+        return self._loops[uri].seq + 1
+
+    def _poll(self, loop: _HostLoop, seq: int) -> None:
+        """Runs in a worker thread: never touches widgets, only posts messages."""
+        driver = loop.driver
+        try:
+            if not loop.connected:
+                driver.connect()
+                loop.connected = True
+            snapshot = driver.poll()
+        except DriverError as exc:
+            loop.connected = False
+            failed = Host(uri=driver.uri, state=ConnectionState.ERROR, last_error=str(exc))
+            self.app.post_message(HostFailed(failed, seq))
+            return
+        except Exception as exc:  # a bug must not kill the loop; log it, show one line
+            log.exception("poll of %s failed", driver.uri)
+            loop.connected = False
+            self.app.post_message(HostFailed(Host(uri=driver.uri, state=ConnectionState.ERROR,
+                                                  last_error=f"internal error: {type(exc).__name__}: {exc}"), seq))
+            return
+        self.app.post_message(HostPolled(snapshot, seq))
+
+    def finished(self, uri: str, ok: bool) -> float | None:
+        """Called on the UI thread when a poll's message arrives; returns the retry delay on failure."""
+        loop = self._loops.get(uri)
+        if loop is None:
+            return None
+        loop.running = False
+        loop.failures = 0 if ok else loop.failures + 1
+        delay = self.interval if ok else min(MAX_BACKOFF, self.interval * 2 ** (loop.failures - 1))
+        if loop.again:
+            loop.again = False
+            self.poll_now(uri)
+        elif self.autopoll:
+            loop.timer = self.app.set_timer(delay, lambda: self.poll_now(uri))
+        return None if ok else delay
+
+    def with_retry(self, host: Host, delay: float | None) -> Host:
+        return replace(host, retry_in_s=delay) if delay is not None else host
+
+    def stop(self) -> None:
+        for loop in self._loops.values():
+            if loop.timer is not None:
+                loop.timer.stop()
+                loop.timer = None

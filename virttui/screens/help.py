@@ -1,0 +1,52 @@
+"""The help screen: every key of the console."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Label
+
+from virttui.widgets.difftable import Cell
+
+KEYS: tuple[tuple[str, str], ...] = (
+    ("↑ ↓  j k", "move the cursor in a pane"),
+    ("← →", "scroll a pane sideways to its other columns"),
+    ("Tab  Shift+Tab", "next / previous pane"),
+    ("Enter", "domain details: XML, CPU and disk I/O sparklines"),
+    ("s", "start the domain"),
+    ("d", "shut the domain down (graceful)"),
+    ("r", "reboot the domain (asks first)"),
+    ("f", "force off: destroy the domain (asks first)"),
+    ("p", "pause a running domain / resume a paused one"),
+    ("/", "filter domains by name, host or state"),
+    ("Esc", "clear the filter; close a dialog or screen"),
+    ("o", "sort domains: host, name, state, CPU%, memory, vCPUs"),
+    ("x", "clean up unused lease files (preview, confirm)"),
+    ("Ctrl+P", "command palette: every action by name"),
+    ("?", "this help"),
+    ("q  Ctrl+Q", "quit"),
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape", "close", "Close"),
+        Binding("question_mark", "close", "Close", show=False),
+        Binding("q", "close", "Close", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help"):
+            yield Label("virttui keys — only actions valid for the domain's state are offered", id="help-title")
+            table: DataTable = DataTable(id="help-keys", cursor_type="none", show_header=False)
+            table.add_column("key", width=16)
+            table.add_column("what", width=58)
+            for key, what in KEYS:
+                table.add_row(Cell(key, "bold"), Cell(what))
+            yield table
+            yield Label("Esc closes", id="help-foot")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,52 @@
+"""Lifecycle keys shared by every screen that acts on one current domain."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+from virttui.drivers.base import Action, valid_actions
+from virttui.drivers.model import Domain
+
+LIFECYCLE_BINDINGS = [
+    Binding("s", "domain('start')", "Start"),
+    Binding("d", "domain('shutdown')", "Shutdown"),
+    Binding("r", "domain('reboot')", "Reboot"),
+    Binding("f", "domain('destroy')", "Force off"),
+    Binding("p", "pause_resume", "Pause"),
+]
+
+
+class LifecycleActions:
+    """Mixin for a Screen: s/d/r/f/p act on `current_domain()`, offered only when valid."""
+
+    def current_domain(self) -> tuple[str, Domain] | None:
+        """(host uri, domain) the keys act on; None when there is none."""
+        raise NotImplementedError
+
+    def lifecycle_allowed(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """check_action's answer for lifecycle actions: True, or None (shown disabled)."""
+        current = self.current_domain()
+        if current is None:
+            return None
+        allowed = valid_actions(current[1].state)
+        if action == "domain":
+            return True if Action(parameters[0]) in allowed else None
+        return True if allowed & {Action.SUSPEND, Action.RESUME} else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("domain", "pause_resume"):
+            return self.lifecycle_allowed(action, parameters)
+        return True
+
+    def action_domain(self, name: str) -> None:
+        current = self.current_domain()
+        if current is not None:
+            self.app.actions.request(current[0], current[1], Action(name))  # type: ignore[attr-defined]
+
+    def action_pause_resume(self) -> None:
+        current = self.current_domain()
+        if current is None:
+            return
+        uri, dom = current
+        action = Action.RESUME if Action.RESUME in valid_actions(dom.state) else Action.SUSPEND
+        self.app.actions.request(uri, dom, action)  # type: ignore[attr-defined]

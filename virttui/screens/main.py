@@ -1,0 +1,245 @@
+"""The main screen: Hosts, Domains, Disks and Leases panes, live."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input
+
+from virttui.drivers.model import Domain
+from virttui.messages import FleetUpdated
+from virttui.screens.lifecycle import LIFECYCLE_BINDINGS, LifecycleActions
+from virttui.widgets.panes import (
+    ALL_HOSTS_KEY,
+    DisksTable,
+    DomainsTable,
+    HostsTable,
+    LeasesTable,
+    split_domain_key,
+)
+
+if TYPE_CHECKING:
+    from virttui.app import VirtTUI
+
+SORT_LABELS = {"name": "name", "host": "host", "state": "state", "cpu": "CPU%", "mem": "memory", "vcpus": "vCPUs"}
+
+
+class MainScreen(LifecycleActions, Screen):
+    """Four panes; lifecycle keys act on the domain under the Domains cursor."""
+
+    BINDINGS = [
+        *LIFECYCLE_BINDINGS,
+        Binding("enter", "open_detail", "Details", show=False),
+        Binding("slash", "filter", "Filter"),
+        Binding("o", "sort", "Sort", show=False),
+        Binding("x", "cleanup", "Clean"),
+        Binding("question_mark", "help", "Help"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    app: VirtTUI
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter_text = ""
+        self.sort_index = 0  # DomainsTable.SORTABLE[0] is its default sort
+
+    def compose(self) -> ComposeResult:
+        yield HostsTable(id="hosts")
+        yield DomainsTable(id="domains")
+        with Horizontal(id="bottom"):
+            yield DisksTable(id="disks")
+            yield LeasesTable(id="leases")
+        box = Input(placeholder="filter domains by name, host or state (Enter keeps, Esc clears)", id="filter")
+        box.cursor_blink = not self.app.is_headless  # a blinking cursor would make snapshots flaky
+        yield box
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#disks").border_title = "Disks"
+        self.query_one("#leases").border_title = "Leases"
+        self.query_one("#filter").display = False
+        self.query_one(DomainsTable).focus()
+        self.refresh_view()
+
+    # -- data ----------------------------------------------------------------
+    def on_fleet_updated(self, message: FleetUpdated) -> None:
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        self._refresh_hosts()
+        self._refresh_domains()
+        self._refresh_disks()
+        self._refresh_leases()
+        self.refresh_bindings()
+
+    def _refresh_hosts(self) -> None:
+        fleet = self.app.fleet
+        rows = []
+        active_total = [0, 0]
+        for host in fleet.hosts():
+            counts = fleet.host_counts(host.uri)
+            active_total[0] += counts[0]
+            active_total[1] += counts[1]
+            rows.append(HostsTable.row_for(host, counts, self._lockspace_text(host.uri)))
+        rows.insert(0, HostsTable.all_row(len(rows), *active_total))
+        table = self.query_one(HostsTable)
+        table.sync(rows)
+        failing = [host for host in fleet.hosts() if host.last_error]
+        title = "Hosts"
+        if failing:
+            title += f" · {len(failing)} in error · {failing[0].label}: {failing[0].last_error}"
+        table.border_title = title
+
+    def _lockspace_text(self, uri: str) -> str:
+        snap = self.app.fleet.snapshot(uri)
+        if snap is None or snap.leases is None:
+            return "-"
+        leases = snap.leases
+        if leases.error:
+            return f"id {leases.host_id} error"
+        live = "live" if leases.host_id in leases.live_host_ids else "not live"
+        return f"id {leases.host_id} {live}"
+
+    @property
+    def selected_host(self) -> str | None:
+        """URI of the host row under the Hosts cursor; None for "all hosts"."""
+        key = self.query_one(HostsTable).highlighted_key
+        return None if key in (None, ALL_HOSTS_KEY) else key
+
+    def _refresh_domains(self) -> None:
+        fleet = self.app.fleet
+        pending = self.app.actions.pending
+        needle = self.filter_text.casefold()
+        order = {uri: index for index, uri in enumerate(fleet.uris)}
+        rows = []
+        for row in fleet.domain_rows(self.selected_host):
+            if needle and not any(needle in text.casefold() for text in
+                                  (row.domain.name, row.host_label, row.domain.state.value)):
+                continue
+            rows.append(DomainsTable.row_for(row, pending.get((row.host_uri, row.domain.uuid)), order[row.host_uri]))
+        table = self.query_one(DomainsTable)
+        table.sync(rows)
+        scope = "all hosts" if self.selected_host is None else fleet.host(self.selected_host).label
+        title = f"Domains · {scope} · {len(rows)}"
+        if self.filter_text:
+            title += f" · filter “{self.filter_text}”"
+        if table.sort_column:
+            title += f" · sort {SORT_LABELS[table.sort_column]} {'▼' if table.sort_reverse else '▲'}"
+        table.border_title = title
+
+    def selected_domain(self) -> tuple[str, Domain] | None:
+        """(host uri, domain) under the Domains cursor."""
+        key = self.query_one(DomainsTable).highlighted_key
+        if key is None:
+            return None
+        uri, uuid = split_domain_key(key)
+        dom = self.app.fleet.domain(uri, uuid)
+        return (uri, dom) if dom is not None else None
+
+    def _refresh_disks(self) -> None:
+        table = self.query_one(DisksTable)
+        selected = self.selected_domain()
+        if selected is None:
+            table.sync([])
+            table.border_title = "Disks"
+            return
+        uri, dom = selected
+        fleet = self.app.fleet
+        rows = [DisksTable.row_for(disk, fleet.lease_status_for(disk.source) if disk.needs_exclusive_lease else None,
+                                   dom.state.is_active) for disk in dom.disks]
+        table.sync(rows)
+        table.border_title = f"Disks · {dom.name}"
+
+    def _refresh_leases(self) -> None:
+        table = self.query_one(LeasesTable)
+        rows = self.app.fleet.lease_rows()
+        table.sync([LeasesTable.row_for(directory, status) for directory, status in rows])
+        dirs = self.app.fleet.lease_dirs()
+        errors = [view.error for views in dirs.values() for _, view in views if view.error]
+        counts: dict[str, int] = {}
+        for _, status in rows:
+            counts[status.state.value] = counts.get(status.state.value, 0) + 1
+        title = "Leases · " + (", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none")
+        if errors:
+            title += f" · {errors[0]}"
+        table.border_title = title
+
+    # -- selection -----------------------------------------------------------
+    @on(DataTable.RowHighlighted, "#hosts")
+    def _host_changed(self) -> None:
+        self._refresh_domains()
+        self._refresh_disks()
+        self.refresh_bindings()
+
+    @on(DataTable.RowHighlighted, "#domains")
+    def _domain_changed(self) -> None:
+        self._refresh_disks()
+        self.refresh_bindings()
+
+    @on(DataTable.RowSelected, "#domains")
+    def _domain_selected(self) -> None:
+        self.action_open_detail()
+
+    # -- actions -------------------------------------------------------------
+    def current_domain(self) -> tuple[str, Domain] | None:
+        return self.selected_domain()
+
+    def action_open_detail(self) -> None:
+        selected = self.selected_domain()
+        if selected is not None:
+            from virttui.screens.detail import DomainDetailScreen
+
+            self.app.push_screen(DomainDetailScreen(selected[0], selected[1].uuid))
+
+    def action_help(self) -> None:
+        from virttui.screens.help import HelpScreen
+
+        self.app.push_screen(HelpScreen())
+
+    def action_cleanup(self) -> None:
+        self.app.open_cleanup(self.selected_host)
+
+    def action_sort(self) -> None:
+        """Cycle the Domains sort: host, name, state, CPU%, memory, vCPUs (big numbers first)."""
+        table = self.query_one(DomainsTable)
+        order = DomainsTable.SORTABLE
+        self.sort_index = (self.sort_index + 1) % len(order)
+        table.sort_column = order[self.sort_index]
+        table.sort_reverse = table.sort_column in ("cpu", "mem", "vcpus")
+        table.apply_sort()
+        self._refresh_domains()
+
+    # -- filter --------------------------------------------------------------
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if not box.display and not self.filter_text:
+            return
+        box.value = ""
+        box.display = False
+        self.filter_text = ""
+        self.query_one(DomainsTable).focus()
+        self._refresh_domains()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self._refresh_domains()
+        self._refresh_disks()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        box = self.query_one("#filter", Input)
+        if not self.filter_text:
+            box.display = False
+        self.query_one(DomainsTable).focus()

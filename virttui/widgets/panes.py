@@ -1,0 +1,195 @@
+"""The four live panes of the main screen, each a DiffTable with its own columns."""
+
+from __future__ import annotations
+
+import os
+
+from virttui.drivers.model import ConnectionState, Disk, DomainState, Host
+from virttui.fleet import DomainRow
+from virttui.format import human_bytes, human_kib, latency, percent
+from virttui.locks.model import LeaseState, LeaseStatus
+from virttui.locks.naming import sanlock_lease_name
+from virttui.locks.status import STATE_ORDER as LEASE_ORDER
+from virttui.widgets.difftable import Cell, DiffTable, Row
+
+ALL_HOSTS_KEY = "*all*"
+KEY_SEP = "\n"  # URIs and UUIDs never contain a newline
+
+STATE_STYLES = {
+    DomainState.RUNNING: "green",
+    DomainState.IDLE: "green",
+    DomainState.PAUSED: "yellow",
+    DomainState.IN_SHUTDOWN: "yellow",
+    DomainState.SHUT_OFF: "dim",
+    DomainState.CRASHED: "bold red",
+    DomainState.PMSUSPENDED: "cyan",
+    DomainState.NOSTATE: "dim",
+}
+STATE_ORDER = {state: index for index, state in enumerate(STATE_STYLES)}
+HOST_STYLES = {
+    ConnectionState.CONNECTED: "green",
+    ConnectionState.CONNECTING: "yellow",
+    ConnectionState.ERROR: "bold red",
+    ConnectionState.DISCONNECTED: "dim",
+}
+LEASE_STYLES = {
+    LeaseState.HELD: "green",
+    LeaseState.FREE: "dim",
+    LeaseState.ORPHAN: "yellow",
+    LeaseState.MISSING: "bold red",
+    LeaseState.CONFLICT: "bold red",
+    LeaseState.CORRUPT: "bold magenta",
+}
+
+
+def domain_key(uri: str, uuid: str) -> str:
+    return f"{uri}{KEY_SEP}{uuid}"
+
+
+def split_domain_key(key: str) -> tuple[str, str]:
+    uri, _, uuid = key.rpartition(KEY_SEP)
+    return uri, uuid
+
+
+class HostsTable(DiffTable):
+    # Error is auto-sized, so with no errors the hypervisor still fits 80 columns.
+    COLUMNS = (
+        ("host", "Host", 10),
+        ("state", "State", 12),
+        ("doms", "Doms", 5),
+        ("cpus", "CPUs", 4),
+        ("mem", "Memory", 9),
+        ("lat", "Poll", 6),
+        ("error", "Last error", None),
+        ("hv", "Hypervisor", 11),
+        ("lock", "Lockspace", 12),
+    )
+
+    @staticmethod
+    def row_for(host: Host, counts: tuple[int, int], lockspace: str) -> Row:
+        state = host.state.value
+        if host.state is ConnectionState.ERROR and host.retry_in_s is not None:
+            state = f"retry in {host.retry_in_s:.0f}s"
+        hv = f"{host.hypervisor} {host.hypervisor_version}".strip()
+        return (host.uri, (
+            Cell(host.label),
+            Cell(state, HOST_STYLES[host.state]),
+            Cell(f"{counts[0]}/{counts[1]}", sort_key=counts),
+            Cell(str(host.cpus) if host.cpus else "-", sort_key=host.cpus),
+            Cell(human_kib(host.memory_kib) if host.memory_kib else "-", sort_key=host.memory_kib),
+            Cell(latency(host.poll_latency_ms)),
+            Cell(host.last_error, "red"),
+            Cell(hv or "-"),
+            Cell(lockspace),
+        ))
+
+    @staticmethod
+    def all_row(hosts: int, active: int, total: int) -> Row:
+        return (ALL_HOSTS_KEY, (
+            Cell("★ all", "bold"),
+            Cell(f"{hosts} hosts"),
+            Cell(f"{active}/{total}"),
+            Cell(""),
+            Cell(""),
+            Cell(""),
+            Cell(""),
+            Cell(""),
+            Cell(""),
+        ))
+
+
+class DomainsTable(DiffTable):
+    COLUMNS = (
+        ("name", "Name", 16),
+        ("host", "Host", 8),
+        ("state", "State", 13),
+        ("vcpus", "vCPU", 4),
+        ("mem", "Memory", 9),
+        ("cpu", "CPU%", 6),
+        ("uuid", "UUID", 36),
+    )
+    SORTABLE = ("host", "name", "state", "cpu", "mem", "vcpus")
+    DEFAULT_SORT = "host"
+
+    @staticmethod
+    def row_for(row: DomainRow, pending: str | None, host_order: int = 0) -> Row:
+        dom = row.domain
+        state_text = f"{pending}…" if pending else dom.state.value
+        state_style = "bold yellow" if pending else STATE_STYLES[dom.state]
+        name_key = dom.name.casefold()
+        return (domain_key(row.host_uri, dom.uuid), (
+            Cell(dom.name, sort_key=(name_key, host_order)),
+            Cell(row.host_label, sort_key=(host_order, name_key)),
+            Cell(state_text, state_style, sort_key=(STATE_ORDER[dom.state], name_key)),
+            Cell(str(dom.vcpus), sort_key=(dom.vcpus, name_key)),
+            Cell(human_kib(dom.memory_kib), sort_key=(dom.memory_kib, name_key)),
+            Cell(percent(row.cpu_percent), sort_key=(-1.0 if row.cpu_percent is None else row.cpu_percent, name_key)),
+            Cell(dom.uuid, "dim"),
+        ))
+
+
+def short_path(path: str, width: int) -> str:
+    """Keep the end of a long path, where the file name is: '…ges/web-01.qcow2'."""
+    return path if len(path) <= width else "…" + path[-(width - 1):]
+
+
+class DisksTable(DiffTable):
+    COLUMNS = (
+        ("target", "Dev", 4),
+        ("source", "Source", 17),
+        ("mode", "Mode", 6),
+        ("lstate", "Lease", 8),
+        ("size", "Size", 9),
+        ("format", "Fmt", 5),
+        ("lease", "Lease file", 32),
+        ("path", "Full path", 60),
+    )
+
+    @staticmethod
+    def row_for(disk: Disk, lease: LeaseStatus | None, running: bool) -> Row:
+        if not disk.needs_exclusive_lease:
+            lease_name, lease_state, style = "", "-" if not disk.source else "n/a", "dim"
+        elif lease is None:
+            lease_name = sanlock_lease_name(disk.source)
+            lease_state, style = ("missing", "bold red") if running else ("none", "dim")
+        else:
+            lease_name = lease.name
+            lease_state, style = lease.state.value, LEASE_STYLES[lease.state]
+        if disk.device != "disk":
+            mode = disk.device
+        else:
+            mode = {"rw": "rw", "ro": "ro", "shareable": "shared"}[disk.mode]
+        return (disk.target, (
+            Cell(disk.target),
+            Cell(short_path(disk.source, 17) if disk.source else "(empty)"),
+            Cell(mode),
+            Cell(lease_state, style),
+            Cell(human_bytes(disk.capacity) if disk.capacity else "-", sort_key=disk.capacity),
+            Cell(disk.format or "-"),
+            Cell(lease_name, "dim"),
+            Cell(disk.source),
+        ))
+
+
+class LeasesTable(DiffTable):
+    COLUMNS = (
+        ("state", "State", 8),
+        ("disk", "Disk", 16),
+        ("owner", "Held by", 16),
+        ("name", "Lease file", 32),
+        ("detail", "Detail", 70),
+    )
+    DEFAULT_SORT = "state"  # problems first, then cleanup candidates, held last
+
+    @staticmethod
+    def row_for(directory: str, status: LeaseStatus) -> Row:
+        owner = status.holder or (f"host {status.owner_host_id}" if status.owner_host_id else "-")
+        disk = os.path.basename(status.disk) if status.disk else "(no known disk)"
+        return (f"{directory}{KEY_SEP}{status.name}", (
+            Cell(status.state.value, LEASE_STYLES[status.state],
+                 sort_key=(LEASE_ORDER[status.state], disk, status.name)),
+            Cell(disk),
+            Cell(owner),
+            Cell(status.name, "dim"),
+            Cell(status.detail),
+        ))
