@@ -104,3 +104,11 @@ def test_demo_nodes_load_in_libvirts_own_virsh_with_the_same_domains(host):
     for item in node.domains:
         line = next(line for line in states.splitlines() if f" {item.definition.name} " in f"{line} ")
         assert line.rstrip().endswith(item.state.value)
+
+
+def test_domain_file_references_are_relative_to_the_node_file(tmp_path):
+    (tmp_path / "guest.xml").write_text("<domain type='test'><name>outside</name><memory>1024</memory></domain>")
+    node = tmp_path / "node.xml"
+    node.write_text("<node><domain file='guest.xml'/></node>")
+    (item,) = load_node(str(node)).domains
+    assert item.definition.name == "outside"

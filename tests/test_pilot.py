@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 
 import pytest
 from helpers import make_app, poll, settle
@@ -11,6 +12,7 @@ from helpers import make_app, poll, settle
 from virttui.app import VirtTUI
 from virttui.drivers.model import ConnectionState, DomainState
 from virttui.drivers.registry import open_driver_or_placeholder
+from virttui.drivers.testdriver import TestDriver
 from virttui.screens.cleanup import CleanupScreen
 from virttui.screens.confirm import ConfirmScreen
 from virttui.screens.detail import DomainDetailScreen
@@ -299,3 +301,72 @@ async def test_bad_host_is_shown_in_error_while_others_work(demo):
         assert row[1].text.startswith("retry in") or row[1].text == "error"
         assert "bogus" in row[6].text
         assert len(visible_names(pilot.app)) == 25
+
+
+class GatedDriver(TestDriver):
+    """A test host whose polls and actions wait for the test to open a gate: a slow hypervisor."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.poll_gate = threading.Event()
+        self.action_gate = threading.Event()
+        self.poll_gate.set()
+        self.action_gate.set()
+
+    def poll(self):
+        assert self.poll_gate.wait(30)
+        return super().poll()
+
+    def perform(self, uuid, action):
+        assert self.action_gate.wait(30)
+        return super().perform(uuid, action)
+
+
+@pytest.fixture
+def gated(lease_dir, clock):
+    node = os.path.join(os.path.dirname(__file__), "..", "assets", "demo", "hv3.xml")
+    driver = GatedDriver("test:///slow", os.path.abspath(node), lease_dir=str(lease_dir), clock=clock)
+    yield driver
+    driver.poll_gate.set()
+    driver.action_gate.set()
+
+
+async def test_a_slow_host_never_blocks_the_ui_or_other_hosts(demo, gated):
+    gated.poll_gate.clear()
+    app = VirtTUI([demo.drivers[0], demo.drivers[1], gated], autopoll=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        try:
+            fast = [driver.uri for driver in demo.drivers[:2]]
+            for _ in range(200):
+                await pilot.pause(0.02)
+                if all(app.fleet.snapshot(uri) is not None for uri in fast):
+                    break
+            assert all(app.fleet.host(uri).state is ConnectionState.CONNECTED for uri in fast)
+            assert app.fleet.host(gated.uri).state is ConnectionState.CONNECTING
+            await pilot.press("j", "j")  # keys are handled while the slow poll hangs
+            assert app.screen.query_one(DomainsTable).cursor_row == 2
+            app.scheduler.poll_now(gated.uri)  # a request during a poll waits for it: no pile-up
+            assert sum(1 for w in app.workers if w.name == f"poll {gated.uri}") == 1
+        finally:
+            gated.poll_gate.set()
+        await settle(pilot)
+        assert app.fleet.host(gated.uri).state is ConnectionState.CONNECTED
+
+
+async def test_an_action_shows_it_is_in_progress(demo, gated):
+    app = VirtTUI([gated], autopoll=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        gated.action_gate.clear()
+        try:
+            dom = next(d for d in gated.poll().domains if d.name == "dns-02")
+            table = app.screen.query_one(DomainsTable)
+            table.follow_key = True
+            table.move_to_key(domain_key(gated.uri, dom.uuid))
+            await pilot.press("s")
+            await pilot.pause(0.05)
+            assert table.get_row(domain_key(gated.uri, dom.uuid))[2].text == "starting…"
+        finally:
+            gated.action_gate.set()
+        await settle(pilot)
+        assert table.get_row(domain_key(gated.uri, dom.uuid))[2].text == "running"
