@@ -93,6 +93,6 @@ def test_lease_cleanup_preview(snap_compare, snapshot_demo, clock, size):
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_host_in_error_state(snap_compare, snapshot_demo, clock, size):
-    broken = open_driver_or_placeholder("bogus+ssh://root@hv9/system")
+    broken = open_driver_or_placeholder("qemu+ssh://root@127.0.0.1:1/system")
     app = VirtTUI([*snapshot_demo.drivers, broken], autopoll=False)
     assert snap_compare(app, terminal_size=size, run_before=warm_up(clock))

@@ -13,9 +13,11 @@ from textual.worker import Worker, WorkerState
 from virttui.actions import ActionRunner
 from virttui.assets import asset
 from virttui.drivers.base import Driver
+from virttui.drivers.model import ConnectionState
 from virttui.fleet import Fleet
 from virttui.locks.model import LeaseState
-from virttui.messages import ActionFinished, FleetUpdated, HostFailed, HostPolled
+from virttui.hostkeys import HostKeyPrompter
+from virttui.messages import ActionFinished, FleetUpdated, HostChanged, HostFailed, HostPolled
 from virttui.polling import PollScheduler
 from virttui.screens.main import MainScreen
 
@@ -42,6 +44,7 @@ class VirtTUI(App):
         self.fleet = Fleet([driver.uri for driver in drivers])
         self.scheduler = PollScheduler(self, drivers, poll_interval, autopoll=autopoll)
         self.actions = ActionRunner(self)
+        self.host_keys = HostKeyPrompter(self)
         self._notices = list(notices)
         self._warned: set[tuple[str, str]] = set()
 
@@ -75,7 +78,13 @@ class VirtTUI(App):
         delay = self.scheduler.finished(message.host.uri, ok=False)
         self.fleet.set_host(self.scheduler.with_retry(message.host, delay))
         self.actions.host_polled(message.host.uri, message.seq)
+        self.host_keys.check(message.host.uri)
         self.broadcast_fleet()
+
+    def on_host_changed(self, message: HostChanged) -> None:
+        """The host's event stream saw a change made anywhere: show it now, not at the next tick."""
+        if self.fleet.host(message.uri).state is ConnectionState.CONNECTED:
+            self.scheduler.poll_now(message.uri)
 
     def on_action_finished(self, message: ActionFinished) -> None:
         self.actions.finished(message)

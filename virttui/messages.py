@@ -40,3 +40,11 @@ class ActionFinished(Message):
 
 class FleetUpdated(Message):
     """The fleet changed; screens showing it should refresh."""
+
+
+class HostChanged(Message):
+    """A host's event stream reported a change: poll it now rather than at the next tick."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__()
+        self.uri = uri

@@ -18,7 +18,7 @@ from textual.timer import Timer
 from virttui.drivers.base import Driver
 from virttui.drivers.errors import DriverError
 from virttui.drivers.model import ConnectionState, Host
-from virttui.messages import HostFailed, HostPolled
+from virttui.messages import HostChanged, HostFailed, HostPolled
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
@@ -87,9 +87,12 @@ class PollScheduler:
             if not loop.connected:
                 driver.connect()
                 loop.connected = True
+                uri = driver.uri
+                driver.watch(lambda: self.app.post_message(HostChanged(uri)))
             snapshot = driver.poll()
         except DriverError as exc:
             loop.connected = False
+            driver.unwatch()
             failed = Host(uri=driver.uri, state=ConnectionState.ERROR, last_error=str(exc))
             self.app.post_message(HostFailed(failed, seq))
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from enum import Enum
 
 from virttui.drivers.model import DomainState, HostSnapshot
@@ -78,6 +79,19 @@ class Driver(ABC):
 
     def resume(self, uuid: str) -> None:
         self.perform(uuid, Action.RESUME)
+
+    def watch(self, on_change: Callable[[], None]) -> None:
+        """Call `on_change` (from any thread) whenever the host reports a change; polled drivers ignore it."""
+
+    def unwatch(self) -> None:
+        """Stop calling back; safe when never watched."""
+
+    def pending_host_key(self):  # -> virttui.drivers.ssh.UnknownHostKey | None
+        """An unknown SSH host key the last connect refused, awaiting the operator's verdict."""
+        return None
+
+    def trust_host_key(self) -> None:
+        """Save the pending host key as trusted; the next connect uses it."""
 
     def lease_manager(self):  # -> virttui.locks.manager.LeaseManager | None
         """The host's lease directory manager, or None when it has no sanlock leases."""

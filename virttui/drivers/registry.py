@@ -37,8 +37,9 @@ def open_driver(uri: str, *, clock: Callable[[], float] = time.monotonic) -> Dri
             host_id=int(host_id) if host_id else None,
             clock=clock,
         )
-    kind = f"{parsed.driver}+{parsed.transport}" if parsed.transport else parsed.driver
-    raise InvalidURI(f"{uri}: no driver for {kind} URIs yet")
+    from virttui.drivers.virsh import open_virsh_driver
+
+    return open_virsh_driver(uri, parsed, clock=clock)
 
 
 class UnavailableDriver(Driver):

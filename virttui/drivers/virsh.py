@@ -1,0 +1,277 @@
+"""The virsh driver: real libvirt hosts, reached by running virsh locally or over SSH.
+
+A poll is ONE virsh process: a command script that lists the domains with
+their UUIDs, takes the bulk `domstats` of all of them, and lists which are
+autostarted and which transient, with echo markers between. Domain XML is
+fetched (again in one virsh run for all of them) only for domains that are new,
+changed between active and inactive, or named by an event since the last
+poll; the steady-state poll makes no per-domain calls.
+
+Domains are addressed by UUID on every command line, and every argument is
+quoted, so no domain name ever reaches a shell or virsh's own parser.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from virttui.drivers.base import Action, Driver
+from virttui.drivers.errors import DomainNotFound
+from virttui.drivers.events import EventWatcher
+from virttui.drivers.model import ConnectionState, Disk, DiskIO, Domain, DomainState, Host, HostSnapshot
+from virttui.drivers.transport import Transport
+from virttui.drivers.uri import LibvirtURI
+from virttui.drivers.virshparse import (
+    SECTION_MARKER,
+    NodeFacts,
+    VirshEvent,
+    parse_domstats,
+    parse_names,
+    parse_node_facts,
+    parse_uuid_names,
+    split_sections,
+    stat_int,
+    virsh_error,
+)
+from virttui.drivers.xmlparse import DomainDefinition, parse_domain, parse_xml
+
+log = logging.getLogger(__name__)
+
+POLL_COMMANDS = (
+    "list --all --uuid --name",
+    "domstats --raw --state --cpu-total --balloon --vcpu --block",
+    "list --all --name --autostart",
+    "list --all --name --transient",
+)
+NODE_COMMANDS = ("nodeinfo", "hostname", "version")
+# Full node facts again every so many polls: memory can be hot-added, libvirt upgraded.
+NODE_REFRESH_POLLS = 150
+
+
+def script(commands: tuple[str, ...] | list[str]) -> str:
+    """One virsh command line running several commands, with markers to cut the output."""
+    return f" ; echo {SECTION_MARKER} ; ".join(commands)
+
+
+def _check_uuid(uuid: str) -> str:
+    try:
+        return str(uuidlib.UUID(uuid))
+    except (ValueError, AttributeError, TypeError):
+        raise DomainNotFound(f"not a domain UUID: {uuid!r}") from None
+
+
+@dataclass(frozen=True)
+class _CachedXML:
+    xml: str
+    definition: DomainDefinition
+    active: bool  # whether the domain was running when this XML was taken
+    dom_id: int | None
+
+
+class VirshDriver(Driver):
+    """A libvirt host behind `virsh -c URI`, run through a Transport."""
+
+    def __init__(self, uri: str, parsed: LibvirtURI, transport: Transport, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.uri = uri
+        self.parsed = parsed
+        self.transport = transport
+        self.target_uri = parsed.local_uri if parsed.transport in ("ssh", "libssh", "libssh2") else parsed.raw
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._facts: NodeFacts | None = None
+        self._polls = 0
+        self._xml: dict[str, _CachedXML] = {}
+        self._names: dict[str, str] = {}  # name -> uuid, from the last poll
+        self._stale: set[str] = set()  # names whose XML an event invalidated
+        self._watcher: EventWatcher | None = None
+        self._on_change: Callable[[], None] | None = None
+
+    # -- virsh -----------------------------------------------------------------
+    def _virsh(self, command: str, *, what: str) -> str:
+        result = self.transport.run(["virsh", "-c", self.target_uri, command])
+        if result.returncode != 0 or (result.stderr.strip() and "error:" in result.stderr):
+            raise virsh_error(result.stderr, result.returncode, what)
+        return result.stdout
+
+    # -- connection ------------------------------------------------------------
+    def connect(self) -> None:
+        self.transport.connect()
+        out = self._virsh(script(NODE_COMMANDS), what=self.uri)
+        nodeinfo, hostname, version = split_sections(out, 3)
+        self._facts = parse_node_facts(nodeinfo, hostname, version)
+        self._polls = 0
+
+    def close(self) -> None:
+        self.unwatch()
+        self.transport.close()
+        self._facts = None
+
+    def pending_host_key(self):  # noqa: ANN201 - UnknownHostKey | None, from the SSH transport
+        return getattr(self.transport, "pending_key", None)
+
+    def trust_host_key(self) -> None:
+        pending = self.pending_host_key()
+        if pending is not None:
+            self.transport.trust_key(pending)  # type: ignore[attr-defined]
+
+    def watch(self, on_change: Callable[[], None]) -> None:
+        """Start the host's event stream; `on_change` runs (on the stream's thread) after each event."""
+        self._on_change = on_change
+        if self._watcher is not None and self._watcher.alive:
+            return
+        argv = ["virsh", "-c", self.target_uri, "event", "--all", "--loop"]
+        self._watcher = EventWatcher(self.transport, argv, self._event, self.uri)
+        self._watcher.start()
+
+    def unwatch(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+
+    def _event(self, event: VirshEvent) -> None:
+        with self._lock:
+            if event.domain:
+                self._stale.add(event.domain)
+            else:
+                self._stale.update(self._names)
+        if self._on_change is not None:
+            self._on_change()
+
+    # -- polling ---------------------------------------------------------------
+    def poll(self) -> HostSnapshot:
+        started = time.monotonic()
+        if self._facts is None or self._polls >= NODE_REFRESH_POLLS:
+            self.connect()
+        self._polls += 1
+        out = self._virsh(script(POLL_COMMANDS), what=self.uri)
+        taken_at = self._clock()
+        listing, stats_text, autostart_text, transient_text = split_sections(out, 4)
+        pairs = parse_uuid_names(listing)
+        stats = parse_domstats(stats_text)
+        autostart = parse_names(autostart_text)
+        transient = parse_names(transient_text)
+        states = {uuid: self._state(stats.get(name, {})) for uuid, name in pairs}
+        self._refresh_xml(pairs, states)
+        domains = []
+        for uuid, name in pairs:
+            cached = self._xml.get(uuid)
+            if cached is None:
+                continue  # vanished between the listing and dumpxml: next poll settles it
+            domains.append(self._domain(uuid, name, states[uuid], stats.get(name, {}), cached,
+                                        name in autostart, name not in transient))
+        with self._lock:
+            self._names = {name: uuid for uuid, name in pairs}
+        for gone in set(self._xml) - set(states):
+            del self._xml[gone]
+        facts = self._facts
+        assert facts is not None
+        host = Host(
+            uri=self.uri, hostname=facts.hostname, hypervisor=facts.hypervisor,
+            hypervisor_version=facts.hypervisor_version, cpus=facts.cpus, memory_kib=facts.memory_kib,
+            state=ConnectionState.CONNECTED, poll_latency_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        return HostSnapshot(host=host, domains=tuple(sorted(domains, key=lambda d: d.name)), taken_at=taken_at)
+
+    @staticmethod
+    def _state(stats: dict[str, str]) -> DomainState:
+        number = stat_int(stats, "state.state", 0)
+        return DomainState.from_libvirt_number(number or 0)
+
+    def _refresh_xml(self, pairs: list[tuple[str, str]], states: dict[str, DomainState]) -> None:
+        with self._lock:
+            stale, self._stale = self._stale, set()
+        wanted = []
+        for uuid, name in pairs:
+            cached = self._xml.get(uuid)
+            if cached is None or cached.active != states[uuid].is_active or name in stale \
+                    or cached.definition.name != name:
+                wanted.append(uuid)
+        if not wanted:
+            return
+        out = self._virsh_tolerant(script([f"dumpxml {uuid}" for uuid in wanted]))
+        for uuid, text in zip(wanted, split_sections(out, len(wanted)), strict=True):
+            if not text.strip():
+                self._xml.pop(uuid, None)  # undefined meanwhile
+                continue
+            root = parse_xml(text, f"{self.uri}: domain {uuid}")
+            definition = parse_domain(root, what=f"{self.uri}: domain {uuid}")
+            raw_id = root.get("id")
+            dom_id = int(raw_id) if raw_id and raw_id.isdigit() else None
+            self._xml[uuid] = _CachedXML(text, definition, states[uuid].is_active, dom_id)
+
+    def _virsh_tolerant(self, command: str) -> str:
+        """Run a batch where single commands may fail (a domain undefined meanwhile)."""
+        result = self.transport.run(["virsh", "-c", self.target_uri, command])
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        fatal = [line for line in errors if "failed to get domain" not in line and "Domain not found" not in line]
+        if result.returncode != 0 or fatal:
+            raise virsh_error(result.stderr, result.returncode, self.uri)
+        return result.stdout
+
+    def _domain(self, uuid: str, name: str, state: DomainState, stats: dict[str, str], cached: _CachedXML,
+                autostart: bool, persistent: bool) -> Domain:
+        definition = cached.definition
+        active = state.is_active
+        disks, io = self._disks(definition.disks, stats)
+        memory = stat_int(stats, "balloon.current") if active else None
+        max_memory = stat_int(stats, "balloon.maximum") if active else None
+        return Domain(
+            uuid=uuid, name=name, state=state,
+            vcpus=(stat_int(stats, "vcpu.current") if active else None) or definition.vcpus,
+            memory_kib=memory or definition.memory_kib,
+            max_memory_kib=max_memory or definition.max_memory_kib,
+            autostart=autostart, persistent=persistent,
+            cpu_time_ns=stat_int(stats, "cpu.time", 0) or 0,
+            disks=disks, disk_io=io,
+            id=cached.dom_id if active else None,
+        )
+
+    @staticmethod
+    def _disks(disks: tuple[Disk, ...], stats: dict[str, str]) -> tuple[tuple[Disk, ...], tuple[tuple[str, DiskIO], ...]]:
+        by_target: dict[str, int] = {}
+        for index in range(stat_int(stats, "block.count", 0) or 0):
+            by_target[stats.get(f"block.{index}.name", "")] = index
+        out, io = [], []
+        for disk in disks:
+            index = by_target.get(disk.target)
+            if index is None:
+                out.append(disk)
+                continue
+            prefix = f"block.{index}."
+            out.append(replace(disk, capacity=stat_int(stats, prefix + "capacity", 0) or 0,
+                               allocation=stat_int(stats, prefix + "allocation", 0) or 0))
+            io.append((disk.target, DiskIO(stat_int(stats, prefix + "rd.bytes", 0) or 0,
+                                           stat_int(stats, prefix + "wr.bytes", 0) or 0)))
+        return tuple(out), tuple(io)
+
+    # -- reading and acting ------------------------------------------------------
+    def domain_xml(self, uuid: str) -> str:
+        return self._virsh(f"dumpxml {_check_uuid(uuid)}", what=self.uri)
+
+    def perform(self, uuid: str, action: Action) -> None:
+        uuid = _check_uuid(uuid)
+        result = self.transport.run(["virsh", "-q", "-c", self.target_uri, action.value, uuid])
+        if result.returncode != 0:
+            raise virsh_error(result.stderr, result.returncode, f"{action.value} {uuid}")
+        with self._lock:
+            self._stale.update(name for name, known in self._names.items() if known == uuid)
+
+
+def open_virsh_driver(uri: str, parsed: LibvirtURI, *, clock: Callable[[], float] = time.monotonic) -> VirshDriver:
+    """The virsh driver over the transport the URI names: paramiko for +ssh, local processes otherwise."""
+    if parsed.transport in ("ssh", "libssh", "libssh2"):
+        from virttui.drivers.ssh import SSHTransport
+
+        transport: Transport = SSHTransport(parsed)
+    else:
+        from virttui.drivers.transport import LocalTransport
+
+        transport = LocalTransport()
+    return VirshDriver(uri, parsed, transport, clock=clock)
+

@@ -1,0 +1,50 @@
+"""Unknown SSH host keys: ask the operator once, save the key only on an explicit yes."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from virttui.screens.confirm import ConfirmScreen
+
+if TYPE_CHECKING:
+    from virttui.app import VirtTUI
+
+log = logging.getLogger(__name__)
+
+
+class HostKeyPrompter:
+    """Shows one dialog per unknown key; the host stays in error until the key is accepted."""
+
+    def __init__(self, app: VirtTUI) -> None:
+        self.app = app
+        self._asking: set[str] = set()
+        self._declined: set[tuple[str, str]] = set()  # (uri, fingerprint) the operator refused
+
+    def check(self, uri: str) -> None:
+        """After a failed connect: if it failed on an unknown host key, ask about it."""
+        driver = self.app.scheduler.driver(uri)
+        pending = driver.pending_host_key()
+        if pending is None or uri in self._asking or (uri, pending.fingerprint) in self._declined:
+            return
+        self._asking.add(uri)
+        body = (f"The SSH host key of {pending.host} is not in {pending.known_hosts}.\n\n"
+                f"  {pending.key_type} {pending.fingerprint}\n\n"
+                "Compare this fingerprint with the one the host's administrator gives you "
+                "(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub). Trust it and save it to known_hosts?")
+
+        def answered(yes: bool | None) -> None:
+            self._asking.discard(uri)
+            if not yes:
+                self._declined.add((uri, pending.fingerprint))
+                self.app.notify(f"{pending.host}: host key not trusted; the host stays disconnected",
+                                severity="warning", markup=False)
+                return
+            try:
+                driver.trust_host_key()
+            except OSError as exc:
+                self.app.notify(f"cannot save the host key: {exc.strerror}", severity="error", markup=False)
+                return
+            self.app.scheduler.poll_now(uri)
+
+        self.app.push_screen(ConfirmScreen(f"Unknown host key: {pending.host}", body, yes_label="Trust"), answered)
