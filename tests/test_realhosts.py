@@ -1,0 +1,285 @@
+"""virttui against real libvirtd + QEMU hosts, locally (virsh) and over SSH (paramiko).
+
+The `realstack` fixture (tests/realstack/) starts two private test hosts,
+each in its own mount namespace with its own libvirtd, virtlogd and sshd.
+Nothing here is mocked: what virttui shows is checked against what virsh says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid as uuidlib
+
+import pytest
+from helpers import settle
+
+from virttui.app import VirtTUI
+from virttui.cli import main
+from virttui.drivers.base import Action
+from virttui.drivers.errors import ConnectionFailed
+from virttui.drivers.model import ConnectionState, DomainState
+from virttui.drivers.registry import open_driver
+from virttui.screens.confirm import ConfirmScreen
+from virttui.widgets.panes import DomainsTable, domain_key
+
+pytestmark = pytest.mark.realstack
+
+# libvirt refuses "/" in names; a command that did run would leave PWNED in the shell's cwd or in $HOME.
+PWNED = ".virttui-pwned"
+HOSTILE_NAMES = (f"vttest-x'; touch {PWNED}; '", f"vttest-\"; touch {PWNED}; \"", "vttest-naïve guest with spaces", "vttest-$(id)`id`")
+
+
+def virsh_states(host) -> dict[str, str]:  # noqa: ANN001 - harness TestHost
+    """name -> state as virsh on the host itself reports it."""
+    states = {}
+    for uuid in host.virsh("list", "--all", "--uuid").split():
+        name = host.virsh("domname", uuid).strip()
+        states[name] = host.virsh("domstate", uuid).strip()
+    return states
+
+
+def uuid_of(host, name: str) -> str:  # noqa: ANN001
+    return host.virsh("domuuid", name).strip()
+
+
+@pytest.fixture
+def guest(realstack):
+    """A fresh shut-off guest on host 1, removed afterwards."""
+    host = realstack.hosts[0]
+    name = f"vttest-g{uuidlib.uuid4().hex[:6]}"
+    uuid = host.define_guest(name)
+    yield host, name, uuid
+    host.undefine_guest(name)
+
+
+def wait_for(predicate, timeout: float = 20.0, step: float = 0.05):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.mark.parametrize("kind", ["local", "ssh"])
+def test_status_json_agrees_with_virsh(realstack, kind, capsys):
+    for host in realstack.hosts:
+        uri = host.local_uri if kind == "local" else host.ssh_uri
+        assert main(["status", "--json", "-c", uri]) == 0
+        (reported,) = json.loads(capsys.readouterr().out)["hosts"]
+        assert reported["state"] == "connected"
+        assert {d["name"]: d["state"] for d in reported["domains"]} == virsh_states(host)
+        for dom in reported["domains"]:
+            assert dom["uuid"] == uuid_of(host, dom["name"])
+
+
+def test_hosts_are_distinct(realstack):
+    one, two = (set(virsh_states(h)) for h in realstack.hosts)
+    assert not one & two
+
+
+async def _select(pilot, uri: str, uuid: str) -> None:  # noqa: ANN001
+    table = pilot.app.screen.query_one(DomainsTable)
+    table.follow_key = True
+    table.move_to_key(domain_key(uri, uuid))
+    await pilot.pause()
+    assert pilot.app.screen.selected_domain()[1].uuid == uuid
+
+
+async def _until(pilot, predicate, timeout: float = 30.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await settle(pilot)
+        if predicate():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError("the console never showed the expected state")
+
+
+async def test_every_lifecycle_key_against_a_real_guest_over_ssh(realstack, guest):
+    host, name, uuid = guest
+    driver = open_driver(host.ssh_uri)
+    app = VirtTUI([driver], poll_interval=0.5)
+    async with app.run_test(size=(120, 40)) as pilot:
+        def shown() -> DomainState | None:
+            dom = app.fleet.domain(driver.uri, uuid)
+            return dom.state if dom else None
+
+        await _until(pilot, lambda: shown() is DomainState.SHUT_OFF)
+        await _select(pilot, driver.uri, uuid)
+
+        await pilot.press("s")
+        await _until(pilot, lambda: shown() is DomainState.RUNNING)
+        assert host.virsh("domstate", uuid).strip() == "running"
+
+        await pilot.press("p")
+        await _until(pilot, lambda: shown() is DomainState.PAUSED)
+        assert host.virsh("domstate", uuid).strip() == "paused"
+
+        await pilot.press("p")
+        await _until(pilot, lambda: shown() is DomainState.RUNNING)
+        assert host.virsh("domstate", uuid).strip() == "running"
+
+        await pilot.press("r")  # a guest without an OS ignores ACPI: the request itself must succeed
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        assert not [n for n in app._notifications if n.severity == "error"]  # noqa: SLF001
+        assert host.virsh("domstate", uuid).strip() in ("running", "in shutdown")
+
+        await pilot.press("f")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await _until(pilot, lambda: shown() is DomainState.SHUT_OFF)
+        assert host.virsh("domstate", uuid).strip() == "shut off"
+
+
+async def test_an_invalid_action_is_a_notification_not_a_crash(realstack, guest):
+    host, name, uuid = guest
+    driver = open_driver(host.local_uri)
+    driver.connect()
+    try:
+        with pytest.raises(Exception) as info:
+            driver.perform(uuid, Action.RESUME)
+        assert "not" in str(info.value) and "\n" not in str(info.value)
+    finally:
+        driver.close()
+
+
+async def test_an_external_virsh_change_arrives_through_events(realstack, guest):
+    host, name, uuid = guest
+    driver = open_driver(host.ssh_uri)
+    app = VirtTUI([driver], poll_interval=3600)  # no timed poll will come: only events can tell
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until(pilot, lambda: app.fleet.domain(driver.uri, uuid) is not None)
+        await pilot.pause(1.0)  # the event stream is up
+        host.virsh("start", uuid)
+        started = time.monotonic()
+        await _until(pilot, lambda: app.fleet.domain(driver.uri, uuid).state is DomainState.RUNNING, timeout=10)
+        assert time.monotonic() - started < 5  # an hour-long poll interval: this came by event
+        host.virsh("destroy", uuid)
+        await _until(pilot, lambda: app.fleet.domain(driver.uri, uuid).state is DomainState.SHUT_OFF, timeout=10)
+
+
+def _uri_with_known_hosts(host, path: str) -> str:  # noqa: ANN001
+    base, _, query = host.ssh_uri.partition("?")
+    params = [p for p in query.split("&") if p and not p.startswith("known_hosts=")]
+    return f"{base}?{'&'.join(params + [f'known_hosts={path}'])}"
+
+
+async def test_unknown_host_key_is_trusted_only_after_the_operator_accepts(realstack, tmp_path):
+    host = realstack.hosts[1]
+    known = tmp_path / "known_hosts"
+    driver = open_driver(_uri_with_known_hosts(host, str(known)))
+    app = VirtTUI([driver], poll_interval=0.5)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        body = str(app.screen.query_one("#dialog-body").render())
+        assert "SHA256:" in body and not known.exists()
+        assert app.fleet.host(driver.uri).state is ConnectionState.ERROR
+        await pilot.press("y")
+        await _until(pilot, lambda: app.fleet.host(driver.uri).state is ConnectionState.CONNECTED)
+    assert f"[127.0.0.1]:{host.ssh_port} " in known.read_text()
+
+
+def test_a_changed_host_key_is_refused(realstack, tmp_path):
+    host = realstack.hosts[0]
+    other = realstack.hosts[1]
+    known = tmp_path / "known_hosts"
+    # host 1's port with host 2's key: what a man in the middle would look like
+    theirs = [line for line in open(realstack.known_hosts) if line.startswith(f"[127.0.0.1]:{other.ssh_port} ")]
+    known.write_text("".join(line.replace(f":{other.ssh_port} ", f":{host.ssh_port} ", 1) for line in theirs))
+    driver = open_driver(_uri_with_known_hosts(host, str(known)))
+    with pytest.raises(ConnectionFailed, match="CHANGED"):
+        driver.connect()
+    driver.close()
+
+
+def test_no_verify_accepts_an_unknown_key_without_saving(realstack, tmp_path):
+    host = realstack.hosts[0]
+    known = tmp_path / "known_hosts"
+    driver = open_driver(_uri_with_known_hosts(host, str(known)) + "&no_verify=1")
+    driver.connect()
+    try:
+        assert driver.poll().host.state is ConnectionState.CONNECTED
+    finally:
+        driver.close()
+    assert not known.exists()
+
+
+async def test_sshd_killed_mid_session_then_back(realstack):
+    host = realstack.hosts[1]
+    driver = open_driver(host.ssh_uri)
+    app = VirtTUI([driver], poll_interval=0.3)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until(pilot, lambda: app.fleet.host(driver.uri).state is ConnectionState.CONNECTED)
+        host.stop_sshd()
+        try:
+            await _until(pilot, lambda: app.fleet.host(driver.uri).state is ConnectionState.ERROR)
+            assert app.fleet.host(driver.uri).last_error
+        finally:
+            host.start_sshd()
+        await _until(pilot, lambda: app.fleet.host(driver.uri).state is ConnectionState.CONNECTED, timeout=60)
+
+
+async def test_libvirtd_restarted(realstack):
+    host = realstack.hosts[1]
+    driver = open_driver(host.ssh_uri)
+    app = VirtTUI([driver], poll_interval=0.3)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until(pilot, lambda: app.fleet.host(driver.uri).state is ConnectionState.CONNECTED)
+        host.stop_libvirtd()
+        try:
+            await _until(pilot, lambda: app.fleet.host(driver.uri).state is ConnectionState.ERROR)
+            assert "connect" in app.fleet.host(driver.uri).last_error
+        finally:
+            host.start_libvirtd()
+        await _until(pilot, lambda: app.fleet.host(driver.uri).state is ConnectionState.CONNECTED, timeout=60)
+
+
+@pytest.mark.parametrize("kind", ["local", "ssh"])
+def test_hostile_domain_names_work_and_run_nothing(realstack, kind):
+    host = realstack.hosts[0]
+    traces = [os.path.join(os.getcwd(), PWNED), os.path.join(os.path.expanduser("~root"), PWNED)]
+    for trace in traces:
+        if os.path.exists(trace):
+            os.unlink(trace)
+    uuids = {name: host.define_guest(name) for name in HOSTILE_NAMES}
+    try:
+        driver = open_driver(host.local_uri if kind == "local" else host.ssh_uri)
+        driver.connect()
+        try:
+            shown = {d.name: d for d in driver.poll().domains}
+            for name, uuid in uuids.items():
+                assert shown[name].uuid == uuid
+            victim = uuids[HOSTILE_NAMES[0]]
+            driver.perform(victim, Action.START)
+            assert {d.uuid: d.state for d in driver.poll().domains}[victim] is DomainState.RUNNING
+            assert f"<uuid>{victim}</uuid>" in driver.domain_xml(victim)
+            driver.perform(victim, Action.DESTROY)
+        finally:
+            driver.close()
+    finally:
+        for name in HOSTILE_NAMES:
+            host.undefine_guest(name)
+    assert not any(os.path.exists(trace) for trace in traces)
+    assert host.run("sh", "-c", f"test ! -e ~/{PWNED}", check=False).returncode == 0
+
+
+def test_every_remote_argument_arrives_verbatim(realstack):
+    """The SSH transport quotes each argument: what the remote program gets is exactly what we sent."""
+    driver = open_driver(realstack.hosts[0].ssh_uri)
+    driver.connect()
+    try:
+        for text in (*HOSTILE_NAMES, "a\nb", "$HOME", "*", "", "naïve ünïcödé", "x" * 1000):
+            result = driver.transport.run(["printf", "%s", text])
+            assert (result.returncode, result.stdout) == (0, text)
+    finally:
+        driver.close()

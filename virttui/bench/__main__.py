@@ -1,0 +1,60 @@
+"""`python -m virttui.bench [--quick] [--only NAME]`: print every figure with its target.
+
+The real-stack benchmarks start private libvirt test hosts with the harness in
+the checkout's tests/realstack (they need root and Debian's libvirt, as the
+test suite does); from an installed wheel only the embedded benchmarks run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from pathlib import Path
+
+from virttui.bench.stats import Table
+
+
+def _harness():  # noqa: ANN202 - tests/realstack/harness.py's module, or None outside a checkout
+    tests = Path(__file__).resolve().parents[2] / "tests"
+    if not (tests / "realstack" / "harness.py").exists():
+        return None
+    sys.path.insert(0, str(tests))
+    from realstack import harness
+
+    return harness
+
+
+def machine() -> str:
+    cpus = os.cpu_count() or 0
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem = 0.0
+    return f"{platform.machine()}, {cpus} CPUs, {mem:.0f} GiB, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m virttui.bench")
+    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats: a smoke run")
+    parser.add_argument("--only", action="append", choices=["poll"], help="run only these benchmarks")
+    args = parser.parse_args(argv)
+    wanted = set(args.only or ["poll"])
+    table = Table()
+    print(f"virttui benchmarks ({'quick' if args.quick else 'full'}) on {machine()}", flush=True)
+    if "poll" in wanted:
+        harness = _harness()
+        if harness is None:
+            print("real-stack benchmarks need a checkout (tests/realstack); skipped", file=sys.stderr)
+        else:
+            from virttui.bench.realpoll import bench_poll
+
+            with harness.RealStack.start(1) as stack:
+                bench_poll(table, stack, quick=args.quick)
+    print(table.render())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
