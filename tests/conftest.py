@@ -14,6 +14,8 @@ import pytest
 
 from virttui.demo import Demo
 
+pytest_plugins = ["realstack.fixtures"]
+
 SNAPSHOT_LEASE_DIR = "/tmp/virttui-snapshot-leases"  # fixed: it is shown in the cleanup dialog
 
 

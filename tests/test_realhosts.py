@@ -283,3 +283,63 @@ def test_every_remote_argument_arrives_verbatim(realstack):
             assert (result.returncode, result.stdout) == (0, text)
     finally:
         driver.close()
+
+
+def test_ssh_config_alias_and_the_agent_are_honoured(realstack, private_home, tmp_path):
+    """~/.ssh/config supplies HostName, Port and User; the key comes from ssh-agent, not the URI."""
+    import subprocess
+
+    host = realstack.hosts[0]
+    ssh_dir = private_home / ".ssh"
+    ssh_dir.mkdir(mode=0o700)
+    (ssh_dir / "config").write_text(f"Host hv-alias\n  HostName 127.0.0.1\n  Port {host.ssh_port}\n  User root\n")
+    agent_sock = str(tmp_path / "agent.sock")
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", agent_sock], stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: os.path.exists(agent_sock), timeout=10)
+        env = {**os.environ, "SSH_AUTH_SOCK": agent_sock}
+        subprocess.run(["ssh-add", realstack.client_key], env=env, check=True, capture_output=True)
+        os.environ["SSH_AUTH_SOCK"] = agent_sock
+        try:
+            driver = open_driver(f"qemu+ssh://hv-alias/system?known_hosts={realstack.known_hosts}")
+            driver.connect()
+            try:
+                assert set(d.name for d in driver.poll().domains) == set(virsh_states(host))
+            finally:
+                driver.close()
+        finally:
+            del os.environ["SSH_AUTH_SOCK"]
+    finally:
+        agent.terminate()
+        agent.wait(10)
+
+
+def test_a_host_that_accepts_and_never_answers_times_out(monkeypatch):
+    import socket
+
+    import virttui.drivers.ssh as ssh
+
+    monkeypatch.setattr(ssh, "CONNECT_TIMEOUT", 1.0)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # the kernel completes the handshake; nobody ever speaks
+        port = silent.getsockname()[1]
+        driver = open_driver(f"qemu+ssh://root@127.0.0.1:{port}/system")
+        started = time.monotonic()
+        with pytest.raises(ConnectionFailed) as info:
+            driver.connect()
+        assert time.monotonic() - started < 10
+        assert "\n" not in str(info.value)
+
+
+def test_no_key_material_reaches_the_log(realstack, tmp_path, capsys):
+    host = realstack.hosts[0]
+    log = tmp_path / "virttui.log"
+    assert main(["--log", str(log), "status", "-c", host.ssh_uri]) == 0
+    out = capsys.readouterr()
+    secret_lines = open(realstack.client_key).read().splitlines()[1:-1]  # the base64 body of the private key
+    public_blob = open(realstack.client_key + ".pub").read().split()[1]
+    for text in (log.read_text(), out.out, out.err):
+        assert not any(line in text for line in secret_lines)
+        assert public_blob not in text
+    assert "Authentication (publickey) successful" in log.read_text()  # paramiko did log, and safely

@@ -231,7 +231,7 @@ class SSHTransport(Transport):
 
     def _open_client(self) -> paramiko.SSHClient:
         target = self.target
-        name = known_host_name(target.host, target.port)
+        name = known_host_name(target.address, target.port)
         client = paramiko.SSHClient()
         policy: paramiko.MissingHostKeyPolicy = _Refuse() if target.verify else _AcceptUnverified()
         if target.verify and os.path.exists(target.known_hosts):
