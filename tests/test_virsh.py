@@ -30,7 +30,7 @@ from virttui.drivers.model import DomainState
 from virttui.drivers.registry import open_driver
 from virttui.drivers.transport import CommandResult, LocalTransport, Transport
 from virttui.drivers.uri import parse_uri
-from virttui.drivers.virsh import VirshDriver, script
+from virttui.drivers.virsh import MISSING, VirshDriver, script
 from virttui.drivers.virshparse import (
     SECTION_MARKER,
     parse_domstats,
@@ -142,6 +142,8 @@ class ScriptedTransport(Transport):
         self.commands: list[list[str]] = []
 
     def run(self, argv, *, timeout=30.0):  # noqa: ANN001, ANN201
+        if argv[0] == "sh":  # the lock configuration: no file exists on this host
+            return CommandResult(0, f"{SECTION_MARKER}\n{MISSING}" * 3, "")
         self.commands.append(list(argv))
         return self.answers.pop(0)
 
@@ -224,7 +226,8 @@ def test_steady_state_poll_runs_virsh_once():
 
     class Counting(LocalTransport):
         def run(self, argv, *, timeout=30.0):  # noqa: ANN001, ANN201
-            runs.append(list(argv))
+            if argv[0] == "virsh":
+                runs.append(list(argv))
             return super().run(argv, timeout=timeout)
 
     driver = VirshDriver(uri, parse_uri(uri), Counting())

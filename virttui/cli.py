@@ -228,8 +228,6 @@ def cmd_leases_status(args: argparse.Namespace) -> int:
 
 
 def cmd_leases_cleanup(args: argparse.Namespace) -> int:
-    from virttui.locks.flockstore import LeaseDirError
-
     failed = False
     with open_hosts(args) as (drivers, _):
         pairs = _lease_hosts(drivers[:1] if not args.connect else drivers)
@@ -246,7 +244,7 @@ def cmd_leases_cleanup(args: argparse.Namespace) -> int:
             seen_dirs.add(manager.directory)
             try:
                 report = manager.cleanup(dry_run=args.dry_run)
-            except LeaseDirError as exc:
+            except OSError as exc:  # LeaseDirError, LeaseAgentError: one line naming the directory
                 raise UsageError(exc.strerror or str(exc)) from None
             for outcome in report.outcomes:
                 resource = f"{report.lockspace}:{outcome.name}:{outcome.path}:0"

@@ -39,6 +39,7 @@ from virttui.drivers.virshparse import (
     virsh_error,
 )
 from virttui.drivers.xmlparse import DomainDefinition, parse_domain, parse_xml
+from virttui.locks.model import LockConfig
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ POLL_COMMANDS = (
     "list --all --name --transient",
 )
 NODE_COMMANDS = ("nodeinfo", "hostname", "version")
+MISSING = "@@virttui-missing@@"
 # Full node facts again every so many polls: memory can be hot-added, libvirt upgraded.
 NODE_REFRESH_POLLS = 150
 
@@ -90,6 +92,9 @@ class VirshDriver(Driver):
         self._names: dict[str, str] = {}  # name -> uuid, from the last poll
         self._stale: set[str] = set()  # names whose XML an event invalidated
         self._watcher: EventWatcher | None = None
+        self._leases = None
+        self._lock_warning = ""
+        self.lock_config: LockConfig | None = None
         self._on_change: Callable[[], None] | None = None
 
     # -- virsh -----------------------------------------------------------------
@@ -106,6 +111,32 @@ class VirshDriver(Driver):
         nodeinfo, hostname, version = split_sections(out, 3)
         self._facts = parse_node_facts(nodeinfo, hostname, version)
         self._polls = 0
+        self._leases, self._lock_warning = self._lease_manager()
+
+    def _lease_manager(self):  # noqa: ANN202 - (HostLeaseManager | None, warning)
+        """The host's sanlock lease directory, if its libvirt uses sanlock; a bad config is a warning."""
+        from virttui.locks.libvirtconf import LOCKD_CONF, QEMU_CONF, SANLOCK_CONF, LibvirtConfError, lock_config
+
+        files = (QEMU_CONF, SANLOCK_CONF, LOCKD_CONF)
+        shell = f'for f; do echo {SECTION_MARKER}; cat -- "$f" 2>/dev/null || printf %s {MISSING}; done'
+        result = self.transport.run(["sh", "-c", shell, "sh", *files])
+        texts = [None if part == MISSING else part for part in result.stdout.split(SECTION_MARKER + "\n")[1:]]
+        if len(texts) != len(files):
+            return None, "cannot read the libvirt lock configuration"
+        try:
+            self.lock_config = lock_config(*texts)
+        except LibvirtConfError as exc:
+            return None, f"lock configuration: {exc}"
+        if self.lock_config.manager != "sanlock":
+            return None, ""
+        from virttui.locks.hostleases import AgentRunner, HostLeaseManager
+
+        local = self.parsed.transport not in ("ssh", "libssh", "libssh2")
+        runner = AgentRunner() if local else AgentRunner(self.transport)
+        return HostLeaseManager(self.lock_config, runner), ""
+
+    def lease_manager(self):  # noqa: ANN201 - HostLeaseManager | None
+        return self._leases
 
     def close(self) -> None:
         self.unwatch()
@@ -175,8 +206,11 @@ class VirshDriver(Driver):
             uri=self.uri, hostname=facts.hostname, hypervisor=facts.hypervisor,
             hypervisor_version=facts.hypervisor_version, cpus=facts.cpus, memory_kib=facts.memory_kib,
             state=ConnectionState.CONNECTED, poll_latency_ms=round((time.monotonic() - started) * 1000, 1),
+            warnings=(self._lock_warning,) if self._lock_warning else (),
         )
-        return HostSnapshot(host=host, domains=tuple(sorted(domains, key=lambda d: d.name)), taken_at=taken_at)
+        leases = self._leases.snapshot() if self._leases is not None else None
+        return HostSnapshot(host=host, domains=tuple(sorted(domains, key=lambda d: d.name)), taken_at=taken_at,
+                            leases=leases)
 
     @staticmethod
     def _state(stats: dict[str, str]) -> DomainState:

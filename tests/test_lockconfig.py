@@ -1,0 +1,104 @@
+"""libvirt's config syntax, the lock settings read with it, sanlock's status output, the lease agent's scan."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from virttui.locks.agent import scan
+from virttui.locks.flockstore import write_free_lease
+from virttui.locks.hostleases import AgentRunner, HostLeaseManager
+from virttui.locks.libvirtconf import LibvirtConfError, lock_config, parse_libvirt_conf
+from virttui.locks.model import LockConfig
+from virttui.locks.naming import lockd_lease_name, sanlock_lease_name
+from virttui.locks.sanlockstatus import parse_client_status, parse_host_status
+
+SANLOCK_CONF = """
+# comments everywhere
+auto_disk_leases = 1   # trailing comment
+disk_lease_dir = "/srv/nfs/sanlock"
+host_id = 7; io_timeout = 4
+require_lease_for_disks = 0
+user = 'sanlock'
+"""
+
+
+def test_the_issue_test_vector():
+    assert sanlock_lease_name("/var/lib/libvirt/images/demo.img") == "bfa0240911bc17753e0b473688822159"
+    assert len(lockd_lease_name("/var/lib/libvirt/images/demo.img")) == 64
+
+
+def test_libvirt_config_syntax():
+    entries = parse_libvirt_conf('a = 1\nb = "two"\nc = [ "x",\n  "y", # comment\n]\nd = """multi\nline"""\ne=-3\n')
+    assert entries == {"a": 1, "b": "two", "c": ["x", "y"], "d": "multi\nline", "e": -3}
+
+
+@pytest.mark.parametrize("text, line", [
+    ('a = "unterminated\n', 1),
+    ("a = 1\nb = \n", 2),
+    ("a = 1\n\n= 3\n", 3),
+    ("a = [1, 2\nb = 2\n", 2),
+    ("a = 1 2\n", 1),
+])
+def test_malformed_config_names_file_and_line(text, line):
+    with pytest.raises(LibvirtConfError, match=rf"^/etc/libvirt/x.conf:{line}: "):
+        parse_libvirt_conf(text, "/etc/libvirt/x.conf")
+
+
+def test_lock_config_from_the_three_files():
+    config = lock_config('lock_manager = "sanlock"\n', SANLOCK_CONF, 'file_lockspace_dir = "/var/lib/libvirt/lockd/files"')
+    assert config == LockConfig(manager="sanlock", auto_disk_leases=True, disk_lease_dir="/srv/nfs/sanlock",
+                                host_id=7, require_lease_for_disks=False, io_timeout=4,
+                                file_lockspace_dir="/var/lib/libvirt/lockd/files")
+    assert lock_config(None, None, None).manager == "nop"
+    assert lock_config(None, "auto_disk_leases = 1", None).require_lease_for_disks is False
+    with pytest.raises(LibvirtConfError, match="host_id must be a number"):
+        lock_config(None, 'host_id = "one"', None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_config_parser_raises_only_its_own_error(text):
+    try:
+        parse_libvirt_conf(text)
+    except LibvirtConfError:
+        pass
+
+
+def test_sanlock_client_status():
+    status = parse_client_status(
+        "daemon 1f6b-host1\np -1 helper\np 4242 qemu\n"
+        "s __LIBVIRT__DISKS__:1:/var/lib/libvirt/sanlock/__LIBVIRT__DISKS__:0\n"
+        "s other:3:/dev/x:0 ADD\n"
+        "r __LIBVIRT__DISKS__:bfa0240911bc17753e0b473688822159:/var/lib/libvirt/sanlock/bfa0:0:3 p 4242\n")
+    assert status.lockspaces == {"__LIBVIRT__DISKS__": 1}
+    assert status.joining == {"other"}
+    assert status.resources == {"__LIBVIRT__DISKS__:bfa0240911bc17753e0b473688822159": 4242}
+    assert parse_host_status("1 timestamp 4021\n2 timestamp 0\njunk\n") == {1: 4021, 2: 0}
+
+
+def test_agent_scan_reads_heads_and_refuses_symlinks(tmp_path):
+    free = write_free_lease(str(tmp_path), "/images/a.qcow2")
+    (tmp_path / "garbage").write_bytes(b"x" * 10)
+    os.symlink("/etc/passwd", tmp_path / "link")
+    result = scan(str(tmp_path), "__LIBVIRT__DISKS__", False)
+    by_name = {f["name"]: f for f in result["files"]}
+    assert by_name[os.path.basename(free)]["head"].startswith("10201506")  # PAXOS_DISK_MAGIC, little-endian
+    assert by_name["garbage"]["head"] == (b"x" * 10).hex()
+    assert "symbolic link" in by_name["link"]["error"]
+    assert scan(str(tmp_path / "nope"), "__LIBVIRT__DISKS__", False)["error"]
+
+
+def test_host_lease_manager_reports_corrupt_free_and_a_missing_directory(tmp_path):
+    free = write_free_lease(str(tmp_path), "/images/a.qcow2")
+    (tmp_path / "0123456789abcdef0123456789abcdef").write_bytes(b"\0" * 512)
+    config = LockConfig(manager="sanlock", auto_disk_leases=True, disk_lease_dir=str(tmp_path), host_id=1)
+    snap = HostLeaseManager(config, AgentRunner()).snapshot()
+    files = {f.name: f for f in snap.files}
+    assert files[os.path.basename(free)].leader is not None and not files[os.path.basename(free)].held
+    assert "bad magic" in files["0123456789abcdef0123456789abcdef"].error
+    gone = LockConfig(manager="sanlock", disk_lease_dir=str(tmp_path / "missing"), host_id=1)
+    assert "No such file" in HostLeaseManager(gone, AgentRunner()).snapshot().error

@@ -1,0 +1,217 @@
+"""The lease agent: runs ON a host (locally, or as `python3 -c` over SSH) to scan and clean its lease directory.
+
+One agent run replaces thousands of round trips: it lists the directory,
+reads the first sector of every file, the kernel lock table and the sanlock
+daemon's status, and prints it all as one JSON document; virttui parses the
+leader records itself. Cleanup acquires each lease through the host's own
+sanlock daemon (libsanlock_client, via ctypes, one registration for the whole
+run) and removes a file only while holding its lease, exactly the rule of
+virt-sanlock-cleanup, without a `sanlock client` and an `rm` process per file.
+
+Self-contained on purpose: standard library only, no virttui import, so its
+source can be sent to a host that has only python3.
+"""
+
+import ctypes
+import errno
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+
+SECTOR = 512
+NAME_LEN = 48
+PATH_LEN = 1024
+ACQUIRE_OWNER_NOWAIT = 0x8
+LEASE_NAME = re.compile(r"^([0-9a-f]{32}|[0-9a-f]{64})$")
+PAXOS_DISK_MAGIC = 0x06152010
+SANLOCK_ERRORS = {  # sanlock_rv.h
+    -201: "sanlock error", -202: "lease I/O timed out", -210: "lease read failed", -211: "lease write failed",
+    -214: "lease is corrupt (bad checksum)", -220: "lease read failed", -221: "lease write failed",
+    -223: "not a lease (bad magic)", -224: "not a lease (bad version)", -225: "not a lease (bad sector size)",
+    -226: "lease belongs to another lockspace", -227: "lease names another resource",
+    -229: "lease is corrupt (bad checksum)", -240: "lease version changed",
+    -241: "lockspace not joined by this host", -242: "lease owner's host_id record is unreadable",
+    -243: "held by a live host", -244: "held by another owner", -245: "held by another owner",
+    -246: "shared lease held", -247: "held by another host (its owner may have died; retry later)",
+}
+
+
+class _Disk(ctypes.Structure):
+    _fields_ = [("path", ctypes.c_char * PATH_LEN), ("offset", ctypes.c_uint64),
+                ("pad1", ctypes.c_uint32), ("pad2", ctypes.c_uint32)]
+
+
+class _Resource(ctypes.Structure):
+    _fields_ = [("lockspace_name", ctypes.c_char * NAME_LEN), ("name", ctypes.c_char * NAME_LEN),
+                ("lver", ctypes.c_uint64), ("data64", ctypes.c_uint64), ("data32", ctypes.c_uint32),
+                ("unused", ctypes.c_uint32), ("flags", ctypes.c_uint32), ("num_disks", ctypes.c_uint32),
+                ("disks", _Disk * 1)]
+
+
+def _run(argv):
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, str(exc)
+    if proc.returncode != 0:
+        return None, (proc.stderr.decode("utf-8", "replace").strip() or "exit status %d" % proc.returncode)
+    return proc.stdout.decode("utf-8", "replace"), ""
+
+
+def _locked_inodes():
+    """(major, minor, inode) of every file with a lock in the kernel's table."""
+    found = []
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                for word in line.split():
+                    parts = word.split(":")
+                    if len(parts) == 3 and all(p and all(c in "0123456789abcdef" for c in p.lower()) for p in parts):
+                        found.append([int(parts[0], 16), int(parts[1], 16), int(parts[2])])
+                        break
+    except OSError:
+        pass
+    return found
+
+
+def _read_head(directory, name):
+    path = os.path.join(directory, name)
+    entry = {"name": name}
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        entry["error"] = "symbolic link, not followed" if exc.errno == errno.ELOOP else exc.strerror
+        return entry
+    try:
+        info = os.fstat(fd)
+        entry.update(size=info.st_size, dev=[os.major(info.st_dev), os.minor(info.st_dev)], ino=info.st_ino)
+        if not stat.S_ISREG(info.st_mode):
+            entry["error"] = "not a regular file"
+            return entry
+        entry["head"] = os.pread(fd, SECTOR, 0).hex()
+    except OSError as exc:
+        entry["error"] = exc.strerror
+    finally:
+        os.close(fd)
+    return entry
+
+
+def scan(directory, lockspace, with_sanlock):
+    """Everything lease status needs from this host, as one JSON-able dict."""
+    result = {"dir": directory, "files": [], "error": ""}
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as exc:
+        result["error"] = exc.strerror or str(exc)
+        return result
+    result["files"] = [_read_head(directory, name) for name in names]
+    result["locks"] = _locked_inodes()
+    if with_sanlock:
+        result["status"], result["status_error"] = _run(["sanlock", "client", "status"])
+        result["host_status"], result["host_status_error"] = _run(
+            ["sanlock", "client", "host_status", "-s", lockspace])
+    return result
+
+
+def _safe_target(directory, name):
+    """The open fd of a lease file that is safe to remove, or the reason it is not."""
+    if not LEASE_NAME.match(name):
+        return None, "not a lease file name"
+    path = os.path.join(directory, name)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        return None, "symbolic link, not followed" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None, "not a regular file"
+        head = os.pread(fd, SECTOR, 0)
+    except OSError as exc:
+        os.close(fd)
+        return None, exc.strerror or str(exc)
+    if len(head) < 4 or int.from_bytes(head[:4], "little") != PAXOS_DISK_MAGIC:
+        os.close(fd)
+        return None, "not a lease (bad magic)"
+    return fd, ""
+
+
+def _same_file(fd, path):
+    try:
+        mine, there = os.fstat(fd), os.lstat(path)
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
+
+
+def cleanup(directory, lockspace, names, dry_run):
+    """Yield one outcome dict per file: removed only while this host held its lease."""
+    directory = os.path.realpath(directory)
+    lib = None
+    sock = -1
+    if not dry_run:
+        try:
+            lib = ctypes.CDLL("libsanlock_client.so.1", use_errno=True)
+        except OSError as exc:
+            yield {"fatal": "libsanlock_client is not installed: %s" % exc}
+            return
+        sock = lib.sanlock_register()
+        if sock < 0:
+            yield {"fatal": "cannot register with the sanlock daemon (%s); is it running?" % os.strerror(-sock)}
+            return
+    try:
+        for name in names:
+            yield _cleanup_one(lib, sock, directory, lockspace, name, dry_run)
+    finally:
+        if sock >= 0:
+            os.close(sock)  # ends the registration: sanlock drops anything still held
+
+
+def _cleanup_one(lib, sock, directory, lockspace, name, dry_run):
+    path = os.path.join(directory, name)
+    fd, reason = _safe_target(directory, name)
+    if fd is None:
+        return {"name": name, "path": path, "removed": False, "reason": reason}
+    try:
+        if dry_run:
+            return {"name": name, "path": path, "removed": False, "reason": "dry run"}
+        res = _Resource()
+        res.lockspace_name = lockspace.encode()
+        res.name = name.encode()[:NAME_LEN]
+        res.num_disks = 1
+        res.disks[0].path = path.encode()[:PATH_LEN - 1]
+        args = (ctypes.POINTER(_Resource) * 1)(ctypes.pointer(res))
+        rv = lib.sanlock_acquire(sock, -1, ACQUIRE_OWNER_NOWAIT, 1, args, None)
+        if rv < 0:
+            why = SANLOCK_ERRORS.get(rv) or (os.strerror(-rv) if -rv < 200 else "sanlock error %d" % rv)
+            return {"name": name, "path": path, "removed": False, "reason": why}
+        try:
+            if not _same_file(fd, path):  # never remove a file that replaced the one we checked
+                return {"name": name, "path": path, "removed": False, "reason": "replaced while checking"}
+            os.unlink(path)  # while holding the lease: nobody can be using it
+            return {"name": name, "path": path, "removed": True, "reason": ""}
+        except OSError as exc:
+            return {"name": name, "path": path, "removed": False, "reason": exc.strerror or str(exc)}
+        finally:
+            lib.sanlock_release(sock, -1, 0, 1, args)
+    finally:
+        os.close(fd)
+
+
+def main(argv):
+    if len(argv) >= 3 and argv[0] == "scan":
+        print(json.dumps(scan(argv[1], argv[2], len(argv) > 3 and argv[3] == "sanlock")))
+        return 0
+    if len(argv) >= 3 and argv[0] in ("cleanup", "dry-run"):
+        for outcome in cleanup(argv[1], argv[2], argv[3:], argv[0] == "dry-run"):
+            print(json.dumps(outcome), flush=True)
+        return 0
+    print(json.dumps({"fatal": "usage: agent scan DIR LOCKSPACE [sanlock] | cleanup|dry-run DIR LOCKSPACE NAME..."}))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

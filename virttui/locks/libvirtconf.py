@@ -1,0 +1,155 @@
+"""libvirt's configuration syntax (src/util/virconf.c) and the lock settings read with it.
+
+`name = value` entries, one per line or separated by `;`; values are integers,
+strings in single, double or triple double quotes, or `[ lists, ]` that may
+span lines; `#` starts a comment. Errors name the file and the line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from virttui.locks.model import DEFAULT_LEASE_DIR, LockConfig
+
+Value = int | str | list
+
+
+class LibvirtConfError(ValueError):
+    """A config file libvirt itself would refuse; str() is `FILE:LINE: problem`."""
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_INT = re.compile(r"[+-]?[0-9]+")
+
+
+@dataclass
+class _Cursor:
+    text: str
+    where: str
+    pos: int = 0
+    line: int = 1
+
+    def error(self, message: str) -> LibvirtConfError:
+        return LibvirtConfError(f"{self.where}:{self.line}: {message}")
+
+    def peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def advance(self, count: int = 1) -> None:
+        self.line += self.text.count("\n", self.pos, self.pos + count)
+        self.pos += count
+
+    def skip_blanks(self, newlines: bool) -> None:
+        """Skip spaces and comments (and newlines when inside a list)."""
+        while self.pos < len(self.text):
+            char = self.text[self.pos]
+            if char in " \t\r" or (newlines and char == "\n"):
+                self.advance()
+            elif char == "#":
+                end = self.text.find("\n", self.pos)
+                self.advance((end if end >= 0 else len(self.text)) - self.pos)
+            else:
+                return
+
+
+def parse_libvirt_conf(text: str, where: str = "config") -> dict[str, Value]:
+    """Every entry of a libvirt config file; a later entry overrides an earlier one, as in libvirt."""
+    cur = _Cursor(text, where)
+    entries: dict[str, Value] = {}
+    while True:
+        cur.skip_blanks(newlines=True)
+        if cur.peek() == ";":
+            cur.advance()
+            continue
+        if not cur.peek():
+            return entries
+        match = _NAME.match(text, cur.pos)
+        if not match:
+            raise cur.error(f"expecting a name, got {cur.peek()!r}")
+        name = match.group()
+        cur.advance(len(name))
+        cur.skip_blanks(newlines=False)
+        if cur.peek() != "=":
+            raise cur.error(f"expecting '=' after {name}")
+        cur.advance()
+        cur.skip_blanks(newlines=False)
+        entries[name] = _value(cur)
+        cur.skip_blanks(newlines=False)
+        if cur.peek() not in ("\n", ";", ""):
+            raise cur.error(f"expecting a separator after the value of {name}")
+
+
+def _value(cur: _Cursor) -> Value:
+    char = cur.peek()
+    if char == "[":
+        cur.advance()
+        items: list = []
+        while True:
+            cur.skip_blanks(newlines=True)
+            if cur.peek() == "]":
+                cur.advance()
+                return items
+            if not cur.peek():
+                raise cur.error("unterminated list")
+            items.append(_value(cur))
+            cur.skip_blanks(newlines=True)
+            if cur.peek() == ",":
+                cur.advance()
+            elif cur.peek() != "]":
+                raise cur.error("expecting ',' or ']' in a list")
+    if cur.text.startswith('"""', cur.pos):
+        end = cur.text.find('"""', cur.pos + 3)
+        if end < 0:
+            raise cur.error("unterminated triple-quoted string")
+        value = cur.text[cur.pos + 3:end]
+        cur.advance(end + 3 - cur.pos)
+        return value
+    if char in ("'", '"'):
+        end = cur.text.find(char, cur.pos + 1)
+        newline = cur.text.find("\n", cur.pos + 1)
+        if end < 0 or (0 <= newline < end):
+            raise cur.error("unterminated string")
+        value = cur.text[cur.pos + 1:end]
+        cur.advance(end + 1 - cur.pos)
+        return value
+    match = _INT.match(cur.text, cur.pos)
+    if match:
+        cur.advance(len(match.group()))
+        return int(match.group())
+    raise cur.error(f"expecting a value, got {char!r}" if char else "expecting a value at end of file")
+
+
+QEMU_CONF = "/etc/libvirt/qemu.conf"
+SANLOCK_CONF = "/etc/libvirt/qemu-sanlock.conf"
+LOCKD_CONF = "/etc/libvirt/qemu-lockd.conf"
+DEFAULT_LOCKD_DIR = ""  # lockd's file_lockspace_dir has no default: it is off unless set
+
+
+def _typed(entries: dict[str, Value], name: str, kind: type, where: str, default: object) -> object:
+    value = entries.get(name, default)
+    if kind is bool:
+        if not isinstance(value, int):
+            raise LibvirtConfError(f"{where}: {name} must be 0 or 1")
+        return bool(value)
+    if not isinstance(value, kind):
+        raise LibvirtConfError(f"{where}: {name} must be {'a string' if kind is str else 'a number'}")
+    return value
+
+
+def lock_config(qemu: str | None, sanlock: str | None, lockd: str | None) -> LockConfig:
+    """The host's lock settings from the three files' texts (None: the file does not exist)."""
+    qemu_entries = parse_libvirt_conf(qemu, QEMU_CONF) if qemu else {}
+    manager = _typed(qemu_entries, "lock_manager", str, QEMU_CONF, "nop") or "nop"
+    san = parse_libvirt_conf(sanlock, SANLOCK_CONF) if sanlock else {}
+    lockd_entries = parse_libvirt_conf(lockd, LOCKD_CONF) if lockd else {}
+    return LockConfig(
+        manager=str(manager),
+        auto_disk_leases=bool(_typed(san, "auto_disk_leases", bool, SANLOCK_CONF, 0)),
+        disk_lease_dir=str(_typed(san, "disk_lease_dir", str, SANLOCK_CONF, DEFAULT_LEASE_DIR)),
+        host_id=int(_typed(san, "host_id", int, SANLOCK_CONF, 0)),  # type: ignore[arg-type]
+        require_lease_for_disks=bool(_typed(san, "require_lease_for_disks", bool, SANLOCK_CONF,
+                                            int(not san.get("auto_disk_leases", 0)))),
+        io_timeout=int(_typed(san, "io_timeout", int, SANLOCK_CONF, 0)),  # type: ignore[arg-type]
+        file_lockspace_dir=str(_typed(lockd_entries, "file_lockspace_dir", str, LOCKD_CONF, DEFAULT_LOCKD_DIR)),
+    )
