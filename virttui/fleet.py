@@ -8,11 +8,11 @@ the interval the driver measured, as virt-manager's stats manager does.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from virttui.drivers.model import ConnectionState, Domain, Host, HostSnapshot
 from virttui.locks.model import LeaseDirSnapshot, LeaseStatus
-from virttui.locks.naming import sanlock_lease_name
+from virttui.locks.naming import lockd_lease_name, sanlock_lease_name
 from virttui.locks.status import DiskUse, compute_lease_status
 
 HISTORY = 60  # samples kept per domain for sparklines
@@ -168,17 +168,30 @@ class Fleet:
             return self._lease_cache
         rows: list[tuple[str, LeaseStatus]] = []
         for directory, views in self.lease_dirs().items():
-            newest = views[0][1]
+            merged = merge_views([view for _, view in views])
             uses = self.disk_uses([uri for uri, _ in views])
-            rows.extend((directory, status) for status in compute_lease_status(newest, uses))
+            rows.extend((directory, status) for status in compute_lease_status(merged, uses))
         self._lease_cache = rows
         return rows
 
     def lease_status_for(self, path: str) -> LeaseStatus | None:
         """The status row of one disk path's lease, in whichever directory holds it."""
-        name = sanlock_lease_name(path)
+        names = {sanlock_lease_name(path), lockd_lease_name(path)}
         for _directory, status in self.lease_rows():
-            if status.name == name:
+            if status.name in names:
                 return status
         return None
+
+
+def merge_views(views: list[LeaseDirSnapshot]) -> LeaseDirSnapshot:
+    """One directory seen by several hosts: each host's daemon knows only its own holds, so a lease
+    is held if any host says so, and a host_id is live if any host sees it live."""
+    first = views[0]
+    if len(views) == 1:
+        return first
+    held = {f.name for view in views for f in view.files if f.held}
+    live = tuple(sorted({h for view in views for h in view.live_host_ids}))
+    readable = next((view for view in views if not view.error), first)
+    files = tuple(replace(f, held=f.name in held) for f in readable.files)
+    return replace(readable, files=files, live_host_ids=live)
 

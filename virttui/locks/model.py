@@ -67,6 +67,13 @@ class LeaseDirSnapshot:
     files: tuple[LeaseFile, ...] = ()
     error: str = ""  # the directory itself could not be read
     live_host_ids: tuple[int, ...] = ()
+    manager: str = "sanlock"  # "lockd": sha256-named files held by virtlockd's fcntl locks, no leader record
+
+    def lease_name(self, disk_path: str) -> str:
+        """The file name this directory's lock manager gives a disk's lease."""
+        from virttui.locks.naming import lockd_lease_name, sanlock_lease_name
+
+        return lockd_lease_name(disk_path) if self.manager == "lockd" else sanlock_lease_name(disk_path)
 
 
 class LeaseState(str, Enum):

@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from virttui.locks.model import LeaseDirSnapshot, LeaseState, LeaseStatus
-from virttui.locks.naming import sanlock_lease_name
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ def compute_lease_status(leases: LeaseDirSnapshot, uses: Iterable[DiskUse]) -> l
     """One row per lease file, plus one per running exclusive disk that has no lease."""
     by_name: dict[str, list[DiskUse]] = defaultdict(list)
     for use in uses:
-        by_name[sanlock_lease_name(use.path)].append(use)
+        by_name[leases.lease_name(use.path)].append(use)
     rows: list[LeaseStatus] = []
     present = set()
     for lease in leases.files:
@@ -48,7 +47,7 @@ def compute_lease_status(leases: LeaseDirSnapshot, uses: Iterable[DiskUse]) -> l
         domains = _labels(users)
         running_hosts = {u.host for u in users if u.running and u.exclusive}
         owner = lease.leader.owner_id if lease.leader and lease.leader.owner_id else None
-        if lease.error or lease.leader is None:
+        if lease.error or (lease.leader is None and leases.manager == "sanlock"):
             rows.append(LeaseStatus(lease.name, lease.path, disk, LeaseState.CORRUPT, None, domains, lease.error))
         elif len(running_hosts) > 1:
             rows.append(LeaseStatus(lease.name, lease.path, disk, LeaseState.CONFLICT, owner, domains,

@@ -151,8 +151,10 @@ class MainScreen(LifecycleActions, Screen):
             return
         uri, dom = selected
         fleet = self.app.fleet
+        snap = fleet.snapshot(uri)
+        has_leases = snap is not None and snap.leases is not None
         rows = [DisksTable.row_for(disk, fleet.lease_status_for(disk.source) if disk.needs_exclusive_lease else None,
-                                   dom.state.is_active) for disk in dom.disks]
+                                   dom.state.is_active, has_leases) for disk in dom.disks]
         table.sync(rows)
         table.border_title = f"Disks · {dom.name}"
 

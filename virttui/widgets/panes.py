@@ -146,8 +146,10 @@ class DisksTable(DiffTable):
     )
 
     @staticmethod
-    def row_for(disk: Disk, lease: LeaseStatus | None, running: bool) -> Row:
-        if not disk.needs_exclusive_lease:
+    def row_for(disk: Disk, lease: LeaseStatus | None, running: bool, has_leases: bool = True) -> Row:
+        if not has_leases:  # the host runs no sanlock/lockd lock manager: nothing to show
+            lease_name, lease_state, style = "", "-", "dim"
+        elif not disk.needs_exclusive_lease:
             lease_name, lease_state, style = "", "-" if not disk.source else "n/a", "dim"
         elif lease is None:
             lease_name = sanlock_lease_name(disk.source)
