@@ -102,3 +102,35 @@ def test_host_lease_manager_reports_corrupt_free_and_a_missing_directory(tmp_pat
     assert "bad magic" in files["0123456789abcdef0123456789abcdef"].error
     gone = LockConfig(manager="sanlock", disk_lease_dir=str(tmp_path / "missing"), host_id=1)
     assert "No such file" in HostLeaseManager(gone, AgentRunner()).snapshot().error
+
+
+def test_lockd_files_are_held_while_the_kernel_has_their_lock(tmp_path):
+    import subprocess
+    import sys
+
+    from virttui.locks.status import DiskUse, compute_lease_status
+
+    lockspace = tmp_path / "lockd"
+    lockspace.mkdir()
+    held_path = lockspace / lockd_lease_name("/images/running.qcow2")
+    idle_path = lockspace / lockd_lease_name("/images/stopped.qcow2")
+    held_path.write_bytes(b"")
+    idle_path.write_bytes(b"")
+    config = LockConfig(manager="lockd", file_lockspace_dir=str(lockspace))
+    # what virtlockd does for a running guest's disk: an fcntl lock held by another process
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl,sys; f=open(sys.argv[1],'r+b'); "
+                               "fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()",
+                               str(held_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        snap = HostLeaseManager(config, AgentRunner()).snapshot()
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+    uses = [DiskUse("hv1", 0, "web", "/images/running.qcow2", True, True),
+            DiskUse("hv1", 0, "db", "/images/stopped.qcow2", False, True)]
+    states = {row.name: row.state.value for row in compute_lease_status(snap, uses)}
+    assert snap.manager == "lockd"
+    assert states == {held_path.name: "held", idle_path.name: "free"}
+    with pytest.raises(OSError, match="sanlock"):
+        HostLeaseManager(config, AgentRunner()).cleanup()

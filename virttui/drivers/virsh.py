@@ -127,7 +127,8 @@ class VirshDriver(Driver):
             self.lock_config = lock_config(*texts)
         except LibvirtConfError as exc:
             return None, f"lock configuration: {exc}"
-        if self.lock_config.manager != "sanlock":
+        if self.lock_config.manager not in ("sanlock", "lockd") or (
+                self.lock_config.manager == "lockd" and not self.lock_config.file_lockspace_dir):
             return None, ""
         from virttui.locks.hostleases import AgentRunner, HostLeaseManager
 

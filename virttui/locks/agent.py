@@ -78,6 +78,8 @@ def _locked_inodes():
 
 
 def _read_head(directory, name):
+    """The file's first sector. Closing it would drop POSIX locks THIS process held on it; the
+    agent and virttui hold none (lockd's locks belong to virtlockd), so scanning never frees a lease."""
     path = os.path.join(directory, name)
     entry = {"name": name}
     try:
@@ -107,8 +109,8 @@ def scan(directory, lockspace, with_sanlock):
     except OSError as exc:
         result["error"] = exc.strerror or str(exc)
         return result
+    result["locks"] = _locked_inodes()  # first: reading the files can't change what others hold
     result["files"] = [_read_head(directory, name) for name in names]
-    result["locks"] = _locked_inodes()
     if with_sanlock:
         result["status"], result["status_error"] = _run(["sanlock", "client", "status"])
         result["host_status"], result["host_status_error"] = _run(

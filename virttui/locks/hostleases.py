@@ -84,17 +84,21 @@ class HostLeaseManager:
         self.config = config
         self.runner = runner
         self.lockspace = lockspace
-        self.directory = os.path.normpath(config.disk_lease_dir)
-        self.host_id = config.host_id
+        self.manager = "lockd" if config.manager == "lockd" else "sanlock"
+        self.directory = os.path.normpath(config.file_lockspace_dir if self.manager == "lockd"
+                                          else config.disk_lease_dir)
+        self.host_id = config.host_id if self.manager == "sanlock" else 0
 
     def snapshot(self) -> LeaseDirSnapshot:
         """Every file with its leader record, whether it is held, and which host_ids are live."""
         try:
-            raw = self.runner.scan(self.directory, self.lockspace, True)
+            raw = self.runner.scan(self.directory, self.lockspace, self.manager == "sanlock")
         except (LeaseAgentError, ValueError) as exc:
             return self._error(f"lease directory {self.directory}: {exc}")
         if raw.get("error"):
             return self._error(f"lease directory {self.directory}: {raw['error']}")
+        if self.manager == "lockd":
+            return self._lockd_snapshot(raw)
         daemon = parse_client_status(raw.get("status") or "")
         live = parse_host_status(raw.get("host_status") or "")
         live_ids = tuple(sorted(h for h, ts in live.items() if ts))
@@ -123,13 +127,28 @@ class HostLeaseManager:
         held = name in mine or (record.timestamp != 0 and record.owner_id in live and record.owner_id != self.host_id)
         return LeaseFile(name=name, path=path, size=int(entry.get("size") or 0), leader=record, held=held)
 
+    def _lockd_snapshot(self, raw: dict) -> LeaseDirSnapshot:
+        """virtlockd's file lockspace: sha256-named files, held while the kernel lock table has their inode."""
+        locked = {tuple(lock) for lock in raw.get("locks", [])}
+        files = []
+        for entry in raw.get("files", []):
+            name = str(entry.get("name", ""))
+            path = os.path.join(self.directory, name)
+            key = (*entry.get("dev", (0, 0)), entry.get("ino", 0))
+            files.append(LeaseFile(name=name, path=path, size=int(entry.get("size") or 0),
+                                   error=str(entry.get("error") or ""), held=key in locked))
+        return LeaseDirSnapshot(directory=self.directory, host_id=0, auto_disk_leases=True, lockspace="",
+                                files=tuple(files), manager="lockd")
+
     def _error(self, message: str) -> LeaseDirSnapshot:
         return LeaseDirSnapshot(directory=self.directory, host_id=self.host_id, lockspace=self.lockspace,
-                                auto_disk_leases=self.config.auto_disk_leases, error=message)
+                                auto_disk_leases=self.config.auto_disk_leases, error=message, manager=self.manager)
 
     def cleanup(self, names: Iterable[str] | None = None, *, dry_run: bool = False,
                 progress: ProgressCallback | None = None) -> CleanupReport:
         """Remove each lease file only while this host holds its lease (virt-sanlock-cleanup's rule)."""
+        if self.manager != "sanlock":
+            raise LeaseAgentError("cleanup removes sanlock leases; virtlockd's files are reused, not cleaned")
         if names is None:
             raw = self.runner.scan(self.directory, self.lockspace, False)
             if raw.get("error"):
