@@ -43,6 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="poll every host once and print its domains")
     _add_connect(status, top=False)
     status.add_argument("--json", action="store_true", help="print JSON")
+    top = sub.add_parser("top", help="per-domain stats, streamed (like virt-top)")
+    _add_connect(top, top=False)
+    top.add_argument("--batch", action="store_true", required=True,
+                     help="print to stdout instead of a screen (the only mode; the console is `virttui`)")
+    fmt = top.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="CSV: one header line, then one row per domain")
+    fmt.add_argument("--json", action="store_true", help="JSON lines: one object per iteration")
+    top.add_argument("-d", "--delay", type=float, default=None, metavar="SECONDS",
+                     help="seconds between iterations (default: the poll interval)")
+    top.add_argument("-n", "--iterations", type=int, default=None, metavar="N", help="stop after N iterations")
     leases = sub.add_parser("leases", help="disk lease status and cleanup")
     leases_sub = leases.add_subparsers(dest="leases_command", required=True)
     lstatus = leases_sub.add_parser("status", help="the status of every lease file")
@@ -263,6 +273,19 @@ def cmd_leases_cleanup(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# -- top ----------------------------------------------------------------------
+def cmd_top(args: argparse.Namespace) -> int:
+    from virttui.top import run_batch
+
+    if args.delay is not None and not 0.1 <= args.delay <= 86400:
+        raise UsageError("-d/--delay must be between 0.1 and 86400 seconds")
+    if args.iterations is not None and args.iterations < 1:
+        raise UsageError("-n/--iterations must be at least 1")
+    with open_hosts(args) as (drivers, interval):
+        fmt = "csv" if args.csv else "json" if args.json else "text"
+        return run_batch(drivers, delay=args.delay or interval, iterations=args.iterations, fmt=fmt)
+
+
 # -- console ------------------------------------------------------------------
 def cmd_console(args: argparse.Namespace) -> int:
     from virttui.app import VirtTUI
@@ -280,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "status":
             return cmd_status(args)
+        if args.command == "top":
+            return cmd_top(args)
         if args.command == "leases":
             if args.leases_command == "status":
                 return cmd_leases_status(args)
@@ -290,6 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `virttui top --batch | head`: the reader left, as for any Unix tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # a bug: one line here, the traceback in the log
         log.exception("unexpected error")
         print(f"virttui: internal error: {type(exc).__name__}: {exc} (details in the log)", file=sys.stderr)

@@ -109,6 +109,9 @@ class Domain:
     disks: tuple[Disk, ...] = ()
     disk_io: tuple[tuple[str, DiskIO], ...] = ()  # (target, counters)
     id: int | None = None
+    net_rx_bytes: int = 0  # all interfaces, cumulative
+    net_tx_bytes: int = 0
+    memory_used_kib: int | None = None  # from the guest's balloon stats; None when it reports none
 
     def io_for(self, target: str) -> DiskIO:
         """Counters of one disk target, zero when unknown."""

@@ -45,6 +45,7 @@ class _Guest:
     io: dict[str, list[float]] = field(default_factory=dict)
     shutdown_at: float | None = None
     dom_id: int | None = None
+    net: list[float] = field(default_factory=lambda: [0.0, 0.0])  # rx, tx bytes
 
     def to_domain(self) -> Domain:
         d = self.node.definition
@@ -61,6 +62,9 @@ class _Guest:
             disks=d.disks,
             disk_io=tuple((t, DiskIO(int(v[0]), int(v[1]))) for t, v in sorted(self.io.items())),
             id=self.dom_id,
+            net_rx_bytes=int(self.net[0]),
+            net_tx_bytes=int(self.net[1]),
+            memory_used_kib=int(d.memory_kib * self.load) if self.state.is_active and self.load > 0.2 else None,
         )
 
 
@@ -180,6 +184,8 @@ class TestDriver(Driver):
                 for index, counters in enumerate(guest.io.values()):
                     counters[0] += busy * guest.io_rate / (index + 1)
                     counters[1] += busy * guest.io_rate * 0.4 / (index + 1)
+                guest.net[0] += busy * guest.io_rate * 0.3
+                guest.net[1] += busy * guest.io_rate * 0.2
             if guest.state is DomainState.IN_SHUTDOWN and guest.shutdown_at is not None and now >= guest.shutdown_at:
                 self._stop(guest)
         return now

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 POLL_COMMANDS = (
     "list --all --uuid --name",
-    "domstats --raw --state --cpu-total --balloon --vcpu --block",
+    "domstats --raw --state --cpu-total --balloon --vcpu --block --interface",
     "list --all --name --autostart",
     "list --all --name --transient",
 )
@@ -265,6 +265,9 @@ class VirshDriver(Driver):
             cpu_time_ns=stat_int(stats, "cpu.time", 0) or 0,
             disks=disks, disk_io=io,
             id=cached.dom_id if active else None,
+            net_rx_bytes=_sum_stat(stats, "net", "rx.bytes"),
+            net_tx_bytes=_sum_stat(stats, "net", "tx.bytes"),
+            memory_used_kib=_used_memory(stats) if active else None,
         )
 
     @staticmethod
@@ -296,6 +299,21 @@ class VirshDriver(Driver):
             raise virsh_error(result.stderr, result.returncode, f"{action.value} {uuid}")
         with self._lock:
             self._stale.update(name for name, known in self._names.items() if known == uuid)
+
+
+def _sum_stat(stats: dict[str, str], group: str, key: str) -> int:
+    """Sum of `group.N.key` over the group's `group.count` entries."""
+    return sum(stat_int(stats, f"{group}.{index}.{key}", 0) or 0
+               for index in range(stat_int(stats, f"{group}.count", 0) or 0))
+
+
+def _used_memory(stats: dict[str, str]) -> int | None:
+    """What the guest uses, as its balloon driver reports: available minus unused (KiB)."""
+    available = stat_int(stats, "balloon.available")
+    unused = stat_int(stats, "balloon.unused")
+    if available is None or unused is None:
+        return None
+    return max(0, available - unused)
 
 
 def open_virsh_driver(uri: str, parsed: LibvirtURI, *, clock: Callable[[], float] = time.monotonic) -> VirshDriver:

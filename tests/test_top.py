@@ -1,0 +1,57 @@
+"""`virttui top --batch`: per-domain rates streamed as text, CSV or JSON lines."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from virttui.cli import main
+from virttui.top import FIELDS, run_batch
+
+
+def run(demo, clock, fmt, iterations=2):  # noqa: ANN001, ANN201
+    out = io.StringIO()
+    code = run_batch(demo.drivers, delay=2.0, iterations=iterations, fmt=fmt, out=out,
+                     sleep=clock.advance, now=lambda: 0.0)
+    return code, out.getvalue()
+
+
+def test_csv_has_one_header_and_a_row_per_domain_per_iteration(demo, clock):
+    code, text = run(demo, clock, "csv")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert code == 0 and tuple(csv.reader(io.StringIO(text)).__next__()) == FIELDS
+    assert len(rows) == 2 * 25
+    web = next(r for r in rows if r["domain"] == "web-01")
+    assert web["state"] == "running" and 0 < float(web["cpu_percent"]) <= 100
+    assert float(web["disk_read_bps"]) > 0 and float(web["net_rx_bps"]) > 0
+    off = next(r for r in rows if r["domain"] == "build-runner")
+    assert off["cpu_percent"] == "" and off["memory_used_kib"] == ""
+
+
+def test_json_lines_one_object_per_iteration(demo, clock):
+    _, text = run(demo, clock, "json", iterations=3)
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert len(lines) == 3 and all(len(obj["domains"]) == 25 for obj in lines)
+    used = [d["memory_used_kib"] for d in lines[0]["domains"] if d["state"] == "running"]
+    assert any(u is None for u in used) and any(isinstance(u, int) for u in used)  # balloon stats or n/a
+
+
+def test_text_shows_na_for_missing_figures(demo, clock):
+    _, text = run(demo, clock, "text", iterations=1)
+    assert "%CPU" in text and "n/a" in text and "web-01" in text
+
+
+def test_cli_validates_its_arguments(capsys):
+    assert main(["top", "--batch", "-n", "0", "--demo"]) == 2
+    assert "iterations" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["top", "--batch", "--csv", "--json"])
+
+
+def test_a_failed_host_is_reported_and_sets_the_exit_code(clock, capsys):
+    code = main(["top", "--batch", "--json", "-d", "0.1", "-n", "1", "-c", "test:///nonexistent/node.xml"])
+    line = json.loads(capsys.readouterr().out)
+    assert code == 1 and line["errors"] and "nonexistent" in line["errors"][0]
