@@ -1,8 +1,14 @@
-"""pytest plugin: the session-wide real stack (two private libvirt test hosts).
+"""pytest plugin: the session-wide real stacks (two private libvirt test hosts each).
 
-Loaded from tests/conftest.py via ``pytest_plugins = ["realstack.fixtures"]``.  A test that uses
-the ``realstack`` fixture gets the ``realstack`` marker.  If the stack cannot start, the tests
-using it error out with the component and the tail of its log: they never skip.
+Loaded from tests/conftest.py via ``pytest_plugins = ["realstack.fixtures"]``.
+
+* ``realstack``: two hosts without sanlock (starts in well under a second).
+* ``sanlock_stack``: two more hosts with a sanlock daemon each, libvirt's sanlock lock plugin
+  with automatic disk leases and one shared lease directory (starts in ~3.5 s).
+
+Both can be alive in one session: they are independent runs (own namespaces, run directories and
+lease directory).  A test that uses either gets the ``realstack`` marker.  If a stack cannot
+start, the tests using it error out with the component and the tail of its log: they never skip.
 """
 
 from __future__ import annotations
@@ -23,7 +29,19 @@ def realstack() -> Iterator[RealStack]:
         stack.stop()
 
 
+@pytest.fixture(scope="session")
+def sanlock_stack() -> Iterator[RealStack]:
+    stack = RealStack.start(2, sanlock=True)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+STACK_FIXTURES = ("realstack", "sanlock_stack")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "realstack" in getattr(item, "fixturenames", ()):
+        if any(name in getattr(item, "fixturenames", ()) for name in STACK_FIXTURES):
             item.add_marker(pytest.mark.realstack)

@@ -29,6 +29,16 @@ libvirt runs with ``cgroup_controllers = [ ]`` (guests on different test hosts s
 machine's cgroup tree otherwise), so ``<cputune>`` has no effect here; domstats still reports
 cpu.time (from /proc).
 
+Sanlock (opt-in, ``RealStack.start(n, sanlock=True)``): one lease directory on a real
+filesystem (``<run_dir>/leases``: sanlock does direct I/O, tmpfs refuses O_DIRECT) is
+bind-mounted at libvirt's default ``/var/lib/libvirt/sanlock`` in every host, like an NFS lease
+directory shared by real hosts.  Each host runs its own ``sanlock daemon`` inside its namespace
+(private /run/sanlock), preloaded with a tiny setrlimit shim (``setrlimit_shim.c``, built with gcc
+once and cached under ``<root>/cache``) because the sandbox lacks CAP_SYS_RESOURCE.  libvirt uses
+the sanlock lock plugin with automatic disk leases and ``host_id = host.index``; the harness
+initialises the ``__LIBVIRT__DISKS__`` lockspace file once before any libvirtd starts (two
+libvirtds creating it at once would race) and waits until every host has joined it.
+
 This module deliberately does not import pytest.
 """
 
@@ -37,6 +47,7 @@ from __future__ import annotations
 import atexit
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -78,6 +89,33 @@ PRIVATE_DIRS = {
 }
 ALWAYS_OVERLAY = ("/var/log",)
 HOLDER_SCRIPT = Path(__file__).with_name("holder.py")
+
+# ---- sanlock (opt-in)
+SANLOCK_BINARIES = {
+    "sanlock": "/usr/sbin/sanlock",
+    "gcc": "/usr/bin/gcc",
+    "lock-driver": "/usr/lib/x86_64-linux-gnu/libvirt/lock-driver/sanlock.so",
+}
+SHIM_SOURCE = Path(__file__).with_name("setrlimit_shim.c")
+LOCKSPACE = "__LIBVIRT__DISKS__"  # libvirt's lockspace for automatic disk leases
+LEASE_DIR_INSIDE = "/var/lib/libvirt/sanlock"  # libvirt's (and virt-sanlock-cleanup's) default
+LEASE_SIZE = 1024 * 1024  # sanlock's 512-byte-sector / 1 MiB alignment, what libvirt allocates
+# sanlock's io_timeout: joining a lockspace takes ~2*io_timeout + 1 s (delta_short_delay), hosts
+# renew every 2*io_timeout and a host whose renewals fail for 8*io_timeout kills its lease holders.
+SANLOCK_IO_TIMEOUT = 1
+
+QEMU_CONF_SANLOCK = """\
+lock_manager = "sanlock"
+"""
+
+QEMU_SANLOCK_CONF = """\
+# virttui real-stack test host {name}: automatic disk leases in the shared lease directory
+auto_disk_leases = 1
+disk_lease_dir = "{lease_dir}"
+host_id = {host_id}
+require_lease_for_disks = 1
+io_timeout = {io_timeout}
+"""
 
 LIBVIRTD_CONF = """\
 # virttui real-stack test host: private, minimal configuration
@@ -219,6 +257,32 @@ def _kill_and_wait(pids: Iterable[int], timeout: float = 10.0) -> None:
             time.sleep(0.02)
 
 
+def _sigkill_and_wait(pids: Iterable[int], timeout: float = 5.0) -> None:
+    """SIGKILL at once (sanlock ignores SIGTERM while it is in a lockspace), then wait.
+
+    pids must already be verified as ours.
+    """
+    pending = {pid: _starttime(pid) for pid in pids}
+    pending = {pid: start for pid, start in pending.items() if start is not None}
+    for pid in pending:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        pending = {pid: s for pid, s in pending.items() if _alive(pid, s)}
+        if pending:
+            time.sleep(0.01)
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _wait_gone(pids: Iterable[int], timeout: float = 3.0) -> None:
     """Wait until the processes are reaped (not even zombies), as far as timeout allows."""
     pending = set(pids)
@@ -284,12 +348,80 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
+def _build_shim(root: Path) -> Path:
+    """The setrlimit preload shim for sanlock, built with gcc once per source (cached under root)."""
+    source = SHIM_SOURCE.read_bytes()
+    cache = root / "cache"
+    cache.mkdir(mode=0o700, exist_ok=True)
+    shim = cache / f"setrlimit-shim-{hashlib.sha256(source).hexdigest()[:16]}.so"
+    if shim.exists():
+        return shim
+    tmp = cache / f".{shim.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    proc = subprocess.run([SANLOCK_BINARIES["gcc"], "-shared", "-fPIC", "-O2", "-Wall", "-o", str(tmp),
+                           str(SHIM_SOURCE), "-ldl"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise RealStackError(f"sanlock: building the setrlimit shim failed:\n{proc.stderr.strip()}")
+    os.replace(tmp, shim)  # atomic: a concurrent session builds the same bytes
+    return shim
+
+
+def _check_lease_name(name: str) -> None:
+    if not name or "/" in name or ":" in name or name in (".", "..") or len(name.encode()) > 47:
+        raise ValueError(f"not a usable sanlock resource / lease file name: {name!r}")
+
+
+class LeaseHold:
+    """A sanlock resource lease held on a test host without a guest.
+
+    The holder is a ``sanlock client command -r RESOURCE -c /bin/sleep ...`` process inside the
+    host's namespace: it registers with that host's sanlock daemon, acquires the lease and execs
+    sleep, so the lease stays held until the process exits (``release()``).
+    """
+
+    def __init__(self, host: TestHost, name: str, component: str, pid: int) -> None:
+        self.host = host
+        self.name = name
+        self.resource = host.stack.lease_resource(name)
+        self.pid = pid
+        self._component = component
+
+    @property
+    def held(self) -> bool:
+        return self.host._resource_held(self.name, self.pid)
+
+    def release(self, timeout: float = 15.0) -> None:
+        """End the holder; wait until sanlock has released the lease on disk too.  Idempotent.
+
+        sanlock drops a lease from `client status` as soon as its holder exits but releases it
+        on disk asynchronously; until then another host gets -243 (held by a live host) and this
+        host -11 (EAGAIN: release in progress).
+        """
+        self.host._stop_daemon(self._component)
+        stack, index = self.host.stack, self.host.index
+        problem = _wait_for(lambda: not self.host._resource_held(self.name) and stack.lease_owner(self.name) != index,
+                            timeout, lambda: False)
+        if problem:
+            raise RealStackError(f"{self.host.name}: lease {self.name} still held after its holder exited: "
+                                 f"{problem}\n{self.host.sanlock_status()}\n{stack.lease_leader(self.name)}")
+
+    def __enter__(self) -> LeaseHold:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"<LeaseHold {self.name} on {self.host.name} pid={self.pid}>"
+
+
 # --------------------------------------------------------------------------- test host
 
 class TestHost:
     """One private libvirt host living in its own mount namespace."""
 
     __test__ = False  # not a pytest test class
+    lease_dir_inside = LEASE_DIR_INSIDE  # the shared lease directory inside the namespace (sanlock)
 
     def __init__(self, stack: RealStack, index: int) -> None:
         self.stack = stack
@@ -438,10 +570,10 @@ class TestHost:
         self.run("rm", "-f", self.disk_path(name))
 
     # ---- daemons
-    def _spawn(self, component: str, argv: list[str]) -> int:
+    def _spawn(self, component: str, argv: list[str], env: dict[str, str] | None = None) -> int:
         """Have the holder start argv (in the namespace, new session); returns the pid."""
         request = {"argv": argv, "log": str(self.dir / "logs" / f"{component}.out"),
-                   "env": {"PATH": SYSTEM_PATH, "LC_ALL": "C", "HOME": str(self.dir / "home")}}
+                   "env": {"PATH": SYSTEM_PATH, "LC_ALL": "C", "HOME": str(self.dir / "home"), **(env or {})}}
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
                 conn.settimeout(30)
@@ -533,7 +665,7 @@ class TestHost:
                                               authorized_keys=self.stack.run_dir / "authorized_keys"), 0o600)
             self._spawn("sshd", [BINARIES["sshd"], "-D", "-f", str(config), "-E", str(log)])
             try:
-                self._wait_ready("sshd", lambda: _ssh_banner(port), [self.dir / "logs/sshd.out", log])
+                self._wait_ready("sshd", lambda port=port: _ssh_banner(port), [self.dir / "logs/sshd.out", log])
             except RealStackError:
                 if attempt + 1 == attempts:
                     raise
@@ -551,10 +683,152 @@ class TestHost:
 
     @staticmethod
     def _comm(pid: int) -> str:
-        try:
-            return Path(f"/proc/{pid}/comm").read_text().strip()
-        except OSError:
-            return ""
+        return _comm(pid)
+
+    # ---- sanlock (RealStack.start(..., sanlock=True))
+    @property
+    def sanlock_host_name(self) -> str:
+        """The name this host's sanlock daemon writes into its delta lease (``sanlock daemon -e``)."""
+        return f"{self.name}.{self.stack.run_id}"[:47]
+
+    def _need_sanlock(self) -> None:
+        if not self.stack.sanlock:
+            raise RealStackError(f"{self.name}: this stack was started without sanlock=True")
+
+    def _sanlock_client(self, *args: str, check: bool = True, timeout: float = 60) -> str:
+        return self.run(SANLOCK_BINARIES["sanlock"], "client", *args, check=check, timeout=timeout).stdout
+
+    def sanlock_status(self) -> str:
+        """`sanlock client status` inside the namespace (daemon, processes, lockspaces, resources)."""
+        self._need_sanlock()
+        return self._sanlock_client("status")
+
+    def host_status(self) -> str:
+        """`sanlock client host_status -s __LIBVIRT__DISKS__`: the host_ids this host's daemon sees."""
+        self._need_sanlock()
+        return self._sanlock_client("host_status", "-s", LOCKSPACE)
+
+    def host_states(self) -> dict[int, str]:
+        """host_id -> LIVE / UNKNOWN / FAIL / DEAD / FREE, as this host's sanlock judges the others.
+
+        From ``sanlock client gets -h 1``.  A host is UNKNOWN until this daemon has seen its
+        timestamp change (one renewal, 2*io_timeout); empty right after joining ("hosts not ready").
+        """
+        self._need_sanlock()
+        states = {}
+        for line in self._sanlock_client("gets", "-h", "1").splitlines():
+            fields = line.split()
+            if len(fields) >= 6 and fields[0] == "h" and fields[1].isdigit():
+                states[int(fields[1])] = fields[-1]
+        return states
+
+    @property
+    def lockspace_inside(self) -> str:
+        """This host's lockspace as sanlock names it: __LIBVIRT__DISKS__:<host_id>:<path>:0."""
+        return f"{LOCKSPACE}:{self.index}:{self.lease_dir_inside}/{LOCKSPACE}:0"
+
+    def lockspace_joined(self) -> bool:
+        """True when this host's sanlock lists the lockspace with its host_id as joined (not ADD/REM)."""
+        if not self._running("sanlock"):
+            return False
+        proc = self.run(SANLOCK_BINARIES["sanlock"], "client", "status", check=False, timeout=30)
+        return proc.returncode == 0 and f"s {self.lockspace_inside}" in proc.stdout.splitlines()
+
+    def _resource_held(self, name: str, pid: int | None = None) -> bool:
+        """Whether this host's sanlock lists resource name as held (by pid, when given)."""
+        proc = self.run(SANLOCK_BINARIES["sanlock"], "client", "status", check=False, timeout=30)
+        prefix = f"r {LOCKSPACE}:{name}:{self.lease_dir_inside}/{name}:0:"
+        for line in proc.stdout.splitlines():
+            if line.startswith(prefix) and (pid is None or line.endswith(f" p {pid}")):
+                return True
+        return False
+
+    def _sanlock_answers(self) -> bool:
+        if not os.path.exists(self.outside("/run/sanlock/sanlock.sock")):
+            return False
+        return self.run(SANLOCK_BINARIES["sanlock"], "client", "status", check=False, timeout=30).returncode == 0
+
+    def start_sanlock(self) -> None:
+        """Start this host's sanlock daemon (inside the namespace) and wait until it answers.
+
+        libvirtd joins the lockspace only when it starts: if libvirtd is already running, the
+        lockspace is joined here instead (and waited for).
+        """
+        self._need_sanlock()
+        if self._running("sanlock"):
+            return
+        self._spawn("sanlock", [SANLOCK_BINARIES["sanlock"], "daemon", "-D", "-w", "0", "-l", "0", "-h", "0",
+                                "-U", "root", "-G", "root", "-e", self.sanlock_host_name],
+                    env={"LD_PRELOAD": str(self.stack.sanlock_shim)})
+        self._wait_ready("sanlock", self._sanlock_answers, [self.dir / "logs/sanlock.out"])
+        if self._running("libvirtd"):
+            self._sanlock_client("add_lockspace", "-o", str(self.stack.sanlock_io_timeout), "-s",
+                                 self.lockspace_inside)
+            self.wait_lockspace()
+
+    def wait_lockspace(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait until this host has joined __LIBVIRT__DISKS__ with its host_id."""
+        self._need_sanlock()
+        entry = self._daemons.get("sanlock")
+        problem = _wait_for(self.lockspace_joined, timeout, lambda: entry is None or not _alive(*entry))
+        if problem:
+            status = self.run(SANLOCK_BINARIES["sanlock"], "client", "status", check=False).stdout
+            raise self._fail(f"sanlock lockspace {self.lockspace_inside}", f"not joined: {problem}\n"
+                             f"--- sanlock client status:\n{status}",
+                             [self.dir / "logs/sanlock.out", self.dir / "var-log-libvirt/libvirtd.log"])
+
+    def stop_sanlock(self, *, graceful: bool = True, timeout: float = 15.0) -> None:
+        """Stop this host's sanlock daemon.
+
+        graceful: ``sanlock client shutdown -f 1 -w 1``, which (as sanlock does) kills the processes
+        holding leases here (running guests, lease holders), releases the host_id lease and leaves
+        the lockspace (~2 s); a later start_sanlock() rejoins at once.  Not graceful: SIGKILL, like
+        a crashed host: its host_id lease stays on disk and the other hosts see it stop renewing.
+        """
+        self._need_sanlock()
+        entry = self._daemons.get("sanlock")
+        if entry is not None and _alive(*entry) and graceful:
+            try:
+                self._sanlock_client("shutdown", "-f", "1", "-w", "1", check=False, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+            _wait_for(lambda: not _alive(*entry), timeout, lambda: False)
+        self._daemons.pop("sanlock", None)
+        if entry is not None:
+            _sigkill_and_wait([entry[0]] if _alive(*entry) else [])
+
+    def hold_lease(self, name: str, *, timeout: float = START_TIMEOUT) -> LeaseHold:
+        """Acquire resource lease ``name`` (a file in the shared lease dir) on this host, no guest needed.
+
+        The lease file is created and initialised first when missing (see RealStack.make_stale_lease).
+        Raises RealStackError when sanlock refuses the lease (e.g. another host holds it).
+        """
+        self._need_sanlock()
+        _check_lease_name(name)
+        if not (self.stack.lease_dir / name).exists():
+            self.stack.make_stale_lease(name)
+        component = f"lease-{name}"
+        if self._running(component):
+            raise RealStackError(f"{self.name}: lease {name} is already held by this harness")
+        log = self.dir / f"logs/{component}.out"
+        deadline = time.monotonic() + timeout
+        while True:
+            offset = log.stat().st_size if log.exists() else 0
+            pid = self._spawn(component, [SANLOCK_BINARIES["sanlock"], "client", "command",
+                                          "-r", self.stack.lease_resource(name), "-c", "/bin/sleep", "1000000"])
+            try:
+                self._wait_ready(component, lambda pid=pid: self._resource_held(name, pid), [log])
+            except RealStackError:
+                # -11 (EAGAIN): this host's sanlock is still releasing the lease on disk (a holder
+                # that just exited); transient, unlike -243 (another live host holds it)
+                with open(log, "rb") as f:
+                    f.seek(offset)
+                    again = b"acquire done -11" in f.read()
+                if again and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise
+            return LeaseHold(self, name, component, pid)
 
     # ---- lifecycle (driven by RealStack)
     def _prepare_files(self) -> None:
@@ -563,8 +837,13 @@ class TestHost:
         (self.dir / "var-lib-libvirt/images").mkdir()
         etc = self.dir / "etc-libvirt"
         _write(etc / "libvirtd.conf", LIBVIRTD_CONF)
-        _write(etc / "qemu.conf", QEMU_CONF)
+        _write(etc / "qemu.conf", QEMU_CONF + (QEMU_CONF_SANLOCK if self.stack.sanlock else ""))
         _write(etc / "virtlogd.conf", VIRTLOGD_CONF)
+        if self.stack.sanlock:
+            (self.dir / "var-lib-libvirt/sanlock").mkdir()  # mount point of the shared lease dir
+            _write(etc / "qemu-sanlock.conf", QEMU_SANLOCK_CONF.format(
+                name=self.name, lease_dir=self.lease_dir_inside, host_id=self.index,
+                io_timeout=self.stack.sanlock_io_timeout))
         # private user database: add what libvirtd resolves at start, if the machine lacks it
         passwd = Path("/etc/passwd").read_text()
         group = Path("/etc/group").read_text()
@@ -628,6 +907,8 @@ class TestHost:
             lines.append(f"mount --bind {self.dir / sub} {target}")
         for target, source in self._private_etc.items():
             lines.append(f"mount --bind {source} {target}")
+        if self.stack.sanlock:
+            lines.append(f"mount --bind {self.stack.lease_dir} {self.lease_dir_inside}")
         return "\n".join(lines) + "\n"
 
     def _start(self) -> None:
@@ -663,17 +944,31 @@ class TestHost:
             raise RealStackError(f"{self.name}: namespace setup (mounts) failed with {proc.returncode}:\n"
                                  f"{proc.stderr.strip()}\n--- script:\n{script}")
         self.start_virtlogd()
+        if self.stack.sanlock:
+            self.start_sanlock()  # before libvirtd: its lock plugin joins the lockspace at start
         self.start_libvirtd()
         self.start_sshd()
+        if self.stack.sanlock:
+            self.wait_lockspace()
 
     def _teardown(self) -> None:
-        """Stop everything in this host's namespace, then the holder (last: it reaps the others)."""
+        """Stop everything in this host's namespace, then the holder (last: it reaps the others).
+
+        sanlock goes last but one, with SIGKILL: it ignores SIGTERM while in a lockspace and a
+        clean exit takes seconds; its lease directory is deleted with the run anyway.
+        """
         self._stop_daemon("libvirtd")
+        sanlock = self._daemons.pop("sanlock", None)
         inside = [pid for pid in _marker_processes(self.marker) if pid != self.holder_pid]
-        _kill_and_wait(inside)
+        # the daemon, its helper and sanlock client calls (a lease holder has exec'd sleep by then)
+        sanlocks = [pid for pid in inside if _comm(pid).startswith("sanlock")]
+        if sanlock is not None and _alive(*sanlock) and sanlock[0] not in sanlocks:
+            sanlocks.append(sanlock[0])
+        _kill_and_wait([pid for pid in inside if pid not in sanlocks])
         for component in list(self._daemons):
             self._stop_daemon(component)
-        _wait_gone(inside)  # the holder reaps them; stopping it earlier would leave zombies to init
+        _sigkill_and_wait(sanlocks)
+        _wait_gone(inside + sanlocks)  # the holder reaps them; stopping it earlier would leave zombies to init
         if self._holder is not None:
             if self._holder.poll() is None:
                 self._holder.terminate()
@@ -708,6 +1003,11 @@ class RealStack:
         self._stopped = False
         self.start_seconds = 0.0
         self.stop_seconds = 0.0
+        # sanlock (start(..., sanlock=True))
+        self.sanlock = False
+        self.lease_dir: Path | None = None  # the shared lease directory, as seen from the root namespace
+        self.sanlock_shim: Path | None = None
+        self.sanlock_io_timeout = SANLOCK_IO_TIMEOUT
 
     # ---- state file
     def _save_state(self) -> None:
@@ -727,19 +1027,32 @@ class RealStack:
 
     # ---- lifecycle
     @classmethod
-    def start(cls, n_hosts: int = 2, *, root: Path | str = ROOT) -> RealStack:
-        """Clean up crashed earlier runs, then start n_hosts test hosts (in parallel)."""
+    def start(cls, n_hosts: int = 2, *, sanlock: bool = False, root: Path | str = ROOT) -> RealStack:
+        """Clean up crashed earlier runs, then start n_hosts test hosts (in parallel).
+
+        sanlock: also run a sanlock daemon per host and have libvirt take automatic disk leases
+        in one lease directory shared by all hosts (``lease_dir``); returns once every host has
+        joined the ``__LIBVIRT__DISKS__`` lockspace (~3.5 s more).
+        """
         t0 = time.monotonic()
         missing = [path for path in BINARIES.values() if not os.access(path, os.X_OK)]
+        if sanlock:
+            missing += [path for path in SANLOCK_BINARIES.values() if not os.path.exists(path)]
         if missing:
             raise RealStackError(f"real stack: missing programs {missing} (see scripts/test.sh)")
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         root.chmod(0o700)
         cleanup_stale_runs(root)
-        run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        run_dir = root / run_id
-        run_dir.mkdir(mode=0o700)
+        base_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        for n in itertools.count():  # several stacks may start within one second in one process
+            run_id = base_id if n == 0 else f"{base_id}.{n}"
+            run_dir = root / run_id
+            try:
+                run_dir.mkdir(mode=0o700)
+                break
+            except FileExistsError:
+                continue
         lock_fd = os.open(run_dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
         stack = cls(root, run_id, lock_fd)
@@ -749,6 +1062,8 @@ class RealStack:
             subprocess.run([BINARIES["ssh-keygen"], "-q", "-t", "ed25519", "-N", "", "-C", f"virttui-{run_id}",
                             "-f", stack.client_key], check=True, capture_output=True)
             shutil.copyfile(stack.client_key + ".pub", run_dir / "authorized_keys")
+            if sanlock:
+                stack._prepare_sanlock(root)
             stack.hosts = [TestHost(stack, i) for i in range(1, n_hosts + 1)]
             errors: list[BaseException] = []
 
@@ -771,6 +1086,79 @@ class RealStack:
             raise
         stack.start_seconds = time.monotonic() - t0
         return stack
+
+    # ---- sanlock
+    def _prepare_sanlock(self, root: Path) -> None:
+        """Build the shim, create the shared lease dir and initialise the lockspace file in it.
+
+        libvirtd creates and initialises __LIBVIRT__DISKS__ itself when the file is missing, but
+        two libvirtds starting together race (one sees the file the other has only just created,
+        before it is initialised, and fails to join); initialising it first avoids that.
+        """
+        self.sanlock = True
+        self.sanlock_shim = _build_shim(root)
+        self.lease_dir = self.run_dir / "leases"
+        self.lease_dir.mkdir(mode=0o755)
+        self._init_lease_file(LOCKSPACE, "-s", f"{LOCKSPACE}:0:{self.lease_dir / LOCKSPACE}:0")
+
+    def _init_lease_file(self, name: str, kind: str, spec: str) -> Path:
+        path = self.lease_dir / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.ftruncate(fd, LEASE_SIZE)
+        finally:
+            os.close(fd)
+        # `sanlock direct` needs no daemon and writes nothing but the lease file
+        timeout_opt = ["-o", str(self.sanlock_io_timeout)] if kind == "-s" else []  # written into host_id leases
+        proc = subprocess.run([SANLOCK_BINARIES["sanlock"], "direct", "init", *timeout_opt, kind, spec],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+        if proc.returncode != 0:
+            path.unlink(missing_ok=True)
+            raise RealStackError(f"sanlock direct init {kind} {spec} failed with {proc.returncode}: "
+                                 f"{(proc.stderr or proc.stdout).strip()}")
+        return path
+
+    @property
+    def lockspace_path(self) -> Path | None:
+        """The __LIBVIRT__DISKS__ lockspace file (root namespace view), with sanlock=True."""
+        return self.lease_dir / LOCKSPACE if self.lease_dir else None
+
+    def lease_resource(self, name: str) -> str:
+        """The sanlock RESOURCE string of lease file name, with the path as the hosts see it."""
+        _check_lease_name(name)
+        return f"{LOCKSPACE}:{name}:{LEASE_DIR_INSIDE}/{name}:0"
+
+    def lease_leader(self, name: str) -> dict[str, str]:
+        """The on-disk leader record of lease file name (`sanlock direct read_leader`): owner_id, lver, ..."""
+        if self.lease_dir is None:
+            raise RealStackError("this stack was started without sanlock=True")
+        _check_lease_name(name)
+        proc = subprocess.run([SANLOCK_BINARIES["sanlock"], "direct", "read_leader", "-r",
+                               f"{LOCKSPACE}:{name}:{self.lease_dir / name}:0"],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+        if proc.returncode != 0:
+            raise RealStackError(f"sanlock direct read_leader {name} failed with {proc.returncode}: "
+                                 f"{(proc.stderr or proc.stdout).strip()}")
+        return dict(line.split(" ", 1) for line in proc.stdout.splitlines()[1:] if " " in line)
+
+    def lease_owner(self, name: str) -> int | None:
+        """The host_id holding lease name according to the disk, or None when it is free."""
+        leader = self.lease_leader(name)
+        return None if leader.get("timestamp", "0") == "0" else int(leader["owner_id"])
+
+    def make_stale_lease(self, name: str) -> str:
+        """Create an initialised, unheld 1 MiB lease file in the shared lease dir; returns its path.
+
+        Its on-disk lease is free, like one left behind by a guest that was destroyed or moved
+        (virt-sanlock-cleanup removes such files).  Seen from the root namespace; the hosts see
+        it as ``TestHost.lease_dir_inside/name``.
+        """
+        if not self.sanlock or self.lease_dir is None:
+            raise RealStackError("this stack was started without sanlock=True")
+        _check_lease_name(name)
+        if name == LOCKSPACE:
+            raise ValueError(f"{LOCKSPACE} is the lockspace, not a lease")
+        return str(self._init_lease_file(name, "-r", f"{LOCKSPACE}:{name}:{self.lease_dir / name}:0"))
 
     def _write_known_hosts(self) -> None:
         lines = []
@@ -847,6 +1235,8 @@ def cleanup_stale_runs(root: Path | str = ROOT) -> list[str]:
             # everything but the holders first: they reap the others (else zombies go to init)
             others = {p["pid"] for p in recorded} | set(_marker_processes(run_dir.name + " "))
             others -= holders
+            # sanlock ignores SIGTERM while it is in a lockspace: SIGKILL it (and its helper) first
+            _sigkill_and_wait([pid for pid in others if _comm(pid).startswith("sanlock")])
             _kill_and_wait(others)
             _wait_gone(others)
             _kill_and_wait(holders)
