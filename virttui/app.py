@@ -12,6 +12,7 @@ from textual.worker import Worker, WorkerState
 
 from virttui.actions import ActionRunner
 from virttui.assets import asset
+from virttui.crash import ErrorContainment, contained, one_line
 from virttui.drivers.base import Driver
 from virttui.drivers.model import ConnectionState
 from virttui.fleet import Fleet
@@ -39,8 +40,11 @@ class VirtTUI(App):
         poll_interval: float = 2.0,
         autopoll: bool = True,
         notices: Iterable[str] = (),
+        contain_errors: bool = False,
     ) -> None:
         super().__init__()
+        self._containment = ErrorContainment() if contain_errors else None
+        self.fatal_message = ""
         self.fleet = Fleet([driver.uri for driver in drivers])
         self.scheduler = PollScheduler(self, drivers, poll_interval, autopoll=autopoll)
         self.actions = ActionRunner(self)
@@ -63,6 +67,7 @@ class VirtTUI(App):
                 log.exception("closing %s", driver.uri)
 
     # -- poll results --------------------------------------------------------
+    @contained
     def on_host_polled(self, message: HostPolled) -> None:
         self.scheduler.finished(message.snapshot.host.uri, ok=True)
         self.fleet.apply(message.snapshot)
@@ -74,6 +79,7 @@ class VirtTUI(App):
                 self.notify(f"{host.label}: {warning}", severity="warning", timeout=10, markup=False)
         self.broadcast_fleet()
 
+    @contained
     def on_host_failed(self, message: HostFailed) -> None:
         delay = self.scheduler.finished(message.host.uri, ok=False)
         self.fleet.set_host(self.scheduler.with_retry(message.host, delay))
@@ -81,11 +87,13 @@ class VirtTUI(App):
         self.host_keys.check(message.host.uri)
         self.broadcast_fleet()
 
+    @contained
     def on_host_changed(self, message: HostChanged) -> None:
         """The host's event stream saw a change made anywhere: show it now, not at the next tick."""
         if self.fleet.host(message.uri).state is ConnectionState.CONNECTED:
             self.scheduler.poll_now(message.uri)
 
+    @contained
     def on_action_finished(self, message: ActionFinished) -> None:
         self.actions.finished(message)
         self.broadcast_fleet()
@@ -101,6 +109,36 @@ class VirtTUI(App):
             error = event.worker.error
             log.error("worker %s failed", event.worker.name, exc_info=error)
             self.notify(f"internal error in {event.worker.name}: {error}", severity="error", markup=False)
+
+    def report_error(self, error: Exception) -> None:
+        """An unexpected exception from a handler or action: log it, say it in one line, carry on."""
+        if self._containment is None:
+            raise error  # tests: let the bug surface
+        if self._containment.absorb(error):
+            self.notify(one_line(error), severity="error", timeout=10, markup=False)
+        else:
+            self.fatal_message = one_line(error)
+            self.exit(return_code=70)
+
+    async def _dispatch_action(self, namespace, action_name, params) -> bool:  # noqa: ANN001
+        """Every key runs an action: contain what one raises (Textual would stop that screen's loop)."""
+        if self._containment is None:
+            return await super()._dispatch_action(namespace, action_name, params)
+        try:
+            return await super()._dispatch_action(namespace, action_name, params)
+        except Exception as error:  # noqa: BLE001 - the containment point for keys
+            self.report_error(error)
+            return True
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Last resort, where nothing contained the error: exit with one line, never a traceback."""
+        if self._containment is None:
+            super()._handle_exception(error)
+            return
+        self._containment.absorb(error)
+        self.fatal_message = one_line(error)
+        self._return_code = 70
+        self._close_messages_no_wait()
 
     # -- lease cleanup ---------------------------------------------------------
     def open_cleanup(self, host_uri: str | None) -> None:

@@ -291,8 +291,10 @@ def cmd_console(args: argparse.Namespace) -> int:
     from virttui.app import VirtTUI
 
     with open_hosts(args) as (drivers, interval):
-        app = VirtTUI(drivers, poll_interval=interval)
+        app = VirtTUI(drivers, poll_interval=interval, contain_errors=True)
         app.run()
+    if app.fatal_message:
+        print(f"virttui: {app.fatal_message}", file=sys.stderr)
     return app.return_code or 0
 
 

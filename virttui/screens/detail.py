@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Sparkline, Static
 
+from virttui.crash import contained
 from virttui.drivers.errors import DriverError
 from virttui.drivers.model import Domain
 from virttui.format import human_kib, human_rate, percent
@@ -70,6 +71,7 @@ class DomainDetailScreen(LifecycleActions, Screen):
         else:
             widget.update(Syntax(xml, "xml", theme="ansi_dark", word_wrap=False, line_numbers=False))
 
+    @contained
     def on_fleet_updated(self, message: FleetUpdated) -> None:
         self.refresh_view()
 

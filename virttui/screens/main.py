@@ -11,6 +11,8 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input
 
+from virttui.crash import contained
+from virttui.drivers.base import valid_actions
 from virttui.drivers.model import Domain
 from virttui.messages import FleetUpdated
 from virttui.screens.lifecycle import LIFECYCLE_BINDINGS, LifecycleActions
@@ -22,6 +24,7 @@ from virttui.widgets.panes import (
     LeasesTable,
     split_domain_key,
 )
+from virttui.widgets.difftable import Row
 
 if TYPE_CHECKING:
     from virttui.app import VirtTUI
@@ -48,6 +51,12 @@ class MainScreen(LifecycleActions, Screen):
         super().__init__()
         self.filter_text = ""
         self.sort_index = 0  # DomainsTable.SORTABLE[0] is its default sort
+        # Per host: (what its rows were built from, the rows). A poll of one host rebuilds only that
+        # host's rows; the others are handed to sync as the same objects, which it skips. Rebuilding
+        # all 2000 rows of 20 hosts on every host's poll took ~200 ms a poll and saturated the UI.
+        self._domain_rows: dict[str, tuple[tuple, list[Row]]] = {}
+        self._offered: object = self  # lifecycle actions the Footer shows; self: not yet known
+        self._titles: dict[str | None, str] = {}  # pane id -> border title last set by refresh_view
 
     def compose(self) -> ComposeResult:
         yield HostsTable(id="hosts")
@@ -65,9 +74,18 @@ class MainScreen(LifecycleActions, Screen):
         self.query_one("#leases").border_title = "Leases"
         self.query_one("#filter").display = False
         self.query_one(DomainsTable).focus()
+        # The app's broadcast_fleet posts to every screen on the stack, the app's empty default
+        # screen under this one too. In Textual 8.2.8 a screen below the top one ends every message
+        # it handles by marking the whole top screen dirty (its _repaint_required stays set), so
+        # each poll repainted all cells of the terminal: ~26 ms a frame at 2000 domains, a fifth
+        # of a core. That screen shows nothing of the fleet: it need not hear about it.
+        for screen in self.app.screen_stack:
+            if type(screen) is Screen:
+                screen.disable_messages(FleetUpdated)
         self.refresh_view()
 
     # -- data ----------------------------------------------------------------
+    @contained
     def on_fleet_updated(self, message: FleetUpdated) -> None:
         self.refresh_view()
 
@@ -76,7 +94,16 @@ class MainScreen(LifecycleActions, Screen):
         self._refresh_domains()
         self._refresh_disks()
         self._refresh_leases()
-        self.refresh_bindings()
+        self._refresh_bindings()
+
+    def _refresh_bindings(self) -> None:
+        """refresh_bindings only when the lifecycle keys on offer change (check_action depends on
+        nothing else): every call makes the Footer recompose all its keys, ~30 ms a refresh."""
+        current = self.current_domain()
+        offered = None if current is None else valid_actions(current[1].state)
+        if offered != self._offered:
+            self._offered = offered
+            self.refresh_bindings()
 
     def _refresh_hosts(self) -> None:
         fleet = self.app.fleet
@@ -94,7 +121,13 @@ class MainScreen(LifecycleActions, Screen):
         title = "Hosts"
         if failing:
             title += f" · {len(failing)} in error · {failing[0].label}: {failing[0].last_error}"
-        table.border_title = title
+        self._set_title(table, title)
+
+    def _set_title(self, table: DataTable, title: str) -> None:
+        """Set a border title only when it changes: every assignment repaints the whole pane."""
+        if self._titles.get(table.id) != title:
+            self._titles[table.id] = title
+            table.border_title = title
 
     def _lockspace_text(self, uri: str) -> str:
         snap = self.app.fleet.snapshot(uri)
@@ -116,13 +149,11 @@ class MainScreen(LifecycleActions, Screen):
         fleet = self.app.fleet
         pending = self.app.actions.pending
         needle = self.filter_text.casefold()
-        order = {uri: index for index, uri in enumerate(fleet.uris)}
-        rows = []
-        for row in fleet.domain_rows(self.selected_host):
-            if needle and not any(needle in text.casefold() for text in
-                                  (row.domain.name, row.host_label, row.domain.state.value)):
-                continue
-            rows.append(DomainsTable.row_for(row, pending.get((row.host_uri, row.domain.uuid)), order[row.host_uri]))
+        selected = self.selected_host
+        rows: list[Row] = []
+        for index, uri in enumerate(fleet.uris):
+            if selected is None or uri == selected:
+                rows.extend(self._host_domain_rows(uri, index, needle, pending))
         table = self.query_one(DomainsTable)
         table.sync(rows)
         scope = "all hosts" if self.selected_host is None else fleet.host(self.selected_host).label
@@ -131,7 +162,28 @@ class MainScreen(LifecycleActions, Screen):
             title += f" · filter “{self.filter_text}”"
         if table.sort_column:
             title += f" · sort {SORT_LABELS[table.sort_column]} {'▼' if table.sort_reverse else '▲'}"
-        table.border_title = title
+        self._set_title(table, title)
+
+    def _host_domain_rows(self, uri: str, index: int, needle: str, pending: dict[tuple[str, str], str]
+                          ) -> list[Row]:
+        """The Domains rows of one host, rebuilt only when its snapshot, host state, filter or pending
+        actions changed (Fleet replaces the snapshot and Host objects whenever they change)."""
+        fleet = self.app.fleet
+        waiting = tuple(sorted((key[1], label) for key, label in pending.items() if key[0] == uri))
+        snapshot, host = fleet.snapshot(uri), fleet.host(uri)
+        cached = self._domain_rows.get(uri)
+        if cached is not None:
+            (old_snapshot, old_host, *old_rest), old_rows = cached
+            if old_snapshot is snapshot and old_host is host and old_rest == [needle, index, waiting]:
+                return old_rows
+        rows = []
+        for row in fleet.domain_rows(uri):
+            if needle and not any(needle in text.casefold() for text in
+                                  (row.domain.name, row.host_label, row.domain.state.value)):
+                continue
+            rows.append(DomainsTable.row_for(row, pending.get((row.host_uri, row.domain.uuid)), index))
+        self._domain_rows[uri] = ((snapshot, host, needle, index, waiting), rows)
+        return rows
 
     def selected_domain(self) -> tuple[str, Domain] | None:
         """(host uri, domain) under the Domains cursor."""
@@ -147,7 +199,7 @@ class MainScreen(LifecycleActions, Screen):
         selected = self.selected_domain()
         if selected is None:
             table.sync([])
-            table.border_title = "Disks"
+            self._set_title(table, "Disks")
             return
         uri, dom = selected
         fleet = self.app.fleet
@@ -156,7 +208,7 @@ class MainScreen(LifecycleActions, Screen):
         rows = [DisksTable.row_for(disk, fleet.lease_status_for(disk.source) if disk.needs_exclusive_lease else None,
                                    dom.state.is_active, has_leases) for disk in dom.disks]
         table.sync(rows)
-        table.border_title = f"Disks · {dom.name}"
+        self._set_title(table, f"Disks · {dom.name}")
 
     def _refresh_leases(self) -> None:
         table = self.query_one(LeasesTable)
@@ -170,19 +222,19 @@ class MainScreen(LifecycleActions, Screen):
         title = "Leases · " + (", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none")
         if errors:
             title += f" · {errors[0]}"
-        table.border_title = title
+        self._set_title(table, title)
 
     # -- selection -----------------------------------------------------------
     @on(DataTable.RowHighlighted, "#hosts")
     def _host_changed(self) -> None:
         self._refresh_domains()
         self._refresh_disks()
-        self.refresh_bindings()
+        self._refresh_bindings()
 
     @on(DataTable.RowHighlighted, "#domains")
     def _domain_changed(self) -> None:
         self._refresh_disks()
-        self.refresh_bindings()
+        self._refresh_bindings()
 
     @on(DataTable.RowSelected, "#domains")
     def _domain_selected(self) -> None:
