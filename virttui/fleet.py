@@ -159,7 +159,7 @@ class Fleet:
                 for disk in dom.disks:
                     if disk.source and disk.device == "disk":
                         uses.append(DiskUse(entry.host.label, host_id, dom.name, disk.source, running,
-                                            disk.needs_exclusive_lease))
+                                            disk.needs_exclusive_lease, host_key=uri))
         return uses
 
     def lease_rows(self) -> list[tuple[str, LeaseStatus]]:

@@ -467,7 +467,7 @@ class TestHost:
     def run(self, *argv: str, check: bool = True, timeout: float = 60,
             input: str | None = None) -> subprocess.CompletedProcess:
         """Run argv inside the namespace (nsenter -m); text mode, output captured."""
-        cmd = [BINARIES["nsenter"], "-m", "-t", str(self.holder_pid), "--", *argv]
+        cmd = [BINARIES["nsenter"], "-m", "-u", "-t", str(self.holder_pid), "--", *argv]
         env = dict(os.environ)
         env["PATH"] = SYSTEM_PATH
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input,
@@ -885,6 +885,7 @@ class TestHost:
 
     def _setup_script(self) -> str:
         lines = ["set -e",
+                 f"hostname {self.name}",  # its own UTS namespace: hosts are told apart by name, as in life
                  "mount -t tmpfs -o mode=0755,size=64m virttui-run /run",
                  "mkdir -p /run/libvirt /run/sshd /run/sanlock /run/lock /run/user",
                  f"echo '{self.marker}' > {MARKER}"]
@@ -917,7 +918,7 @@ class TestHost:
         holder_sock = self.dir / "holder.sock"
         with open(holder_log, "ab") as out:
             self._holder = subprocess.Popen(
-                [BINARIES["unshare"], "-m", "--propagation", "private", "--",
+                [BINARIES["unshare"], "-m", "-u", "--propagation", "private", "--",
                  sys.executable, "-I", str(HOLDER_SCRIPT), str(holder_sock), str(holder_log)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd="/",
                 start_new_session=True)

@@ -135,7 +135,10 @@ def _safe_target(directory, name):
     except OSError as exc:
         os.close(fd)
         return None, exc.strerror or str(exc)
-    if len(head) < 4 or int.from_bytes(head[:4], "little") != PAXOS_DISK_MAGIC:
+    if len(head) < SECTOR:
+        os.close(fd)
+        return None, "not a lease (shorter than one sector)"
+    if int.from_bytes(head[:4], "little") != PAXOS_DISK_MAGIC:
         os.close(fd)
         return None, "not a lease (bad magic)"
     return fd, ""
@@ -188,7 +191,7 @@ def _cleanup_one(lib, sock, directory, lockspace, name, dry_run):
         args = (ctypes.POINTER(_Resource) * 1)(ctypes.pointer(res))
         rv = lib.sanlock_acquire(sock, -1, ACQUIRE_OWNER_NOWAIT, 1, args, None)
         if rv < 0:
-            why = SANLOCK_ERRORS.get(rv) or (os.strerror(-rv) if -rv < 200 else "sanlock error %d" % rv)
+            why = "held by this host" if rv == -errno.EEXIST else SANLOCK_ERRORS.get(rv) or (os.strerror(-rv) if -rv < 200 else "sanlock error %d" % rv)
             return {"name": name, "path": path, "removed": False, "reason": why}
         try:
             if not _same_file(fd, path):  # never remove a file that replaced the one we checked

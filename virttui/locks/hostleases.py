@@ -113,7 +113,7 @@ class HostLeaseManager:
         return LeaseDirSnapshot(
             directory=self.directory, host_id=self.host_id, auto_disk_leases=self.config.auto_disk_leases,
             lockspace=self.lockspace, files=tuple(files), live_host_ids=live_ids,
-            error=f"sanlock daemon: {warnings}" if warnings and not files else "",
+            error=f"sanlock daemon on this host: {warnings}" if warnings else "",
         )
 
     def _lease_file(self, entry: dict, name: str, mine: set[str], live: tuple[int, ...]) -> LeaseFile:

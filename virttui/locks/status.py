@@ -20,6 +20,11 @@ class DiskUse:
     path: str
     running: bool
     exclusive: bool  # read-write and not shareable: needs the lease
+    host_key: str = ""  # what tells hosts apart (the URI); two hosts may share a hostname
+
+    @property
+    def host_identity(self) -> str:
+        return self.host_key or self.host
 
 
 # Problems first, then what cleanup would take, then the healthy held leases.
@@ -45,13 +50,13 @@ def compute_lease_status(leases: LeaseDirSnapshot, uses: Iterable[DiskUse]) -> l
         users = by_name.get(lease.name, [])
         disk = users[0].path if users else ""
         domains = _labels(users)
-        running_hosts = {u.host for u in users if u.running and u.exclusive}
+        running_hosts = {u.host_identity for u in users if u.running and u.exclusive}
         owner = lease.leader.owner_id if lease.leader and lease.leader.owner_id else None
         if lease.error or (lease.leader is None and leases.manager == "sanlock"):
             rows.append(LeaseStatus(lease.name, lease.path, disk, LeaseState.CORRUPT, None, domains, lease.error))
         elif len(running_hosts) > 1:
             rows.append(LeaseStatus(lease.name, lease.path, disk, LeaseState.CONFLICT, owner, domains,
-                                    "running on " + ", ".join(sorted(running_hosts))))
+                                    "running on " + _host_labels(users)))
         elif lease.held:
             holder = [u for u in users if u.running and (not owner or u.host_id in (0, owner))]
             detail = f"host {owner}" if owner else "held"
@@ -79,12 +84,17 @@ def _missing(leases: LeaseDirSnapshot, by_name: dict[str, list[DiskUse]], presen
         running = [u for u in users if u.running and u.exclusive]
         if name in present or not running:
             continue
-        hosts = {u.host for u in running}
+        hosts = {u.host_identity for u in running}
         state = LeaseState.CONFLICT if len(hosts) > 1 else LeaseState.MISSING
-        detail = "running on " + ", ".join(sorted(hosts)) if len(hosts) > 1 else "running disk has no lease file"
+        detail = "running on " + _host_labels(running) if len(hosts) > 1 else "running disk has no lease file"
         rows.append(LeaseStatus(name, os.path.join(leases.directory, name), running[0].path, state, None,
                                 _labels(users), detail))
     return rows
+
+
+def _host_labels(users: list[DiskUse]) -> str:
+    """The hosts running a disk, by the names the operator knows them by."""
+    return ", ".join(sorted({u.host for u in users if u.running and u.exclusive}))
 
 
 def _labels(users: list[DiskUse]) -> tuple[str, ...]:
