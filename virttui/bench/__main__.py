@@ -35,12 +35,15 @@ def machine() -> str:
     return f"{platform.machine()}, {cpus} CPUs, {mem:.0f} GiB, Python {platform.python_version()}"
 
 
+BENCHMARKS = ["poll", "leases"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m virttui.bench")
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats: a smoke run")
-    parser.add_argument("--only", action="append", choices=["poll"], help="run only these benchmarks")
+    parser.add_argument("--only", action="append", choices=BENCHMARKS, help="run only these benchmarks")
     args = parser.parse_args(argv)
-    wanted = set(args.only or ["poll"])
+    wanted = set(args.only or BENCHMARKS)
     table = Table()
     print(f"virttui benchmarks ({'quick' if args.quick else 'full'}) on {machine()}", flush=True)
     if "poll" in wanted:
@@ -52,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
 
             with harness.RealStack.start(1) as stack:
                 bench_poll(table, stack, quick=args.quick)
+    if "leases" in wanted:
+        harness = _harness()
+        if harness is not None:
+            from virttui.bench.leases import bench_leases
+
+            with harness.RealStack.start(2, sanlock=True) as stack:
+                bench_leases(table, stack, quick=args.quick)
     print(table.render())
     return 0
 

@@ -152,26 +152,55 @@ def _same_file(fd, path):
     return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
 
 
+WORKERS = 8  # concurrent acquisitions: each costs a few ms of direct I/O, which overlaps well
+
+
 def cleanup(directory, lockspace, names, dry_run):
-    """Yield one outcome dict per file: removed only while this host held its lease."""
+    """Yield one outcome dict per file, in order: removed only while this host held its lease.
+
+    Acquisitions run on up to WORKERS threads, each with its own sanlock registration (the
+    daemon runs one command at a time per registered client, and a paxos acquire is mostly
+    waiting on direct I/O), which is what makes this several times faster than one
+    `sanlock client command` process per file.
+    """
+    import concurrent.futures
+    import threading
+
     directory = os.path.realpath(directory)
     lib = None
-    sock = -1
     if not dry_run:
         try:
             lib = ctypes.CDLL("libsanlock_client.so.1", use_errno=True)
         except OSError as exc:
             yield {"fatal": "libsanlock_client is not installed: %s" % exc}
             return
-        sock = lib.sanlock_register()
-        if sock < 0:
-            yield {"fatal": "cannot register with the sanlock daemon (%s); is it running?" % os.strerror(-sock)}
+        probe = lib.sanlock_register()
+        if probe < 0:
+            yield {"fatal": "cannot register with the sanlock daemon (%s); is it running?" % os.strerror(-probe)}
             return
+        os.close(probe)
+    local = threading.local()
+    socks = []
+    socks_lock = threading.Lock()
+
+    def one(name):
+        sock = getattr(local, "sock", None)
+        if sock is None and lib is not None:
+            sock = lib.sanlock_register()
+            if sock < 0:
+                return {"name": name, "path": os.path.join(directory, name), "removed": False,
+                        "reason": "cannot register with the sanlock daemon: %s" % os.strerror(-sock)}
+            local.sock = sock
+            with socks_lock:
+                socks.append(sock)
+        return _cleanup_one(lib, sock, directory, lockspace, name, dry_run)
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(WORKERS, len(names))))
     try:
-        for name in names:
-            yield _cleanup_one(lib, sock, directory, lockspace, name, dry_run)
+        yield from pool.map(one, names)
     finally:
-        if sock >= 0:
+        pool.shutdown(wait=True)
+        for sock in socks:
             os.close(sock)  # ends the registration: sanlock drops anything still held
 
 
