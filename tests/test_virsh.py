@@ -184,8 +184,8 @@ def test_actions_address_domains_by_uuid_only():
     transport = ScriptedTransport([CommandResult(0, "", "")])
     driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), transport)
     driver.perform("6695eb01-f6a4-8304-79aa-97f2502e193f", Action.DESTROY)
-    assert transport.commands == [["virsh", "-q", "-c", "qemu:///system", "destroy",
-                                   "6695eb01-f6a4-8304-79aa-97f2502e193f"]]
+    assert transport.commands == [["virsh", "-q", "-c", "qemu:///system",
+                                   "destroy 6695eb01-f6a4-8304-79aa-97f2502e193f"]]
     with pytest.raises(DomainNotFound):
         driver.perform("x'; touch /tmp/pwned; '", Action.START)
 

@@ -35,7 +35,7 @@ def machine() -> str:
     return f"{platform.machine()}, {cpus} CPUs, {mem:.0f} GiB, Python {platform.python_version()}"
 
 
-BENCHMARKS = ["poll", "leases"]
+BENCHMARKS = ["poll", "peer", "leases"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
 
             with harness.RealStack.start(1) as stack:
                 bench_poll(table, stack, quick=args.quick)
+    if "peer" in wanted:
+        harness = _harness()
+        if harness is not None:
+            from virttui.bench.peer import bench_peer
+
+            with harness.RealStack.start(1) as stack:
+                bench_peer(table, stack, quick=args.quick)
     if "leases" in wanted:
         harness = _harness()
         if harness is not None:

@@ -24,7 +24,7 @@ from virttui.drivers.base import Action, Driver
 from virttui.drivers.errors import DomainNotFound
 from virttui.drivers.events import EventWatcher
 from virttui.drivers.model import ConnectionState, Disk, DiskIO, Domain, DomainState, Host, HostSnapshot
-from virttui.drivers.transport import Transport
+from virttui.drivers.transport import COMMAND_TIMEOUT, CommandResult, Transport
 from virttui.drivers.uri import LibvirtURI
 from virttui.drivers.virshparse import (
     SECTION_MARKER,
@@ -38,6 +38,7 @@ from virttui.drivers.virshparse import (
     stat_int,
     virsh_error,
 )
+from virttui.drivers.virshsession import VirshSession
 from virttui.drivers.xmlparse import DomainDefinition, parse_domain, parse_xml
 from virttui.locks.model import LockConfig
 
@@ -79,8 +80,9 @@ class VirshDriver(Driver):
     """A libvirt host behind `virsh -c URI`, run through a Transport."""
 
     def __init__(self, uri: str, parsed: LibvirtURI, transport: Transport, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, session: VirshSession | None = None) -> None:
         self.uri = uri
+        self.session = session  # a persistent local virsh; without one, a virsh process per command
         self.parsed = parsed
         self.transport = transport
         self.target_uri = parsed.local_uri if parsed.transport in ("ssh", "libssh", "libssh2") else parsed.raw
@@ -98,8 +100,13 @@ class VirshDriver(Driver):
         self._on_change: Callable[[], None] | None = None
 
     # -- virsh -----------------------------------------------------------------
+    def _run_virsh(self, command: str) -> CommandResult:
+        if self.session is not None:
+            return self.session.run(command, COMMAND_TIMEOUT)
+        return self.transport.run(["virsh", "-q", "-c", self.target_uri, command])
+
     def _virsh(self, command: str, *, what: str) -> str:
-        result = self.transport.run(["virsh", "-c", self.target_uri, command])
+        result = self._run_virsh(command)
         if result.returncode != 0 or (result.stderr.strip() and "error:" in result.stderr):
             raise virsh_error(result.stderr, result.returncode, what)
         return result.stdout
@@ -120,7 +127,7 @@ class VirshDriver(Driver):
         files = (QEMU_CONF, SANLOCK_CONF, LOCKD_CONF)
         shell = f'for f; do echo {SECTION_MARKER}; cat -- "$f" 2>/dev/null || printf %s {MISSING}; done'
         result = self.transport.run(["sh", "-c", shell, "sh", *files])
-        texts = [None if part == MISSING else part for part in result.stdout.split(SECTION_MARKER + "\n")[1:]]
+        texts = [None if part == MISSING else part for part in split_sections(result.stdout, 4)[1:]]
         if len(texts) != len(files):
             return None, "cannot read the libvirt lock configuration"
         try:
@@ -141,6 +148,8 @@ class VirshDriver(Driver):
 
     def close(self) -> None:
         self.unwatch()
+        if self.session is not None:
+            self.session.close()
         self.transport.close()
         self._facts = None
 
@@ -242,7 +251,7 @@ class VirshDriver(Driver):
 
     def _virsh_tolerant(self, command: str) -> str:
         """Run a batch where single commands may fail (a domain undefined meanwhile)."""
-        result = self.transport.run(["virsh", "-c", self.target_uri, command])
+        result = self._run_virsh(command)
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         fatal = [line for line in errors if "failed to get domain" not in line and "Domain not found" not in line]
         if result.returncode != 0 or fatal:
@@ -294,7 +303,7 @@ class VirshDriver(Driver):
 
     def perform(self, uuid: str, action: Action) -> None:
         uuid = _check_uuid(uuid)
-        result = self.transport.run(["virsh", "-q", "-c", self.target_uri, action.value, uuid])
+        result = self._run_virsh(f"{action.value} {uuid}")
         if result.returncode != 0:
             raise virsh_error(result.stderr, result.returncode, f"{action.value} {uuid}")
         with self._lock:
@@ -324,7 +333,10 @@ def open_virsh_driver(uri: str, parsed: LibvirtURI, *, clock: Callable[[], float
         transport: Transport = SSHTransport(parsed)
     else:
         from virttui.drivers.transport import LocalTransport
+        from virttui.drivers.virshsession import VirshSession
 
         transport = LocalTransport()
+        if VirshSession.available():
+            return VirshDriver(uri, parsed, transport, clock=clock, session=VirshSession(parsed.raw))
     return VirshDriver(uri, parsed, transport, clock=clock)
 

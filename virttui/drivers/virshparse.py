@@ -7,6 +7,7 @@ raises ParseError; nothing else escapes, whatever the bytes.
 from __future__ import annotations
 
 import re
+import secrets
 import uuid as uuidlib
 from dataclasses import dataclass
 
@@ -19,21 +20,33 @@ from virttui.drivers.errors import (
     ParseError,
 )
 
-SECTION_MARKER = "@@virttui-section@@"
+# Random per process: a host cannot name a domain after a marker it cannot know.
+SECTION_MARKER = f"@@virttui-{secrets.token_hex(8)}@@"
+
+
+def _lines(text: str) -> list[str]:
+    """virsh's output lines: cut at "\n" only. str.splitlines() also cuts at "\r", "\x85", "\u2028"…,
+    which libvirt allows inside domain names: one such name must not break a whole host's listing."""
+    return text.split("\n")
 
 
 def split_sections(text: str, count: int) -> list[str]:
-    """Cut one virsh run's output at the `echo` markers between its commands."""
-    parts = text.split(SECTION_MARKER + "\n")
+    """Cut one virsh run's output at the `echo` markers between its commands.
+
+    One-shot virsh ends an `echo` with a newline; quiet or interactive virsh does not, so one
+    newline after a marker is dropped if present. The marker is random per process, so no
+    domain can be named after it.
+    """
+    parts = text.split(SECTION_MARKER)
     if len(parts) != count:
         raise ParseError(f"virsh printed {len(parts)} sections where {count} were expected (truncated output?)")
-    return parts
+    return [parts[0]] + [part[1:] if part.startswith("\n") else part for part in parts[1:]]
 
 
 def parse_uuid_names(text: str) -> list[tuple[str, str]]:
     """`virsh list --all --uuid --name`: one "UUID NAME" line per domain."""
     pairs = []
-    for line in text.splitlines():
+    for line in _lines(text):
         if not line.strip():
             continue
         raw, _, name = line.partition(" ")
@@ -49,14 +62,14 @@ def parse_uuid_names(text: str) -> list[tuple[str, str]]:
 
 def parse_names(text: str) -> set[str]:
     """`virsh list --name`: one name per line."""
-    return {line for line in text.splitlines() if line.strip()}
+    return {line for line in _lines(text) if line}
 
 
 def parse_domstats(text: str) -> dict[str, dict[str, str]]:
     """`virsh domstats --raw`: "Domain: 'NAME'" blocks of "  key=value" lines."""
     stats: dict[str, dict[str, str]] = {}
     current: dict[str, str] | None = None
-    for line in text.splitlines():
+    for line in _lines(text):
         if not line.strip():
             continue
         if line.startswith("Domain: '") and line.endswith("'") and len(line) > len("Domain: ''") - 1:
@@ -128,9 +141,10 @@ def parse_event(line: str) -> VirshEvent | None:
     match = _EVENT_RE.match(line)
     if match:
         name = match["name"]
-        # A name may itself contain "': "; the detail never contains "'".
+        # A name may itself contain "': "; the detail never contains "'". So a line ending in "'" has
+        # no detail (reboot, …) and the name runs to that quote; else it ends at the last "': ".
         cut = line.rfind("': ")
-        if cut > len("event '' for domain '"):
+        if not line.endswith("'") and cut > len("event '' for domain '"):
             name = line[line.find(" for domain '") + len(" for domain '"):cut]
         return VirshEvent(match["kind"], name)
     if line.startswith("event '"):
@@ -143,9 +157,15 @@ _CONNECT_ERRORS = ("failed to connect", "Failed to connect socket", "no connecti
 _LEASE_ERRORS = ("Failed to acquire lock", "resource busy", "sanlock", "lease", "Lockspace")
 
 
+def _printable(text: str) -> str:
+    """Control characters (terminal escapes, bidi overrides…) from a host shown as escapes, never sent raw
+    to the operator's terminal by a notification or a CLI error."""
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
 def virsh_error(stderr: str, returncode: int, what: str) -> DriverError:
     """The typed error for a failed virsh run, with libvirt's own one-line message."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    lines = [_printable(line.strip()) for line in stderr.splitlines() if line.strip()]
     message = "; ".join(line[len("error: "):] if line.startswith("error: ") else line for line in lines)
     message = message[:400] or f"exit status {returncode}"
     if returncode == 127 or "command not found" in message or "virsh: not found" in message:
