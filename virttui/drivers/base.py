@@ -6,7 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from enum import Enum
 
-from virttui.drivers.model import DomainState, HostSnapshot
+from virttui.drivers.errors import NotSupported
+from virttui.drivers.model import DomainSnapshot, DomainState, HostSnapshot
 
 
 class Action(str, Enum):
@@ -92,6 +93,36 @@ class Driver(ABC):
 
     def trust_host_key(self) -> None:
         """Save the pending host key as trusted; the next connect uses it."""
+
+    # -- operator essentials: drivers that cannot, say so --------------------------
+    def set_autostart(self, uuid: str, enabled: bool) -> None:
+        raise NotSupported(f"{self.uri}: autostart cannot be changed here")
+
+    def undefine(self, uuid: str, *, remove_storage: bool = False) -> None:
+        """Remove the domain's definition; its disks stay unless remove_storage says otherwise."""
+        raise NotSupported(f"{self.uri}: domains cannot be undefined here")
+
+    def snapshots(self, uuid: str) -> list[DomainSnapshot]:
+        raise NotSupported(f"{self.uri}: no snapshots here")
+
+    def create_snapshot(self, uuid: str, name: str, description: str = "") -> None:
+        raise NotSupported(f"{self.uri}: no snapshots here")
+
+    def revert_snapshot(self, uuid: str, name: str) -> None:
+        raise NotSupported(f"{self.uri}: no snapshots here")
+
+    def delete_snapshot(self, uuid: str, name: str) -> None:
+        raise NotSupported(f"{self.uri}: no snapshots here")
+
+    def set_memory_stats_period(self, uuid: str, seconds: int) -> None:
+        """Ask the guest's balloon driver to report memory stats every `seconds` (0 turns it off)."""
+        raise NotSupported(f"{self.uri}: memory stats period cannot be set here")
+
+    def attach_console(self, uuid: str) -> None:
+        """Attach this process's terminal to the domain's serial console until Ctrl+] detaches.
+
+        Blocks; the caller hands over the terminal first (Textual's App.suspend)."""
+        raise NotSupported(f"{self.uri}: no serial console here")
 
     def lease_manager(self):  # -> virttui.locks.manager.LeaseManager | None
         """The host's lease directory manager, or None when it has no sanlock leases."""

@@ -33,3 +33,7 @@ class OperationInvalid(DriverError):
 
 class LeaseConflict(DriverError):
     """A disk lease is held elsewhere, so the domain may not start."""
+
+
+class NotSupported(DriverError):
+    """This host's driver cannot do that (an embedded host has no serial console, say)."""

@@ -170,3 +170,15 @@ class HostSnapshot:
             if dom.uuid == uuid:
                 return dom
         return None
+
+
+@dataclass(frozen=True)
+class DomainSnapshot:
+    """One snapshot of a domain, as `virsh snapshot-dumpxml` describes it."""
+
+    name: str
+    description: str = ""
+    state: str = ""  # the domain's state when it was taken: running, shutoff…
+    created: int = 0  # seconds since the epoch
+    parent: str = ""
+    current: bool = False

@@ -338,6 +338,57 @@ class SSHTransport(Transport):
                 session.close()  # its framing is unknown after a failure: never reuse it
             self._freed.notify()
 
+    def interactive(self, argv: Sequence[str], stdin_fd: int | None = None, stdout_fd: int | None = None) -> int:
+        """Run argv on the host in a pty, relaying this terminal (raw) to it until it exits."""
+        import select
+        import sys
+        import termios
+        import tty
+
+        stdin_fd = sys.stdin.fileno() if stdin_fd is None else stdin_fd
+        stdout_fd = sys.stdout.fileno() if stdout_fd is None else stdout_fd
+        with self._lock:
+            client = self._client
+        if client is None or not self._alive(client):
+            raise ConnectionFailed(f"{self.uri.raw}: SSH connection lost")
+        try:
+            columns, rows = os.get_terminal_size(stdout_fd)
+        except OSError:
+            columns, rows = 80, 24
+        transport = client.get_transport()
+        assert transport is not None
+        try:
+            channel = transport.open_session(timeout=CONNECT_TIMEOUT)
+            channel.get_pty(term=os.environ.get("TERM", "xterm"), width=columns, height=rows)
+            channel.exec_command(shlex.join(argv))
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise ConnectionFailed(f"{self.uri.raw}: cannot open a terminal on the host: {exc}") from None
+        saved = termios.tcgetattr(stdin_fd) if os.isatty(stdin_fd) else None
+        try:
+            if saved is not None:
+                tty.setraw(stdin_fd)
+            channel.settimeout(0.0)
+            while not channel.exit_status_ready() or channel.recv_ready():
+                ready, _, _ = select.select([channel, stdin_fd], [], [], 0.5)
+                if channel in ready:
+                    try:
+                        data = channel.recv(65536)
+                    except socket.timeout:  # select woke for stderr or a window change: nothing to read
+                        continue
+                    if not data:
+                        break
+                    os.write(stdout_fd, data)
+                if stdin_fd in ready:
+                    data = os.read(stdin_fd, 4096)
+                    if not data:
+                        break
+                    channel.sendall(data)
+            return channel.recv_exit_status() if channel.exit_status_ready() else 0
+        finally:
+            if saved is not None:
+                termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
+            channel.close()
+
     def stream(self, argv: Sequence[str]) -> LineStream:
         with self._lock:
             client = self._client

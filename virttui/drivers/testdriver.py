@@ -13,13 +13,22 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lxml import etree
 
 from virttui.drivers.base import Action, Driver
 from virttui.drivers.errors import ConnectionFailed, DomainNotFound, DriverError, LeaseConflict, OperationInvalid
-from virttui.drivers.model import ConnectionState, Disk, DiskIO, Domain, DomainState, Host, HostSnapshot
+from virttui.drivers.model import (
+    ConnectionState,
+    Disk,
+    DiskIO,
+    Domain,
+    DomainSnapshot,
+    DomainState,
+    Host,
+    HostSnapshot,
+)
 from virttui.drivers.nodexml import NodeDescription, NodeDomain, load_node
 from virttui.drivers.xmlparse import parse_xml
 from virttui.locks.flockstore import FlockLeaseStore, LeaseDirError
@@ -46,6 +55,10 @@ class _Guest:
     shutdown_at: float | None = None
     dom_id: int | None = None
     net: list[float] = field(default_factory=lambda: [0.0, 0.0])  # rx, tx bytes
+    autostart: bool = False
+    persistent: bool = True
+    snapshots: list[DomainSnapshot] = field(default_factory=list)
+    memory_stats_period: int = 0
 
     def to_domain(self) -> Domain:
         d = self.node.definition
@@ -56,8 +69,8 @@ class _Guest:
             vcpus=d.vcpus,
             memory_kib=d.memory_kib,
             max_memory_kib=d.max_memory_kib,
-            autostart=self.node.autostart,
-            persistent=self.node.persistent,
+            autostart=self.autostart,
+            persistent=self.persistent,
             cpu_time_ns=int(self.cpu_time_ns),
             disks=d.disks,
             disk_io=tuple((t, DiskIO(int(v[0]), int(v[1]))) for t, v in sorted(self.io.items())),
@@ -148,6 +161,8 @@ class TestDriver(Driver):
             io_rate=_stable_fraction(name[::-1], 2e4, 3e6),
             phase=_stable_fraction(name + "phase", 0.0, 2 * math.pi),
             io={disk.target: [0.0, 0.0] for disk in item.definition.disks},
+            autostart=item.autostart,
+            persistent=item.persistent,
         )
         if item.state.is_active:
             try:
@@ -288,7 +303,82 @@ class TestDriver(Driver):
             raise _not_valid("domain is not paused")
         guest.state = DomainState.RUNNING
 
+    # -- operator essentials ---------------------------------------------------
+    def set_autostart(self, uuid: str, enabled: bool) -> None:
+        with self._lock:
+            self._require_node()
+            guest = self._guest(uuid)
+            if not guest.persistent:
+                raise _not_valid("cannot set autostart for transient domain")
+            guest.autostart = enabled
+
+    def undefine(self, uuid: str, *, remove_storage: bool = False) -> None:
+        """As libvirt: a running domain becomes transient and goes when it stops. Storage is not ours to
+        delete here (the demo's disk paths are not real files), so remove_storage changes nothing."""
+        with self._lock:
+            self._require_node()
+            guest = self._guest(uuid)
+            if not guest.persistent:
+                raise _not_valid("cannot undefine transient domain")
+            if guest.state.is_active:
+                guest.persistent = False
+                guest.autostart = False
+            else:
+                del self._guests[uuid]
+
+    def snapshots(self, uuid: str) -> list[DomainSnapshot]:
+        with self._lock:
+            self._require_node()
+            return list(self._guest(uuid).snapshots)
+
+    def create_snapshot(self, uuid: str, name: str, description: str = "") -> None:
+        with self._lock:
+            self._require_node()
+            self._advance()
+            guest = self._guest(uuid)
+            if not name or any(s.name == name for s in guest.snapshots):
+                raise _not_valid(f"snapshot {name!r} already exists" if name else "a snapshot needs a name")
+            current = next((s.name for s in guest.snapshots if s.current), "")
+            state = "shutoff" if guest.state is DomainState.SHUT_OFF else guest.state.value
+            guest.snapshots = [replace(s, current=False) for s in guest.snapshots]
+            guest.snapshots.append(DomainSnapshot(name, description, state, int(self._clock()), current, True))
+
+    def revert_snapshot(self, uuid: str, name: str) -> None:
+        with self._lock:
+            self._require_node()
+            now = self._advance()
+            guest = self._guest(uuid)
+            snap = next((s for s in guest.snapshots if s.name == name), None)
+            if snap is None:
+                raise DomainNotFound(f"Domain snapshot not found: no snapshot with matching name '{name}'")
+            want_running = snap.state in ("running", "idle")
+            if want_running and not guest.state.is_active:
+                self._start(guest, now)
+            elif not want_running and guest.state.is_active:
+                self._stop(guest)
+            if snap.state == "paused" and guest.state in _RUNNING_STATES:
+                guest.state = DomainState.PAUSED
+            guest.snapshots = [replace(s, current=s.name == name) for s in guest.snapshots]
+
+    def delete_snapshot(self, uuid: str, name: str) -> None:
+        with self._lock:
+            self._require_node()
+            guest = self._guest(uuid)
+            if not any(s.name == name for s in guest.snapshots):
+                raise DomainNotFound(f"Domain snapshot not found: no snapshot with matching name '{name}'")
+            guest.snapshots = [s for s in guest.snapshots if s.name != name]
+
+    def set_memory_stats_period(self, uuid: str, seconds: int) -> None:
+        with self._lock:
+            self._require_node()
+            guest = self._guest(uuid)
+            if not guest.state.is_active:
+                raise _not_valid("domain is not running")
+            guest.memory_stats_period = seconds
+
     def _stop(self, guest: _Guest) -> None:
+        if not guest.persistent:  # an undefined domain that was still running: gone once stopped
+            self._guests.pop(guest.node.definition.uuid, None)
         guest.state = DomainState.SHUT_OFF
         guest.shutdown_at = None
         guest.dom_id = None

@@ -116,6 +116,13 @@ class LocalTransport(Transport):
             raise ConnectionFailed(f"{argv[0]}: {exc.strerror}") from None
         return CommandResult(proc.returncode, _decode(proc.stdout), _decode(proc.stderr))
 
+    def interactive(self, argv: Sequence[str]) -> int:
+        """Run argv on this terminal (the caller has handed it over) and return its exit status."""
+        try:
+            return subprocess.call(list(argv), env=_c_locale())
+        except OSError as exc:
+            raise ConnectionFailed(f"{argv[0]}: {exc.strerror}") from None
+
     def stream(self, argv: Sequence[str]) -> LineStream:
         try:
             proc = subprocess.Popen(line_buffered(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

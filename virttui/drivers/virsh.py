@@ -21,9 +21,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from virttui.drivers.base import Action, Driver
-from virttui.drivers.errors import DomainNotFound
+from virttui.drivers.errors import DomainNotFound, NotSupported, OperationInvalid
 from virttui.drivers.events import EventWatcher
-from virttui.drivers.model import ConnectionState, Disk, DiskIO, Domain, DomainState, Host, HostSnapshot
+from virttui.drivers.model import (
+    ConnectionState,
+    Disk,
+    DiskIO,
+    Domain,
+    DomainSnapshot,
+    DomainState,
+    Host,
+    HostSnapshot,
+)
 from virttui.drivers.transport import COMMAND_TIMEOUT, CommandResult, Transport
 from virttui.drivers.uri import LibvirtURI
 from virttui.drivers.virshparse import (
@@ -306,8 +315,80 @@ class VirshDriver(Driver):
         result = self._run_virsh(f"{action.value} {uuid}")
         if result.returncode != 0:
             raise virsh_error(result.stderr, result.returncode, f"{action.value} {uuid}")
+        self._mark_stale(uuid)
+
+    def _mark_stale(self, uuid: str) -> None:
         with self._lock:
             self._stale.update(name for name, known in self._names.items() if known == uuid)
+
+    def _act(self, command: str, what: str) -> str:
+        result = self._run_virsh(command)
+        if result.returncode != 0:
+            raise virsh_error(result.stderr, result.returncode, what)
+        return result.stdout
+
+    # -- operator essentials -----------------------------------------------------
+    def set_autostart(self, uuid: str, enabled: bool) -> None:
+        uuid = _check_uuid(uuid)
+        self._act(f"autostart {uuid}" + ("" if enabled else " --disable"), f"autostart {uuid}")
+
+    def undefine(self, uuid: str, *, remove_storage: bool = False) -> None:
+        uuid = _check_uuid(uuid)
+        flags = " --managed-save --snapshots-metadata" + (" --remove-all-storage" if remove_storage else "")
+        self._act(f"undefine {uuid}{flags}", f"undefine {uuid}")
+
+    def snapshots(self, uuid: str) -> list[DomainSnapshot]:
+        uuid = _check_uuid(uuid)
+        names = [n for n in self._act(f"snapshot-list {uuid} --name", f"snapshots of {uuid}").split("\n") if n]
+        if not names:
+            return []
+        current = self._run_virsh(f"snapshot-current {uuid} --name").stdout.strip()
+        out = self._virsh_tolerant(script([f"snapshot-dumpxml {uuid} {virsh_quote(n)}" for n in names]))
+        return [_parse_snapshot(text, current, f"{self.uri}: snapshot {name!r}")
+                for name, text in zip(names, split_sections(out, len(names)), strict=True) if text.strip()]
+
+    def create_snapshot(self, uuid: str, name: str, description: str = "") -> None:
+        uuid = _check_uuid(uuid)
+        command = f"snapshot-create-as {uuid} --name {virsh_quote(_check_name(name))}"
+        if description:
+            command += f" --description {virsh_quote(_check_name(description, 'description'))}"
+        self._act(command, f"snapshot {name!r} of {uuid}")
+
+    def revert_snapshot(self, uuid: str, name: str) -> None:
+        uuid = _check_uuid(uuid)
+        self._act(f"snapshot-revert {uuid} {virsh_quote(_check_name(name))}", f"revert {uuid} to {name!r}")
+        self._mark_stale(uuid)
+
+    def delete_snapshot(self, uuid: str, name: str) -> None:
+        uuid = _check_uuid(uuid)
+        self._act(f"snapshot-delete {uuid} {virsh_quote(_check_name(name))}", f"delete snapshot {name!r}")
+
+    def set_memory_stats_period(self, uuid: str, seconds: int) -> None:
+        uuid = _check_uuid(uuid)
+        if not 0 <= seconds <= 86400:
+            raise OperationInvalid("the memory stats period is 0 (off) to 86400 seconds")
+        self._act(f"dommemstat {uuid} --period {int(seconds)} --live --config", f"memory stats period of {uuid}")
+
+    def attach_console(self, uuid: str) -> None:
+        uuid = _check_uuid(uuid)
+        argv = ["virsh", "-c", self.target_uri, "console", uuid]
+        interactive = getattr(self.transport, "interactive", None)
+        if interactive is None:
+            raise NotSupported(f"{self.uri}: no terminal transport for the serial console")
+        code = interactive(argv)
+        if code not in (0, None):
+            raise OperationInvalid(f"{self.uri}: the serial console of {uuid} ended with status {code}")
+
+
+def virsh_quote(arg: str) -> str:
+    """One argument for virsh's own command-line parser: double quotes, backslash escapes."""
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _check_name(name: str, what: str = "snapshot name") -> str:
+    if not name or any(not ch.isprintable() for ch in name):
+        raise OperationInvalid(f"a {what} must be printable and not empty")
+    return name
 
 
 def _sum_stat(stats: dict[str, str], group: str, key: str) -> int:
@@ -323,6 +404,18 @@ def _used_memory(stats: dict[str, str]) -> int | None:
     if available is None or unused is None:
         return None
     return max(0, available - unused)
+
+
+def _parse_snapshot(text: str, current: str, what: str) -> DomainSnapshot:
+    root = parse_xml(text, what)
+    def child(tag: str) -> str:
+        elem = root.find(tag)
+        return (elem.text or "").strip() if elem is not None else ""
+    created = child("creationTime")
+    name = child("name")
+    return DomainSnapshot(name=name, description=child("description"), state=child("state"),
+                          created=int(created) if created.isdigit() else 0, parent=child("parent/name"),
+                          current=name == current)
 
 
 def open_virsh_driver(uri: str, parsed: LibvirtURI, *, clock: Callable[[], float] = time.monotonic) -> VirshDriver:
