@@ -126,3 +126,47 @@ def test_serial_console_attaches_and_ctrl_bracket_detaches(realstack, kind):
         assert code == 0 and b"DETACHED" in out, out[-500:]
     finally:
         host.undefine_guest(name)
+
+
+def test_c_in_the_console_attaches_and_ctrl_bracket_returns_to_an_intact_screen(realstack, tmp_path):
+    """End to end in a real terminal: virttui over SSH, filter to the guest, c, Ctrl+], q."""
+    host = realstack.hosts[1]
+    name = f"vttest-tui{uuidlib.uuid4().hex[:6]}"
+    host.define_guest(name, start=True)
+    # the only guest of the host, so the Domains cursor starts on it, as an operator would see it
+    assert host.virsh("list", "--all", "--name").split() == [name]
+    main_fd, child_fd = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "HOME": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "virttui", "--log", str(tmp_path / "log"), "-c", host.ssh_uri],
+                            stdin=child_fd, stdout=child_fd, stderr=child_fd, env=env, start_new_session=True)
+    os.close(child_fd)
+    out = bytearray()
+
+    def wait_for(needle: bytes, since: int, limit: float = 30) -> int:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            found = out.find(needle, since)
+            if found >= 0:
+                return found
+            if select.select([main_fd], [], [], 0.1)[0]:
+                out.extend(os.read(main_fd, 65536))
+        raise AssertionError(f"{needle!r} never appeared; screen tail: {bytes(out[-400:])!r}")
+
+    try:
+        wait_for(b"running", wait_for(name.encode(), 0))
+        time.sleep(0.5)
+        mark = len(out)
+        os.write(main_fd, b"c")
+        attached = wait_for(b"Escape character is ^]", mark)
+        time.sleep(0.3)
+        os.write(main_fd, b"\x1d")
+        wait_for(name.encode(), attached)  # the TUI is drawn again
+        os.write(main_fd, b"q")
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main_fd)
+        host.undefine_guest(name)
+    assert proc.returncode == 0
+    assert b"Traceback" not in out

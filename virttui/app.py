@@ -15,9 +15,10 @@ from virttui.assets import asset
 from virttui.crash import ErrorContainment, contained, one_line
 from virttui.drivers.base import Driver
 from virttui.drivers.model import ConnectionState
+from virttui.essentials import Essentials
 from virttui.fleet import Fleet
-from virttui.locks.model import LeaseState
 from virttui.hostkeys import HostKeyPrompter
+from virttui.locks.model import LeaseState
 from virttui.messages import ActionFinished, FleetUpdated, HostChanged, HostFailed, HostPolled
 from virttui.polling import PollScheduler
 from virttui.screens.main import MainScreen
@@ -49,6 +50,7 @@ class VirtTUI(App):
         self.scheduler = PollScheduler(self, drivers, poll_interval, autopoll=autopoll)
         self.actions = ActionRunner(self)
         self.host_keys = HostKeyPrompter(self)
+        self.essentials = Essentials(self)
         self._notices = list(notices)
         self._warned: set[tuple[str, str]] = set()
 

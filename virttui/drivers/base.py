@@ -118,6 +118,10 @@ class Driver(ABC):
         """Ask the guest's balloon driver to report memory stats every `seconds` (0 turns it off)."""
         raise NotSupported(f"{self.uri}: memory stats period cannot be set here")
 
+    def has_console(self) -> bool:
+        """Whether attach_console can work on this host at all (asked before the TUI hands over the terminal)."""
+        return False
+
     def attach_console(self, uuid: str) -> None:
         """Attach this process's terminal to the domain's serial console until Ctrl+] detaches.
 

@@ -369,6 +369,9 @@ class VirshDriver(Driver):
             raise OperationInvalid("the memory stats period is 0 (off) to 86400 seconds")
         self._act(f"dommemstat {uuid} --period {int(seconds)} --live --config", f"memory stats period of {uuid}")
 
+    def has_console(self) -> bool:
+        return hasattr(self.transport, "interactive")
+
     def attach_console(self, uuid: str) -> None:
         uuid = _check_uuid(uuid)
         argv = ["virsh", "-c", self.target_uri, "console", uuid]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from rich.syntax import Syntax
@@ -11,11 +12,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Sparkline, Static
+from textual.widgets import DataTable, Footer, Label, Sparkline, Static
 
 from virttui.crash import contained
 from virttui.drivers.errors import DriverError
-from virttui.drivers.model import Domain
+from virttui.drivers.model import Domain, DomainSnapshot
 from virttui.format import human_kib, human_rate, percent
 from virttui.messages import FleetUpdated
 from virttui.screens.lifecycle import LIFECYCLE_BINDINGS, LifecycleActions
@@ -27,7 +28,14 @@ if TYPE_CHECKING:
 class DomainDetailScreen(LifecycleActions, Screen):
     """Opened with Enter on a domain; Escape goes back."""
 
-    BINDINGS = [Binding("escape", "back", "Back"), *LIFECYCLE_BINDINGS]
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        *LIFECYCLE_BINDINGS,
+        Binding("n", "new_snapshot", "Snapshot"),
+        Binding("v", "revert_snapshot", "Revert"),
+        Binding("delete", "delete_snapshot", "Del snap"),
+        Binding("m", "memory_period", "Mem stats", show=False),
+    ]
 
     app: VirtTUI
 
@@ -45,14 +53,70 @@ class DomainDetailScreen(LifecycleActions, Screen):
             with Vertical(classes="graph"):
                 yield Label("Disk I/O", id="io-label")
                 yield Sparkline([], id="io-spark")
+        snapshots: DataTable = DataTable(id="snapshots", cursor_type="row", zebra_stripes=False)
+        snapshots.add_columns("Snapshot", "Taken", "State", "Description")
+        yield snapshots
         with VerticalScroll(id="xml-scroll"):
             yield Static(Text("loading XML…", style="dim"), id="xml")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#xml-scroll").border_title = "Domain XML"
+        self.query_one("#snapshots").border_title = "Snapshots"
         self.refresh_view()
         self.load_xml()
+        self.load_snapshots()
+
+    def load_snapshots(self, _result: object = None) -> None:
+        """snapshot-list and one dumpxml each: off the UI thread, like the XML."""
+
+        def work() -> None:
+            try:
+                snaps = self.app.scheduler.driver(self.uri).snapshots(self.uuid)
+            except DriverError as exc:
+                self.app.call_from_thread(self._show_snapshots, None, str(exc))
+                return
+            self.app.call_from_thread(self._show_snapshots, snaps, "")
+
+        self.run_worker(work, thread=True, exclusive=True, group="detail-snapshots", exit_on_error=False)
+
+    def _show_snapshots(self, snaps: list[DomainSnapshot] | None, error: str) -> None:
+        table = self.query_one("#snapshots", DataTable)
+        table.clear()
+        if snaps is None:
+            table.border_title = f"Snapshots: {error}"
+            return
+        table.border_title = f"Snapshots · {len(snaps)}" if snaps else "Snapshots · none (n creates one)"
+        for snap in snaps:
+            taken = time.strftime("%Y-%m-%d %H:%M", time.gmtime(snap.created)) if snap.created else "-"
+            name = Text(("● " if snap.current else "  ") + snap.name, style="bold" if snap.current else "")
+            table.add_row(name, taken, snap.state or "-", Text(snap.description), key=snap.name)
+
+    def selected_snapshot(self) -> str | None:
+        table = self.query_one("#snapshots", DataTable)
+        if table.row_count == 0:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def action_new_snapshot(self) -> None:
+        current = self.current_domain()
+        if current is not None:
+            self.app.essentials.create_snapshot(*current, self.load_snapshots)
+
+    def action_revert_snapshot(self) -> None:
+        current, name = self.current_domain(), self.selected_snapshot()
+        if current is not None and name is not None:
+            self.app.essentials.revert_snapshot(*current, name, self.load_snapshots)
+
+    def action_delete_snapshot(self) -> None:
+        current, name = self.current_domain(), self.selected_snapshot()
+        if current is not None and name is not None:
+            self.app.essentials.delete_snapshot(*current, name, self.load_snapshots)
+
+    def action_memory_period(self) -> None:
+        current = self.current_domain()
+        if current is not None:
+            self.app.essentials.memory_stats_period(*current)
 
     @work(thread=True, exclusive=True, group="detail-xml", exit_on_error=False)
     def load_xml(self) -> None:
@@ -92,6 +156,8 @@ class DomainDetailScreen(LifecycleActions, Screen):
         text.append(f" on {fleet.host(self.uri).label}   ")
         text.append(f"{pending}…" if pending else dom.state.value, style="bold yellow" if pending else "bold")
         text.append(f"   {dom.vcpus} vCPU   {human_kib(dom.memory_kib)} of {human_kib(dom.max_memory_kib)}")
+        used = human_kib(dom.memory_used_kib) if dom.memory_used_kib is not None else "n/a"
+        text.append(f", used {used}")
         kind = "persistent" if dom.persistent else "transient"
         text.append(f"\n{kind}, autostart {'on' if dom.autostart else 'off'}")
         text.append(f"   UUID {dom.uuid}", style="dim")

@@ -13,6 +13,9 @@ LIFECYCLE_BINDINGS = [
     Binding("r", "domain('reboot')", "Reboot"),
     Binding("f", "domain('destroy')", "Force off"),
     Binding("p", "pause_resume", "Pause"),
+    Binding("c", "console", "Console"),
+    Binding("a", "autostart", "Autostart", show=False),
+    Binding("U", "undefine", "Undefine", show=False),
 ]
 
 
@@ -36,7 +39,28 @@ class LifecycleActions:
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("domain", "pause_resume"):
             return self.lifecycle_allowed(action, parameters)
+        if action in ("console", "autostart", "undefine"):
+            current = self.current_domain()
+            if current is None:
+                return None
+            dom = current[1]
+            return True if (dom.state.is_active if action == "console" else dom.persistent) else None
         return True
+
+    def action_console(self) -> None:
+        current = self.current_domain()
+        if current is not None:
+            self.app.essentials.console(*current)  # type: ignore[attr-defined]
+
+    def action_autostart(self) -> None:
+        current = self.current_domain()
+        if current is not None:
+            self.app.essentials.toggle_autostart(*current)  # type: ignore[attr-defined]
+
+    def action_undefine(self) -> None:
+        current = self.current_domain()
+        if current is not None:
+            self.app.essentials.undefine(*current)  # type: ignore[attr-defined]
 
     def action_domain(self, name: str) -> None:
         current = self.current_domain()

@@ -1,0 +1,171 @@
+"""Operator essentials from the UI: console, autostart, undefine, snapshots, memory stats period.
+
+Like actions.py: addressed by host URI + UUID, confirmed when destructive,
+driver calls on thread workers, one notification per outcome, then a poll.
+The serial console is the exception: it needs the terminal, so the TUI is
+suspended and the driver attaches on the UI thread until Ctrl+] detaches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from virttui.drivers.errors import DriverError
+from virttui.drivers.model import Domain
+from virttui.screens.confirm import ConfirmScreen
+from virttui.screens.prompt import Field, PromptScreen
+
+if TYPE_CHECKING:
+    from virttui.app import VirtTUI
+
+log = logging.getLogger(__name__)
+
+
+def _printable(text: str) -> str:
+    return "" if text and all(ch.isprintable() for ch in text) else "use printable characters only"
+
+
+def _name_check(text: str) -> str:
+    return "a name is needed" if not text.strip() else _printable(text)
+
+
+def _seconds_check(text: str) -> str:
+    return "" if text.isdigit() and 0 <= int(text) <= 86400 else "0 (off) to 86400 seconds"
+
+
+class Essentials:
+    """What the keys c, a, U and the detail screen's snapshot keys do."""
+
+    def __init__(self, app: VirtTUI) -> None:
+        self.app = app
+
+    def _host(self, uri: str) -> str:
+        return self.app.fleet.host(uri).label
+
+    def run(self, uri: str, what: str, call: Callable[[], object], done: Callable[[object], None] | None = None
+            ) -> None:
+        """Run a driver call on a worker; report failure in one line, success via `done` or a poll."""
+
+        def work() -> None:
+            try:
+                result = call()
+            except DriverError as exc:
+                self.app.call_from_thread(self.app.notify, f"{what} on {self._host(uri)} failed: {exc}",
+                                          severity="error", timeout=10, markup=False)
+                return
+            except Exception as exc:  # noqa: BLE001 - a bug: log it, one line on screen
+                log.exception("%s on %s", what, uri)
+                self.app.call_from_thread(self.app.notify, f"{what}: internal error: {exc}", severity="error",
+                                          markup=False)
+                return
+            if done is not None:
+                self.app.call_from_thread(done, result)
+            self.app.call_from_thread(self.app.scheduler.poll_now, uri)
+
+        self.app.run_worker(work, thread=True, group=f"essentials {uri}", name=what, exit_on_error=False)
+
+    # -- console --------------------------------------------------------------------
+    def console(self, uri: str, dom: Domain) -> None:
+        if not dom.state.is_active:
+            self.app.notify(f"{dom.name} is {dom.state.value}: its console needs it running", severity="warning")
+            return
+        driver = self.app.scheduler.driver(uri)
+        if not driver.has_console():
+            self.app.notify(f"{self._host(uri)} has no serial console to attach to (an embedded host)",
+                            severity="warning", markup=False)
+            return
+        error = ""
+        try:
+            with self.app.suspend():
+                print(f"virttui: serial console of {dom.name} on {self._host(uri)} — Ctrl+] returns to virttui",
+                      flush=True)
+                driver.attach_console(dom.uuid)
+        except DriverError as exc:
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - SuspendNotSupported and friends: say so, carry on
+            error = f"cannot hand over the terminal: {exc}"
+        if error:
+            self.app.notify(f"console of {dom.name}: {error}", severity="error", timeout=10, markup=False)
+        self.app.refresh()
+
+    # -- autostart and undefine ----------------------------------------------------------
+    def toggle_autostart(self, uri: str, dom: Domain) -> None:
+        enabled = not dom.autostart
+        self.run(uri, f"autostart {'on' if enabled else 'off'} for {dom.name}",
+                 lambda: self.app.scheduler.driver(uri).set_autostart(dom.uuid, enabled),
+                 lambda _: self.app.notify(f"{dom.name}: autostart {'on' if enabled else 'off'}", markup=False))
+
+    def undefine(self, uri: str, dom: Domain) -> None:
+        note = (f"Undefine “{dom.name}” on host {self._host(uri)}? Its definition and snapshot metadata go; "
+                "its disks stay unless you tick the box.")
+        if dom.state.is_active:
+            note += " It is running: it keeps running, transient, until it stops."
+
+        def answered(values: dict[str, str] | None) -> None:
+            if values is None or values.get("confirm", "") != dom.name:
+                if values is not None:
+                    self.app.notify("undefine cancelled: the name did not match", severity="warning")
+                return
+            storage = bool(values.get("flag"))
+            self.run(uri, f"undefine {dom.name}",
+                     lambda: self.app.scheduler.driver(uri).undefine(dom.uuid, remove_storage=storage),
+                     lambda _: self.app.notify(f"{dom.name} undefined{' with its storage' if storage else ''}",
+                                               markup=False))
+
+        self.app.push_screen(PromptScreen(
+            f"Undefine {dom.name}", [Field("confirm", "Type the domain's name to confirm", check=None)],
+            ok_label="Undefine", note=note, flag="Also delete its storage (all disks)"), answered)
+
+    # -- memory stats ----------------------------------------------------------------
+    def memory_stats_period(self, uri: str, dom: Domain) -> None:
+        def answered(values: dict[str, str] | None) -> None:
+            if values is None:
+                return
+            seconds = int(values["seconds"])
+            self.run(uri, f"memory stats period of {dom.name}",
+                     lambda: self.app.scheduler.driver(uri).set_memory_stats_period(dom.uuid, seconds),
+                     lambda _: self.app.notify(f"{dom.name}: balloon stats every {seconds} s"
+                                               if seconds else f"{dom.name}: balloon stats off", markup=False))
+
+        self.app.push_screen(PromptScreen(
+            f"Memory stats period of {dom.name}", [Field("seconds", "Seconds between balloon stats (0: off)", "5",
+                                                         check=_seconds_check)],
+            note="Used memory shows once the guest's balloon driver reports it; otherwise n/a."), answered)
+
+    # -- snapshots --------------------------------------------------------------------
+    def create_snapshot(self, uri: str, dom: Domain, done: Callable[[object], None]) -> None:
+        def answered(values: dict[str, str] | None) -> None:
+            if values is None:
+                return
+            name, description = values["name"].strip(), values["description"].strip()
+            self.run(uri, f"snapshot {name} of {dom.name}",
+                     lambda: self.app.scheduler.driver(uri).create_snapshot(dom.uuid, name, description), done)
+
+        self.app.push_screen(PromptScreen(f"New snapshot of {dom.name}", [
+            Field("name", "Name", placeholder="before-upgrade", check=_name_check),
+            Field("description", "Description (optional)",
+                  check=lambda text: "" if not text else _printable(text)),
+        ], ok_label="Create"), answered)
+
+    def revert_snapshot(self, uri: str, dom: Domain, name: str, done: Callable[[object], None]) -> None:
+        body = (f"Revert “{dom.name}” on host {self._host(uri)} to snapshot “{name}”?\n\n"
+                "Everything the guest did since that snapshot is lost.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run(uri, f"revert {dom.name} to {name}",
+                         lambda: self.app.scheduler.driver(uri).revert_snapshot(dom.uuid, name), done)
+
+        self.app.push_screen(ConfirmScreen(f"Revert {dom.name}", body, yes_label="Revert"), answered)
+
+    def delete_snapshot(self, uri: str, dom: Domain, name: str, done: Callable[[object], None]) -> None:
+        body = f"Delete snapshot “{name}” of “{dom.name}” on host {self._host(uri)}? It cannot be restored."
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run(uri, f"delete snapshot {name} of {dom.name}",
+                         lambda: self.app.scheduler.driver(uri).delete_snapshot(dom.uuid, name), done)
+
+        self.app.push_screen(ConfirmScreen(f"Delete snapshot {name}", body, yes_label="Delete"), answered)

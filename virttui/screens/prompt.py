@@ -1,0 +1,89 @@
+"""A small form in a dialog: a few labelled text fields, OK or Cancel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input: its key in the result, label, starting value, and a check returning an error or ""."""
+
+    key: str
+    label: str
+    value: str = ""
+    placeholder: str = ""
+    check: Callable[[str], str] | None = None
+
+
+class PromptScreen(ModalScreen[dict[str, str] | None]):
+    """Returns {key: text} on OK (Enter in the last field), None on Escape."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, fields: list[Field], ok_label: str = "OK", note: str = "",
+                 flag: str = "") -> None:
+        super().__init__()
+        self._title = title
+        self._fields = fields
+        self._ok_label = ok_label
+        self._note = note
+        self._flag = flag  # optional checkbox label; its value is returned under "flag" as "1" or ""
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="prompt"):
+            yield Label(self._title, id="dialog-title", markup=False)
+            if self._note:
+                yield Label(self._note, id="prompt-note", markup=False)
+            for field in self._fields:
+                yield Label(field.label, classes="prompt-label", markup=False)
+                yield Input(field.value, placeholder=field.placeholder, id=f"field-{field.key}")
+            if self._flag:
+                yield Checkbox(self._flag, id="prompt-flag")
+            yield Label("", id="prompt-error", markup=False)
+            with Horizontal(id="dialog-buttons"):
+                yield Button(f"{self._ok_label} (Enter)", variant="primary", id="ok")
+                yield Button("Cancel (Esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one(f"#field-{self._fields[0].key}", Input).focus()
+
+    def _values(self) -> dict[str, str]:
+        values = {f.key: self.query_one(f"#field-{f.key}", Input).value for f in self._fields}
+        if self._flag:
+            values["flag"] = "1" if self.query_one("#prompt-flag", Checkbox).value else ""
+        return values
+
+    def _submit(self) -> None:
+        values = self._values()
+        for field in self._fields:
+            error = field.check(values[field.key]) if field.check else ""
+            if error:
+                self.query_one("#prompt-error", Label).update(f"{field.label}: {error}")
+                self.query_one(f"#field-{field.key}", Input).focus()
+                return
+        self.dismiss(values)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        keys = [f.key for f in self._fields]
+        index = keys.index(event.input.id.removeprefix("field-")) if event.input.id else len(keys) - 1
+        if index < len(keys) - 1:
+            self.query_one(f"#field-{keys[index + 1]}", Input).focus()
+        else:
+            self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "ok":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
