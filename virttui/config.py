@@ -1,10 +1,16 @@
-"""The user's TOML configuration: hosts and poll interval."""
+"""The user's TOML configuration: hosts (with groups), poll interval, remembered UI choices.
+
+Read at start; written only when the operator adds or removes a host or
+changes the Domains columns or sort in the console. Command-line options
+override what the file says for that run and are never written back.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 class ConfigError(Exception):
@@ -12,10 +18,22 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class HostEntry:
+    uri: str
+    group: str = ""  # hosts with the same group form one branch of the Hosts tree
+
+
+@dataclass(frozen=True)
 class Config:
     hosts: tuple[str, ...] = field(default=())
     poll_interval: float = 2.0
     path: str = ""
+    groups: tuple[tuple[str, str], ...] = ()  # (uri, group) for hosts that have one
+    domain_sort: str = ""  # remembered sort column of the Domains pane
+    domain_columns: tuple[str, ...] = ()  # remembered visible columns, () = all
+
+    def group_of(self, uri: str) -> str:
+        return dict(self.groups).get(uri, "")
 
 
 def default_config_path() -> str:
@@ -38,13 +56,77 @@ def load_config(path: str | None = None) -> Config:
         raise ConfigError(f"{path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    hosts = []
-    for index, entry in enumerate(data.get("hosts", [])):
+    hosts, groups = [], []
+    entries = data.get("hosts", [])
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: hosts must be a list of [[hosts]] tables")
+    for index, entry in enumerate(entries):
         uri = entry.get("uri") if isinstance(entry, dict) else entry
         if not isinstance(uri, str) or not uri:
             raise ConfigError(f"{path}: hosts[{index}] needs a uri string")
+        group = entry.get("group", "") if isinstance(entry, dict) else ""
+        if not isinstance(group, str):
+            raise ConfigError(f"{path}: hosts[{index}].group must be a string")
         hosts.append(uri)
+        if group:
+            groups.append((uri, group))
     interval = data.get("poll_interval", 2.0)
     if not isinstance(interval, (int, float)) or isinstance(interval, bool) or not 0.2 <= interval <= 3600:
         raise ConfigError(f"{path}: poll_interval must be a number of seconds from 0.2 to 3600")
-    return Config(hosts=tuple(hosts), poll_interval=float(interval), path=path)
+    ui = data.get("ui", {})
+    if not isinstance(ui, dict):
+        raise ConfigError(f"{path}: [ui] must be a table")
+    sort = ui.get("domain_sort", "")
+    columns = ui.get("domain_columns", [])
+    if not isinstance(sort, str) or not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise ConfigError(f"{path}: ui.domain_sort must be a string and ui.domain_columns a list of strings")
+    return Config(hosts=tuple(hosts), poll_interval=float(interval), path=path, groups=tuple(groups),
+                  domain_sort=sort, domain_columns=tuple(columns))
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: JSON's escaping is valid TOML for every character."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def render_config(config: Config) -> str:
+    lines = ["# virttui configuration, written by virttui; edit freely (see config.sample.toml).",
+             f"poll_interval = {config.poll_interval:g}", ""]
+    if config.domain_sort or config.domain_columns:
+        lines.append("[ui]")
+        if config.domain_sort:
+            lines.append(f"domain_sort = {_toml_string(config.domain_sort)}")
+        if config.domain_columns:
+            lines.append("domain_columns = [" + ", ".join(_toml_string(c) for c in config.domain_columns) + "]")
+        lines.append("")
+    for uri in config.hosts:
+        lines.append("[[hosts]]")
+        lines.append(f"uri = {_toml_string(uri)}")
+        if config.group_of(uri):
+            lines.append(f"group = {_toml_string(config.group_of(uri))}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def save_config(config: Config) -> None:
+    """Write atomically (a crash mid-write never leaves half a file); ConfigError names the file."""
+    path = config.path or default_config_path()
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(render_config(config))
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from None
+
+
+def with_host(config: Config, uri: str, group: str = "") -> Config:
+    hosts = config.hosts if uri in config.hosts else (*config.hosts, uri)
+    groups = tuple((u, g) for u, g in config.groups if u != uri) + (((uri, group),) if group else ())
+    return replace(config, hosts=hosts, groups=groups)
+
+
+def without_host(config: Config, uri: str) -> Config:
+    return replace(config, hosts=tuple(u for u in config.hosts if u != uri),
+                   groups=tuple((u, g) for u, g in config.groups if u != uri))
