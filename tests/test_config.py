@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from virttui.config import Config, ConfigError, load_config, save_config, with_host, without_host
@@ -35,7 +37,7 @@ def test_adding_and_removing_hosts(tmp_path):
 def test_bad_config_is_one_line_naming_the_file(tmp_path, text, problem):
     path = tmp_path / "config.toml"
     path.write_text(text)
-    with pytest.raises(ConfigError, match=problem) as info:
+    with pytest.raises(ConfigError, match=re.escape(problem)) as info:
         load_config(str(path))
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
