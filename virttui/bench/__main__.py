@@ -35,7 +35,7 @@ def machine() -> str:
     return f"{platform.machine()}, {cpus} CPUs, {mem:.0f} GiB, Python {platform.python_version()}"
 
 
-BENCHMARKS = ["poll", "peer", "leases"]
+BENCHMARKS = ["poll", "peer", "leases", "soak"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +69,15 @@ def main(argv: list[str] | None = None) -> int:
 
             with harness.RealStack.start(2, sanlock=True) as stack:
                 bench_leases(table, stack, quick=args.quick)
+    if "soak" in wanted:
+        from virttui.bench.soak import bench_soak
+
+        harness = _harness()
+        if harness is None:
+            bench_soak(table, None, quick=args.quick)
+        else:
+            with harness.RealStack.start(1) as stack:
+                bench_soak(table, stack, quick=args.quick)
     print(table.render())
     return 0
 

@@ -51,6 +51,8 @@ def load_node(path: str) -> NodeDescription:
             data = handle.read()
     except OSError as exc:
         raise ConnectionFailed(f"{path}: {exc.strerror}") from None
+    except ValueError:  # a NUL in the path (test:///a%00b): no file can have that name
+        raise ConnectionFailed(f"{path!r}: not a valid file name") from None
     try:
         return parse_node(data, path)
     except ParseError as exc:

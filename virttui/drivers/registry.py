@@ -28,7 +28,7 @@ def open_driver(uri: str, *, clock: Callable[[], float] = time.monotonic) -> Dri
             raise InvalidURI(f"{uri}: test URIs take no host or transport (test:///default or test:///ABS/PATH)")
         path = str(asset("demo", "hv1.xml")) if parsed.path in ("/default", "") else parsed.path
         host_id = parsed.param("host_id")
-        if host_id and not host_id.isdigit():
+        if host_id and not (host_id.isascii() and host_id.isdigit()):
             raise InvalidURI(f"{uri}: host_id must be a number")
         return TestDriver(
             uri,

@@ -186,7 +186,7 @@ class _ShellSession:
 class _ChannelStream(LineStream):
     def __init__(self, channel: paramiko.Channel) -> None:
         self._channel = channel
-        self._file = channel.makefile("r")
+        self._file = channel.makefile("rb")  # bytes: a line that is not UTF-8 is replaced, not fatal
 
     def readline(self) -> str:
         try:

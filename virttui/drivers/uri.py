@@ -14,6 +14,8 @@ _URI_RE = re.compile(
     r"(?P<path>/[^?#]*)?(?:\?(?P<query>[^#]*))?$"
 )
 
+_PORT_RE = re.compile(r"[0-9]{1,5}")
+
 KNOWN_TRANSPORTS = {"ssh", "libssh", "libssh2", "tcp", "tls", "unix", "ext"}
 
 
@@ -63,7 +65,8 @@ def parse_uri(text: str) -> LibvirtURI:
         raise InvalidURI(f"{text}: unknown transport {transport!r}")
     port: int | None = None
     if match["port"]:
-        if not match["port"].isdigit() or not 0 < int(match["port"]) < 65536:
+        # ASCII digits only: str.isdigit() is also true of "²", which int() refuses
+        if not _PORT_RE.fullmatch(match["port"]) or not 0 < int(match["port"]) < 65536:
             raise InvalidURI(f"{text}: bad port {match['port']!r}")
         port = int(match["port"])
     host = match["host"] or ""

@@ -255,7 +255,7 @@ class VirshDriver(Driver):
             root = parse_xml(text, f"{self.uri}: domain {uuid}")
             definition = parse_domain(root, what=f"{self.uri}: domain {uuid}")
             raw_id = root.get("id")
-            dom_id = int(raw_id) if raw_id and raw_id.isdigit() else None
+            dom_id = int(raw_id) if raw_id and raw_id.isascii() and raw_id.isdigit() else None
             self._xml[uuid] = _CachedXML(text, definition, states[uuid].is_active, dom_id)
 
     def _virsh_tolerant(self, command: str) -> str:

@@ -31,11 +31,11 @@ def safe_parser() -> etree.XMLParser:
 
 def parse_xml(data: str | bytes, what: str) -> etree._Element:
     """Parse XML text, raising ParseError naming `what` (a file or a domain)."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
     try:
+        if isinstance(data, str):
+            data = data.encode("utf-8")  # a lone surrogate cannot be encoded: not XML either
         root = etree.fromstring(data, safe_parser())
-    except etree.XMLSyntaxError as exc:
+    except (etree.LxmlError, UnicodeError) as exc:
         raise ParseError(f"{what}: malformed XML: {exc}") from None
     if root is None:
         raise ParseError(f"{what}: empty XML document")

@@ -21,6 +21,7 @@ class LibvirtConfError(ValueError):
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _INT = re.compile(r"[+-]?[0-9]+")
+MAX_LIST_DEPTH = 64  # no lock setting is a list at all; deeper nesting would only exhaust the stack
 
 
 @dataclass
@@ -80,9 +81,11 @@ def parse_libvirt_conf(text: str, where: str = "config") -> dict[str, Value]:
             raise cur.error(f"expecting a separator after the value of {name}")
 
 
-def _value(cur: _Cursor) -> Value:
+def _value(cur: _Cursor, depth: int = 0) -> Value:
     char = cur.peek()
     if char == "[":
+        if depth >= MAX_LIST_DEPTH:
+            raise cur.error(f"lists nested more than {MAX_LIST_DEPTH} deep")
         cur.advance()
         items: list = []
         while True:
@@ -92,7 +95,7 @@ def _value(cur: _Cursor) -> Value:
                 return items
             if not cur.peek():
                 raise cur.error("unterminated list")
-            items.append(_value(cur))
+            items.append(_value(cur, depth + 1))
             cur.skip_blanks(newlines=True)
             if cur.peek() == ",":
                 cur.advance()
@@ -115,8 +118,13 @@ def _value(cur: _Cursor) -> Value:
         return value
     match = _INT.match(cur.text, cur.pos)
     if match:
-        cur.advance(len(match.group()))
-        return int(match.group())
+        digits = match.group()
+        # libvirt keeps a (long long): anything longer is out of range (and int() refuses > 4300 digits)
+        number = int(digits) if len(digits.lstrip("+-").lstrip("0")) <= 20 else None
+        if number is None or not -(2**63) <= number < 2**64:
+            raise cur.error(f"number out of range: {digits[:30]}{'…' if len(digits) > 30 else ''}")
+        cur.advance(len(digits))
+        return number
     raise cur.error(f"expecting a value, got {char!r}" if char else "expecting a value at end of file")
 
 
@@ -129,7 +137,7 @@ DEFAULT_LOCKD_DIR = ""  # lockd's file_lockspace_dir has no default: it is off u
 def _typed(entries: dict[str, Value], name: str, kind: type, where: str, default: object) -> object:
     value = entries.get(name, default)
     if kind is bool:
-        if not isinstance(value, int):
+        if not isinstance(value, int) or value not in (0, 1):  # as libvirt's virConfGetValueBool
             raise LibvirtConfError(f"{where}: {name} must be 0 or 1")
         return bool(value)
     if not isinstance(value, kind):

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_NUMBER = re.compile(r"-?[0-9]{1,20}")  # ASCII digits, 64-bit at most: "²".isdigit() is true, int("²") fails
+
+
+def _number(text: str, *, signed: bool = False) -> int | None:
+    """An integer field of sanlock's output, or None when it is not one."""
+    if not _NUMBER.fullmatch(text) or (text.startswith("-") and not signed):
+        return None
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -24,14 +34,15 @@ def parse_client_status(text: str) -> DaemonStatus:
         if len(words) < 2:
             continue
         fields = words[1].split(":")
-        if words[0] == "s" and len(fields) >= 2 and fields[1].isdigit():
+        host_id = _number(fields[1]) if len(fields) >= 2 else None
+        if words[0] == "s" and host_id is not None:
             if len(words) > 2 and words[2] in ("ADD", "REM"):
                 joining.add(fields[0])
             else:
-                lockspaces[fields[0]] = int(fields[1])
+                lockspaces[fields[0]] = host_id
         elif words[0] == "r" and len(fields) >= 2:
-            pid = int(words[3]) if len(words) > 3 and words[2] == "p" and words[3].lstrip("-").isdigit() else 0
-            resources[f"{fields[0]}:{fields[1]}"] = pid
+            pid = _number(words[3], signed=True) if len(words) > 3 and words[2] == "p" else None
+            resources[f"{fields[0]}:{fields[1]}"] = pid or 0
     return DaemonStatus(lockspaces, frozenset(joining), resources)
 
 
@@ -40,6 +51,8 @@ def parse_host_status(text: str) -> dict[int, int]:
     hosts: dict[int, int] = {}
     for line in text.splitlines():
         words = line.split()
-        if len(words) >= 3 and words[0].isdigit() and words[1] == "timestamp" and words[2].isdigit():
-            hosts[int(words[0])] = int(words[2])
+        if len(words) >= 3 and words[1] == "timestamp":
+            host_id, timestamp = _number(words[0]), _number(words[2])
+            if host_id is not None and timestamp is not None:
+                hosts[host_id] = timestamp
     return hosts
