@@ -106,3 +106,17 @@ def test_the_terminal_is_restored_on_exit_in_a_real_terminal(tmp_path):
     tail = out[out.rfind(b"web-01"):]
     assert b"\x1b[?1049l" in tail  # left the alternate screen
     assert b"Traceback" not in out
+
+
+async def test_debug_shows_the_log_in_a_pane(demo):
+    from virttui.widgets.logpane import LogPane
+
+    app = VirtTUI(demo.drivers, autopoll=False, contain_errors=True, debug=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        logging.getLogger("virttui.test").warning("a line for the pane")
+        await pilot.pause()
+        pane = app.screen.query_one(LogPane)
+        text = "\n".join(str(line.text) for line in pane.lines)
+        assert "debug log pane on" in text and "a line for the pane" in text
+    assert app._log_handler not in logging.getLogger().handlers  # noqa: SLF001

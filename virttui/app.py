@@ -42,10 +42,13 @@ class VirtTUI(App):
         autopoll: bool = True,
         notices: Iterable[str] = (),
         contain_errors: bool = False,
+        debug: bool = False,
     ) -> None:
         super().__init__()
         self._containment = ErrorContainment() if contain_errors else None
         self.fatal_message = ""
+        self.debug_log = debug
+        self._log_handler: logging.Handler | None = None
         self.fleet = Fleet([driver.uri for driver in drivers])
         self.scheduler = PollScheduler(self, drivers, poll_interval, autopoll=autopoll)
         self.actions = ActionRunner(self)
@@ -55,12 +58,28 @@ class VirtTUI(App):
         self._warned: set[tuple[str, str]] = set()
 
     def on_mount(self) -> None:
-        self.push_screen(MainScreen())
+        main = MainScreen()
+        self.push_screen(main)
+        if self.debug_log:
+            self._show_log(main)
         for notice in self._notices:
             self.notify(notice, severity="warning", timeout=10, markup=False)
         self.scheduler.start()
 
+    def _show_log(self, screen: Screen) -> None:
+        from virttui.widgets.logpane import LogPane, LogPaneHandler
+
+        pane = LogPane()
+        screen.mount(pane)
+        self._log_handler = LogPaneHandler(self, pane)
+        root = logging.getLogger()
+        root.addHandler(self._log_handler)
+        root.setLevel(min(root.level or logging.INFO, logging.INFO))
+        log.info("debug log pane on; the full log is in the log file")
+
     def on_unmount(self) -> None:
+        if self._log_handler is not None:
+            logging.getLogger().removeHandler(self._log_handler)
         self.scheduler.stop()
         for driver in self.scheduler.drivers:
             try:

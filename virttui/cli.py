@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_connect(parser, top=True)
     parser.add_argument("--poll-interval", type=float, metavar="SECONDS", help="seconds between polls (default 2)")
     parser.add_argument("--log", metavar="FILE", help="log file (default ~/.local/state/virttui/virttui.log)")
+    parser.add_argument("--debug", action="store_true", help="show the log live in a pane of the console")
     sub = parser.add_subparsers(dest="command")
     status = sub.add_parser("status", help="poll every host once and print its domains")
     _add_connect(status, top=False)
@@ -291,7 +292,7 @@ def cmd_console(args: argparse.Namespace) -> int:
     from virttui.app import VirtTUI
 
     with open_hosts(args) as (drivers, interval):
-        app = VirtTUI(drivers, poll_interval=interval, contain_errors=True)
+        app = VirtTUI(drivers, poll_interval=interval, contain_errors=True, debug=args.debug)
         app.run()
     if app.fatal_message:
         print(f"virttui: {app.fatal_message}", file=sys.stderr)
