@@ -231,3 +231,25 @@ def test_a_stopped_sanlock_daemon_is_reported_per_host_and_cleanup_refuses(sanlo
         h2.start_sanlock()
         h2.wait_lockspace()
     os.unlink(os.path.join(sanlock_stack.lease_dir, stale))
+
+
+def test_a_symlink_in_the_lease_directory_is_never_followed_for_deletion(sanlock_stack):
+    """A lease path that leads outside the directory: neither the link nor its target goes."""
+    outside_dir = os.path.join(os.path.dirname(sanlock_stack.lease_dir), "outside")
+    os.makedirs(outside_dir, exist_ok=True)
+    name = sanlock_lease_name(f"/outside/{fresh('l')}")
+    target = sanlock_stack.make_stale_lease(name)  # a real, acquirable lease…
+    moved = os.path.join(outside_dir, name)
+    os.rename(target, moved)  # …moved outside the lease directory
+    link = os.path.join(sanlock_stack.lease_dir, name)
+    os.symlink(moved, link)
+    driver = open_driver(sanlock_stack.hosts[0].ssh_uri)
+    driver.connect()
+    try:
+        kept = {o.name: o.reason for o in driver.lease_manager().cleanup().kept}
+    finally:
+        driver.close()
+        os.unlink(link)
+    assert "symbolic link" in kept[name]
+    assert os.path.exists(moved)
+    os.unlink(moved)
