@@ -96,3 +96,34 @@ def test_host_in_error_state(snap_compare, snapshot_demo, clock, size):
     broken = open_driver_or_placeholder("qemu+ssh://root@127.0.0.1:1/system")
     app = VirtTUI([*snapshot_demo.drivers, broken], autopoll=False)
     assert snap_compare(app, terminal_size=size, run_before=warm_up(clock))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_undefine_dialog(snap_compare, snapshot_demo, clock, size):
+    async def ask(pilot):
+        select_by_name(pilot.app, "backup")
+        await pilot.pause()
+        await pilot.press("U")
+        await pilot.pause()
+
+    app = make_app(snapshot_demo)
+    assert snap_compare(app, terminal_size=size, run_before=warm_up(clock, then=ask))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_detail_with_a_snapshot_and_the_new_snapshot_form(snap_compare, snapshot_demo, clock, size):
+    async def form(pilot):
+        select_by_name(pilot.app, "db-primary")
+        uri, dom = pilot.app.screen.selected_domain()
+        driver = pilot.app.scheduler.driver(uri)
+        driver.wall_clock = lambda: 1795657826.0  # a fixed date for a fixed picture
+        driver.create_snapshot(dom.uuid, "before-upgrade", "known good")
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        await pilot.press(*"nightly")
+
+    app = make_app(snapshot_demo)
+    assert snap_compare(app, terminal_size=size, run_before=warm_up(clock, then=form))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterable
 
@@ -58,6 +59,12 @@ class VirtTUI(App):
         self._warned: set[tuple[str, str]] = set()
 
     def on_mount(self) -> None:
+        # Measured at 2000 domains: the cyclic GC added ~40 ms per full refresh on average and ~100 ms
+        # full collections set the p95. Start-up objects (modules, CSS, widgets) never die: freeze them
+        # out of every future collection, and collect the young generation less often.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(10_000, 20, 20)
         main = MainScreen()
         self.push_screen(main)
         if self.debug_log:

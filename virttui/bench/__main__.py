@@ -35,7 +35,7 @@ def machine() -> str:
     return f"{platform.machine()}, {cpus} CPUs, {mem:.0f} GiB, Python {platform.python_version()}"
 
 
-BENCHMARKS = ["poll", "peer", "leases", "soak"]
+BENCHMARKS = ["scale", "keys", "start", "poll", "peer", "leases", "soak"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     wanted = set(args.only or BENCHMARKS)
     table = Table()
     print(f"virttui benchmarks ({'quick' if args.quick else 'full'}) on {machine()}", flush=True)
+    from virttui.bench import scale
+
+    for name, bench in (("scale", scale.bench_scale), ("keys", scale.bench_keys), ("start", scale.bench_start)):
+        if name in wanted:
+            bench(table, quick=args.quick)
     if "poll" in wanted:
         harness = _harness()
         if harness is None:

@@ -126,6 +126,7 @@ class TestDriver(Driver):
         self._last_time = 0.0
         self._next_id = 1
         self.startup_warnings: list[str] = []
+        self.wall_clock: Callable[[], float] = time.time  # dates shown to people (snapshots), not rates
 
     # -- connection --------------------------------------------------------
     @property
@@ -341,7 +342,7 @@ class TestDriver(Driver):
             current = next((s.name for s in guest.snapshots if s.current), "")
             state = "shutoff" if guest.state is DomainState.SHUT_OFF else guest.state.value
             guest.snapshots = [replace(s, current=False) for s in guest.snapshots]
-            guest.snapshots.append(DomainSnapshot(name, description, state, int(self._clock()), current, True))
+            guest.snapshots.append(DomainSnapshot(name, description, state, int(self.wall_clock()), current, True))
 
     def revert_snapshot(self, uuid: str, name: str) -> None:
         with self._lock:

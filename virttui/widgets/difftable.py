@@ -5,21 +5,26 @@ changed are written, rows that appeared are added and rows that went away
 are removed. The cursor follows its row key, not its index, so a re-sort
 never moves the operator's selection to another domain.
 
-A changed cell re-renders only its own row (see update_cell): DataTable itself
-drops every cached render of the table on any cell update.
+A changed cell re-renders only itself and the line it is on, and only when it
+is in view (see update_cell): DataTable itself drops every cached render of the
+table on any cell update.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
+from rich.console import Console, ConsoleOptions
+from rich.measure import Measurement
+from rich.segment import Segment
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding, BindingType
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist, RowKey
+from textual.widgets.data_table import CellKey, ColumnKey, RowDoesNotExist, RowKey
 
 
 class Cell:
@@ -32,8 +37,25 @@ class Cell:
         self.style = style
         self.sort_key = text.casefold() if sort_key is None else sort_key
 
-    def __rich__(self) -> Text:
+    def as_text(self) -> Text:
         return Text(self.text, style=self.style, no_wrap=True, overflow="ellipsis", end="")
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        # What as_text() renders to, made directly for the common case (printable ASCII on one
+        # line, cut with an ellipsis): Rich's Text machinery was half the cost of drawing a cell,
+        # and DataTable draws every visible cell again after a sort, a filter or a focus change.
+        # Checked segment for segment against the Text path over texts, widths and styles.
+        text = self.text
+        width = options.max_width
+        if text and width >= 2 and options.no_wrap and text.isascii() and text.isprintable():
+            if len(text) > width:
+                text = text[:width - 1] + "…"
+            yield Segment(text, console.get_style(self.style) if self.style else None)
+        else:
+            yield from self.as_text().__rich_console__(console, options)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return self.as_text().__rich_measure__(console, options)
 
     def __eq__(self, other: object) -> bool:
         # The sort key counts: a row whose key changed must be re-sorted even if it looks the same.
@@ -76,8 +98,17 @@ class DiffTable(DataTable):
         # follows its row key, so a re-sort never slides another domain under it.
         self.follow_key = False
         self._column_keys = [key for key, _, _ in self.COLUMNS]
+        self._column_objs = [ColumnKey(key) for key in self._column_keys]
+        # Keyed by the row key strings: RowKey hashes through Python code, which at 2000 rows
+        # showed up as the largest single cost of a sync.
         self._shown: dict[str, Sequence[Cell]] = {}  # row key -> cells last written by sync, its only writer
-        self._stale_rows: set[RowKey] = set()  # rows whose cached renders update_cell left to drop
+        self._row_data: dict[str, dict] = {}  # row key -> DataTable's own dict of that row's cells
+        self._stale: dict[str, set[str]] = {}  # row key -> columns whose cached renders are to be dropped
+        self._repaint: set[str] | None = None  # during sync: rows to repaint at its end
+        # Called in the same turn as a cursor move, before RowHighlighted (a message) arrives:
+        # what depends on the cursor row can then be painted in the same frame as the cursor.
+        self.cursor_moved: Callable[[], None] | None = None
+        self._render_styles: dict[Any, tuple] = {}  # pseudo-class state -> styles its cached renders used
         for key, label, width in self.COLUMNS:
             self.add_column(label, key=key, width=width)
 
@@ -98,90 +129,228 @@ class DiffTable(DataTable):
         keep_key = self.highlighted_key
         changed = False
         resort = False
-        for gone in shown.keys() - wanted.keys():
-            self.remove_row(gone)
-            del shown[gone]
+        gone = shown.keys() - wanted.keys()
+        if gone:
+            self._remove_rows(gone)
+            for key in gone:
+                del shown[key]
+                del self._row_data[key]
+                self._stale.pop(key, None)
             changed = True
         column_keys = self._column_keys
-        for key, cells in rows:
-            previous = shown.get(key)
-            if previous is not None:
-                # Compared against what sync last wrote, not DataTable.get_cell (a lookup through
-                # RowKey/ColumnKey objects): at 2000 domains that lookup alone took ~60 ms a refresh.
-                # A row object the caller reused unchanged is skipped without looking at its cells.
-                if cells is previous:
-                    continue
-                for column, cell, old in zip(column_keys, cells, previous, strict=True):
-                    if old != cell:
-                        self.update_cell(key, column, cell, update_width=column in self._auto_width)
-                        changed = True
-                        resort = resort or column == self.sort_column
-            else:
-                self.add_row(*cells, key=key)
-                changed = True
-                resort = True
-            shown[key] = cells
+        auto_width = self._auto_width
+        self._repaint = set()
+        try:
+            for key, cells in rows:
+                previous = shown.get(key)
+                if previous is not None:
+                    # Compared against what sync last wrote, not DataTable.get_cell (a lookup through
+                    # RowKey/ColumnKey objects, ~30 ms a refresh at 2000 domains). A row object the
+                    # caller reused unchanged is skipped without looking at its cells, and so is a
+                    # cell that is the very object shown.
+                    if cells is previous:
+                        continue
+                    writes = None
+                    for index, (cell, old) in enumerate(zip(cells, previous, strict=True)):
+                        if old is not cell and old != cell:
+                            column = column_keys[index]
+                            if column in auto_width:
+                                self.update_cell(key, column, cell, update_width=True)
+                            else:
+                                writes = writes or []
+                                writes.append((index, cell, old))
+                            changed = True
+                            resort = resort or column == self.sort_column
+                    if writes:
+                        self._write_cells(key, writes)
+                else:
+                    row_key = self.add_row(*cells, key=key)
+                    if not auto_width:
+                        # DataTable measures every cell of a new row (~20 µs each, most of it
+                        # console.options) though only auto-width columns use the result: without
+                        # any, clearing a filter that brought back 1800 rows spent ~0.4 s there.
+                        # The row is still counted in the table's height (_update_dimensions runs).
+                        self._new_rows.discard(row_key)
+                    self._row_data[key] = self._data[row_key]
+                    changed = True
+                    resort = True
+                shown[key] = cells
+        finally:
+            repaint, self._repaint = self._repaint, None
+            self._repaint_rows(repaint)
         if resort and self.sort_column is not None:
             self.apply_sort()
         if self.follow_key and keep_key is not None and keep_key in wanted:
             self.move_to_key(keep_key)
         return changed
 
+    def _remove_rows(self, keys: set[str]) -> None:
+        """remove_row for many rows at once. DataTable.remove_row renumbers every remaining row,
+        so a filter keystroke that hid 1800 of 2000 domains took seconds; this renumbers once and
+        leaves the table as that many remove_row calls would (cursor clamped, caches invalidated)."""
+        if len(keys) == 1:
+            self.remove_row(next(iter(keys)))
+            return
+        row_at = self._row_locations.get_key
+        survivors = []
+        for index in range(len(self._row_locations)):
+            row_key = row_at(index)
+            if row_key.value not in keys:
+                survivors.append(row_key)
+        self._require_update_dimensions = True
+        self.check_idle()
+        self._row_locations = TwoWayDict({row_key: index for index, row_key in enumerate(survivors)})
+        for key in keys:
+            row_key = RowKey(key)
+            if self._updated_cells:  # keep removed cells from triggering dimension updates
+                for column_key in self._data[row_key]:
+                    self._updated_cells.discard(CellKey(row_key, column_key))
+            del self.rows[row_key]
+            del self._data[row_key]
+        self.cursor_coordinate = self.cursor_coordinate
+        self.hover_coordinate = self.hover_coordinate
+        self._update_count += 1
+        self.refresh(layout=True)
+
     # -- rendering only what changed ---------------------------------------------------------------
     # DataTable.update_cell bumps _update_count, which is part of the key of every render cache
     # (cells, rows, lines), so one new CPU% anywhere re-rendered every visible cell through Rich
     # (~0.3 ms a cell): at 2000 domains that was most of the UI's time, ~150 ms a frame. Here a cell
-    # update drops only its row's cached renders (lazily, before the next render) and repaints only
-    # that row's region, which is nothing at all when the row is scrolled out of view. Anything
-    # that moves rows (add, remove, sort, resize) still bumps _update_count as before.
+    # write drops only that cell's cached render and its row's assembled line (lazily, before the
+    # next render) and repaints only that row's region, which is nothing at all when the row is
+    # scrolled out of view; a cell whose text and style stay (a new sort key only) repaints nothing.
+    # Anything that moves rows (add, remove, sort, resize) still bumps _update_count as before.
     # This leans on DataTable internals of the pinned Textual version (8.2.8).
     def update_cell(self, row_key: RowKey | str, column_key: ColumnKey | str, value: Any, *,
                     update_width: bool = False) -> None:
         if update_width:  # a column may change width: everything moves, DataTable's way
             super().update_cell(row_key, column_key, value, update_width=True)
             return
-        if isinstance(row_key, str):
-            row_key = RowKey(row_key)
-        if isinstance(column_key, str):
-            column_key = ColumnKey(column_key)
-        if row_key not in self._row_locations or column_key not in self._column_locations:
-            raise CellDoesNotExist(f"No cell exists for row_key={row_key!r}, column_key={column_key!r}.")
-        self._data[row_key][column_key] = value
-        self._stale_rows.add(row_key)
-        index = self._row_locations.get(row_key)
-        top = self.header_height if self.show_header else 0  # DiffTable rows are one line high
-        self._refresh_region(Region(0, top + index, max(self.size.width, self.virtual_size.width), 1))
+        key = row_key.value if isinstance(row_key, RowKey) else row_key
+        column = column_key.value if isinstance(column_key, ColumnKey) else column_key
+        if key not in self._row_data or column not in self._column_keys:
+            super().update_cell(row_key, column_key, value)  # not a row of sync's: DataTable's way
+            return
+        index = self._column_keys.index(column)
+        self._write_cells(key, [(index, value, self._row_data[key][self._column_objs[index]])])
+        shown = list(self._shown[key])
+        shown[index] = value
+        self._shown[key] = tuple(shown)
+
+    def _write_cells(self, key: str, writes: list[tuple[int, Any, Any]]) -> None:
+        """Every cell write of a sync, other than to auto-width columns, lands here:
+        writes are (column index, new value, old value)."""
+        data = self._row_data[key]
+        stale = None
+        for index, value, old in writes:
+            data[self._column_objs[index]] = value
+            if (isinstance(value, Cell) and isinstance(old, Cell) and value.text == old.text
+                    and value.style == old.style):
+                continue  # renders the same: only its sort key moved
+            if stale is None:
+                stale = self._stale.setdefault(key, set())
+            stale.add(self._column_keys[index])
+        if stale is None:
+            return
+        if self._repaint is not None:
+            self._repaint.add(key)  # sync repaints once, at its end
+        else:
+            self._repaint_rows({key})
+
+    def _repaint_rows(self, keys: set[str]) -> None:
+        """Repaint the regions of those rows that are in view (what DataTable.refresh_row does,
+        without its O(rows) sum of row heights: DiffTable rows are one line high)."""
+        if not keys:
+            return
+        window = self.window_region
+        width = max(self.size.width, self.virtual_size.width)
+        if window.width <= 0 or width <= 0:
+            return
+        top = self.header_height if self.show_header else 0
+        row_at = self._row_locations.get_key
+        for index in range(max(0, window.y - top), max(0, min(self.row_count, window.bottom - top))):
+            row_key = row_at(index)
+            if row_key is not None and row_key.value in keys:
+                self.refresh(Region(0, top + index, width, 1).translate(-self.scroll_offset))
 
     def _drop_stale_renders(self) -> None:
-        stale = self._stale_rows
-        self._stale_rows = set()
-        indexes = {self._row_locations.get(key) for key in stale if key in self._row_locations}
-        for cache, is_stale in (
-            (self._cell_render_cache, lambda key: key[0] in stale),  # (row_key, column_key, ...)
-            (self._row_render_cache, lambda key: key[0] in stale),  # (row_key, line_no, ...)
-            (self._row_renderable_cache, lambda key: key[1] in indexes),  # (update_count, row_index)
-        ):
-            for key in [key for key in cache.keys() if is_stale(key)]:
-                cache.discard(key)
+        """Drop the cached renders of written cells and their rows' assembled lines; on the way,
+        drop entries of an older _update_count, which can never be hit again (keeping the scans
+        short: they are bounded by what was rendered recently, not by the rows that changed)."""
+        stale = self._stale
+        self._stale = {}
+        count = self._update_count
+        row_at = self._row_locations.get_key
         top = self.header_height if self.show_header else 0
-        lines = {top + index for index in indexes}
-        for key in [key for key in self._line_cache.keys() if key[0] in lines]:  # (y, x1, x2, ...)
-            self._line_cache.discard(key)
+
+        def row_stale(row_key: RowKey | None) -> bool:
+            return row_key is not None and row_key.value in stale
+
+        for cache, dead in (
+            # (row_key, column_key, style, cursor, hover, show_hover, update_count, pseudo)
+            (self._cell_render_cache,
+             lambda key: key[6] != count or (key[1] is not None and key[1].value in stale.get(key[0].value, ()))),
+            # (row_key, line_no, style, cursor, hover, cursor_type, show_cursor, show_hover, update_count, pseudo)
+            (self._row_render_cache, lambda key: key[8] != count or row_stale(key[0])),
+            # (update_count, row_index)
+            (self._row_renderable_cache, lambda key: key[0] != count or row_stale(row_at(key[1]))),
+            # (y, x1, x2, width, cursor, hover, style, cursor_type, show_hover, update_count, pseudo)
+            (self._line_cache, lambda key: key[9] != count or row_stale(row_at(key[0] - top))),
+        ):
+            for key in [key for key in cache.keys() if dead(key)]:
+                cache.discard(key)
 
     def _render_line(self, y: int, x1: int, x2: int, base_style: Any) -> Strip:
-        if self._stale_rows:
+        if self._stale:
             self._drop_stale_renders()
         return super()._render_line(y, x1, x2, base_style)
 
     def _get_row_renderables(self, row_index: int) -> Any:
-        if self._stale_rows:
+        if self._stale:
             self._drop_stale_renders()
         return super()._get_row_renderables(row_index)
 
+    def notify_style_update(self) -> None:
+        """DataTable's, without dropping cached renders that are still good.
+
+        DataTable drops every cached render on any style update, and a focus change is one
+        (DataTable:focus tints the background): each Tab re-rendered all visible cells of the
+        pane left and the pane entered, ~25 ms for Domains at 160x50. Cached renders are keyed
+        by the pseudo-class state (focus) and the base style, but not by the component styles
+        (cursor, header...); they stay good as long as, for each state, those are what they were
+        when its renders were made. A state not seen since the caches were last dropped has no
+        renders in them yet.
+        """
+        super(DataTable, self).notify_style_update()  # Widget's: its own style caches
+        state = self.get_pseudo_class_state()
+        try:
+            styles = (self.rich_style, self.background_colors,
+                      tuple(self.get_component_rich_style(name) for name in sorted(self.COMPONENT_CLASSES)))
+        except KeyError:  # component styles not applied yet (mounting)
+            styles = None
+        seen = self._render_styles.get(state)
+        if styles is None or (seen is not None and seen != styles):  # a theme or stylesheet change
+            self._render_styles = {}
+            self._row_render_cache.clear()
+            self._cell_render_cache.clear()
+            self._line_cache.clear()
+        if styles is not None:
+            self._render_styles[state] = styles
+        self._row_renderable_cache.clear()
+        self._styles_cache.clear()
+        self._get_styles_to_render_cell.cache_clear()
+        self.refresh()
+
     def clear(self, columns: bool = False) -> DiffTable:
         self._shown.clear()
-        self._stale_rows.clear()
+        self._row_data.clear()
+        self._stale.clear()
         return super().clear(columns)
+
+    def watch_cursor_coordinate(self, old_coordinate: Any, new_coordinate: Any) -> None:
+        super().watch_cursor_coordinate(old_coordinate, new_coordinate)
+        if old_coordinate != new_coordinate and self.cursor_moved is not None:
+            self.cursor_moved()
 
     def on_key(self) -> None:
         self.follow_key = True

@@ -112,20 +112,33 @@ class DomainsTable(DiffTable):
     DEFAULT_SORT = "host"
 
     @staticmethod
-    def row_for(row: DomainRow, pending: str | None, host_order: int = 0) -> Row:
+    def row_for(row: DomainRow, pending: str | None, host_order: int = 0,
+                cache: dict[str, tuple[tuple, tuple[Cell, ...]]] | None = None) -> Row:
+        """The row of one domain. With a cache (row key -> what the cells were made from, cells),
+        the cells that did not change are the previous Cell objects: only CPU% moves every poll,
+        and sync skips a cell that is the same object, so a poll of 100 domains makes 100 Cells,
+        not 700 (allocation also feeds the garbage collector, a large cost at 2000 domains)."""
         dom = row.domain
-        state_text = f"{pending}…" if pending else dom.state.value
-        state_style = "bold yellow" if pending else STATE_STYLES[dom.state]
-        name_key = dom.name.casefold()
-        return (domain_key(row.host_uri, dom.uuid), (
-            Cell(dom.name, sort_key=(name_key, host_order)),
-            Cell(row.host_label, sort_key=(host_order, name_key)),
-            Cell(state_text, state_style, sort_key=(STATE_ORDER[dom.state], name_key)),
-            Cell(str(dom.vcpus), sort_key=(dom.vcpus, name_key)),
-            Cell(human_kib(dom.memory_kib), sort_key=(dom.memory_kib, name_key)),
-            Cell(percent(row.cpu_percent), sort_key=(-1.0 if row.cpu_percent is None else row.cpu_percent, name_key)),
-            Cell(dom.uuid, "dim"),
-        ))
+        key = domain_key(row.host_uri, dom.uuid)
+        made_from = (dom.name, row.host_label, host_order, dom.state, pending, dom.vcpus, dom.memory_kib)
+        cached = cache.get(key) if cache is not None else None
+        if cached is not None and cached[0] == made_from:
+            name, host, state, vcpus, mem, uuid = cached[1]
+            name_key = name.sort_key[0]
+        else:
+            state_text = f"{pending}…" if pending else dom.state.value
+            state_style = "bold yellow" if pending else STATE_STYLES[dom.state]
+            name_key = dom.name.casefold()
+            name = Cell(dom.name, sort_key=(name_key, host_order))
+            host = Cell(row.host_label, sort_key=(host_order, name_key))
+            state = Cell(state_text, state_style, sort_key=(STATE_ORDER[dom.state], name_key))
+            vcpus = Cell(str(dom.vcpus), sort_key=(dom.vcpus, name_key))
+            mem = Cell(human_kib(dom.memory_kib), sort_key=(dom.memory_kib, name_key))
+            uuid = Cell(dom.uuid, "dim")
+            if cache is not None:
+                cache[key] = (made_from, (name, host, state, vcpus, mem, uuid))
+        cpu = Cell(percent(row.cpu_percent), sort_key=(-1.0 if row.cpu_percent is None else row.cpu_percent, name_key))
+        return (key, (name, host, state, vcpus, mem, cpu, uuid))
 
 
 def short_path(path: str, width: int) -> str:

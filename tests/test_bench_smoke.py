@@ -1,0 +1,51 @@
+"""The scale, keys and start benchmarks run in their quick form and report every figure.
+
+A smoke test, not a timed one: it checks the benchmarks still work and produce
+finite numbers, never whether a target was met (that depends on the machine).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from virttui.bench.scale import bench_keys, bench_scale, bench_start
+from virttui.bench.stats import Table
+
+EXPECTED = [
+    "scale: fleet",
+    "scale: idle CPU at the 2 s refresh",
+    "scale: host polls handled per second while idle",
+    "scale: full refresh (poll all, diff, paint) p95",
+    "scale: RSS",
+    "scale: rows added per host poll",
+    "scale: rows removed per host poll",
+    "scale: tables cleared per host poll",
+    "scale: cells written per host poll",
+    "scale: cells rendered per host poll",
+    "scale: redundant cell writes",
+    "keys: cursor move (j/down) in Domains, settled, p95",
+    "keys: filter keystroke (after /), settled, p95",
+    "keys: pane switch (Tab), settled, p95",
+    "start: minimal Textual DataTable app",
+    "start: virttui --demo to Domains populated",
+    "start: virttui --demo / minimal app",
+    "start: paramiko imported with only test:// hosts",
+]
+
+
+def test_scale_keys_and_start_benchmarks_report_finite_figures():
+    table = Table()
+    started = time.monotonic()
+    bench_scale(table, quick=True)
+    bench_keys(table, quick=True)
+    bench_start(table, quick=True)
+    assert time.monotonic() - started < 60
+    figures = {figure: shown for figure, shown, _target, _verdict in table.rows}
+    for prefix in EXPECTED:
+        matches = [figure for figure in figures if figure.startswith(prefix)]
+        assert matches, f"no figure starting with {prefix!r} in {sorted(figures)}"
+    for figure, shown in figures.items():
+        value = float(shown.split()[0])
+        assert math.isfinite(value), f"{figure}: {shown}"
+    assert table.render().count("\n") == len(table.rows) + 1
