@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import time
 
+import pytest
+
 from virttui.bench.scale import bench_keys, bench_scale, bench_start
 from virttui.bench.stats import Table
 
@@ -49,3 +51,18 @@ def test_scale_keys_and_start_benchmarks_report_finite_figures():
         value = float(shown.split()[0])
         assert math.isfinite(value), f"{figure}: {shown}"
     assert table.render().count("\n") == len(table.rows) + 1
+
+
+@pytest.mark.realstack
+def test_real_stack_benchmarks_run_in_quick_form():
+    """`python -m virttui.bench --quick` for the real-stack figures: they must run and print, not meet targets."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "virttui.bench", "--quick", "--only", "poll", "--only", "peer",
+                          "--only", "leases"], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for figure in ("virttui poll, local / bare virsh", "virttui poll, ssh / bare virsh",
+                   "peer: launch to populated list", "peer: outside virsh change to on screen",
+                   "cleanup time / virt-sanlock-cleanup", "lease status"):
+        assert figure in out.stdout, out.stdout
