@@ -101,3 +101,44 @@ async def test_console_on_an_embedded_host_says_why_not(demo):
         await pilot.press("c")
         await settle(pilot)
         assert any("no serial console" in n.message for n in app._notifications)  # noqa: SLF001
+
+
+async def test_bulk_start_of_marked_domains_across_hosts_one_confirmation(demo):
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        for name in ("build-runner", "web-standby", "backup", "mail"):  # hv1, hv2 (conflict), hv2, hv1 running
+            await select(pilot, demo, name)
+            await pilot.press("space")
+        await pilot.pause()
+        assert len(app.screen.marked) == 4
+        await pilot.press("s")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        body = str(app.screen.query_one("#dialog-body").render())
+        assert "3 domains" in body and "build-runner on hv1" in body and "1 marked domain skipped" in body
+        assert "mail" not in body
+        await pilot.press("y")
+        await settle(pilot)
+        await settle(pilot)
+        assert host_of(demo, "build-runner")[1].state is DomainState.RUNNING
+        assert host_of(demo, "backup")[1].state is DomainState.RUNNING
+        assert host_of(demo, "web-standby")[1].state is DomainState.SHUT_OFF  # its disk is web-01's
+        notes = [n.message for n in app._notifications]  # noqa: SLF001
+        assert any("web-standby" in m and "failed" in m for m in notes)
+        assert app.screen.marked == set()
+
+
+async def test_star_marks_what_the_filter_shows_and_esc_drops_the_marks(demo):
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"web", "enter")
+        await settle(pilot)
+        await pilot.press("asterisk")
+        await pilot.pause()
+        names = {host_of(demo, n)[1].uuid for n in ("web-01", "web-02", "web-03", "web-standby")}
+        assert {uuid for _, uuid in app.screen.marked} == names
+        await pilot.press("escape", "escape")
+        await pilot.pause()
+        assert app.screen.marked == set()

@@ -28,7 +28,10 @@ pytestmark = pytest.mark.realstack
 
 # libvirt refuses "/" in names; a command that did run would leave PWNED in the shell's cwd or in $HOME.
 PWNED = ".virttui-pwned"
-HOSTILE_NAMES = (f"vttest-x'; touch {PWNED}; '", f"vttest-\"; touch {PWNED}; \"", "vttest-naïve guest with spaces", "vttest-$(id)`id`")
+# libvirt itself refuses "/" and newlines in names; tabs and long names it takes (the qemu driver keeps a
+# NAME.xml, so a name is bounded by the file-name limit: 200 characters here).
+HOSTILE_NAMES = (f"vttest-x'; touch {PWNED}; '", f"vttest-\"; touch {PWNED}; \"", "vttest-naïve guest with spaces",
+                 "vttest-$(id)`id`", "vttest-tab\there\\n", "vttest-" + "x" * 193)
 
 
 def virsh_states(host) -> dict[str, str]:  # noqa: ANN001 - harness TestHost

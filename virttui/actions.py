@@ -8,6 +8,7 @@ the operator never sees the old state flash back.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from virttui.drivers.base import Action, valid_actions
@@ -63,6 +64,34 @@ class ActionRunner:
             self.app.push_screen(ConfirmScreen(f"{action.label} {dom.name}", body, yes_label=action.label), answered)
         else:
             self._run(uri, dom.uuid, dom.name, action)
+
+    def request_bulk(self, domains: list[tuple[str, Domain]], action: Action, done: Callable[[], None]) -> None:
+        """One confirmation listing every marked domain the action fits; each then runs on its own
+        worker, so one failure (reported for that domain) never stops the others."""
+        fits = [(uri, dom) for uri, dom in domains
+                if action in valid_actions(dom.state) and (uri, dom.uuid) not in self.pending]
+        skipped = len(domains) - len(fits)
+        if not fits:
+            self.app.notify(f"{action.label}: none of the {len(domains)} marked domains can", severity="warning")
+            return
+        lines = [f"  {dom.name} on {self.app.fleet.host(uri).label}" for uri, dom in fits[:8]]
+        if len(fits) > 8:
+            lines.append(f"  … and {len(fits) - 8} more")
+        body = f"{action.label} these {len(fits)} domains?\n" + "\n".join(lines)
+        if skipped:
+            body += f"\n\n{skipped} marked domain{'s' if skipped != 1 else ''} skipped (not valid in their state)."
+        if action in CONFIRM_NOTES:
+            body += f"\n\n{CONFIRM_NOTES[action]}"
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            for uri, dom in fits:
+                self._run(uri, dom.uuid, dom.name, action)
+            done()
+
+        self.app.push_screen(ConfirmScreen(f"{action.label} {len(fits)} domains", body,
+                                           yes_label=f"{action.label} {len(fits)}"), answered)
 
     def _run(self, uri: str, uuid: str, name: str, action: Action) -> None:
         self.pending[(uri, uuid)] = PENDING_LABELS[action]

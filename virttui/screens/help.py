@@ -20,6 +20,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("r", "reboot the domain (asks first)"),
     ("f", "force off: destroy the domain (asks first)"),
     ("p", "pause a running domain / resume a paused one"),
+    ("Space  *", "mark a domain / all shown; s d r f p then act on all marked"),
     ("c", "serial console of a running domain (Ctrl+] returns)"),
     ("a", "autostart on / off"),
     ("U", "undefine the domain (asks for its name; storage kept unless ticked)"),

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input
 
 from virttui.crash import contained
-from virttui.drivers.base import valid_actions
+from virttui.drivers.base import Action, valid_actions
 from virttui.drivers.model import Domain
 from virttui.messages import FleetUpdated
 from virttui.screens.lifecycle import LIFECYCLE_BINDINGS, LifecycleActions
@@ -80,6 +80,8 @@ class MainScreen(LifecycleActions, Screen):
         Binding("x", "cleanup", "Clean"),
         Binding("question_mark", "help", "Help"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("space", "mark", "Mark"),
+        Binding("asterisk", "mark_all", "Mark all", show=False),
     ]
 
     app: VirtTUI
@@ -96,6 +98,7 @@ class MainScreen(LifecycleActions, Screen):
         self._searchable: dict[str, list] = {}  # per host: [snapshot, host, domain rows, search texts]
         self._offered: object = self  # lifecycle actions the Footer shows; self: not yet known
         self._titles: dict[str | None, str] = {}  # pane id -> border title last set by refresh_view
+        self.marked: set[tuple[str, str]] = set()  # (host uri, uuid) marked for a bulk action
 
     def compose(self) -> ComposeResult:
         yield HostsTable(id="hosts")
@@ -211,6 +214,8 @@ class MainScreen(LifecycleActions, Screen):
         table.sync(rows)
         scope = "all hosts" if self.selected_host is None else fleet.host(self.selected_host).label
         title = f"Domains · {scope} · {len(rows)}"
+        if self.marked:
+            title += f" · {len(self.marked)} marked"
         if self.filter_text:
             title += f" · filter “{self.filter_text}”"
         if table.sort_column:
@@ -223,6 +228,7 @@ class MainScreen(LifecycleActions, Screen):
         actions changed (Fleet replaces the snapshot and Host objects whenever they change)."""
         fleet = self.app.fleet
         waiting = tuple(sorted((key[1], label) for key, label in pending.items() if key[0] == uri))
+        waiting += tuple(sorted(("marked", key[1]) for key in self.marked if key[0] == uri))
         snapshot, host = fleet.snapshot(uri), fleet.host(uri)
         cached = self._domain_rows.get(uri)
         if cached is not None:
@@ -244,7 +250,8 @@ class MainScreen(LifecycleActions, Screen):
         for position, row in enumerate(domains):
             if needle and not any(needle in text for text in known[3][position]):
                 continue
-            rows.append(DomainsTable.row_for(row, pending.get((row.host_uri, row.domain.uuid)), index, cells))
+            rows.append(DomainsTable.row_for(row, pending.get((row.host_uri, row.domain.uuid)), index, cells,
+                                             (row.host_uri, row.domain.uuid) in self.marked))
         if len(cells) > len(domains):  # forget domains the host no longer has
             keep = {domain_key(uri, row.domain.uuid) for row in domains}
             for key in [key for key in cells if key not in keep]:
@@ -342,9 +349,61 @@ class MainScreen(LifecycleActions, Screen):
         box.display = True
         box.focus()
 
+    # -- marks and bulk actions ------------------------------------------------------
+    def marked_domains(self) -> list[tuple[str, Domain]]:
+        """The marked domains that still exist, in host then name order."""
+        found = [(uri, self.app.fleet.domain(uri, uuid)) for uri, uuid in self.marked]
+        return sorted(((uri, dom) for uri, dom in found if dom is not None),
+                      key=lambda item: (self.app.fleet.uris.index(item[0]), item[1].name))
+
+    def action_mark(self) -> None:
+        current = self.selected_domain()
+        if current is None:
+            return
+        key = (current[0], current[1].uuid)
+        self.marked.symmetric_difference_update({key})
+        self._refresh_domains()
+        self.query_one(DomainsTable).action_cursor_down()
+        self._refresh_bindings()
+
+    def action_mark_all(self) -> None:
+        """* marks every domain the filter shows; if they are all marked already, unmarks them."""
+        table = self.query_one(DomainsTable)
+        shown = {split_domain_key(key.value) for key in table.rows}
+        self.marked = self.marked - shown if shown <= self.marked else self.marked | shown
+        self._refresh_domains()
+        self._refresh_bindings()
+
+    def lifecycle_allowed(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if not self.marked:
+            return super().lifecycle_allowed(action, parameters)
+        wanted = {Action(parameters[0])} if action == "domain" else {Action.SUSPEND, Action.RESUME}
+        return True if any(wanted & valid_actions(dom.state) for _, dom in self.marked_domains()) else None
+
+    def action_domain(self, name: str) -> None:
+        if self.marked:
+            self.app.actions.request_bulk(self.marked_domains(), Action(name), self._bulk_done)
+        else:
+            super().action_domain(name)
+
+    def action_pause_resume(self) -> None:
+        if not self.marked:
+            super().action_pause_resume()
+            return
+        doms = self.marked_domains()
+        action = Action.SUSPEND if any(Action.SUSPEND in valid_actions(d.state) for _, d in doms) else Action.RESUME
+        self.app.actions.request_bulk(doms, action, self._bulk_done)
+
+    def _bulk_done(self) -> None:
+        self.marked.clear()
+        self._refresh_domains()
+        self._refresh_bindings()
+
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
         if not box.display and not self.filter_text:
+            if self.marked:  # Esc with no filter: drop the marks
+                self._bulk_done()
             return
         box.value = ""
         box.display = False

@@ -113,14 +113,14 @@ class DomainsTable(DiffTable):
 
     @staticmethod
     def row_for(row: DomainRow, pending: str | None, host_order: int = 0,
-                cache: dict[str, tuple[tuple, tuple[Cell, ...]]] | None = None) -> Row:
+                cache: dict[str, tuple[tuple, tuple[Cell, ...]]] | None = None, marked: bool = False) -> Row:
         """The row of one domain. With a cache (row key -> what the cells were made from, cells),
         the cells that did not change are the previous Cell objects: only CPU% moves every poll,
         and sync skips a cell that is the same object, so a poll of 100 domains makes 100 Cells,
         not 700 (allocation also feeds the garbage collector, a large cost at 2000 domains)."""
         dom = row.domain
         key = domain_key(row.host_uri, dom.uuid)
-        made_from = (dom.name, row.host_label, host_order, dom.state, pending, dom.vcpus, dom.memory_kib)
+        made_from = (dom.name, row.host_label, host_order, dom.state, pending, dom.vcpus, dom.memory_kib, marked)
         cached = cache.get(key) if cache is not None else None
         if cached is not None and cached[0] == made_from:
             name, host, state, vcpus, mem, uuid = cached[1]
@@ -129,7 +129,9 @@ class DomainsTable(DiffTable):
             state_text = f"{pending}…" if pending else dom.state.value
             state_style = "bold yellow" if pending else STATE_STYLES[dom.state]
             name_key = dom.name.casefold()
-            name = Cell(dom.name, sort_key=(name_key, host_order))
+            # a marked domain (space) is one a bulk action will act on
+            name = Cell(f"● {dom.name}" if marked else dom.name, "bold magenta" if marked else "",
+                        sort_key=(name_key, host_order))
             host = Cell(row.host_label, sort_key=(host_order, name_key))
             state = Cell(state_text, state_style, sort_key=(STATE_ORDER[dom.state], name_key))
             vcpus = Cell(str(dom.vcpus), sort_key=(dom.vcpus, name_key))
