@@ -155,7 +155,7 @@ def _same_file(fd, path):
 WORKERS = 8  # concurrent acquisitions: each costs a few ms of direct I/O, which overlaps well
 
 
-def cleanup(directory, lockspace, names, dry_run):
+def cleanup(directory, lockspace, names):
     """Yield one outcome dict per file, in order: removed only while this host held its lease.
 
     Acquisitions run on up to WORKERS threads, each with its own sanlock registration (the
@@ -167,25 +167,23 @@ def cleanup(directory, lockspace, names, dry_run):
     import threading
 
     directory = os.path.realpath(directory)
-    lib = None
-    if not dry_run:
-        try:
-            lib = ctypes.CDLL("libsanlock_client.so.1", use_errno=True)
-        except OSError as exc:
-            yield {"fatal": "libsanlock_client is not installed: %s" % exc}
-            return
-        probe = lib.sanlock_register()
-        if probe < 0:
-            yield {"fatal": "cannot register with the sanlock daemon (%s); is it running?" % os.strerror(-probe)}
-            return
-        os.close(probe)
+    try:
+        lib = ctypes.CDLL("libsanlock_client.so.1", use_errno=True)
+    except OSError as exc:
+        yield {"fatal": "libsanlock_client is not installed: %s" % exc}
+        return
+    probe = lib.sanlock_register()
+    if probe < 0:
+        yield {"fatal": "cannot register with the sanlock daemon (%s); is it running?" % os.strerror(-probe)}
+        return
+    os.close(probe)
     local = threading.local()
     socks = []
     socks_lock = threading.Lock()
 
     def one(name):
         sock = getattr(local, "sock", None)
-        if sock is None and lib is not None:
+        if sock is None:
             sock = lib.sanlock_register()
             if sock < 0:
                 return {"name": name, "path": os.path.join(directory, name), "removed": False,
@@ -193,7 +191,7 @@ def cleanup(directory, lockspace, names, dry_run):
             local.sock = sock
             with socks_lock:
                 socks.append(sock)
-        return _cleanup_one(lib, sock, directory, lockspace, name, dry_run)
+        return _cleanup_one(lib, sock, directory, lockspace, name)
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(WORKERS, len(names))))
     try:
@@ -204,14 +202,12 @@ def cleanup(directory, lockspace, names, dry_run):
             os.close(sock)  # ends the registration: sanlock drops anything still held
 
 
-def _cleanup_one(lib, sock, directory, lockspace, name, dry_run):
+def _cleanup_one(lib, sock, directory, lockspace, name):
     path = os.path.join(directory, name)
     fd, reason = _safe_target(directory, name)
     if fd is None:
         return {"name": name, "path": path, "removed": False, "reason": reason}
     try:
-        if dry_run:
-            return {"name": name, "path": path, "removed": False, "reason": "dry run"}
         res = _Resource()
         res.lockspace_name = lockspace.encode()
         res.name = name.encode()[:NAME_LEN]
@@ -239,11 +235,11 @@ def main(argv):
     if len(argv) >= 3 and argv[0] == "scan":
         print(json.dumps(scan(argv[1], argv[2], len(argv) > 3 and argv[3] == "sanlock")))
         return 0
-    if len(argv) >= 3 and argv[0] in ("cleanup", "dry-run"):
-        for outcome in cleanup(argv[1], argv[2], argv[3:], argv[0] == "dry-run"):
+    if len(argv) >= 3 and argv[0] == "cleanup":
+        for outcome in cleanup(argv[1], argv[2], argv[3:]):
             print(json.dumps(outcome), flush=True)
         return 0
-    print(json.dumps({"fatal": "usage: agent scan DIR LOCKSPACE [sanlock] | cleanup|dry-run DIR LOCKSPACE NAME..."}))
+    print(json.dumps({"fatal": "usage: agent scan DIR LOCKSPACE [sanlock] | cleanup DIR LOCKSPACE NAME..."}))
     return 2
 
 

@@ -49,15 +49,15 @@ class AgentRunner:
         argv = [self.python, "-c", AGENT_SOURCE, "scan", directory, lockspace] + (["sanlock"] if with_sanlock else [])
         return json.loads(self._run(argv) or "{}")
 
-    def cleanup(self, directory: str, lockspace: str, names: list[str], dry_run: bool) -> Iterable[dict]:
+    def cleanup(self, directory: str, lockspace: str, names: list[str]) -> Iterable[dict]:
         if self.transport is None:
             from virttui.locks import agent
 
-            yield from agent.cleanup(directory, lockspace, names, dry_run)
+            yield from agent.cleanup(directory, lockspace, names)
             return
         for start in range(0, len(names), CLEANUP_CHUNK):
             chunk = names[start:start + CLEANUP_CHUNK]
-            out = self._run([self.python, "-c", AGENT_SOURCE, "dry-run" if dry_run else "cleanup", directory,
+            out = self._run([self.python, "-c", AGENT_SOURCE, "cleanup", directory,
                              lockspace, *chunk])
             for line in out.splitlines():
                 if line.strip():
@@ -158,7 +158,7 @@ class HostLeaseManager:
         if dry_run:
             return self._predict(todo, progress)
         outcomes = []
-        for index, raw_outcome in enumerate(self.runner.cleanup(self.directory, self.lockspace, todo, dry_run), 1):
+        for index, raw_outcome in enumerate(self.runner.cleanup(self.directory, self.lockspace, todo), 1):
             if "fatal" in raw_outcome:
                 raise LeaseAgentError(str(raw_outcome["fatal"]))
             outcome = CleanupOutcome(str(raw_outcome["name"]), str(raw_outcome["path"]),
