@@ -10,8 +10,9 @@ import pytest
 from helpers import make_app, poll, settle
 
 from virttui.app import VirtTUI
+from virttui.config import Config
 from virttui.drivers.registry import open_driver_or_placeholder
-from virttui.widgets.panes import DomainsTable, domain_key
+from virttui.widgets.panes import DomainsTable, HostsTable, domain_key
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -127,3 +128,44 @@ def test_detail_with_a_snapshot_and_the_new_snapshot_form(snap_compare, snapshot
 
     app = make_app(snapshot_demo)
     assert snap_compare(app, terminal_size=size, run_before=warm_up(clock, then=form))
+
+
+def grouped_app(demo) -> VirtTUI:
+    """The demo with hv2 and hv3 in one group; the config is never written by these pictures."""
+    uris = tuple(driver.uri for driver in demo.drivers)
+    config = Config(hosts=uris, path="/nonexistent/virttui/config.toml",
+                    groups=((uris[1], "rack-a"), (uris[2], "rack-a")))
+    return VirtTUI(demo.drivers, autopoll=False, config=config)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_hosts_tree_with_a_group_selected(snap_compare, snapshot_demo, clock, size):
+    async def pick_group(pilot):
+        hosts = pilot.app.screen.query_one(HostsTable)
+        hosts.focus()
+        await pilot.press("down", "down")  # all → hv1 → rack-a
+        await pilot.pause()
+
+    assert snap_compare(grouped_app(snapshot_demo), terminal_size=size, run_before=warm_up(clock, then=pick_group))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_add_host_dialog(snap_compare, snapshot_demo, clock, size):
+    async def ask(pilot):
+        hosts = pilot.app.screen.query_one(HostsTable)
+        hosts.focus()
+        await pilot.press("down", "down", "plus")
+        await pilot.pause()
+        await pilot.press(*"qemu+ssh://root@hv4/system")
+
+    assert snap_compare(grouped_app(snapshot_demo), terminal_size=size, run_before=warm_up(clock, then=ask))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_columns_dialog(snap_compare, snapshot_demo, clock, size):
+    async def choose(pilot):
+        await pilot.press("C")
+        await pilot.pause()
+        await pilot.press("down", "down", "down", "down", "down", "space")  # UUID off
+
+    assert snap_compare(grouped_app(snapshot_demo), terminal_size=size, run_before=warm_up(clock, then=choose))

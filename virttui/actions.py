@@ -120,7 +120,14 @@ class ActionRunner:
                             severity="error", timeout=10, markup=False)
         else:
             self._clear_at[key] = self.app.scheduler.next_seq(message.uri)
-        self.app.scheduler.poll_now(message.uri)
+        if self.app.scheduler.has(message.uri):  # not when the host was removed meanwhile
+            self.app.scheduler.poll_now(message.uri)
+
+    def forget_host(self, uri: str) -> None:
+        """A removed host: nothing of it is pending any more."""
+        for table in (self.pending, self._clear_at):
+            for key in [key for key in table if key[0] == uri]:
+                del table[key]
 
     def host_polled(self, uri: str, seq: int) -> None:
         """A poll arrived: actions it reflects are no longer pending."""

@@ -13,6 +13,7 @@ from textual.worker import Worker, WorkerState
 
 from virttui.actions import ActionRunner
 from virttui.assets import asset
+from virttui.config import Config
 from virttui.crash import ErrorContainment, contained, one_line
 from virttui.drivers.base import Driver
 from virttui.drivers.model import ConnectionState
@@ -22,6 +23,7 @@ from virttui.hostkeys import HostKeyPrompter
 from virttui.locks.model import LeaseState
 from virttui.messages import ActionFinished, FleetUpdated, HostChanged, HostFailed, HostPolled
 from virttui.polling import PollScheduler
+from virttui.roster import Roster
 from virttui.screens.main import MainScreen
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class VirtTUI(App):
         notices: Iterable[str] = (),
         contain_errors: bool = False,
         debug: bool = False,
+        config: Config | None = None,
     ) -> None:
         super().__init__()
         self._containment = ErrorContainment() if contain_errors else None
@@ -55,6 +58,7 @@ class VirtTUI(App):
         self.actions = ActionRunner(self)
         self.host_keys = HostKeyPrompter(self)
         self.essentials = Essentials(self)
+        self.roster = Roster(self, config)
         self._notices = list(notices)
         self._warned: set[tuple[str, str]] = set()
 
@@ -97,6 +101,8 @@ class VirtTUI(App):
     # -- poll results --------------------------------------------------------
     @contained
     def on_host_polled(self, message: HostPolled) -> None:
+        if not self.scheduler.owns(message.snapshot.host.uri, message.seq):
+            return  # the host was removed while this poll ran
         self.scheduler.finished(message.snapshot.host.uri, ok=True)
         self.fleet.apply(message.snapshot)
         self.actions.host_polled(message.snapshot.host.uri, message.seq)
@@ -109,6 +115,8 @@ class VirtTUI(App):
 
     @contained
     def on_host_failed(self, message: HostFailed) -> None:
+        if not self.scheduler.owns(message.host.uri, message.seq):
+            return
         delay = self.scheduler.finished(message.host.uri, ok=False)
         self.fleet.set_host(self.scheduler.with_retry(message.host, delay))
         self.actions.host_polled(message.host.uri, message.seq)
@@ -118,7 +126,7 @@ class VirtTUI(App):
     @contained
     def on_host_changed(self, message: HostChanged) -> None:
         """The host's event stream saw a change made anywhere: show it now, not at the next tick."""
-        if self.fleet.host(message.uri).state is ConnectionState.CONNECTED:
+        if self.scheduler.has(message.uri) and self.fleet.host(message.uri).state is ConnectionState.CONNECTED:
             self.scheduler.poll_now(message.uri)
 
     @contained
@@ -206,6 +214,9 @@ class VirtTUI(App):
                 ("Domain details", "XML and sparklines of the selected domain (Enter)", screen.action_open_detail),
                 ("Filter domains", "Filter by name, host or state (/)", screen.action_filter),
                 ("Sort domains", "Cycle the sort column (o)", screen.action_sort),
+                ("Choose Domains columns", "Show or hide columns of the Domains pane (C)", screen.action_columns),
+                ("Add a host", "Watch another libvirt host, saved to the config file (+)", screen.action_add_host),
+                ("Remove a host", "Stop watching the host under the Hosts cursor (-)", screen.action_remove_host),
                 ("Clean up lease files", "Preview and remove unused lease files (x)", screen.action_cleanup),
                 ("Refresh now", "Poll every host now", self.scheduler.poll_all),
                 ("Help", "Every key (?)", screen.action_help),

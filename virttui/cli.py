@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from virttui import __version__
-from virttui.config import ConfigError, load_config
+from virttui.config import Config, ConfigError, load_config
 from virttui.drivers.base import Driver
 from virttui.drivers.errors import DriverError
 from virttui.drivers.model import ConnectionState, Host, HostSnapshot
@@ -87,8 +87,9 @@ def _setup_logging(path: str | None) -> None:
 
 
 @contextmanager
-def open_hosts(args: argparse.Namespace) -> Iterator[tuple[list[Driver], float]]:
-    """Drivers for the hosts the user named (or the demo), closed on exit."""
+def open_hosts(args: argparse.Namespace) -> Iterator[tuple[list[Driver], float, Config]]:
+    """Drivers for the hosts the user named (or the demo), the poll interval, and the config file
+    read (which the console saves hosts and choices to); drivers are closed on exit."""
     from virttui.drivers.registry import open_driver_or_placeholder
 
     try:
@@ -109,7 +110,7 @@ def open_hosts(args: argparse.Namespace) -> Iterator[tuple[list[Driver], float]]
     drivers: list[Driver] = list(demo.drivers) if demo else []
     drivers.extend(open_driver_or_placeholder(uri) for uri in uris if not demo or args.connect)
     try:
-        yield drivers, interval
+        yield drivers, interval, config
     finally:
         for driver in drivers:
             try:
@@ -184,7 +185,7 @@ def _printable(text: str) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    with open_hosts(args) as (drivers, _):
+    with open_hosts(args) as (drivers, _, _):
         snapshots = [poll_once(driver) for driver in drivers]
     if args.json:
         print(json.dumps(status_json(snapshots), indent=2))
@@ -213,7 +214,7 @@ def _lease_hosts(drivers: list[Driver]) -> list[tuple[Driver, HostSnapshot]]:
 def cmd_leases_status(args: argparse.Namespace) -> int:
     from virttui.fleet import Fleet
 
-    with open_hosts(args) as (drivers, _):
+    with open_hosts(args) as (drivers, _, _):
         pairs = _lease_hosts(drivers)
         fleet = Fleet([driver.uri for driver, _ in pairs])
         for _, snap in pairs:
@@ -240,7 +241,7 @@ def cmd_leases_status(args: argparse.Namespace) -> int:
 
 def cmd_leases_cleanup(args: argparse.Namespace) -> int:
     failed = False
-    with open_hosts(args) as (drivers, _):
+    with open_hosts(args) as (drivers, _, _):
         pairs = _lease_hosts(drivers[:1] if not args.connect else drivers)
         managers = [(driver.uri, driver.lease_manager()) for driver, _ in pairs]
         managers = [(uri, m) for uri, m in managers if m is not None]
@@ -282,7 +283,7 @@ def cmd_top(args: argparse.Namespace) -> int:
         raise UsageError("-d/--delay must be between 0.1 and 86400 seconds")
     if args.iterations is not None and args.iterations < 1:
         raise UsageError("-n/--iterations must be at least 1")
-    with open_hosts(args) as (drivers, interval):
+    with open_hosts(args) as (drivers, interval, _):
         fmt = "csv" if args.csv else "json" if args.json else "text"
         return run_batch(drivers, delay=args.delay or interval, iterations=args.iterations, fmt=fmt)
 
@@ -291,8 +292,8 @@ def cmd_top(args: argparse.Namespace) -> int:
 def cmd_console(args: argparse.Namespace) -> int:
     from virttui.app import VirtTUI
 
-    with open_hosts(args) as (drivers, interval):
-        app = VirtTUI(drivers, poll_interval=interval, contain_errors=True, debug=args.debug)
+    with open_hosts(args) as (drivers, interval, config):
+        app = VirtTUI(drivers, poll_interval=interval, contain_errors=True, debug=args.debug, config=config)
         app.run()
     if app.fatal_message:
         print(f"virttui: {app.fatal_message}", file=sys.stderr)

@@ -78,13 +78,16 @@ class Fleet:
         return list(self._hosts)
 
     def host(self, uri: str) -> Host:
-        return self._hosts[uri].host
+        """The host's latest state; a host removed meanwhile (a late message) reads as disconnected."""
+        entry = self._hosts.get(uri)
+        return entry.host if entry is not None else Host(uri=uri, state=ConnectionState.DISCONNECTED)
 
     def hosts(self) -> list[Host]:
         return [entry.host for entry in self._hosts.values()]
 
     def snapshot(self, uri: str) -> HostSnapshot | None:
-        return self._hosts[uri].snapshot
+        entry = self._hosts.get(uri)
+        return entry.snapshot if entry is not None else None
 
     def apply(self, snap: HostSnapshot) -> None:
         """Take a new poll result, computing rates against the previous one."""
@@ -121,6 +124,20 @@ class Fleet:
         entry.rates = rates
         self._lease_cache = None
 
+    def add_host(self, uri: str) -> None:
+        """A host added at run time: listed at once, as connecting, after the others."""
+        if uri not in self._hosts:
+            self._hosts[uri] = _HostEntry(Host(uri=uri, state=ConnectionState.CONNECTING))
+            self._lease_cache = None
+
+    def remove_host(self, uri: str) -> None:
+        """Forget a host and everything learned from it (its history, counts, lease views)."""
+        self._hosts.pop(uri, None)
+        self._counts.pop(uri, None)
+        for key in [key for key in self._history if key[0] == uri]:
+            del self._history[key]
+        self._lease_cache = None
+
     def set_host(self, host: Host) -> None:
         """Record a host's connection state (connecting, error) without new data."""
         entry = self._hosts.setdefault(host.uri, _HostEntry(host))
@@ -129,7 +146,7 @@ class Fleet:
 
     def host_counts(self, uri: str) -> tuple[int, int]:
         """(active, total) domains of a host."""
-        snap = self._hosts[uri].snapshot
+        snap = self.snapshot(uri)
         if snap is None:
             return (0, 0)
         # Counted once per snapshot: the Hosts pane asks for every host on every host's poll.

@@ -8,6 +8,7 @@ failing host backs off exponentially without slowing the others.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -33,6 +34,11 @@ class _HostLoop:
         self.failures = 0
         self.timer: Timer | None = None
         self.seq = 0  # sequence number of the latest poll started
+        self.first_seq = 0  # polls numbered below this belong to an earlier loop of the same URI
+        # Removal and a poll thread ending race for who closes the driver: whoever comes second.
+        self.lock = threading.Lock()
+        self.in_flight = False
+        self.retired = False
 
 
 class PollScheduler:
@@ -45,6 +51,9 @@ class PollScheduler:
         self.autopoll = autopoll
         self._loops = {driver.uri: _HostLoop(driver) for driver in drivers}
         self._monotonic = monotonic
+        # One numbering for every loop, so a late message from a removed host's poll can never be
+        # taken for a poll of the same URI added again.
+        self._last_seq = 0
 
     def driver(self, uri: str) -> Driver:
         return self._loops[uri].driver
@@ -52,6 +61,40 @@ class PollScheduler:
     @property
     def drivers(self) -> list[Driver]:
         return [loop.driver for loop in self._loops.values()]
+
+    def has(self, uri: str) -> bool:
+        return uri in self._loops
+
+    def owns(self, uri: str, seq: int) -> bool:
+        """Whether a poll message belongs to this host's current loop (not a removed one's)."""
+        loop = self._loops.get(uri)
+        return loop is not None and seq >= loop.first_seq
+
+    def add(self, driver: Driver) -> None:
+        """A host added at run time: its loop starts with a poll now."""
+        if driver.uri in self._loops:
+            raise ValueError(f"{driver.uri} is already polled")
+        loop = _HostLoop(driver)
+        loop.first_seq = self.next_seq(driver.uri)
+        self._loops[driver.uri] = loop
+        self.poll_now(driver.uri)
+
+    def remove(self, uri: str) -> None:
+        """Stop polling a host and close its driver, off the UI thread (an SSH close can wait on the
+        network). A poll in flight closes it when it ends instead, so a connect that was still
+        under way cannot leave a connection open; its message is dropped as no longer owned."""
+        loop = self._loops.pop(uri, None)
+        if loop is None:
+            return
+        if loop.timer is not None:
+            loop.timer.stop()
+            loop.timer = None
+        with loop.lock:
+            loop.retired = True
+            close_now = not loop.in_flight
+        if close_now:
+            self.app.run_worker(lambda: _close(loop.driver), thread=True, name=f"close {uri}",
+                                exit_on_error=False)
 
     def start(self) -> None:
         for uri in self._loops:
@@ -71,17 +114,31 @@ class PollScheduler:
             loop.again = True
             return
         loop.running = True
-        loop.seq += 1
-        seq = loop.seq
+        self._last_seq += 1
+        loop.seq = seq = self._last_seq
         self.app.run_worker(lambda: self._poll(loop, seq), thread=True, group=f"poll {uri}",
                             name=f"poll {uri}", exit_on_error=False)
 
     def next_seq(self, uri: str) -> int:
-        """Sequence number the next poll of this host will carry."""
-        return self._loops[uri].seq + 1
+        """A number every later poll of this host carries or exceeds (numbers only grow)."""
+        return self._last_seq + 1
 
     def _poll(self, loop: _HostLoop, seq: int) -> None:
         """Runs in a worker thread: never touches widgets, only posts messages."""
+        with loop.lock:
+            if loop.retired:
+                return
+            loop.in_flight = True
+        try:
+            self._poll_once(loop, seq)
+        finally:
+            with loop.lock:
+                loop.in_flight = False
+                close_now = loop.retired
+            if close_now:
+                _close(loop.driver)
+
+    def _poll_once(self, loop: _HostLoop, seq: int) -> None:
         driver = loop.driver
         try:
             if not loop.connected:
@@ -127,3 +184,11 @@ class PollScheduler:
             if loop.timer is not None:
                 loop.timer.stop()
                 loop.timer = None
+
+
+def _close(driver: Driver) -> None:
+    try:
+        driver.unwatch()
+        driver.close()
+    except Exception:  # closing a removed host must never disturb the others
+        log.exception("closing %s", driver.uri)

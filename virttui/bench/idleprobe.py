@@ -38,8 +38,8 @@ def main(argv: list[str]) -> int:
     _setup_logging(parsed.log)
     from virttui.app import VirtTUI
 
-    with open_hosts(parsed) as (drivers, interval):
-        app = VirtTUI(drivers, poll_interval=interval, contain_errors=True)
+    with open_hosts(parsed) as (drivers, interval, config):
+        app = VirtTUI(drivers, poll_interval=interval, contain_errors=True, config=config)
         result: dict[str, float] = {}
 
         async def measure(pilot) -> None:  # noqa: ANN001 - Textual's Pilot, given by run(auto_pilot=…)

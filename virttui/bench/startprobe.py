@@ -75,8 +75,8 @@ def virttui(argv: list[str]) -> int:
         tables = screen.query(DomainsTable)
         return bool(tables) and tables.first().row_count > 0
 
-    with cli.open_hosts(args) as (drivers, interval):
-        app = VirtTUI(drivers, poll_interval=interval)
+    with cli.open_hosts(args) as (drivers, interval, config):
+        app = VirtTUI(drivers, poll_interval=interval, config=config)
         _watch(app, has_rows)
         app.run(headless=True, size=(160, 50))
     return app.return_code or 0

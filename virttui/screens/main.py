@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Input
 
 from virttui.crash import contained
 from virttui.drivers.base import Action, valid_actions
-from virttui.drivers.model import Domain
+from virttui.drivers.model import Domain, Host
 from virttui.messages import FleetUpdated
 from virttui.screens.lifecycle import LIFECYCLE_BINDINGS, LifecycleActions
 from virttui.widgets.difftable import Row
@@ -25,6 +25,8 @@ from virttui.widgets.panes import (
     HostsTable,
     LeasesTable,
     domain_key,
+    group_key,
+    group_of_key,
     split_domain_key,
 )
 
@@ -82,6 +84,9 @@ class MainScreen(LifecycleActions, Screen):
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("space", "mark", "Mark"),
         Binding("asterisk", "mark_all", "Mark all", show=False),
+        Binding("C", "columns", "Columns"),
+        Binding("plus", "add_host", "Add host", show=False),
+        Binding("minus", "remove_host", "Remove host", show=False),
     ]
 
     app: VirtTUI
@@ -89,7 +94,7 @@ class MainScreen(LifecycleActions, Screen):
     def __init__(self) -> None:
         super().__init__()
         self.filter_text = ""
-        self.sort_index = 0  # DomainsTable.SORTABLE[0] is its default sort
+        self._folded: set[str] = set()  # host groups whose hosts the Hosts tree hides
         # Per host: (what its rows were built from, the rows). A poll of one host rebuilds only that
         # host's rows; the others are handed to sync as the same objects, which it skips. Rebuilding
         # all 2000 rows of 20 hosts on every host's poll took ~200 ms a poll and saturated the UI.
@@ -117,6 +122,7 @@ class MainScreen(LifecycleActions, Screen):
         self.query_one("#filter").display = False
         domains = self.query_one(DomainsTable)
         domains.focus()
+        self._apply_remembered(domains)
         # The Disks pane follows the Domains cursor. Refreshed on RowHighlighted alone, it was
         # painted a frame after the cursor (~20 ms later at 60 fps); refreshed as the cursor
         # moves, both change in one frame. The message still refreshes it (a cheap no-op then).
@@ -130,6 +136,21 @@ class MainScreen(LifecycleActions, Screen):
             if type(screen) is Screen:
                 screen.disable_messages(FleetUpdated)
         self.refresh_view()
+
+    def _apply_remembered(self, domains: DomainsTable) -> None:
+        """The Domains columns and sort the config file remembers (names it does not know are ignored)."""
+        config = self.app.roster.config
+        if config is None:
+            return
+        known = [key for key in config.domain_columns if key in {c[0] for c in DomainsTable.COLUMNS}]
+        if known:
+            domains.show_columns((*known, "name"))
+        sort = config.domain_sort
+        if sort in DomainsTable.SORTABLE and sort in domains.shown_columns:
+            domains.sort_column = sort
+            domains.sort_reverse = sort in DomainsTable.BIG_FIRST
+        elif domains.sort_column is None:
+            domains.sort_column = "name"
 
     # -- data ----------------------------------------------------------------
     @contained
@@ -162,18 +183,50 @@ class MainScreen(LifecycleActions, Screen):
             self.refresh_bindings()
 
     def _refresh_hosts(self) -> None:
+        """The Hosts tree: "all", then each host in config order, hosts of a group on its branch
+        (the branch placed where its first host is)."""
         fleet = self.app.fleet
-        rows = []
+        roster = self.app.roster
+        hosts = fleet.hosts()
         active_total = [0, 0]
-        for host in fleet.hosts():
+        top: list[Host | str] = []  # hosts outside any group, and group names
+        members: dict[str, list[Host]] = {}
+        for host in hosts:
             counts = fleet.host_counts(host.uri)
             active_total[0] += counts[0]
             active_total[1] += counts[1]
-            rows.append(HostsTable.row_for(host, counts, self._lockspace_text(host.uri)))
-        rows.insert(0, HostsTable.all_row(len(rows), *active_total))
+            group = roster.group_of(host.uri)
+            if not group:
+                top.append(host)
+            elif group in members:
+                members[group].append(host)
+            else:
+                members[group] = [host]
+                top.append(group)
+        rows = [HostsTable.all_row(len(hosts), *active_total)]
+        for item in top:
+            if isinstance(item, Host):
+                rows.append(HostsTable.row_for(item, fleet.host_counts(item.uri), self._lockspace_text(item.uri)))
+                continue
+            group_hosts = members[item]
+            counts = [fleet.host_counts(host.uri) for host in group_hosts]
+            folded = item in self._folded
+            rows.append(HostsTable.group_row(item, group_hosts, (sum(c[0] for c in counts), sum(c[1] for c in counts)),
+                                             folded))
+            if not folded:
+                for position, host in enumerate(group_hosts):
+                    branch = "└ " if position == len(group_hosts) - 1 else "├ "
+                    rows.append(HostsTable.row_for(host, counts[position], self._lockspace_text(host.uri), branch))
         table = self.query_one(HostsTable)
+        before = table.highlighted_key
         table.sync(rows)
-        failing = [host for host in fleet.hosts() if host.last_error]
+        if before is not None and all(key != before for key, _ in rows):
+            # its row went (a host removed, a group folded): to its group's row, or to "all",
+            # rather than wherever the cursor slid to
+            group = roster.group_of(before)
+            table.follow_key = True
+            table.move_to_key(group_key(group) if group in self._folded else ALL_HOSTS_KEY)
+        failing = [host for host in hosts if host.last_error]
         title = "Hosts"
         if failing:
             title += f" · {len(failing)} in error · {failing[0].label}: {failing[0].last_error}"
@@ -197,22 +250,46 @@ class MainScreen(LifecycleActions, Screen):
 
     @property
     def selected_host(self) -> str | None:
-        """URI of the host row under the Hosts cursor; None for "all hosts"."""
+        """URI of the host row under the Hosts cursor; None for "all hosts" or a group."""
         key = self.query_one(HostsTable).highlighted_key
-        return None if key in (None, ALL_HOSTS_KEY) else key
+        return None if key in (None, ALL_HOSTS_KEY) or group_of_key(key) is not None else key
+
+    @property
+    def selected_group(self) -> str | None:
+        """The group under the Hosts cursor, or the group of the host under it."""
+        key = self.query_one(HostsTable).highlighted_key
+        group = group_of_key(key)
+        if group is None and key not in (None, ALL_HOSTS_KEY):
+            group = self.app.roster.group_of(key) or None
+        return group
+
+    def scope(self) -> tuple[set[str] | None, str]:
+        """The hosts whose domains the Domains pane shows (None: all) and how its title says so."""
+        key = self.query_one(HostsTable).highlighted_key
+        group = group_of_key(key)
+        if group is not None:
+            roster = self.app.roster
+            return {uri for uri in self.app.fleet.uris if roster.group_of(uri) == group}, f"group {group}"
+        if key in (None, ALL_HOSTS_KEY):
+            return None, "all hosts"
+        return {key}, self.app.fleet.host(key).label
 
     def _refresh_domains(self) -> None:
         fleet = self.app.fleet
         pending = self.app.actions.pending
         needle = self.filter_text.casefold()
-        selected = self.selected_host
-        rows: list[Row] = []
-        for index, uri in enumerate(fleet.uris):
-            if selected is None or uri == selected:
-                rows.extend(self._host_domain_rows(uri, index, needle, pending))
+        shown, scope = self.scope()
         table = self.query_one(DomainsTable)
+        rows: list[Row] = []
+        uris = fleet.uris
+        for index, uri in enumerate(uris):
+            if shown is None or uri in shown:
+                rows.extend(self._host_domain_rows(uri, index, needle, pending, table))
+        if len(self._domain_rows) > len(uris):  # hosts removed in the console
+            for gone in set(self._domain_rows) - set(uris):
+                for cache in (self._domain_rows, self._domain_cells, self._searchable):
+                    cache.pop(gone, None)
         table.sync(rows)
-        scope = "all hosts" if self.selected_host is None else fleet.host(self.selected_host).label
         title = f"Domains · {scope} · {len(rows)}"
         if self.marked:
             title += f" · {len(self.marked)} marked"
@@ -222,8 +299,8 @@ class MainScreen(LifecycleActions, Screen):
             title += f" · sort {SORT_LABELS[table.sort_column]} {'▼' if table.sort_reverse else '▲'}"
         self._set_title(table, title)
 
-    def _host_domain_rows(self, uri: str, index: int, needle: str, pending: dict[tuple[str, str], str]
-                          ) -> list[Row]:
+    def _host_domain_rows(self, uri: str, index: int, needle: str, pending: dict[tuple[str, str], str],
+                          table: DomainsTable) -> list[Row]:
         """The Domains rows of one host, rebuilt only when its snapshot, host state, filter or pending
         actions changed (Fleet replaces the snapshot and Host objects whenever they change)."""
         fleet = self.app.fleet
@@ -250,8 +327,9 @@ class MainScreen(LifecycleActions, Screen):
         for position, row in enumerate(domains):
             if needle and not any(needle in text for text in known[3][position]):
                 continue
-            rows.append(DomainsTable.row_for(row, pending.get((row.host_uri, row.domain.uuid)), index, cells,
-                                             (row.host_uri, row.domain.uuid) in self.marked))
+            key, full = DomainsTable.row_for(row, pending.get((row.host_uri, row.domain.uuid)), index, cells,
+                                             (row.host_uri, row.domain.uuid) in self.marked)
+            rows.append((key, table.project(full)))
         if len(cells) > len(domains):  # forget domains the host no longer has
             keep = {domain_key(uri, row.domain.uuid) for row in domains}
             for key in [key for key in cells if key not in keep]:
@@ -310,6 +388,14 @@ class MainScreen(LifecycleActions, Screen):
         self._refresh_disks()
         self._refresh_bindings()
 
+    @on(DataTable.RowSelected, "#hosts")
+    def _host_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a group folds or unfolds its branch."""
+        group = group_of_key(event.row_key.value)
+        if group is not None:
+            self._folded.symmetric_difference_update({group})
+            self._refresh_hosts()
+
     @on(DataTable.RowSelected, "#domains")
     def _domain_selected(self) -> None:
         self.action_open_detail()
@@ -334,14 +420,50 @@ class MainScreen(LifecycleActions, Screen):
         self.app.open_cleanup(self.selected_host)
 
     def action_sort(self) -> None:
-        """Cycle the Domains sort: host, name, state, CPU%, memory, vCPUs (big numbers first)."""
+        """Cycle the Domains sort over the columns shown: host, name, state, CPU%, memory, vCPUs
+        (big numbers first). The choice is remembered in the config file."""
         table = self.query_one(DomainsTable)
-        order = DomainsTable.SORTABLE
-        self.sort_index = (self.sort_index + 1) % len(order)
-        table.sort_column = order[self.sort_index]
-        table.sort_reverse = table.sort_column in ("cpu", "mem", "vcpus")
+        order = [key for key in DomainsTable.SORTABLE if key in table.shown_columns]
+        position = order.index(table.sort_column) if table.sort_column in order else -1
+        table.sort_column = order[(position + 1) % len(order)]
+        table.sort_reverse = table.sort_column in DomainsTable.BIG_FIRST
         table.apply_sort()
         self._refresh_domains()
+        self.app.roster.remember(domain_sort=table.sort_column)
+
+    def action_columns(self) -> None:
+        from virttui.screens.columns import ColumnsScreen
+
+        table = self.query_one(DomainsTable)
+        self.app.push_screen(ColumnsScreen(DomainsTable.COLUMNS, table.shown_columns, "name"), self._columns_chosen)
+
+    def _columns_chosen(self, columns: tuple[str, ...] | None) -> None:
+        if not columns:
+            return
+        table = self.query_one(DomainsTable)
+        keep = table.highlighted_key
+        table.show_columns(columns)
+        if table.sort_column is None:  # its sort column went: sort by what is left
+            table.sort_column = next(key for key in DomainsTable.SORTABLE if key in columns)
+            table.sort_reverse = table.sort_column in DomainsTable.BIG_FIRST
+        self._domain_rows.clear()  # the rows were cut to the old columns
+        self._refresh_domains()
+        if keep is not None:
+            table.move_to_key(keep)
+        everything = tuple(key for key, _, _ in DomainsTable.COLUMNS)
+        self.app.roster.remember(domain_columns=() if columns == everything else columns,
+                                 domain_sort=table.sort_column)
+
+    # -- hosts ---------------------------------------------------------------
+    def action_add_host(self) -> None:
+        self.app.roster.ask_add(self.selected_group or "")
+
+    def action_remove_host(self) -> None:
+        uri = self.selected_host
+        if uri is None:
+            self.notify("put the Hosts cursor on the host to remove", severity="warning")
+            return
+        self.app.roster.ask_remove(uri)
 
     # -- filter --------------------------------------------------------------
     def action_filter(self) -> None:

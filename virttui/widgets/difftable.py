@@ -109,8 +109,36 @@ class DiffTable(DataTable):
         # what depends on the cursor row can then be painted in the same frame as the cursor.
         self.cursor_moved: Callable[[], None] | None = None
         self._render_styles: dict[Any, tuple] = {}  # pseudo-class state -> styles its cached renders used
+        self._projection: tuple[int, ...] | None = None  # indexes into COLUMNS shown; None: all
         for key, label, width in self.COLUMNS:
             self.add_column(label, key=key, width=width)
+
+    @property
+    def shown_columns(self) -> tuple[str, ...]:
+        return tuple(self._column_keys)
+
+    def show_columns(self, keys: Sequence[str]) -> None:
+        """Show only these of COLUMNS, in COLUMNS order. The rows go: the caller syncs them again,
+        each passed through project() (rows are built with every column, then cut to these)."""
+        wanted = [(index, column) for index, column in enumerate(self.COLUMNS) if column[0] in keys]
+        if not wanted:
+            raise ValueError("a table needs at least one column")
+        if [column[0] for _, column in wanted] == self._column_keys:
+            return
+        self.clear(columns=True)
+        self._column_keys = [key for _, (key, _, _) in wanted]
+        self._column_objs = [ColumnKey(key) for key in self._column_keys]
+        self._auto_width = {key for _, (key, _, width) in wanted if width is None}
+        self._projection = None if len(wanted) == len(self.COLUMNS) else tuple(index for index, _ in wanted)
+        for _, (key, label, width) in wanted:
+            self.add_column(label, key=key, width=width)
+        if self.sort_column not in self._column_keys:
+            self.sort_column = None
+
+    def project(self, cells: Sequence[Cell]) -> Sequence[Cell]:
+        """A full row's cells cut to the columns shown."""
+        projection = self._projection
+        return cells if projection is None else tuple(cells[index] for index in projection)
 
     @property
     def highlighted_key(self) -> str | None:
@@ -183,6 +211,18 @@ class DiffTable(DataTable):
         if self.follow_key and keep_key is not None and keep_key in wanted:
             self.move_to_key(keep_key)
         return changed
+
+    def _update_column_widths(self, updated_cells: set[CellKey]) -> None:
+        """DataTable's, plus dropping renders made at the old widths. DataTable measures written
+        auto-width cells lazily (on idle) without invalidating its render caches, so a frame drawn
+        between the write and the measurement stayed on screen: a host's new error message kept
+        its column at the header's width until something else redrew the table."""
+        before = [column.content_width for column in self.columns.values()]
+        super()._update_column_widths(updated_cells)
+        if [column.content_width for column in self.columns.values()] != before:
+            self._update_count += 1
+            self._require_update_dimensions = True
+            self.refresh()
 
     def _remove_rows(self, keys: set[str]) -> None:
         """remove_row for many rows at once. DataTable.remove_row renumbers every remaining row,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from textual.binding import Binding
+
 from virttui.drivers.model import ConnectionState, Disk, DomainState, Host
 from virttui.fleet import DomainRow
 from virttui.format import human_bytes, human_kib, latency, percent
@@ -14,6 +16,7 @@ from virttui.widgets.difftable import Cell, DiffTable, Row
 
 ALL_HOSTS_KEY = "*all*"
 KEY_SEP = "\n"  # URIs and UUIDs never contain a newline
+GROUP_PREFIX = f"group{KEY_SEP}"  # Hosts row key of a host group: never a URI (no newline in those)
 
 STATE_STYLES = {
     DomainState.RUNNING: "green",
@@ -46,12 +49,25 @@ def domain_key(uri: str, uuid: str) -> str:
     return f"{uri}{KEY_SEP}{uuid}"
 
 
+def group_key(name: str) -> str:
+    return GROUP_PREFIX + name
+
+
+def group_of_key(key: str | None) -> str | None:
+    """The group a Hosts row key names, or None when it is a host or "all"."""
+    return key[len(GROUP_PREFIX):] if key is not None and key.startswith(GROUP_PREFIX) else None
+
+
 def split_domain_key(key: str) -> tuple[str, str]:
     uri, _, uuid = key.rpartition(KEY_SEP)
     return uri, uuid
 
 
 class HostsTable(DiffTable):
+    BINDINGS = [
+        Binding("plus", "screen.add_host", "Add host"),
+        Binding("minus", "screen.remove_host", "Remove host"),
+    ]
     # Error is auto-sized, so with no errors the hypervisor still fits 80 columns.
     COLUMNS = (
         ("host", "Host", 10),
@@ -66,13 +82,14 @@ class HostsTable(DiffTable):
     )
 
     @staticmethod
-    def row_for(host: Host, counts: tuple[int, int], lockspace: str) -> Row:
+    def row_for(host: Host, counts: tuple[int, int], lockspace: str, branch: str = "") -> Row:
+        """A host's row; `branch` is its tree line ("├ ", "└ ") when it sits in a group."""
         state = host.state.value
         if host.state is ConnectionState.ERROR and host.retry_in_s is not None:
             state = f"retry in {host.retry_in_s:.0f}s"
         hv = f"{host.hypervisor} {host.hypervisor_version}".strip()
         return (host.uri, (
-            Cell(host.label),
+            Cell(branch + host.label, sort_key=host.label.casefold()),
             Cell(state, HOST_STYLES[host.state]),
             Cell(f"{counts[0]}/{counts[1]}", sort_key=counts),
             Cell(str(host.cpus) if host.cpus else "-", sort_key=host.cpus),
@@ -81,6 +98,25 @@ class HostsTable(DiffTable):
             Cell(host.last_error, "red"),
             Cell(hv or "-"),
             Cell(lockspace),
+        ))
+
+    @staticmethod
+    def group_row(name: str, hosts: list[Host], counts: tuple[int, int], folded: bool) -> Row:
+        """A group's branch: its hosts' totals; ▸ when folded (its hosts hidden), ▾ when open."""
+        failing = [host for host in hosts if host.state is ConnectionState.ERROR]
+        state = f"{len(failing)} in error" if failing else f"{len(hosts)} host{'s' if len(hosts) != 1 else ''}"
+        cpus = sum(host.cpus for host in hosts)
+        memory = sum(host.memory_kib for host in hosts)
+        return (group_key(name), (
+            Cell(f"{'▸' if folded else '▾'} {name}", "bold"),
+            Cell(state, "bold red" if failing else ""),
+            Cell(f"{counts[0]}/{counts[1]}", sort_key=counts),
+            Cell(str(cpus) if cpus else "-", sort_key=cpus),
+            Cell(human_kib(memory) if memory else "-", sort_key=memory),
+            Cell(""),
+            Cell(f"{failing[0].label}: {failing[0].last_error}" if failing else "", "red"),
+            Cell(""),
+            Cell(""),
         ))
 
     @staticmethod
@@ -109,6 +145,7 @@ class DomainsTable(DiffTable):
         ("uuid", "UUID", 36),
     )
     SORTABLE = ("host", "name", "state", "cpu", "mem", "vcpus")
+    BIG_FIRST = ("cpu", "mem", "vcpus")  # sorted descending
     DEFAULT_SORT = "host"
 
     @staticmethod
