@@ -370,3 +370,37 @@ async def test_an_action_shows_it_is_in_progress(demo, gated):
             gated.action_gate.set()
         await settle(pilot)
         assert table.get_row(domain_key(gated.uri, dom.uuid))[2].text == "running"
+
+
+async def test_a_confirmed_state_shows_at_once_and_survives_a_stale_poll(app, demo):
+    """virsh start succeeded: the row says running before any poll, and a poll that began before
+    the action returned cannot flip it back."""
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        driver, dom = host_of(demo, "build-runner")
+        stale = driver.poll()  # taken before the start: build-runner shut off in it
+        await select(pilot, demo, "build-runner")
+        app.scheduler.autopoll = False
+        started = []
+        real_poll_now = app.scheduler.poll_now
+        app.scheduler.poll_now = lambda uri: started.append(uri)  # hold the follow-up poll back
+        await pilot.press("s")
+        await settle(pilot)
+        assert started == [driver.uri]
+        assert visible_state(app, driver.uri, dom.uuid) == "running"
+        assert app.actions.pending == {}
+        from virttui.messages import HostPolled
+
+        app.post_message(HostPolled(stale, app.scheduler.next_seq(driver.uri) - 1))  # the poll in flight
+        await settle(pilot)
+        assert visible_state(app, driver.uri, dom.uuid) == "running"
+        app.scheduler.poll_now = real_poll_now
+        app.scheduler.poll_now(driver.uri)
+        await settle(pilot)
+        assert visible_state(app, driver.uri, dom.uuid) == "running"
+        assert app.fleet.domain(driver.uri, dom.uuid).id is not None  # the real poll's data now
+
+
+def visible_state(app, uri, uuid):
+    table = app.screen.query_one(DomainsTable)
+    return table.get_row(domain_key(uri, uuid))[2].text

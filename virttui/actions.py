@@ -11,9 +11,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from virttui.drivers.base import Action, valid_actions
+from virttui.drivers.base import STATE_AFTER, Action, valid_actions
 from virttui.drivers.errors import DriverError
-from virttui.drivers.model import Domain
+from virttui.drivers.model import Domain, DomainState
 from virttui.messages import ActionFinished
 from virttui.screens.confirm import ConfirmScreen
 
@@ -44,6 +44,8 @@ class ActionRunner:
         self.app = app
         self.pending: dict[tuple[str, str], str] = {}  # (uri, uuid) -> label shown on the row
         self._clear_at: dict[tuple[str, str], int] = {}  # (uri, uuid) -> poll seq that ends "pending"
+        # (uri, uuid) -> (state an action's success confirmed, poll seq from which polls show it)
+        self._confirmed: dict[tuple[str, str], tuple[DomainState, int]] = {}
 
     def request(self, uri: str, dom: Domain, action: Action) -> None:
         """Entry point for keys and palette commands."""
@@ -118,6 +120,14 @@ class ActionRunner:
             self.pending.pop(key, None)
             self.app.notify(f"{message.action.label} {message.name} on {host} failed: {message.error}",
                             severity="error", timeout=10, markup=False)
+        elif message.action in STATE_AFTER and self.app.fleet.set_domain_state(
+                message.uri, message.uuid, STATE_AFTER[message.action]):
+            # virsh said it is done: show the new state now, not ~100 ms later after a poll. A poll
+            # that was already under way may still bring the old state: until one started after
+            # this arrives, the confirmed state is laid over it (host_polled).
+            self.pending.pop(key, None)
+            self._clear_at.pop(key, None)
+            self._confirmed[key] = (STATE_AFTER[message.action], self.app.scheduler.next_seq(message.uri))
         else:
             self._clear_at[key] = self.app.scheduler.next_seq(message.uri)
         if self.app.scheduler.has(message.uri):  # not when the host was removed meanwhile
@@ -125,12 +135,19 @@ class ActionRunner:
 
     def forget_host(self, uri: str) -> None:
         """A removed host: nothing of it is pending any more."""
-        for table in (self.pending, self._clear_at):
+        for table in (self.pending, self._clear_at, self._confirmed):
             for key in [key for key in table if key[0] == uri]:
                 del table[key]
 
     def host_polled(self, uri: str, seq: int) -> None:
         """A poll arrived: actions it reflects are no longer pending."""
+        for key, (state, wanted) in list(self._confirmed.items()):
+            if key[0] != uri:
+                continue
+            if seq >= wanted:
+                del self._confirmed[key]
+            else:
+                self.app.fleet.set_domain_state(uri, key[1], state)
         for key, wanted in list(self._clear_at.items()):
             if key[0] == uri and seq >= wanted:
                 del self._clear_at[key]

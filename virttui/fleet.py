@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field, replace
 
-from virttui.drivers.model import ConnectionState, Domain, Host, HostSnapshot
+from virttui.drivers.model import ConnectionState, Domain, DomainState, Host, HostSnapshot
 from virttui.locks.model import LeaseDirSnapshot, LeaseStatus
 from virttui.locks.naming import lockd_lease_name, sanlock_lease_name
 from virttui.locks.status import DiskUse, compute_lease_status
@@ -137,6 +137,18 @@ class Fleet:
         for key in [key for key in self._history if key[0] == uri]:
             del self._history[key]
         self._lease_cache = None
+
+    def set_domain_state(self, uri: str, uuid: str, state: DomainState) -> bool:
+        """A state the driver confirmed by an action's success, shown before the poll that follows
+        brings everything else (the poll is already asked for; it replaces this snapshot)."""
+        entry = self._hosts.get(uri)
+        snap = entry.snapshot if entry is not None else None
+        if snap is None or snap.domain(uuid) is None:
+            return False
+        entry.snapshot = replace(snap, domains=tuple(replace(dom, state=state) if dom.uuid == uuid else dom
+                                                     for dom in snap.domains))
+        self._lease_cache = None
+        return True
 
     def set_host(self, host: Host) -> None:
         """Record a host's connection state (connecting, error) without new data."""

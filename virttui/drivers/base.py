@@ -133,6 +133,17 @@ class Driver(ABC):
         return None
 
 
+# The state a domain is in once the action's virsh command returned success: start returns
+# when QEMU runs the guest, destroy when it is gone, suspend/resume when the vCPUs stopped or
+# went on. Shutdown and reboot only ask the guest, so they have none.
+STATE_AFTER: dict[Action, DomainState] = {
+    Action.START: DomainState.RUNNING,
+    Action.DESTROY: DomainState.SHUT_OFF,
+    Action.SUSPEND: DomainState.PAUSED,
+    Action.RESUME: DomainState.RUNNING,
+}
+
+
 def valid_actions(state: DomainState) -> frozenset[Action]:
     """The actions libvirt accepts in this state; the UI offers only these."""
     if state in (DomainState.RUNNING, DomainState.IDLE):
