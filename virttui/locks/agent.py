@@ -152,7 +152,11 @@ def _same_file(fd, path):
     return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
 
 
-WORKERS = 8  # concurrent acquisitions: each costs a few ms of direct I/O, which overlaps well
+# Concurrent acquisitions. Measured on the 2-core test machine, 400 stale leases: 1 worker 9.2 ms
+# a file, 2 7.8, 8 5.6-6.1, 16 5.8. The floor is the sanlock daemon itself: it spends 4.3 ms of CPU
+# per acquire and release (mostly kernel time for its 1 MiB direct reads of the host blocks), 6 ms
+# under concurrency, and its throughput never exceeded about one core. This agent uses 0.6 ms.
+WORKERS = 8
 
 
 def cleanup(directory, lockspace, names):

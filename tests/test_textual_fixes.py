@@ -1,0 +1,44 @@
+"""The fixes to the pinned Textual that keep a console open for days from growing (found by the soak)."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+from helpers import make_app, settle
+from test_pilot import select
+from textual._styles_cache import StylesCache
+from textual.color import Color
+
+from virttui.screens.main import KeysFooter
+from virttui.widgets import textual_fixes
+
+
+def test_styles_cache_colours_do_not_keep_the_cache_alive():
+    cache = StylesCache()
+    inner, outer = cache.get_inner_outer(Color(10, 20, 30), Color(40, 50, 60, 0.5))
+    assert (inner, outer) == textual_fixes._inner_outer(Color(10, 20, 30), Color(40, 50, 60, 0.5))
+    assert outer.background == Color(10, 20, 30)
+    gone = weakref.ref(cache)
+    del cache
+    gc.collect()
+    assert gone() is None
+
+
+async def test_footer_recomposes_do_not_pile_up_dead_keys(demo):
+    """Moving between a running and a shut-off domain changes the keys on offer: each move
+    recomposes the Footer. Its watcher list must hold only the keys it shows."""
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        footer = app.screen.query_one(KeysFooter)
+        for _ in range(15):
+            await select(pilot, demo, "build-runner")  # shut off: start offered
+            await pilot.pause()
+            await select(pilot, demo, "cache-01")  # running: shutdown, reboot... offered
+            await pilot.pause()
+        await settle(pilot)
+        watchers = getattr(footer, "__watchers")["compact"]
+        shown = len(footer.children)
+        assert shown > 5
+        assert len(watchers) <= 2 * shown  # the keys shown, plus at most the previous generation
