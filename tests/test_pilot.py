@@ -306,6 +306,8 @@ async def test_bad_host_is_shown_in_error_while_others_work(demo):
 class GatedDriver(TestDriver):
     """A test host whose polls and actions wait for the test to open a gate: a slow hypervisor."""
 
+    polls_in_process = False  # it stands for a slow remote host: polled on workers like one
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.poll_gate = threading.Event()
@@ -404,3 +406,11 @@ async def test_a_confirmed_state_shows_at_once_and_survives_a_stale_poll(app, de
 def visible_state(app, uri, uuid):
     table = app.screen.query_one(DomainsTable)
     return table.get_row(domain_key(uri, uuid))[2].text
+
+
+async def test_embedded_hosts_are_on_the_first_frame(app):
+    """In-process hosts are polled before the first paint: no empty frame, no worker to wait for."""
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.screen.query_one(DomainsTable).row_count == 25
+        assert all(host.state is ConnectionState.CONNECTED for host in app.fleet.hosts())

@@ -147,6 +147,8 @@ async def test_without_a_config_hosts_change_for_the_run_only(demo):
 class BlockingDriver(TestDriver):
     """A host whose next poll waits until the test lets it go, and which counts closes."""
 
+    polls_in_process = False  # it stands for a slow remote host: polled on workers like one
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.entered = threading.Event()

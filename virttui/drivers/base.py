@@ -42,6 +42,9 @@ class Driver(ABC):
     """
 
     uri: str
+    # True when a poll is in-process work of a few milliseconds (the embedded test driver): the
+    # first one may then run before the first frame, which then shows the domains at once.
+    polls_in_process: bool = False
 
     @abstractmethod
     def connect(self) -> None:

@@ -104,6 +104,7 @@ class TestDriver(Driver):
     """An in-process libvirt test host, loaded from a node XML file."""
 
     __test__ = False  # not a pytest test class, despite the name
+    polls_in_process = True
 
     def __init__(
         self,
