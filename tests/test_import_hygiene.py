@@ -29,3 +29,12 @@ def test_status_command_does_not_import_textual():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
     assert out.stderr.strip().endswith("[]")
+
+
+def test_the_console_loads_dialogs_and_the_toml_parser_only_when_needed():
+    """What a start does not need stays unloaded: measured, each cut a few ms of the start."""
+    code = ("import sys\nimport virttui.cli, virttui.app, virttui.demo\n"
+            "print(sorted(m for m in sys.modules if m in ('tomllib', 'paramiko', 'virttui.screens.prompt',"
+            " 'virttui.screens.confirm', 'virttui.screens.detail', 'virttui.screens.help')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"

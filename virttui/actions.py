@@ -15,7 +15,6 @@ from virttui.drivers.base import STATE_AFTER, Action, valid_actions
 from virttui.drivers.errors import DriverError
 from virttui.drivers.model import Domain, DomainState
 from virttui.messages import ActionFinished
-from virttui.screens.confirm import ConfirmScreen
 
 if TYPE_CHECKING:
     from virttui.app import VirtTUI
@@ -49,6 +48,8 @@ class ActionRunner:
 
     def request(self, uri: str, dom: Domain, action: Action) -> None:
         """Entry point for keys and palette commands."""
+        from virttui.screens.confirm import ConfirmScreen
+
         if action not in valid_actions(dom.state):
             self.app.notify(f"{action.label}: {dom.name} is {dom.state.value}", severity="warning")
             return
@@ -70,6 +71,8 @@ class ActionRunner:
     def request_bulk(self, domains: list[tuple[str, Domain]], action: Action, done: Callable[[], None]) -> None:
         """One confirmation listing every marked domain the action fits; each then runs on its own
         worker, so one failure (reported for that domain) never stops the others."""
+        from virttui.screens.confirm import ConfirmScreen
+
         fits = [(uri, dom) for uri, dom in domains
                 if action in valid_actions(dom.state) and (uri, dom.uuid) not in self.pending]
         skipped = len(domains) - len(fits)

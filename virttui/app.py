@@ -65,19 +65,7 @@ class VirtTUI(App):
         self._warned: set[tuple[str, str]] = set()
 
     def on_mount(self) -> None:
-        # Measured at 2000 domains: the cyclic GC added ~40 ms per full refresh on average and ~100 ms
-        # full collections set the p95. Start-up objects (modules, CSS, widgets) never die: freeze them
-        # out of every future collection, and collect the young generation less often.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(10_000, 20, 20)
-        # ...but Textual's rendering makes cyclic garbage all the time (every Strip cropped to its
-        # own width caches itself; every restyle makes virtual DOM nodes), and with full collections
-        # that rare it piled up between them: the soak's RSS grew ~25% in 2 minutes, mostly
-        # fragmented pymalloc arenas kept by the peaks. A full collection on a timer, on the UI
-        # thread between messages, costs 20-55 ms at 2000 domains (~0.4% of a core at this
-        # interval) and kept the 10-minute soak flat.
-        self.set_interval(FULL_COLLECTION_EVERY_S, self._collect_cycles)
+        self.set_timer(1.0, self._tune_collector)  # once started: it costs ~15-20 ms, a twentieth of a start
         main = MainScreen()
         self.push_screen(main)
         if self.debug_log:
@@ -85,6 +73,23 @@ class VirtTUI(App):
         for notice in self._notices:
             self.notify(notice, severity="warning", timeout=10, markup=False)
         self.scheduler.start()
+
+    def _tune_collector(self) -> None:
+        """Measured at 2000 domains: the cyclic GC added ~40 ms per full refresh on average and
+        ~100 ms full collections set the p95. Start-up objects (modules, CSS, widgets) never die:
+        freeze them out of every future collection, and collect the young generation less often.
+
+        But Textual's rendering makes cyclic garbage all the time (every Strip cropped to its own
+        width caches itself; every restyle makes virtual DOM nodes), and with full collections that
+        rare it piled up between them: the soak's RSS grew ~25% in 2 minutes, mostly fragmented
+        pymalloc arenas kept by the peaks. A full collection on a timer, on the UI thread between
+        messages, costs 20-55 ms at 2000 domains (~0.4% of a core at this interval) and kept the
+        10-minute soak flat.
+        """
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(10_000, 20, 20)
+        self.set_interval(FULL_COLLECTION_EVERY_S, self._collect_cycles)
 
     def _collect_cycles(self) -> None:
         gc.collect()

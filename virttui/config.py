@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from dataclasses import dataclass, field, replace
 
 
@@ -45,6 +44,8 @@ def load_config(path: str | None = None) -> Config:
     """Read the config file; a missing default file is an empty config, a missing named one an error."""
     explicit = path is not None
     path = path or default_config_path()
+    import tomllib  # here: a start without a config file need not load the TOML parser
+
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING
 
 from virttui.drivers.errors import DriverError
 from virttui.drivers.model import Domain
-from virttui.screens.confirm import ConfirmScreen
-from virttui.screens.prompt import Field, PromptScreen
 
 if TYPE_CHECKING:
     from virttui.app import VirtTUI
@@ -98,6 +96,8 @@ class Essentials:
                  lambda _: self.app.notify(f"{dom.name}: autostart {'on' if enabled else 'off'}", markup=False))
 
     def undefine(self, uri: str, dom: Domain) -> None:
+        from virttui.screens.prompt import Field, PromptScreen
+
         note = (f"Undefine “{dom.name}” on host {self._host(uri)}? Its definition and snapshot metadata go; "
                 "its disks stay unless you tick the box.")
         if dom.state.is_active:
@@ -120,6 +120,8 @@ class Essentials:
 
     # -- memory stats ----------------------------------------------------------------
     def memory_stats_period(self, uri: str, dom: Domain) -> None:
+        from virttui.screens.prompt import Field, PromptScreen
+
         def answered(values: dict[str, str] | None) -> None:
             if values is None:
                 return
@@ -136,6 +138,8 @@ class Essentials:
 
     # -- snapshots --------------------------------------------------------------------
     def create_snapshot(self, uri: str, dom: Domain, done: Callable[[object], None]) -> None:
+        from virttui.screens.prompt import Field, PromptScreen
+
         def answered(values: dict[str, str] | None) -> None:
             if values is None:
                 return
@@ -150,6 +154,8 @@ class Essentials:
         ], ok_label="Create"), answered)
 
     def revert_snapshot(self, uri: str, dom: Domain, name: str, done: Callable[[object], None]) -> None:
+        from virttui.screens.confirm import ConfirmScreen
+
         body = (f"Revert “{dom.name}” on host {self._host(uri)} to snapshot “{name}”?\n\n"
                 "Everything the guest did since that snapshot is lost.")
 
@@ -161,6 +167,8 @@ class Essentials:
         self.app.push_screen(ConfirmScreen(f"Revert {dom.name}", body, yes_label="Revert"), answered)
 
     def delete_snapshot(self, uri: str, dom: Domain, name: str, done: Callable[[object], None]) -> None:
+        from virttui.screens.confirm import ConfirmScreen
+
         body = f"Delete snapshot “{name}” of “{dom.name}” on host {self._host(uri)}? It cannot be restored."
 
         def answered(yes: bool | None) -> None:

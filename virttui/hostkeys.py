@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from virttui.screens.confirm import ConfirmScreen
-
 if TYPE_CHECKING:
     from virttui.app import VirtTUI
 
@@ -23,6 +21,8 @@ class HostKeyPrompter:
 
     def check(self, uri: str) -> None:
         """After a failed connect: if it failed on an unknown host key, ask about it."""
+        from virttui.screens.confirm import ConfirmScreen
+
         driver = self.app.scheduler.driver(uri)
         pending = driver.pending_host_key()
         if pending is None or uri in self._asking or (uri, pending.fingerprint) in self._declined:

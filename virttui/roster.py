@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING
 from virttui.config import Config, ConfigError, save_config, with_host, without_host
 from virttui.drivers.errors import InvalidURI
 from virttui.drivers.uri import parse_uri
-from virttui.screens.confirm import ConfirmScreen
-from virttui.screens.prompt import Field, PromptScreen
 
 if TYPE_CHECKING:
     from virttui.app import VirtTUI
@@ -61,6 +59,8 @@ class Roster:
         return ""
 
     def ask_add(self, group: str = "") -> None:
+        from virttui.screens.prompt import Field, PromptScreen
+
         groups = self.group_names
         note = f"Groups so far: {', '.join(groups)}" if groups else "A group puts hosts on one branch of the Hosts tree."
         fields = [
@@ -101,6 +101,8 @@ class Roster:
 
     # -- removing ----------------------------------------------------------------
     def ask_remove(self, uri: str) -> None:
+        from virttui.screens.confirm import ConfirmScreen
+
         label = self.app.fleet.host(uri).label
         saved = self.config is not None and uri in self.config.hosts
         body = (f"{uri}\n\nIts guests are not touched: virttui only stops watching the host"
