@@ -102,8 +102,10 @@ class MainScreen(LifecycleActions, Screen):
         Binding("space", "mark", "Mark"),
         Binding("asterisk", "mark_all", "Mark all", show=False),
         Binding("C", "columns", "Columns"),
-        Binding("plus", "add_host", "Add host", show=False),
-        Binding("minus", "remove_host", "Remove host", show=False),
+        # Screen-wide, not on the Hosts pane: keys shown only while a pane has focus make the
+        # Footer recompose on every Tab into or out of it (~40 ms at 2000 domains, measured).
+        Binding("plus", "add_host", "Add host"),
+        Binding("minus", "remove_host", "Remove host"),
     ]
 
     app: VirtTUI

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-from textual.binding import Binding
-
 from virttui.drivers.model import ConnectionState, Disk, DomainState, Host
 from virttui.fleet import DomainRow
 from virttui.format import human_bytes, human_kib, latency, percent
@@ -64,10 +62,6 @@ def split_domain_key(key: str) -> tuple[str, str]:
 
 
 class HostsTable(DiffTable):
-    BINDINGS = [
-        Binding("plus", "screen.add_host", "Add host"),
-        Binding("minus", "screen.remove_host", "Remove host"),
-    ]
     # Error is auto-sized, so with no errors the hypervisor still fits 80 columns.
     COLUMNS = (
         ("host", "Host", 10),
