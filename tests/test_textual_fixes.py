@@ -42,3 +42,23 @@ async def test_footer_recomposes_do_not_pile_up_dead_keys(demo):
         shown = len(footer.children)
         assert shown > 5
         assert len(watchers) <= 2 * shown  # the keys shown, plus at most the previous generation
+
+
+async def test_tab_repaints_the_two_panes_not_the_whole_screen(demo, monkeypatch):
+    from textual._compositor import Compositor
+
+    from virttui.widgets.panes import DisksTable, DomainsTable
+
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.pause(0.2)
+        full = []
+        real = Compositor.render_full_update
+        monkeypatch.setattr(Compositor, "render_full_update", lambda self, *a, **k: full.append(1) or real(self, *a, **k))
+        assert app.focused is app.screen.query_one(DomainsTable)
+        await pilot.press("tab")
+        await pilot.pause(0.2)
+        assert app.focused is app.screen.query_one(DisksTable)
+        assert full == []
+        assert app.screen.query_one(DisksTable).has_focus  # and its :focus border is what the snapshots show

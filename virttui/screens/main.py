@@ -9,7 +9,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message_pump import MessagePumpClosed
+from textual.reactive import Reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input
 
 from virttui.crash import contained
@@ -109,6 +111,10 @@ class MainScreen(LifecycleActions, Screen):
     ]
 
     app: VirtTUI
+    # Screen.focused repaints the whole screen when it changes: every Tab re-rendered all four panes
+    # and the Footer (~20 ms of a ~55 ms pane switch at 2000 domains, measured). The two panes
+    # whose focus changed restyle and repaint themselves; nothing else shows focus.
+    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
 
     def __init__(self) -> None:
         super().__init__()
