@@ -265,3 +265,18 @@ async def test_sort_key_is_remembered(demo, tmp_path):
         await settle(pilot)
         table = again.screen.query_one(DomainsTable)
         assert (table.sort_column, table.sort_reverse) == ("cpu", True)
+
+
+async def test_a_config_that_cannot_be_written_is_one_line_and_the_host_stays(demo, tmp_path, lease_dir):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    config = Config(hosts=tuple(d.uri for d in demo.drivers), path=str(blocker / "config.toml"))
+    app = app_with(demo, config)
+    added = f"test:///default?lease_dir={lease_dir}"
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert app.roster.add(added)
+        await settle(pilot)
+        messages = [n.message for n in app._notifications]  # noqa: SLF001
+        assert any(m.startswith("not saved: ") and "\n" not in m for m in messages)
+        assert app.fleet.host(added).state is ConnectionState.CONNECTED  # it is in this run all the same
