@@ -21,12 +21,12 @@ class HostKeyPrompter:
 
     def check(self, uri: str) -> None:
         """After a failed connect: if it failed on an unknown host key, ask about it."""
-        from virttui.screens.confirm import ConfirmScreen
-
         driver = self.app.scheduler.driver(uri)
         pending = driver.pending_host_key()
         if pending is None or uri in self._asking or (uri, pending.fingerprint) in self._declined:
             return
+        from virttui.screens.confirm import ConfirmScreen
+
         self._asking.add(uri)
         body = (f"The SSH host key of {pending.host} is not in {pending.known_hosts}.\n\n"
                 f"  {pending.key_type} {pending.fingerprint}\n\n"

@@ -13,19 +13,13 @@ import resource
 import sys
 import time
 
+from virttui.bench.stats import rss_kib
+
 
 def _cpu_seconds() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def _rss_kib() -> int:
-    with open("/proc/self/status", encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -49,7 +43,7 @@ def main(argv: list[str]) -> int:
             cpu0, wall0 = _cpu_seconds(), time.monotonic()
             await asyncio.sleep(seconds)
             result["cpu_percent"] = (_cpu_seconds() - cpu0) / (time.monotonic() - wall0) * 100
-            result["rss_kib"] = _rss_kib()
+            result["rss_kib"] = rss_kib()
             app.exit()
 
         app.run(headless=True, size=(160, 50), auto_pilot=measure)

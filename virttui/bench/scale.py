@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from virttui.bench.stats import Table, median_ms, p95_ms
+from virttui.bench.stats import Table, median_ms, p95_ms, status_kib
 
 if TYPE_CHECKING:
     from virttui.app import VirtTUI
@@ -190,13 +190,8 @@ def open_drivers(uris: list[str]) -> list:
 # -- instrumentation ---------------------------------------------------------------------------------
 def rss_mib() -> tuple[float, float]:
     """(VmRSS, VmHWM) of this process in MiB."""
-    values = {}
-    with open("/proc/self/status", encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                key, number, _unit = line.split()
-                values[key] = int(number) / 1024
-    return values.get("VmRSS:", 0.0), values.get("VmHWM:", 0.0)
+    values = status_kib("VmRSS", "VmHWM")
+    return values.get("VmRSS", 0) / 1024, values.get("VmHWM", 0) / 1024
 
 
 TABLE_METHODS = ("add_row", "remove_row", "clear", "sort", "add_column")  # counted as calls

@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from virttui.bench.stats import Table
+from virttui.bench.stats import Table, rss_kib
 
 
 @dataclass
@@ -52,14 +52,6 @@ class SoakResult:
     @property
     def rss_growth(self) -> float:
         return (self.rss_end_kib - self.rss_start_kib) / max(self.rss_start_kib, 1)
-
-
-def _rss_kib() -> int:
-    with open("/proc/self/status", encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def _fds(exclude: str = "") -> int:
@@ -136,7 +128,7 @@ def run_soak(seconds: float, *, real_host=None, warmup: float = 5.0, seed: int =
             for _ in range(10):
                 await asyncio.sleep(0.1)
                 samples.append((_fds(scratch), threading.active_count()))
-            return _rss_kib(), min(f for f, _ in samples), min(t for _, t in samples)
+            return rss_kib(), min(f for f, _ in samples), min(t for _, t in samples)
 
         started = time.monotonic()
         measuring = False

@@ -7,6 +7,21 @@ import time
 from collections.abc import Callable
 
 
+def status_kib(*fields: str) -> dict[str, int]:
+    """Fields of /proc/self/status in KiB, e.g. status_kib("VmRSS", "VmHWM")."""
+    values = {}
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            key, _, rest = line.partition(":")
+            if key in fields:
+                values[key] = int(rest.split()[0])
+    return values
+
+
+def rss_kib() -> int:
+    return status_kib("VmRSS").get("VmRSS", 0)
+
+
 def timed(func: Callable[[], object], repeat: int, warmup: int = 1) -> list[float]:
     """Seconds taken by each of `repeat` calls, after `warmup` untimed ones."""
     for _ in range(warmup):

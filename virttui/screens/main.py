@@ -167,7 +167,8 @@ class MainScreen(LifecycleActions, Screen):
         config = self.app.roster.config
         if config is None:
             return
-        known = [key for key in config.domain_columns if key in {c[0] for c in DomainsTable.COLUMNS}]
+        columns = {key for key, _, _ in DomainsTable.COLUMNS}
+        known = [key for key in config.domain_columns if key in columns]
         if known:
             domains.show_columns((*known, "name"))
         sort = config.domain_sort
@@ -216,8 +217,9 @@ class MainScreen(LifecycleActions, Screen):
         active_total = [0, 0]
         top: list[Host | str] = []  # hosts outside any group, and group names
         members: dict[str, list[Host]] = {}
+        counts_of: dict[str, tuple[int, int]] = {}
         for host in hosts:
-            counts = fleet.host_counts(host.uri)
+            counts = counts_of[host.uri] = fleet.host_counts(host.uri)
             active_total[0] += counts[0]
             active_total[1] += counts[1]
             group = roster.group_of(host.uri)
@@ -231,10 +233,10 @@ class MainScreen(LifecycleActions, Screen):
         rows = [HostsTable.all_row(len(hosts), *active_total)]
         for item in top:
             if isinstance(item, Host):
-                rows.append(HostsTable.row_for(item, fleet.host_counts(item.uri), self._lockspace_text(item.uri)))
+                rows.append(HostsTable.row_for(item, counts_of[item.uri], self._lockspace_text(item.uri)))
                 continue
             group_hosts = members[item]
-            counts = [fleet.host_counts(host.uri) for host in group_hosts]
+            counts = [counts_of[host.uri] for host in group_hosts]
             folded = item in self._folded
             rows.append(HostsTable.group_row(item, group_hosts, (sum(c[0] for c in counts), sum(c[1] for c in counts)),
                                              folded))
