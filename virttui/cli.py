@@ -13,12 +13,16 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from virttui import __version__
 from virttui.config import Config, ConfigError, load_config
 from virttui.drivers.base import Driver
 from virttui.drivers.errors import DriverError
 from virttui.drivers.model import ConnectionState, Host, HostSnapshot
+
+if TYPE_CHECKING:
+    from virttui.locks.model import CleanupOutcome
 
 log = logging.getLogger("virttui")
 
@@ -254,15 +258,20 @@ def cmd_leases_cleanup(args: argparse.Namespace) -> int:
             if manager.directory in seen_dirs:
                 continue
             seen_dirs.add(manager.directory)
+            lockspace = manager.lockspace
+
+            def show(_index: int, _total: int, outcome: CleanupOutcome, lockspace: str = lockspace) -> None:
+                """One line per file as it is done, like virt-sanlock-cleanup (a cron log shows progress)."""
+                resource = f"{lockspace}:{outcome.name}:{outcome.path}:0"
+                verdict = "PASS" if outcome.removed else "FAIL"
+                print(f"Cleanup: {_printable(resource)} {verdict}{' (dry run)' if args.dry_run else ''}", flush=True)
+
             try:
-                report = manager.cleanup(dry_run=args.dry_run)
+                report = manager.cleanup(dry_run=args.dry_run,
+                                         progress=None if args.quiet or args.json else show)
             except OSError as exc:  # LeaseDirError, LeaseAgentError: one line naming the directory
                 raise UsageError(exc.strerror or str(exc)) from None
             for outcome in report.outcomes:
-                resource = f"{report.lockspace}:{outcome.name}:{outcome.path}:0"
-                if not args.quiet and not args.json:
-                    verdict = "PASS" if outcome.removed else "FAIL"
-                    print(f"Cleanup: {_printable(resource)} {verdict}{' (dry run)' if args.dry_run else ''}")
                 if outcome.removed:
                     removed.append(outcome.name)
                 else:

@@ -195,6 +195,12 @@ class _ChannelStream(LineStream):
             return ""
         return line.decode("utf-8", "replace") if isinstance(line, bytes) else line
 
+    def exit_status(self) -> int | None:
+        # the exit-status message may arrive just after the end of the output
+        if not self._channel.status_event.wait(5):
+            return None
+        return self._channel.recv_exit_status()
+
     def close(self) -> None:
         try:
             self._channel.close()
@@ -389,7 +395,7 @@ class SSHTransport(Transport):
                 termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
             channel.close()
 
-    def stream(self, argv: Sequence[str]) -> LineStream:
+    def stream(self, argv: Sequence[str], *, line_timeout: float | None = None) -> LineStream:
         with self._lock:
             client = self._client
         if client is None or not self._alive(client):
@@ -398,6 +404,7 @@ class SSHTransport(Transport):
             transport = client.get_transport()
             assert transport is not None
             channel = transport.open_session(timeout=CONNECT_TIMEOUT)
+            channel.settimeout(line_timeout)
             channel.exec_command(shlex.join(["env", "LC_ALL=C.UTF-8", *line_buffered(argv)]))
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise ConnectionFailed(f"{self.uri.raw}: cannot open an SSH channel: {exc}") from None

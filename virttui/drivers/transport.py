@@ -41,6 +41,10 @@ class LineStream(ABC):
     def close(self) -> None:
         """Stop the command; a blocked readline() returns ""."""
 
+    def exit_status(self) -> int | None:
+        """The command's exit status once its output has ended, None when unknown."""
+        return None
+
 
 class Transport(ABC):
     """Runs commands on one host. Implementations are thread-safe."""
@@ -55,8 +59,12 @@ class Transport(ABC):
         """Run argv to completion; ConnectionFailed when the host cannot be reached or times out."""
 
     @abstractmethod
-    def stream(self, argv: Sequence[str]) -> LineStream:
-        """Start a long-running command and return its output stream."""
+    def stream(self, argv: Sequence[str], *, line_timeout: float | None = None) -> LineStream:
+        """Start a long-running command and return its output stream.
+
+        line_timeout: readline() gives up (returns "") when no line came for that long; None
+        waits for ever (event streams can be quiet for hours).
+        """
 
     def close(self) -> None:
         """Release connections; safe to call more than once."""
@@ -80,6 +88,12 @@ class _ProcessStream(LineStream):
             return stdout.readline()
         except (OSError, ValueError):
             return ""
+
+    def exit_status(self) -> int | None:
+        try:
+            return self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return None
 
     def close(self) -> None:
         if self._proc.poll() is None:
@@ -123,7 +137,9 @@ class LocalTransport(Transport):
         except OSError as exc:
             raise ConnectionFailed(f"{argv[0]}: {exc.strerror}") from None
 
-    def stream(self, argv: Sequence[str]) -> LineStream:
+    def stream(self, argv: Sequence[str], *, line_timeout: float | None = None) -> LineStream:
+        # line_timeout is not enforced locally: the local lease agent runs in-process, and the
+        # event stream waits for ever
         try:
             proc = subprocess.Popen(line_buffered(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL, text=True, errors="replace", env=_c_locale(),

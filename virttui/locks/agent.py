@@ -118,6 +118,15 @@ def scan(directory, lockspace, with_sanlock):
     return result
 
 
+def every_candidate(directory, lockspace):
+    """Every name in the lease directory but the lockspace file, sorted; or the reason it can't be listed."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as exc:
+        return [], "lease directory %s: %s" % (directory, exc.strerror or exc)
+    return [name for name in names if name != lockspace], ""
+
+
 def _safe_target(directory, name):
     """The open fd of a lease file that is safe to remove, or the reason it is not."""
     if not LEASE_NAME.match(name):
@@ -240,10 +249,17 @@ def main(argv):
         print(json.dumps(scan(argv[1], argv[2], len(argv) > 3 and argv[3] == "sanlock")))
         return 0
     if len(argv) >= 3 and argv[0] == "cleanup":
-        for outcome in cleanup(argv[1], argv[2], argv[3:]):
+        names = argv[3:]
+        if names == ["--all"]:
+            names, error = every_candidate(argv[1], argv[2])
+            if error:
+                print(json.dumps({"fatal": error}))
+                return 0
+            print(json.dumps({"total": len(names)}), flush=True)
+        for outcome in cleanup(argv[1], argv[2], names):
             print(json.dumps(outcome), flush=True)
         return 0
-    print(json.dumps({"fatal": "usage: agent scan DIR LOCKSPACE [sanlock] | cleanup DIR LOCKSPACE NAME..."}))
+    print(json.dumps({"fatal": "usage: agent scan DIR LOCKSPACE [sanlock] | cleanup DIR LOCKSPACE (NAME...|--all)"}))
     return 2
 
 

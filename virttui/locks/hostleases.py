@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from virttui.locks.leader import LeaderError, parse_leader
@@ -20,7 +20,12 @@ from virttui.locks.sanlockstatus import parse_client_status, parse_host_status
 
 ProgressCallback = Callable[[int, int, CleanupOutcome], None]
 AGENT_SOURCE = (Path(__file__).parent / "agent.py").read_text(encoding="utf-8")
-CLEANUP_CHUNK = 200  # names per remote agent run: progress arrives chunk by chunk
+# Names per remote agent run.  The whole command reaches the host's shell as one argument, which
+# Linux caps at 128 KiB (MAX_ARG_STRLEN); the stream's stdbuf wrapper holds it twice: 1000 md5
+# names and the agent's source stay under that (tested).  A cleanup of "everything" sends no
+# names: the agent lists the directory itself.
+CLEANUP_CHUNK = 1000
+CLEANUP_LINE_TIMEOUT = 120.0  # seconds without an outcome before a remote cleanup is given up
 
 
 class LeaseAgentError(OSError):
@@ -49,19 +54,64 @@ class AgentRunner:
         argv = [self.python, "-c", AGENT_SOURCE, "scan", directory, lockspace] + (["sanlock"] if with_sanlock else [])
         return json.loads(self._run(argv) or "{}")
 
-    def cleanup(self, directory: str, lockspace: str, names: list[str]) -> Iterable[dict]:
+    def cleanup(self, directory: str, lockspace: str, names: list[str] | None) -> Iterator[dict]:
+        """One outcome dict per file, as each is done. names None: every file but the lockspace,
+        listed on the host itself (no scan first); the first dict is then {"total": N}."""
         if self.transport is None:
             from virttui.locks import agent
 
+            if names is None:
+                names, error = agent.every_candidate(directory, lockspace)
+                if error:
+                    yield {"fatal": error}
+                    return
+                yield {"total": len(names)}
             yield from agent.cleanup(directory, lockspace, names)
             return
+        if names is None:
+            yield from self._stream(directory, lockspace, ["--all"])
+            return
         for start in range(0, len(names), CLEANUP_CHUNK):
-            chunk = names[start:start + CLEANUP_CHUNK]
-            out = self._run([self.python, "-c", AGENT_SOURCE, "cleanup", directory,
-                             lockspace, *chunk])
-            for line in out.splitlines():
-                if line.strip():
-                    yield json.loads(line)
+            yield from self._stream(directory, lockspace, names[start:start + CLEANUP_CHUNK])
+
+    def _stream(self, directory: str, lockspace: str, names: list[str]) -> Iterator[dict]:
+        """One remote agent run, its outcomes read as they come (the progress bar moves per file)."""
+        from virttui.drivers.errors import DriverError
+
+        argv = [self.python, "-c", AGENT_SOURCE, "cleanup", directory, lockspace, *names]
+        try:
+            stream = self.transport.stream(argv, line_timeout=CLEANUP_LINE_TIMEOUT)
+        except DriverError as exc:
+            raise LeaseAgentError(str(exc)) from None
+        expected = None if names == ["--all"] else len(names)
+        seen = 0
+        try:
+            while True:
+                line = stream.readline()
+                if not line:
+                    break
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                except ValueError:
+                    raise LeaseAgentError(f"lease agent: unreadable output {line.strip()[:80]!r}") from None
+                if not isinstance(item, dict):
+                    raise LeaseAgentError(f"lease agent: unreadable output {line.strip()[:80]!r}")
+                if "total" in item:
+                    expected = int(item["total"])
+                elif "fatal" not in item:
+                    seen += 1
+                yield item
+            status = stream.exit_status()
+        finally:
+            stream.close()
+        if status == 127:
+            raise LeaseAgentError("python3 is needed on the host for lease status and cleanup")
+        if expected is None or seen < expected:
+            done = f"after {seen} of {expected} files" if expected is not None else "before listing the directory"
+            why = f"exit status {status}" if status else f"no answer for {CLEANUP_LINE_TIMEOUT:g} s or connection lost"
+            raise LeaseAgentError(f"lease agent stopped {done} ({why})")
 
     def _run(self, argv: list[str]) -> str:
         from virttui.drivers.errors import DriverError
@@ -149,28 +199,33 @@ class HostLeaseManager:
         """Remove each lease file only while this host holds its lease (virt-sanlock-cleanup's rule)."""
         if self.manager != "sanlock":
             raise LeaseAgentError("cleanup removes sanlock leases; virtlockd's files are reused, not cleaned")
-        if names is None:
-            raw = self.runner.scan(self.directory, self.lockspace, False)
-            if raw.get("error"):
-                raise LeaseAgentError(f"lease directory {self.directory}: {raw['error']}")
-            names = [str(e["name"]) for e in raw.get("files", [])]
-        todo = [n for n in names if n != self.lockspace]
         if dry_run:
-            return self._predict(todo, progress)
+            snapshot = self.snapshot()
+            if names is None:
+                if snapshot.error and not snapshot.files:
+                    raise LeaseAgentError(snapshot.error)
+                names = [f.name for f in snapshot.files]  # the snapshot leaves the lockspace out
+            return self._predict(snapshot, [n for n in names if n != self.lockspace], progress)
+        todo = None if names is None else [n for n in names if n != self.lockspace]
+        total = 0 if todo is None else len(todo)
         outcomes = []
-        for index, raw_outcome in enumerate(self.runner.cleanup(self.directory, self.lockspace, todo), 1):
+        for raw_outcome in self.runner.cleanup(self.directory, self.lockspace, todo):
             if "fatal" in raw_outcome:
                 raise LeaseAgentError(str(raw_outcome["fatal"]))
+            if "total" in raw_outcome:
+                total = int(raw_outcome["total"])
+                continue
             outcome = CleanupOutcome(str(raw_outcome["name"]), str(raw_outcome["path"]),
                                      bool(raw_outcome["removed"]), str(raw_outcome.get("reason", "")))
             outcomes.append(outcome)
             if progress is not None:
-                progress(index, len(todo), outcome)
+                progress(len(outcomes), total, outcome)
         return CleanupReport(lockspace=self.lockspace, outcomes=tuple(outcomes))
 
-    def _predict(self, names: list[str], progress: ProgressCallback | None) -> CleanupReport:
+    def _predict(self, snapshot: LeaseDirSnapshot, names: list[str],
+                 progress: ProgressCallback | None) -> CleanupReport:
         """A dry run changes nothing on disk, not even a lease's version: predict from the leader records."""
-        by_name = {f.name: f for f in self.snapshot().files}
+        by_name = {f.name: f for f in snapshot.files}
         outcomes = []
         for index, name in enumerate(names, 1):
             lease = by_name.get(name)

@@ -1,0 +1,106 @@
+"""A remote cleanup is one streamed agent run: its outcomes, its end and its failures.
+
+The real SSH path runs in the real-stack tests (test_leases_real.py); here a scripted stream
+stands in for the channel, to reach the endings a healthy host never shows.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+
+from virttui.drivers.transport import LineStream, Transport, line_buffered
+from virttui.locks.hostleases import CLEANUP_CHUNK, AgentRunner, HostLeaseManager, LeaseAgentError
+from virttui.locks.model import LockConfig
+from virttui.locks.naming import sanlock_lease_name
+
+DIR = "/var/lib/libvirt/sanlock"
+NAMES = [sanlock_lease_name(f"/images/{i}.img") for i in range(3)]
+
+
+class ScriptedStream(LineStream):
+    def __init__(self, lines: list[str], status: int | None) -> None:
+        self.lines = list(lines)
+        self.status = status
+        self.closed = False
+
+    def readline(self) -> str:
+        return self.lines.pop(0) if self.lines else ""
+
+    def exit_status(self) -> int | None:
+        return self.status
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ScriptedTransport(Transport):
+    def __init__(self, lines: list[str], status: int | None = 0) -> None:
+        self.stream_ = ScriptedStream(lines, status)
+        self.argvs: list[list[str]] = []
+
+    def run(self, argv, *, timeout=30.0):  # noqa: ANN001, ANN201
+        raise AssertionError("a cleanup streams; it does not wait for the whole output")
+
+    def stream(self, argv, *, line_timeout=None):  # noqa: ANN001, ANN201
+        assert line_timeout, "a remote cleanup must not wait for ever on a silent host"
+        self.argvs.append(list(argv))
+        return self.stream_
+
+
+def outcome(name: str, removed: bool = True, reason: str = "") -> str:
+    return json.dumps({"name": name, "path": f"{DIR}/{name}", "removed": removed, "reason": reason}) + "\n"
+
+
+def manager(transport: Transport) -> HostLeaseManager:
+    config = LockConfig(manager="sanlock", auto_disk_leases=True, disk_lease_dir=DIR, host_id=1)
+    return HostLeaseManager(config, AgentRunner(transport))
+
+
+def test_cleanup_of_everything_lets_the_host_list_the_directory_and_reports_progress_per_file():
+    lines = [json.dumps({"total": 3}) + "\n", outcome(NAMES[0]), outcome(NAMES[1], False, "held by a live host"),
+             outcome(NAMES[2])]
+    transport = ScriptedTransport(lines)
+    progress = []
+    report = manager(transport).cleanup(progress=lambda i, n, o: progress.append((i, n, o.name)))
+    assert transport.argvs[0][-3:] == [DIR, "__LIBVIRT__DISKS__", "--all"]
+    assert [o.name for o in report.outcomes] == NAMES
+    assert [k.reason for k in report.kept] == ["held by a live host"]
+    assert progress == [(1, 3, NAMES[0]), (2, 3, NAMES[1]), (3, 3, NAMES[2])]
+    assert transport.stream_.closed
+
+
+def test_an_agent_that_stops_early_is_an_error_not_a_short_report():
+    transport = ScriptedTransport([json.dumps({"total": 3}) + "\n", outcome(NAMES[0])], status=None)
+    with pytest.raises(LeaseAgentError, match="stopped after 1 of 3 files"):
+        manager(transport).cleanup()
+    named = ScriptedTransport([outcome(NAMES[0])], status=1)
+    with pytest.raises(LeaseAgentError, match=r"after 1 of 3 files \(exit status 1\)"):
+        manager(named).cleanup(NAMES)
+
+
+def test_a_host_without_python3_gets_a_one_line_answer():
+    with pytest.raises(LeaseAgentError, match="python3 is needed"):
+        manager(ScriptedTransport([], status=127)).cleanup()
+
+
+def test_garbage_and_fatal_lines_from_the_agent_are_one_line_errors():
+    with pytest.raises(LeaseAgentError, match="unreadable output"):
+        manager(ScriptedTransport(["Traceback (most recent call last):\n"])).cleanup()
+    with pytest.raises(LeaseAgentError, match="lease directory /x: No such file"):
+        manager(ScriptedTransport([json.dumps({"fatal": "lease directory /x: No such file or directory"})
+                                   + "\n"])).cleanup()
+
+
+def test_a_full_chunk_of_names_fits_in_one_shell_argument():
+    """sshd hands the command to the login shell as one argument: Linux caps one at 128 KiB."""
+    transport = ScriptedTransport([])
+    names = [sanlock_lease_name(f"/images/{i}.img") for i in range(CLEANUP_CHUNK + 1)]
+    with pytest.raises(LeaseAgentError):
+        manager(transport).cleanup(names)  # the scripted agent answers nothing: only the argv matters
+    argv = transport.argvs[0]
+    assert argv[-CLEANUP_CHUNK:] == names[:CLEANUP_CHUNK]
+    command = shlex.join(["env", "LC_ALL=C.UTF-8", *line_buffered(argv)])  # what SSHTransport.stream sends
+    assert len(command.encode()) < 120 * 1024
