@@ -11,7 +11,7 @@ import shlex
 
 import pytest
 
-from virttui.drivers.transport import LineStream, Transport, line_buffered
+from virttui.drivers.transport import LineStream, Transport
 from virttui.locks.hostleases import CLEANUP_CHUNK, AgentRunner, HostLeaseManager, LeaseAgentError
 from virttui.locks.model import LockConfig
 from virttui.locks.naming import sanlock_lease_name
@@ -44,7 +44,10 @@ class ScriptedTransport(Transport):
     def run(self, argv, *, timeout=30.0):  # noqa: ANN001, ANN201
         raise AssertionError("a cleanup streams; it does not wait for the whole output")
 
-    def stream(self, argv, *, line_timeout=None):  # noqa: ANN001, ANN201
+    def stream(self, argv):  # noqa: ANN001, ANN201
+        raise AssertionError("a cleanup ends: it runs in a pooled session, not an event channel")
+
+    def run_lines(self, argv, *, line_timeout):  # noqa: ANN001, ANN201
         assert line_timeout, "a remote cleanup must not wait for ever on a silent host"
         self.argvs.append(list(argv))
         return self.stream_
@@ -95,12 +98,12 @@ def test_garbage_and_fatal_lines_from_the_agent_are_one_line_errors():
 
 
 def test_a_full_chunk_of_names_fits_in_one_shell_argument():
-    """sshd hands the command to the login shell as one argument: Linux caps one at 128 KiB."""
+    """The agent's source and the names reach `sh -c` as arguments: Linux caps one at 128 KiB."""
     transport = ScriptedTransport([])
     names = [sanlock_lease_name(f"/images/{i}.img") for i in range(CLEANUP_CHUNK + 1)]
     with pytest.raises(LeaseAgentError):
         manager(transport).cleanup(names)  # the scripted agent answers nothing: only the argv matters
     argv = transport.argvs[0]
     assert argv[-CLEANUP_CHUNK:] == names[:CLEANUP_CHUNK]
-    command = shlex.join(["env", "LC_ALL=C.UTF-8", *line_buffered(argv)])  # what SSHTransport.stream sends
+    command = "LC_ALL=C.UTF-8 " + shlex.join(argv)  # what SSHTransport.run_lines sends the session's shell
     assert len(command.encode()) < 120 * 1024

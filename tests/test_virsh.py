@@ -147,7 +147,7 @@ class ScriptedTransport(Transport):
         self.commands.append(list(argv))
         return self.answers.pop(0)
 
-    def stream(self, argv, *, line_timeout=None):  # noqa: ANN001, ANN201
+    def stream(self, argv):  # noqa: ANN001, ANN201
         raise ConnectionFailed("no events here")
 
 

@@ -150,24 +150,55 @@ class _ShellSession:
         self._err = b""
 
     def run(self, command: str, timeout: float) -> CommandResult:
-        marker = self.marker
-        script = (f"{command} </dev/null; printf '\\n%s %d\\n' {marker} $?; printf '\\n%s\\n' {marker} >&2\n")
-        self.channel.settimeout(timeout)
-        self.channel.sendall(script.encode())
-        head = f"\n{marker} ".encode()
+        self.start(command, timeout)
+        head = f"\n{self.marker} ".encode()
         while head not in self._out:
             self._out += self._recv(self.channel.recv)
         before, _, rest = self._out.partition(head)
+        while b"\n" not in rest:
+            rest += self._recv(self.channel.recv)
         code, _, self._out = rest.partition(b"\n")
-        tail = f"\n{marker}\n".encode()
-        while tail not in self._err:
-            self._err += self._recv(self.channel.recv_stderr)
-        err, _, self._err = self._err.partition(tail)
+        err = self._drain_stderr()
         try:
             returncode = int(code)
         except ValueError:
             raise ConnectionFailed("SSH session answered out of frame") from None
         return CommandResult(returncode, before.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+    def start(self, command: str, timeout: float | None) -> None:
+        """Send a framed command: its output, then a newline, the marker and its exit status."""
+        script = (f"{command} </dev/null; printf '\\n%s %d\\n' {self.marker} $?; "
+                  f"printf '\\n%s\\n' {self.marker} >&2\n")
+        self.channel.settimeout(timeout)
+        self.channel.sendall(script.encode())
+
+    def next_line(self) -> bytes | int:
+        """The started command's next stdout line, or its exit status once its output ended."""
+        head = f"\n{self.marker} ".encode()
+        while True:
+            end = self._out.find(head)
+            newline = self._out.find(b"\n", 0, len(self._out) if end < 0 else end)
+            if newline >= 0 and (end >= 0 or not head.startswith(self._out[newline:])):
+                line, self._out = self._out[:newline + 1], self._out[newline + 1:]
+                return line  # a whole line, and its newline is not the framing's
+            if end > 0:
+                line, self._out = self._out[:end], self._out[end:]
+                return line  # the last line, without a newline of its own
+            if end == 0 and b"\n" in self._out[len(head):]:
+                code, _, self._out = self._out[len(head):].partition(b"\n")
+                self._drain_stderr()
+                try:
+                    return int(code)
+                except ValueError:
+                    raise ConnectionFailed("SSH session answered out of frame") from None
+            self._out += self._recv(self.channel.recv)
+
+    def _drain_stderr(self) -> bytes:
+        tail = f"\n{self.marker}\n".encode()
+        while tail not in self._err:
+            self._err += self._recv(self.channel.recv_stderr)
+        err, _, self._err = self._err.partition(tail)
+        return err
 
     @staticmethod
     def _recv(read) -> bytes:  # noqa: ANN001 - channel.recv or recv_stderr
@@ -195,17 +226,46 @@ class _ChannelStream(LineStream):
             return ""
         return line.decode("utf-8", "replace") if isinstance(line, bytes) else line
 
-    def exit_status(self) -> int | None:
-        # the exit-status message may arrive just after the end of the output
-        if not self._channel.status_event.wait(5):
-            return None
-        return self._channel.recv_exit_status()
-
     def close(self) -> None:
         try:
             self._channel.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+class _SessionLines(LineStream):
+    """A finite command's output, line by line, from a pooled shell session (no channel to open)."""
+
+    def __init__(self, transport: SSHTransport, session: _ShellSession) -> None:
+        self._transport = transport
+        self._session: _ShellSession | None = session
+        self._status: int | None = None
+
+    def readline(self) -> str:
+        session = self._session
+        if session is None:
+            return ""
+        try:
+            item = session.next_line()
+        except (OSError, EOFError, paramiko.SSHException, ConnectionFailed):
+            self._give_back(ok=False)  # timed out or broken: the session's framing is lost
+            return ""
+        if isinstance(item, int):
+            self._status = item
+            self._give_back(ok=True)
+            return ""
+        return item.decode("utf-8", "replace")
+
+    def exit_status(self) -> int | None:
+        return self._status
+
+    def close(self) -> None:
+        self._give_back(ok=False)  # still running: closing the channel ends it
+
+    def _give_back(self, *, ok: bool) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            self._transport._checkin(session, ok)
 
 
 class SSHTransport(Transport):
@@ -316,6 +376,15 @@ class SSHTransport(Transport):
         finally:
             self._checkin(session, ok)
 
+    def run_lines(self, argv: Sequence[str], *, line_timeout: float) -> LineStream:
+        session = self._checkout(line_timeout)
+        try:
+            session.start("LC_ALL=C.UTF-8 " + shlex.join(argv), line_timeout)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self._checkin(session, False)
+            raise ConnectionFailed(f"{self.uri.raw}: command failed over SSH: {exc}") from None
+        return _SessionLines(self, session)
+
     def _checkout(self, timeout: float) -> _ShellSession:
         with self._lock:
             while not self._idle and self._busy >= MAX_SESSIONS:
@@ -395,7 +464,7 @@ class SSHTransport(Transport):
                 termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
             channel.close()
 
-    def stream(self, argv: Sequence[str], *, line_timeout: float | None = None) -> LineStream:
+    def stream(self, argv: Sequence[str]) -> LineStream:
         with self._lock:
             client = self._client
         if client is None or not self._alive(client):
@@ -404,7 +473,6 @@ class SSHTransport(Transport):
             transport = client.get_transport()
             assert transport is not None
             channel = transport.open_session(timeout=CONNECT_TIMEOUT)
-            channel.settimeout(line_timeout)
             channel.exec_command(shlex.join(["env", "LC_ALL=C.UTF-8", *line_buffered(argv)]))
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise ConnectionFailed(f"{self.uri.raw}: cannot open an SSH channel: {exc}") from None

@@ -59,12 +59,16 @@ class Transport(ABC):
         """Run argv to completion; ConnectionFailed when the host cannot be reached or times out."""
 
     @abstractmethod
-    def stream(self, argv: Sequence[str], *, line_timeout: float | None = None) -> LineStream:
-        """Start a long-running command and return its output stream.
+    def stream(self, argv: Sequence[str]) -> LineStream:
+        """Start a long-running command and return its output stream."""
 
-        line_timeout: readline() gives up (returns "") when no line came for that long; None
-        waits for ever (event streams can be quiet for hours).
+    def run_lines(self, argv: Sequence[str], *, line_timeout: float) -> LineStream:
+        """Run a command that ends, reading its output line by line as it comes.
+
+        readline() gives up (returns "") when no line came for line_timeout seconds, where the
+        transport can tell; exit_status() is known once the output ended.
         """
+        return self.stream(argv)
 
     def close(self) -> None:
         """Release connections; safe to call more than once."""
@@ -137,9 +141,7 @@ class LocalTransport(Transport):
         except OSError as exc:
             raise ConnectionFailed(f"{argv[0]}: {exc.strerror}") from None
 
-    def stream(self, argv: Sequence[str], *, line_timeout: float | None = None) -> LineStream:
-        # line_timeout is not enforced locally: the local lease agent runs in-process, and the
-        # event stream waits for ever
+    def stream(self, argv: Sequence[str]) -> LineStream:
         try:
             proc = subprocess.Popen(line_buffered(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL, text=True, errors="replace", env=_c_locale(),

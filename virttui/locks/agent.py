@@ -161,10 +161,12 @@ def _same_file(fd, path):
     return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
 
 
-# Concurrent acquisitions. Measured on the 2-core test machine, 400 stale leases: 1 worker 9.2 ms
-# a file, 2 7.8, 8 5.6-6.1, 16 5.8. The floor is the sanlock daemon itself: it spends 4.3 ms of CPU
-# per acquire and release (mostly kernel time for its 1 MiB direct reads of the host blocks), 6 ms
-# under concurrency, and its throughput never exceeded about one core. This agent uses 0.6 ms.
+# Concurrent acquisitions. Measured on the 2-core test machine, 400 stale leases (the daemon not
+# writing to a serial console, see tests/realstack/harness.py): 8 workers 2.7-3.0 ms a file, 16
+# 2.9, 4 3.3; acquiring 4 or 8 leases per sanlock_acquire call is no faster. The floor is the
+# daemon: each acquire reads the lease's 2000 dblocks (1 MiB) three times with direct I/O, and
+# this VM's disk serves one request at a time (0.5-0.8 ms a MiB whether 1 or 8 readers); the
+# daemon's own CPU is ~2.5 ms a file, this agent's 0.35 ms.
 WORKERS = 8
 
 

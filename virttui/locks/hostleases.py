@@ -46,12 +46,22 @@ class AgentRunner:
         self.transport = transport
         self.python = python
 
+    def _agent(self, *args: str) -> list[str]:
+        """The remote command running the agent with args.
+
+        The host's own /usr/bin/python3 when it has one, else python3 from the login PATH: a
+        PATH that starts with pyenv shims (as on this test machine) costs ~85 ms a run.  -S: the
+        agent needs only the standard library, and skipping site-packages saves ~30 ms more.
+        """
+        return ["sh", "-c", 'p=/usr/bin/python3; [ -x "$p" ] || p="$0"; exec "$p" -S "$@"', self.python,
+                "-c", AGENT_SOURCE, *args]
+
     def scan(self, directory: str, lockspace: str, with_sanlock: bool) -> dict:
         if self.transport is None:
             from virttui.locks import agent
 
             return agent.scan(directory, lockspace, with_sanlock)
-        argv = [self.python, "-c", AGENT_SOURCE, "scan", directory, lockspace] + (["sanlock"] if with_sanlock else [])
+        argv = self._agent("scan", directory, lockspace, *(["sanlock"] if with_sanlock else []))
         return json.loads(self._run(argv) or "{}")
 
     def cleanup(self, directory: str, lockspace: str, names: list[str] | None) -> Iterator[dict]:
@@ -78,9 +88,9 @@ class AgentRunner:
         """One remote agent run, its outcomes read as they come (the progress bar moves per file)."""
         from virttui.drivers.errors import DriverError
 
-        argv = [self.python, "-c", AGENT_SOURCE, "cleanup", directory, lockspace, *names]
+        argv = self._agent("cleanup", directory, lockspace, *names)
         try:
-            stream = self.transport.stream(argv, line_timeout=CLEANUP_LINE_TIMEOUT)
+            stream = self.transport.run_lines(argv, line_timeout=CLEANUP_LINE_TIMEOUT)
         except DriverError as exc:
             raise LeaseAgentError(str(exc)) from None
         expected = None if names == ["--all"] else len(names)

@@ -1,0 +1,86 @@
+"""The framing of commands in a pooled SSH shell session, fed byte by byte and in odd chunks.
+
+The real sshd path is exercised by the real-stack tests; here a scripted channel delivers
+the output split at every awkward place (inside the marker, between a line and its newline).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from virttui.drivers.errors import ConnectionFailed
+from virttui.drivers.ssh import _ShellSession
+
+MARKER = "__virttui_0123456789abcdef"
+
+
+class ScriptedChannel:
+    def __init__(self, out: bytes, err: bytes, chunk: int) -> None:
+        self.out = [out[i:i + chunk] for i in range(0, len(out), chunk)]
+        self.err = [err[i:i + chunk] for i in range(0, len(err), chunk)]
+        self.sent = b""
+
+    def settimeout(self, timeout: float | None) -> None:
+        pass
+
+    def sendall(self, data: bytes) -> None:
+        self.sent += data
+
+    def recv(self, n: int) -> bytes:
+        return self.out.pop(0) if self.out else b""
+
+    def recv_stderr(self, n: int) -> bytes:
+        return self.err.pop(0) if self.err else b""
+
+
+def session(out: bytes, err: bytes = b"", chunk: int = 1) -> _ShellSession:
+    shell = object.__new__(_ShellSession)
+    shell.marker = MARKER
+    shell.channel = ScriptedChannel(out, err, chunk)
+    shell._out = b""
+    shell._err = b""
+    return shell
+
+
+def framed(output: bytes, status: int) -> tuple[bytes, bytes]:
+    return output + f"\n{MARKER} {status}\n".encode(), f"\n{MARKER}\n".encode()
+
+
+def lines_of(shell: _ShellSession) -> tuple[list[bytes], int]:
+    shell.start("agent", 5.0)
+    lines = []
+    while True:
+        item = shell.next_line()
+        if isinstance(item, int):
+            return lines, item
+        lines.append(item)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 4096])
+@pytest.mark.parametrize("output", [b"", b"one\n", b"one\ntwo\n", b"one\n\ntwo", b"\n", b"\n\n", b"no newline"])
+def test_lines_come_out_exactly_as_the_command_wrote_them(chunk, output):
+    out, err = framed(output, 3)
+    lines, status = lines_of(session(out, err, chunk))
+    assert b"".join(lines) == output
+    assert status == 3
+    assert all(line.endswith(b"\n") for line in lines[:-1])
+
+
+def test_a_line_that_looks_like_the_start_of_the_marker_is_still_output():
+    output = b"\n__virttui_ is not the marker\n"
+    out, err = framed(output, 0)
+    assert lines_of(session(out, err, 5))[0] == [b"\n", b"__virttui_ is not the marker\n"]
+
+
+def test_the_next_command_on_the_session_starts_clean():
+    out1, err1 = framed(b"first\n", 0)
+    out2, err2 = framed(b"second\n", 1)
+    shell = session(out1 + out2, b"oops\n" + err1 + err2, 9)
+    assert lines_of(shell) == ([b"first\n"], 0)
+    result = shell.run("again", 5.0)
+    assert (result.stdout, result.returncode, result.stderr) == ("second\n", 1, "")
+
+
+def test_a_session_closed_mid_command_is_an_error():
+    with pytest.raises(ConnectionFailed):
+        lines_of(session(b"half a line", b""))
