@@ -62,3 +62,47 @@ async def test_tab_repaints_the_two_panes_not_the_whole_screen(demo, monkeypatch
         assert app.focused is app.screen.query_one(DisksTable)
         assert full == []
         assert app.screen.query_one(DisksTable).has_focus  # and its :focus border is what the snapshots show
+
+
+async def test_tab_is_painted_in_one_frame(demo, monkeypatch):
+    """The focus change restyles both panes' scrollbars; they used to ask for their repaint
+    after the screen had painted the panes, and came in a second frame one tick later."""
+    from textual.screen import Screen
+
+    from virttui.widgets.panes import DisksTable, DomainsTable
+
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.pause(0.3)
+        frames = []
+        real = Screen._compositor_refresh
+        monkeypatch.setattr(Screen, "_compositor_refresh", lambda self: frames.append(1) or real(self))
+        assert app.focused is app.screen.query_one(DomainsTable)
+        await pilot.press("tab")
+        await pilot.pause(0.3)  # many screen ticks: a second frame would have come
+        assert app.focused is app.screen.query_one(DisksTable)
+        assert frames == [1]
+
+
+async def test_an_update_for_a_widget_painted_since_is_ignored(demo):
+    from textual import messages
+    from textual.scrollbar import ScrollBar
+
+    from virttui.widgets.panes import DomainsTable
+
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.pause(0.3)
+        screen = app.screen
+        table = screen.query_one(DomainsTable)
+        assert not table._repaint_regions
+        await screen._on_update(messages.Update(table))
+        assert table not in screen._dirty_widgets  # nothing left to repaint: no frame for it
+        table.refresh()
+        await screen._on_update(messages.Update(table))
+        assert table in screen._dirty_widgets  # a real repaint still gets its frame
+        hidden = ScrollBar(vertical=False)
+        await screen._on_update(messages.Update(hidden))
+        assert hidden not in screen._dirty_widgets

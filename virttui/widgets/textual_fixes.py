@@ -1,6 +1,6 @@
-"""Fixes to the pinned Textual (8.2.8) for a console left open for days. Imported by the app.
+"""Fixes to the pinned Textual (8.2.8), each found by a measurement. Imported by the app.
 
-StylesCache.get_inner_outer is an lru_cache(1024) on a method: its key holds the StylesCache
+Memory, for a console left open for days: StylesCache.get_inner_outer is an lru_cache(1024) on a method: its key holds the StylesCache
 itself, and each StylesCache holds its widget's rendered lines. So the last 1024 widgets to
 paint stayed alive after they were removed (every recomposed Footer key, every toast), each
 with its lines: found by the soak, where this was most of the RSS growth that remained after
@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from textual.style import Style
+from textual import messages
 from textual._styles_cache import StylesCache
 from textual.color import Color
+from textual.screen import Screen
+from textual.scrollbar import ScrollBar
+from textual.style import Style
 
 
 @lru_cache(1024)
@@ -27,3 +30,41 @@ def _get_inner_outer(self: StylesCache, base_background: Color, background: Colo
 
 
 StylesCache.get_inner_outer = _get_inner_outer  # type: ignore[method-assign]
+
+
+# Latency: a widget changed before a frame was painted one frame later. A widget asks for its
+# repaint through its own Idle and an Update message to the screen; when the screen's tick
+# comes first, the change waits for the next tick, 20-30 ms later. A Tab (focus restyles the
+# scrollbars of four tables) or a filter keystroke (the Input's Update starts the tick; the
+# Domains table's rows and scrollbar follow) then took two frames, and the bench's "settled"
+# p95 was the second. Shown widgets waiting to be repainted are painted in the frame being
+# made instead, and the Update they post afterwards, with nothing left to repaint, no longer
+# wakes the screen for an empty frame (nor does one from a scrollbar that is not shown: a
+# table too short to scroll still restyles its hidden scrollbars on focus). Layout requests
+# are left to Textual: taking pending ones into the tick at hand was tried and broke the
+# detail screen's first layout (snapshot tests).
+_compositor_refresh = Screen._compositor_refresh
+_on_update = Screen._on_update
+
+
+def _compositor_refresh_with_waiting(self: Screen) -> None:
+    """Screen._compositor_refresh, with the shown widgets that asked for a repaint painted now."""
+    waiting = {widget for widget in self._compositor.visible_widgets if widget._repaint_regions}
+    if waiting:
+        self._compositor.update_widgets(waiting)
+    _compositor_refresh(self)
+
+
+async def _on_update_unless_painted(self: Screen, message: messages.Update) -> None:
+    """Screen._on_update, ignoring a shown widget painted since it asked, or a hidden scrollbar."""
+    widget = message.widget
+    shown = widget in self._compositor.visible_widgets
+    if (shown and not widget._repaint_regions) or (type(widget) is ScrollBar and not shown):
+        message.stop()
+        message.prevent_default()
+        return
+    await _on_update(self, message)
+
+
+Screen._compositor_refresh = _compositor_refresh_with_waiting  # type: ignore[method-assign]
+Screen._on_update = _on_update_unless_painted  # type: ignore[method-assign]
