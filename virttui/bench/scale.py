@@ -212,7 +212,7 @@ class Probe:
         self.redundant_writes = 0
         self.unsettled = 0  # waits that hit painted_when's timeout
         self.first_frame: float | None = None  # set by painted_when
-        self._waiter: tuple[Callable[[], bool], asyncio.Future] | None = None
+        self._waiter: Callable[[], bool] | None = None  # painted_when's done()
         self._wrap_scheduler()
         self._wrap_display()
 
@@ -308,10 +308,14 @@ class Probe:
 
     # -- waiting for a painted frame -------------------------------------------------------------------
     def quiet(self) -> bool:
-        """No message waiting anywhere on the screen and no widget waiting to be repainted."""
+        """No message waiting anywhere on the screen, no widget waiting to be repainted or laid
+        out, and no frame the screen has still to make."""
         app = self.app
         screen = app.screen
         if not app._message_queue.empty() or not screen._message_queue.empty():
+            return False
+        if (screen._dirty_widgets or screen._layout_required or screen._repaint_required
+                or screen._scroll_required or screen._recompose_required):
             return False
         for widget in screen.walk_children():
             if not widget._message_queue.empty() or widget._repaint_required or widget._layout_required:
@@ -321,35 +325,32 @@ class Probe:
     def _check(self, now: float) -> None:
         if self._waiter is None:
             return
-        done, future = self._waiter
-        if not future.done() and done():
-            if self.first_frame is None:
-                self.first_frame = now  # the first frame showing the change, maybe not all of it
-            if self.quiet():
-                future.set_result(now)
+        if self.first_frame is None and self._waiter():
+            self.first_frame = now  # the first frame showing the change, maybe not all of it
 
     async def painted_when(self, done: Callable[[], bool], timeout: float = 10.0) -> float:
-        """perf_counter() at the end of the first frame painted once done() holds and nothing is pending.
+        """perf_counter() at the end of the last frame painted before the UI was seen settled:
+        done() holds and nothing waits to be handled, laid out or painted (see quiet()).
 
-        If done() holds but no frame follows (nothing visible changed), the moment it was seen holding.
+        The moment it was seen settled if no frame was painted since the call (nothing visible
+        changed). Settled is looked for every 2 ms, and the time is the frame's, so a frame made
+        after the change was complete (the next poll's) is not counted. Until 2026-11-26 this
+        waited for the first frame after which nothing was pending, which counted the next
+        unrelated frame whenever a widget's already-painted repaint request was still in flight.
         """
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._waiter = (done, future)
+        self._waiter = done  # _check() notes the first frame that shows the change
         self.first_frame = None
-        deadline = time.perf_counter() + timeout
-        seen_done: float | None = None
+        started = time.perf_counter()
+        deadline = started + timeout
         try:
-            while not future.done():
+            while True:
                 await asyncio.sleep(0.002)
                 now = time.perf_counter()
-                if seen_done is None and done() and self.quiet():
-                    seen_done = now
-                if seen_done is not None and now - seen_done > 0.25:
-                    return seen_done  # nothing to paint
+                if done() and self.quiet():
+                    return self.last_paint if self.last_paint > started else now
                 if now > deadline:  # a saturated UI never settles: count it, report the wait
                     self.unsettled += 1
                     return now
-            return future.result()
         finally:
             self._waiter = None
 

@@ -20,10 +20,12 @@ from rich.measure import Measurement
 from rich.segment import Segment
 from rich.style import NULL_STYLE, Style
 from rich.text import Text
+from textual import messages
 from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding, BindingType
 from textual.geometry import Region
 from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, ColumnKey, RowDoesNotExist, RowKey
 
@@ -111,6 +113,7 @@ class DiffTable(DataTable):
         self.cursor_moved: Callable[[], None] | None = None
         self._render_styles: dict[Any, tuple] = {}  # pseudo-class state -> styles its cached renders used
         self._projection: tuple[int, ...] | None = None  # indexes into COLUMNS shown; None: all
+        self._cell_meta: dict[tuple[int, int], Style] = {}  # (row, column) -> the click metadata style
         for key, label, width in self.COLUMNS:
             self.add_column(label, key=key, width=width)
 
@@ -211,7 +214,37 @@ class DiffTable(DataTable):
             self.apply_sort()
         if self.follow_key and keep_key is not None and keep_key in wanted:
             self.move_to_key(keep_key)
+        if self._require_update_dimensions and self.is_mounted:
+            self._lay_out_now()
         return changed
+
+    def _lay_out_now(self) -> None:
+        """Measure the table and ask the screen for its layout now, not on the next idles.
+
+        Rows added or removed change the virtual size: DataTable measures it on its next idle,
+        and the layout request reaches the screen on the idle after. The screen's tick came in
+        between: a filter keystroke painted the pane, then laid it out and painted it again one
+        tick (~30 ms) later, half the keystroke's time at 2000 domains. What DataTable._on_idle
+        and Widget._check_refresh would do, done at the end of the sync.
+        """
+        if self._updated_cells:
+            updated, self._updated_cells = set(self._updated_cells), set()
+            self._update_column_widths(updated)
+        self._require_update_dimensions = False
+        new_rows = self._new_rows.copy()
+        self._new_rows.clear()
+        self._update_dimensions(new_rows)
+        if not self._layout_required:
+            return
+        self._layout_required = False
+        for ancestor in self.ancestors:
+            if not isinstance(ancestor, Widget):
+                break
+            ancestor._clear_arrangement_cache()
+            ancestor._layout_updates += 1
+            if not ancestor.styles.auto_dimensions:
+                break
+        self.screen.post_message(messages.Layout(self))
 
     def _update_column_widths(self, updated_cells: set[CellKey]) -> None:
         """DataTable's, plus dropping renders made at the old widths. DataTable measures written
@@ -382,7 +415,13 @@ class DiffTable(DataTable):
             False, False, row_index < self.fixed_rows or column_index < self.fixed_columns, hover, cursor,
             self.show_cursor, self._show_hover_cursor, self.cursor_foreground_priority == "css",
             self.cursor_background_priority == "css")
-        pre_style = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
+        meta = self._cell_meta.get((row_index, column_index))
+        if meta is None:  # one Style per position, so Rich's cache of Style sums can hit
+            if len(self._cell_meta) > 4096:  # positions seen while scrolling a long table
+                self._cell_meta.clear()
+            meta = self._cell_meta[row_index, column_index] = Style.from_meta({"row": row_index,
+                                                                               "column": column_index})
+        pre_style = base_style + meta + component_style
 
         def styled(style: Style | None) -> Style | None:  # Segment.apply_style(pre, post), one segment
             if pre_style:
