@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Iterable
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -13,6 +13,7 @@ from textual.worker import Worker, WorkerState
 
 from virttui.actions import ActionRunner
 from virttui.assets import asset
+from virttui.collector import CycleCollector
 from virttui.config import Config
 from virttui.crash import ErrorContainment, contained, one_line
 from virttui.drivers.base import Driver
@@ -29,7 +30,6 @@ from virttui.widgets import textual_fixes  # noqa: F401 - patches Textual on imp
 
 log = logging.getLogger(__name__)
 CLEANABLE = (LeaseState.FREE, LeaseState.ORPHAN)
-FULL_COLLECTION_EVERY_S = 10.0
 
 
 class VirtTUI(App):
@@ -62,10 +62,11 @@ class VirtTUI(App):
         self.essentials = Essentials(self)
         self.roster = Roster(self, config)
         self._notices = list(notices)
+        self.collector = CycleCollector(self)
         self._warned: set[tuple[str, str]] = set()
 
     def on_mount(self) -> None:
-        self.set_timer(1.0, self._tune_collector)  # once started: it costs ~15-20 ms, a twentieth of a start
+        self.set_timer(1.0, self.collector.start)  # once started: it costs ~15-20 ms, a twentieth of a start
         main = MainScreen()
         self.push_screen(main)
         if self.debug_log:
@@ -74,25 +75,10 @@ class VirtTUI(App):
             self.notify(notice, severity="warning", timeout=10, markup=False)
         self.scheduler.start()
 
-    def _tune_collector(self) -> None:
-        """Measured at 2000 domains: the cyclic GC added ~40 ms per full refresh on average and
-        ~100 ms full collections set the p95. Start-up objects (modules, CSS, widgets) never die:
-        freeze them out of every future collection, and collect the young generation less often.
-
-        But Textual's rendering makes cyclic garbage all the time (every Strip cropped to its own
-        width caches itself; every restyle makes virtual DOM nodes), and with full collections that
-        rare it piled up between them: the soak's RSS grew ~25% in 2 minutes, mostly fragmented
-        pymalloc arenas kept by the peaks. A full collection on a timer, on the UI thread between
-        messages, costs 20-55 ms at 2000 domains (~0.4% of a core at this interval) and kept the
-        10-minute soak flat.
-        """
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(10_000, 20, 20)
-        self.set_interval(FULL_COLLECTION_EVERY_S, self._collect_cycles)
-
-    def _collect_cycles(self) -> None:
-        gc.collect()
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self.collector.key_pressed()
+        await super().on_event(event)
 
     def _show_log(self, screen: Screen) -> None:
         from virttui.widgets.logpane import LogPane, LogPaneHandler
