@@ -265,22 +265,19 @@ class DiffTable(DataTable):
         if len(keys) == 1:
             self.remove_row(next(iter(keys)))
             return
-        row_at = self._row_locations.get_key
-        survivors = []
-        for index in range(len(self._row_locations)):
-            row_key = row_at(index)
-            if row_key.value not in keys:
-                survivors.append(row_key)
+        # RowKey hashes and compares in Python: the dicts keyed by it are rebuilt from the rows
+        # that stay (hashing those only) rather than looked up and deleted from (a hash and an
+        # __eq__ per removed row, 13 ms of the 16 a keystroke that hid 1800 rows took here).
+        by_index = self._row_locations._reverse
+        survivors = [row_key for row_key in (by_index[index] for index in range(len(by_index)))
+                     if row_key.value not in keys]
         self._require_update_dimensions = True
         self.check_idle()
         self._row_locations = TwoWayDict({row_key: index for index, row_key in enumerate(survivors)})
-        for key in keys:
-            row_key = RowKey(key)
-            if self._updated_cells:  # keep removed cells from triggering dimension updates
-                for column_key in self._data[row_key]:
-                    self._updated_cells.discard(CellKey(row_key, column_key))
-            del self.rows[row_key]
-            del self._data[row_key]
+        if self._updated_cells:  # keep removed cells from triggering dimension updates
+            self._updated_cells = {cell for cell in self._updated_cells if cell.row_key.value not in keys}
+        self.rows = {row_key: row for row_key, row in self.rows.items() if row_key.value not in keys}
+        self._data = {row_key: cells for row_key, cells in self._data.items() if row_key.value not in keys}
         self.cursor_coordinate = self.cursor_coordinate
         self.hover_coordinate = self.hover_coordinate
         self._update_count += 1
