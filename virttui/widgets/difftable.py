@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from rich.console import Console, ConsoleOptions
+from rich.cells import cell_len
 from rich.measure import Measurement
 from rich.segment import Segment
 from rich.style import NULL_STYLE, Style
@@ -28,6 +29,12 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, ColumnKey, RowDoesNotExist, RowKey
+
+
+def _one_cell_per_char(text: str) -> bool:
+    """Printable, and every character one terminal cell wide (so slicing crops as Rich would):
+    ASCII, and the tree and marker glyphs the panes use (├ └ ★ ▼ …)."""
+    return text.isprintable() and (text.isascii() or cell_len(text) == len(text))
 
 
 class Cell:
@@ -44,13 +51,13 @@ class Cell:
         return Text(self.text, style=self.style, no_wrap=True, overflow="ellipsis", end="")
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
-        # What as_text() renders to, made directly for the common case (printable ASCII on one
-        # line, cut with an ellipsis): Rich's Text machinery was half the cost of drawing a cell,
+        # What as_text() renders to, made directly for the common case (printable text of
+        # one-cell characters on one line, cut with an ellipsis): Rich's Text machinery was half the cost of drawing a cell,
         # and DataTable draws every visible cell again after a sort, a filter or a focus change.
         # Checked segment for segment against the Text path over texts, widths and styles.
         text = self.text
         width = options.max_width
-        if text and width >= 2 and options.no_wrap and text.isascii() and text.isprintable():
+        if text and width >= 2 and options.no_wrap and _one_cell_per_char(text):
             if len(text) > width:
                 text = text[:width - 1] + "…"
             yield Segment(text, console.get_style(self.style) if self.style else None)
@@ -406,7 +413,7 @@ class DiffTable(DataTable):
         pad = self.cell_padding
         inner = width - 2 * pad
         if (not isinstance(cell, Cell) or row is None or row.height != 1 or inner < 2 or not cell.text
-                or not cell.text.isascii() or not cell.text.isprintable()):
+                or not _one_cell_per_char(cell.text)):
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         component_style, post_style = self._get_styles_to_render_cell(
             False, False, row_index < self.fixed_rows or column_index < self.fixed_columns, hover, cursor,
