@@ -106,3 +106,23 @@ async def test_an_update_for_a_widget_painted_since_is_ignored(demo):
         hidden = ScrollBar(vertical=False)
         await screen._on_update(messages.Update(hidden))
         assert hidden not in screen._dirty_widgets
+
+
+async def test_ready_widgets_join_a_frame_only_right_after_a_key(demo, monkeypatch):
+    """Poll results come in bursts: between keys, a widget's repaint waits for its own Update
+    (a later result may change it again), right after a key it joins the frame being made."""
+    from virttui.widgets.panes import HostsTable
+
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.pause(0.3)
+        screen = app.screen
+        hosts = screen.query_one(HostsTable)
+        monkeypatch.setattr(textual_fixes, "_eager_until", 0.0)
+        hosts.refresh()
+        screen._compositor_refresh()
+        assert hosts._repaint_regions  # left for its own frame
+        textual_fixes.paint_eagerly_after_key()
+        screen._compositor_refresh()
+        assert not hosts._repaint_regions  # painted in this one

@@ -78,6 +78,7 @@ class VirtTUI(App):
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
             self.collector.key_pressed()
+            textual_fixes.paint_eagerly_after_key()
         await super().on_event(event)
 
     def _show_log(self, screen: Screen) -> None:
