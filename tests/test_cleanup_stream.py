@@ -92,6 +92,10 @@ def test_a_host_without_python3_gets_a_one_line_answer():
 def test_garbage_and_fatal_lines_from_the_agent_are_one_line_errors():
     with pytest.raises(LeaseAgentError, match="unreadable output"):
         manager(ScriptedTransport(["Traceback (most recent call last):\n"])).cleanup()
+    with pytest.raises(LeaseAgentError, match="unreadable output"):
+        manager(ScriptedTransport(['{"total": "many"}\n'])).cleanup()
+    with pytest.raises(LeaseAgentError, match="unreadable output"):
+        manager(ScriptedTransport(['{"removed": true}\n'])).cleanup()
     with pytest.raises(LeaseAgentError, match="lease directory /x: No such file"):
         manager(ScriptedTransport([json.dumps({"fatal": "lease directory /x: No such file or directory"})
                                    + "\n"])).cleanup()

@@ -106,11 +106,13 @@ class AgentRunner:
                     item = json.loads(line)
                 except ValueError:
                     raise LeaseAgentError(f"lease agent: unreadable output {line.strip()[:80]!r}") from None
-                if not isinstance(item, dict):
+                if not isinstance(item, dict) or not isinstance(item.get("total", 0), int):
                     raise LeaseAgentError(f"lease agent: unreadable output {line.strip()[:80]!r}")
                 if "total" in item:
-                    expected = int(item["total"])
+                    expected = item["total"]
                 elif "fatal" not in item:
+                    if not {"name", "path", "removed"} <= item.keys():
+                        raise LeaseAgentError(f"lease agent: unreadable output {line.strip()[:80]!r}")
                     seen += 1
                 yield item
             status = stream.exit_status()
