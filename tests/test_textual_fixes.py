@@ -126,3 +126,29 @@ async def test_ready_widgets_join_a_frame_only_right_after_a_key(demo, monkeypat
         textual_fixes.paint_eagerly_after_key()
         screen._compositor_refresh()
         assert not hosts._repaint_regions  # painted in this one
+
+
+async def test_a_filter_keystroke_is_painted_in_one_frame(demo, monkeypatch):
+    """Rows hidden by a keystroke change the Domains table's virtual size: DataTable measured it
+    on an idle and asked for the layout on the next, after the screen had painted, so the pane
+    was laid out and painted again one tick later (DiffTable._lay_out_now)."""
+    from textual.screen import Screen
+
+    from virttui.widgets.panes import DomainsTable
+
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DomainsTable)
+        first = app.screen.selected_domain()[1].name  # kept by the filter: the keys on offer stay
+        await pilot.press("slash", first[0])
+        await pilot.pause(0.3)
+        before = table.row_count
+        frames = []
+        real = Screen._compositor_refresh
+        monkeypatch.setattr(Screen, "_compositor_refresh", lambda self: frames.append(1) or real(self))
+        await pilot.press(first[1])  # narrows the table, the first row stays
+        await pilot.pause(0.3)  # many screen ticks: a second frame would have come
+        assert app.screen.selected_domain()[1].name == first
+        assert 0 < table.row_count < before
+        assert frames == [1]
