@@ -14,6 +14,16 @@ from virttui.screens.main import KeysFooter
 from virttui.widgets import textual_fixes
 
 
+def count_frames(monkeypatch) -> list[int]:  # noqa: ANN001 - pytest's MonkeyPatch
+    """A list that gets an item for every frame a screen makes from now on."""
+    from textual.screen import Screen
+
+    frames: list[int] = []
+    real = Screen._compositor_refresh
+    monkeypatch.setattr(Screen, "_compositor_refresh", lambda self: frames.append(1) or real(self))
+    return frames
+
+
 def test_styles_cache_colours_do_not_keep_the_cache_alive():
     cache = StylesCache()
     inner, outer = cache.get_inner_outer(Color(10, 20, 30), Color(40, 50, 60, 0.5))
@@ -67,17 +77,13 @@ async def test_tab_repaints_the_two_panes_not_the_whole_screen(demo, monkeypatch
 async def test_tab_is_painted_in_one_frame(demo, monkeypatch):
     """The focus change restyles both panes' scrollbars; they used to ask for their repaint
     after the screen had painted the panes, and came in a second frame one tick later."""
-    from textual.screen import Screen
-
     from virttui.widgets.panes import DisksTable, DomainsTable
 
     app = make_app(demo)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await pilot.pause(0.3)
-        frames = []
-        real = Screen._compositor_refresh
-        monkeypatch.setattr(Screen, "_compositor_refresh", lambda self: frames.append(1) or real(self))
+        frames = count_frames(monkeypatch)
         assert app.focused is app.screen.query_one(DomainsTable)
         await pilot.press("tab")
         await pilot.pause(0.3)  # many screen ticks: a second frame would have come
@@ -132,8 +138,6 @@ async def test_a_filter_keystroke_is_painted_in_one_frame(demo, monkeypatch):
     """Rows hidden by a keystroke change the Domains table's virtual size: DataTable measured it
     on an idle and asked for the layout on the next, after the screen had painted, so the pane
     was laid out and painted again one tick later (DiffTable._lay_out_now)."""
-    from textual.screen import Screen
-
     from virttui.widgets.panes import DomainsTable
 
     app = make_app(demo)
@@ -144,9 +148,7 @@ async def test_a_filter_keystroke_is_painted_in_one_frame(demo, monkeypatch):
         await pilot.press("slash", first[0])
         await pilot.pause(0.3)
         before = table.row_count
-        frames = []
-        real = Screen._compositor_refresh
-        monkeypatch.setattr(Screen, "_compositor_refresh", lambda self: frames.append(1) or real(self))
+        frames = count_frames(monkeypatch)
         await pilot.press(first[1])  # narrows the table, the first row stays
         await pilot.pause(0.3)  # many screen ticks: a second frame would have come
         assert app.screen.selected_domain()[1].name == first

@@ -37,7 +37,6 @@ class CycleCollector:
         self.clock = clock
         self.last_key = float("-inf")
         self.due_since: float | None = None
-        self.collections = 0
 
     def key_pressed(self) -> None:
         self.last_key = self.clock()
@@ -59,6 +58,5 @@ class CycleCollector:
             self.app.set_timer(TYPING_PAUSE_S / 2, self.collect)
             return
         gc.collect()
-        self.collections += 1
         self.due_since = None
         self.app.set_timer(FULL_COLLECTION_EVERY_S, self.collect)

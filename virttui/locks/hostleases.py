@@ -39,6 +39,18 @@ class LeaseAgentError(OSError):
         return self.strerror
 
 
+def _agent_line(line: str) -> dict:
+    """One line of a cleanup agent's output: {"total": N}, {"fatal": ...} or an outcome."""
+    try:
+        item = json.loads(line)
+    except ValueError:
+        item = None
+    if (not isinstance(item, dict) or not isinstance(item.get("total", 0), int)
+            or not ("total" in item or "fatal" in item or {"name", "path", "removed"} <= item.keys())):
+        raise LeaseAgentError(f"lease agent: unreadable output {line.strip()[:80]!r}")
+    return item
+
+
 class AgentRunner:
     """Runs agent commands on the host: in-process (local) or through a transport (remote)."""
 
@@ -102,17 +114,10 @@ class AgentRunner:
                     break
                 if not line.strip():
                     continue
-                try:
-                    item = json.loads(line)
-                except ValueError:
-                    raise LeaseAgentError(f"lease agent: unreadable output {line.strip()[:80]!r}") from None
-                if not isinstance(item, dict) or not isinstance(item.get("total", 0), int):
-                    raise LeaseAgentError(f"lease agent: unreadable output {line.strip()[:80]!r}")
+                item = _agent_line(line)
                 if "total" in item:
                     expected = item["total"]
                 elif "fatal" not in item:
-                    if not {"name", "path", "removed"} <= item.keys():
-                        raise LeaseAgentError(f"lease agent: unreadable output {line.strip()[:80]!r}")
                     seen += 1
                 yield item
             status = stream.exit_status()
@@ -225,7 +230,7 @@ class HostLeaseManager:
             if "fatal" in raw_outcome:
                 raise LeaseAgentError(str(raw_outcome["fatal"]))
             if "total" in raw_outcome:
-                total = int(raw_outcome["total"])
+                total = raw_outcome["total"]
                 continue
             outcome = CleanupOutcome(str(raw_outcome["name"]), str(raw_outcome["path"]),
                                      bool(raw_outcome["removed"]), str(raw_outcome.get("reason", "")))
