@@ -1,5 +1,5 @@
-"""`python -m virttui` runs the CLI."""
+"""`python -m virttui` runs the CLI, exactly as the `virttui` command does."""
 
-from virttui.cli import main
+from virttui.launch import main
 
 raise SystemExit(main())

@@ -20,6 +20,7 @@ from virttui.config import Config, ConfigError, load_config
 from virttui.drivers.base import Driver
 from virttui.drivers.errors import DriverError
 from virttui.drivers.model import ConnectionState, Host, HostSnapshot
+from virttui.launch import resume_collection
 
 if TYPE_CHECKING:
     from virttui.locks.model import CleanupOutcome
@@ -313,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.log)
+    if args.command is not None:  # the console resumes it itself, after its first frame
+        resume_collection()
     try:
         if args.command == "status":
             return cmd_status(args)

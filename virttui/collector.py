@@ -42,10 +42,11 @@ class CycleCollector:
         self.last_key = self.clock()
 
     def start(self) -> None:
-        """Collect what start-up left, freeze the survivors, and space out future collections."""
+        """Collect what start-up left, freeze the survivors, space out future collections, resume them."""
         gc.collect()
         gc.freeze()
         gc.set_threshold(10_000, 20, 20)
+        gc.enable()  # `virttui` paused it for the start (virttui.launch)
         self.app.set_timer(FULL_COLLECTION_EVERY_S, self.collect)
 
     def collect(self) -> None:

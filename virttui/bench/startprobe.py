@@ -62,7 +62,10 @@ def baseline() -> int:
 
 
 def virttui(argv: list[str]) -> int:
-    """What virttui.cli.main does for the console command, headless."""
+    """What the `virttui` command (virttui.launch.main, then cli.main) does for the console, headless."""
+    from virttui.launch import pause_collection_for_start
+
+    pause_collection_for_start()
     from virttui import cli
 
     args = cli.build_parser().parse_args(argv)

@@ -1,0 +1,59 @@
+"""The `virttui` command pauses the cyclic collector for its start; every path turns it back on."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+
+from virttui.collector import CycleCollector
+
+
+def test_the_command_starts_with_collection_paused_and_a_batch_command_resumes_it():
+    """Through the real entry point, in a fresh interpreter: paused while the CLI is imported
+    and parsing, back on once a batch command (here `status`) has its arguments."""
+    code = (
+        "import gc, sys\n"
+        "import virttui.cli as cli\n"
+        "seen = []\n"
+        "real_status = cli.cmd_status\n"
+        "cli.cmd_status = lambda args: seen.append(gc.isenabled()) or real_status(args)\n"
+        "import virttui.launch\n"
+        "sys.argv = ['virttui', 'status', '--json']\n"
+        "gc.enable()\n"
+        "rc = virttui.launch.main()\n"
+        "sys.stderr.write(repr(seen))\n"
+        "sys.exit(rc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip().endswith("[True]")
+
+
+def test_the_entry_point_pauses_collection_before_the_cli_runs(monkeypatch):
+    import virttui.cli
+    import virttui.launch
+
+    seen = []
+    monkeypatch.setattr(virttui.cli, "main", lambda: seen.append(gc.isenabled()) or 0)
+    try:
+        assert virttui.launch.main() == 0
+    finally:
+        gc.enable()
+    assert seen == [False]
+
+
+def test_the_console_collector_resumes_collection_when_it_starts():
+    class App:
+        def set_timer(self, delay: float, callback) -> None:  # noqa: ANN001
+            pass
+
+    threshold = gc.get_threshold()
+    gc.disable()
+    try:
+        CycleCollector(App()).start()
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
