@@ -43,17 +43,19 @@ def test_the_entry_point_pauses_collection_before_the_cli_runs(monkeypatch):
     assert seen == [False]
 
 
-def test_the_console_collector_resumes_collection_when_it_starts():
+def test_the_console_collector_takes_over_from_the_paused_start():
+    """Paused by the launcher, the console's collector keeps automatic collection off (it runs its
+    own on a timer) and hands the settings back as they were before it started."""
     class App:
         def set_timer(self, delay: float, callback) -> None:  # noqa: ANN001
             pass
 
-    threshold = gc.get_threshold()
     gc.disable()
     try:
-        CycleCollector(App()).start()
-        assert gc.isenabled()
+        collector = CycleCollector(App())
+        collector.start()
+        assert not gc.isenabled()
+        collector.stop()
+        assert not gc.isenabled()  # as the launcher left it
     finally:
         gc.enable()
-        gc.unfreeze()
-        gc.set_threshold(*threshold)

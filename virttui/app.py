@@ -62,7 +62,7 @@ class VirtTUI(App):
         self.essentials = Essentials(self)
         self.roster = Roster(self, config)
         self._notices = list(notices)
-        self.collector = CycleCollector(self)
+        self.collector = CycleCollector(self, busy=self.scheduler.polling)
         self._warned: set[tuple[str, str]] = set()
 
     def on_mount(self) -> None:
@@ -95,6 +95,7 @@ class VirtTUI(App):
     def on_unmount(self) -> None:
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
+        self.collector.stop()
         self.scheduler.stop()
         for driver in self.scheduler.drivers:
             try:

@@ -1,24 +1,29 @@
-"""When the UI process collects cyclic garbage: rarely, and not while the operator is typing.
+"""When the UI process collects cyclic garbage: on a timer, between poll bursts, not while typing.
 
 Measured at 2000 domains: the cyclic GC added ~40 ms per full refresh on average and ~100 ms
 full collections set the p95. Start-up objects (modules, CSS, widgets) never die: they are
-frozen out of every future collection, and the young generation is collected less often.
+frozen out of every future collection. Even with the young generation collected only every
+10,000 allocations, each such collection found 25-40 thousand young objects (the new snapshots,
+rows and cells, all still alive) and took 10-40 ms to free next to nothing (0-700 objects),
+about once per full refresh. So the automatic collector stays off once the app has started.
 
 But Textual's rendering makes cyclic garbage all the time (every Strip cropped to its own width
-caches itself; every restyle makes virtual DOM nodes), and with full collections that rare it
-piled up between them: the soak's RSS grew ~25 % in 2 minutes, mostly fragmented pymalloc arenas
-kept by the peaks. So a full collection runs on a timer, on the UI thread between messages:
-20-55 ms at 2000 domains (~0.4 % of a core at this interval), and the 10-minute soak stays flat.
+caches itself; every restyle makes virtual DOM nodes), and it must not pile up: the soak's RSS
+grew ~25 % in 2 minutes with full collections too rare, mostly fragmented pymalloc arenas kept
+by the peaks. So a full collection runs on a timer, on the UI thread between messages: 20-55 ms
+at 2000 domains (~0.4 % of a core at this interval), and the 10-minute soak stays flat.
 Such a pause in the middle of someone typing a filter was the slowest keystroke of the keys
-benchmark, so a collection that falls due within a second of a key waits for a pause in the
-typing, but only briefly: deferred up to 30 s, collections under the soak's steady key presses
-came every ~30 s and its RSS grew 10.2 % (5.8 % at 10 s apart), so a typist gets 3 s.
+benchmark, and in the middle of a burst of poll results it was the slowest full refresh, so a
+collection that falls due then waits for a pause, but only briefly: deferred up to 30 s,
+collections under the soak's steady key presses came every ~30 s and its RSS grew 10.2 %
+(5.8 % at 10 s apart), so a typist or a busy fleet gets 3 s.
 """
 
 from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,32 +35,52 @@ COLLECTION_DEFER_MAX_S = 3.0  # a collection waits for a pause at most this long
 
 
 class CycleCollector:
-    """Tunes the collector once the app has started, then runs full collections on its timers."""
+    """Turns automatic collection off once the app has started, then runs full collections on its
+    timers; `busy` says when poll results are being handled (a collection then waits too)."""
 
-    def __init__(self, app: App, *, clock=time.monotonic) -> None:  # noqa: ANN001 - a monotonic clock
+    def __init__(self, app: App, *, clock=time.monotonic,  # noqa: ANN001 - a monotonic clock
+                 busy: Callable[[], bool] = lambda: False) -> None:
         self.app = app
         self.clock = clock
+        self.busy = busy
         self.last_key = float("-inf")
         self.due_since: float | None = None
+        self._before: tuple[bool, tuple[int, int, int]] | None = None
 
     def key_pressed(self) -> None:
         self.last_key = self.clock()
 
     def start(self) -> None:
-        """Collect what start-up left, freeze the survivors, space out future collections, resume them."""
+        """Collect what start-up left, freeze the survivors, and leave collecting to the timer
+        (`virttui` already paused automatic collection for its start: virttui.launch)."""
+        if self._before is not None:
+            return
+        self._before = (gc.isenabled(), gc.get_threshold())
         gc.collect()
         gc.freeze()
-        gc.set_threshold(10_000, 20, 20)
-        gc.enable()  # `virttui` paused it for the start (virttui.launch)
+        gc.disable()
         self.app.set_timer(FULL_COLLECTION_EVERY_S, self.collect)
 
+    def stop(self) -> None:
+        """Give the process its collector back as it was (an app run inside a test run, say)."""
+        if self._before is None:
+            return
+        enabled, threshold = self._before
+        self._before = None
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+        if enabled:
+            gc.enable()
+
     def collect(self) -> None:
-        """A full collection now, unless the operator is typing (then in a moment)."""
+        """A full collection now, unless the operator is typing or polls are landing (then in a moment)."""
+        if self._before is None:
+            return  # stopped
         now = self.clock()
         if self.due_since is None:
             self.due_since = now
-        typing = now - self.last_key < TYPING_PAUSE_S
-        if typing and now - self.due_since < COLLECTION_DEFER_MAX_S:
+        waiting = now - self.last_key < TYPING_PAUSE_S or self.busy()
+        if waiting and now - self.due_since < COLLECTION_DEFER_MAX_S:
             self.app.set_timer(TYPING_PAUSE_S / 2, self.collect)
             return
         gc.collect()

@@ -3,8 +3,9 @@
 Measured with `python -m virttui.bench --only start`: everything a start allocates lives on
 (modules, CSS rules, widgets, the first snapshots), yet ~140 collections ran during it, one of
 them full, and they cost 45-70 ms of a ~390 ms start; without them the start was ~320 ms.
-The console turns collection back on a second after its first frame, with the survivors frozen
-(virttui.collector); every other command turns it back on as soon as its arguments are parsed.
+The console's collector takes over a second after its first frame (virttui.collector: the
+survivors frozen, full collections on a timer); every other command turns automatic collection
+back on as soon as its arguments are parsed.
 """
 
 from __future__ import annotations

@@ -112,6 +112,10 @@ class PollScheduler:
             else:
                 self.poll_now(uri)
 
+    def polling(self) -> bool:
+        """Whether any host's poll is running or its result is on its way to the UI."""
+        return any(loop.running for loop in self._loops.values())
+
     def poll_all(self) -> None:
         for uri in self._loops:
             self.poll_now(uri)
