@@ -49,9 +49,17 @@ def _by_uuid(snap: HostSnapshot) -> dict[str, tuple[Domain, int, int]]:
     found: dict[str, tuple[Domain, int, int]] = {}
     for dom in snap.domains:
         if dom.uuid not in found:  # the first one, as HostSnapshot.domain() finds it
-            io = dom.total_io
-            found[dom.uuid] = (dom, io.rd_bytes, io.wr_bytes)
+            found[dom.uuid] = (dom, *_io_totals(dom))
     return found
+
+
+def _io_totals(dom: Domain) -> tuple[int, int]:
+    """Domain.total_io's sums without its DiskIO and generators (run for every domain of every poll)."""
+    rd = wr = 0
+    for _, counters in dom.disk_io:
+        rd += counters.rd_bytes
+        wr += counters.wr_bytes
+    return rd, wr
 
 
 def cpu_percent(prev: Domain, cur: Domain, seconds: float, host_cpus: int) -> float | None:
@@ -69,7 +77,7 @@ class Fleet:
         self._hosts: dict[str, _HostEntry] = {
             uri: _HostEntry(Host(uri=uri, state=ConnectionState.CONNECTING)) for uri in uris
         }
-        self._history: dict[tuple[str, str], _History] = {}
+        self._history: dict[str, dict[str, _History]] = {}  # host uri -> uuid -> samples
         self._lease_cache: list[tuple[str, LeaseStatus]] | None = None
         self._counts: dict[str, tuple[HostSnapshot, tuple[int, int]]] = {}
 
@@ -100,22 +108,27 @@ class Fleet:
         # a host this took apply from ~3.5 to ~0.7 ms, run on the UI thread for every poll.
         earlier = {} if prev is None else entry.by_uuid if entry.by_uuid else _by_uuid(prev)
         current = _by_uuid(snap)
+        history = self._history.setdefault(snap.host.uri, {})
+        cpus = snap.host.cpus
         for dom in snap.domains:
-            found = earlier.get(dom.uuid)
+            uuid = dom.uuid
+            found = earlier.get(uuid)
             if found is None or seconds <= 0:
-                rates[dom.uuid] = (None, None, None)
+                rates[uuid] = (None, None, None)
                 continue
             before, then_rd, then_wr = found
-            cpu = cpu_percent(before, dom, seconds, snap.host.cpus)
-            first, now_rd, now_wr = current[dom.uuid]
+            cpu = cpu_percent(before, dom, seconds, cpus)
+            first, now_rd, now_wr = current[uuid]
             if first is not dom:  # a UUID listed twice: this one's own counters
-                now_rd, now_wr = dom.total_io.rd_bytes, dom.total_io.wr_bytes
-            rd = max(0.0, (now_rd - then_rd) / seconds)
-            wr = max(0.0, (now_wr - then_wr) / seconds)
-            rates[dom.uuid] = (cpu, rd, wr)
-            hist = self._history.get((snap.host.uri, dom.uuid))
+                now_rd, now_wr = _io_totals(dom)
+            rd = (now_rd - then_rd) / seconds
+            wr = (now_wr - then_wr) / seconds
+            rd = rd if rd > 0.0 else 0.0
+            wr = wr if wr > 0.0 else 0.0
+            rates[uuid] = (cpu, rd, wr)
+            hist = history.get(uuid)
             if hist is None:  # not setdefault: that would build a _History (two deques) every time
-                hist = self._history[(snap.host.uri, dom.uuid)] = _History()
+                hist = history[uuid] = _History()
             hist.cpu.append(cpu or 0.0)
             hist.io.append(rd + wr)
         entry.snapshot = snap
@@ -134,8 +147,7 @@ class Fleet:
         """Forget a host and everything learned from it (its history, counts, lease views)."""
         self._hosts.pop(uri, None)
         self._counts.pop(uri, None)
-        for key in [key for key in self._history if key[0] == uri]:
-            del self._history[key]
+        self._history.pop(uri, None)
         self._lease_cache = None
 
     def set_domain_state(self, uri: str, uuid: str, state: DomainState) -> bool:
@@ -189,7 +201,7 @@ class Fleet:
 
     def history(self, uri: str, uuid: str) -> tuple[list[float], list[float]]:
         """CPU% and disk bytes/s samples of one domain, oldest first."""
-        hist = self._history.get((uri, uuid))
+        hist = self._history.get(uri, {}).get(uuid)
         if hist is None:
             return ([], [])
         return (list(hist.cpu), list(hist.io))

@@ -51,7 +51,7 @@ class _Guest:
     io_rate: float  # mean bytes per second per disk while running
     phase: float  # where in its daily-ish cycle the guest's load wave starts
     cpu_time_ns: float = 0.0
-    io: dict[str, list[float]] = field(default_factory=dict)
+    io: dict[str, list[float]] = field(default_factory=dict)  # target -> [rd, wr], keys in sorted order
     shutdown_at: float | None = None
     dom_id: int | None = None
     net: list[float] = field(default_factory=lambda: [0.0, 0.0])  # rx, tx bytes
@@ -73,7 +73,7 @@ class _Guest:
             persistent=self.persistent,
             cpu_time_ns=int(self.cpu_time_ns),
             disks=d.disks,
-            disk_io=tuple((t, DiskIO(int(v[0]), int(v[1]))) for t, v in sorted(self.io.items())),
+            disk_io=tuple([(t, DiskIO(int(v[0]), int(v[1]))) for t, v in self.io.items()]),  # sorted: see io
             id=self.dom_id,
             net_rx_bytes=int(self.net[0]),
             net_tx_bytes=int(self.net[1]),
@@ -162,7 +162,7 @@ class TestDriver(Driver):
             load=_stable_fraction(name, 0.03, 0.7),
             io_rate=_stable_fraction(name[::-1], 2e4, 3e6),
             phase=_stable_fraction(name + "phase", 0.0, 2 * math.pi),
-            io={disk.target: [0.0, 0.0] for disk in item.definition.disks},
+            io={target: [0.0, 0.0] for target in sorted(disk.target for disk in item.definition.disks)},
             autostart=item.autostart,
             persistent=item.persistent,
         )
