@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from virttui.cli import main
-from virttui.locks.flockstore import write_free_lease
+from virttui.locks.embedded import write_free_lease
 
 
 def run(*args):

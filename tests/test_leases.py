@@ -1,4 +1,4 @@
-"""Lease naming, leader records, flock exclusion (in and across processes), status and cleanup."""
+"""Lease naming, leader records, file-lock exclusion (in and across processes), status and cleanup."""
 
 import hashlib
 import os
@@ -10,8 +10,8 @@ import textwrap
 import pytest
 
 from virttui.drivers.errors import LeaseConflict
-from virttui.locks.flockstore import FlockLeaseStore, write_free_lease
-from virttui.locks.kernel import parse_proc_locks
+from virttui.locks import ofd
+from virttui.locks.embedded import EmbeddedLeaseStore, write_free_lease
 from virttui.locks.leader import LeaderError, pack_leader, parse_leader
 from virttui.locks.model import LOCKSPACE_NAME, LeaseState
 from virttui.locks.naming import lockd_lease_name, sanlock_lease_name
@@ -43,15 +43,9 @@ def test_bad_leader_records_raise(raw):
         parse_leader(raw)
 
 
-def test_proc_locks_parser_skips_junk():
-    text = "1: FLOCK  ADVISORY  WRITE 3230 fe:00:2147477 0 EOF\n2: -> FLOCK ADVISORY WRITE 1 fe:00:1 0 EOF\njunk\n"
-    (lock,) = parse_proc_locks(text)
-    assert lock.kind == "FLOCK" and lock.device == (0xFE, 0) and lock.inode == 2147477
-
-
 @pytest.fixture
 def stores(lease_dir):
-    made = [FlockLeaseStore(str(lease_dir), host_id) for host_id in (1, 2)]
+    made = [EmbeddedLeaseStore(str(lease_dir), host_id) for host_id in (1, 2)]
     for store in made:
         store.join_lockspace()
     yield made
@@ -87,8 +81,8 @@ def test_two_processes_conflict(stores, lease_dir):
     one.acquire(DISK)
     script = textwrap.dedent(f"""
         from virttui.drivers.errors import LeaseConflict
-        from virttui.locks.flockstore import FlockLeaseStore
-        store = FlockLeaseStore({str(lease_dir)!r}, 3)
+        from virttui.locks.embedded import EmbeddedLeaseStore
+        store = EmbeddedLeaseStore({str(lease_dir)!r}, 3)
         try:
             store.acquire({DISK!r})
         except LeaseConflict as exc:
@@ -140,6 +134,54 @@ def test_cleanup_limited_to_named_files_skips_the_rest(stores, lease_dir):
     assert not os.path.exists(a) and os.path.exists(b)
 
 
+def test_status_sees_a_lease_another_process_holds_and_takes_nothing(stores, lease_dir, monkeypatch):
+    one, _ = stores
+    script = textwrap.dedent(f"""
+        import sys
+        from virttui.locks.embedded import EmbeddedLeaseStore
+        store = EmbeddedLeaseStore({str(lease_dir)!r}, 3)
+        store.acquire({DISK!r})
+        print("HELD", flush=True)
+        sys.stdin.read()  # until the test closes our stdin
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "HELD"
+        opened = []
+        real_open = open
+        monkeypatch.setattr("builtins.open", lambda path, *a, **k: opened.append(str(path)) or real_open(path, *a, **k))
+        (lease,) = one.snapshot().files
+        assert lease.held and lease.leader.owner_id == 3
+        assert "/proc/locks" not in opened  # asked of the file itself, not the kernel's table of every lock
+        monkeypatch.undo()
+        with pytest.raises(LeaseConflict):
+            one.acquire(DISK)  # the status read did not take or break the other process's lock
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    (lease,) = one.snapshot().files
+    assert not lease.held  # the process went, and its lock with it
+    one.acquire(DISK)
+
+
+def test_asking_whether_a_file_is_locked_takes_no_lock(tmp_path):
+    path = tmp_path / "lease"
+    path.write_bytes(b"x" * 512)
+    reader = os.open(path, os.O_RDONLY)
+    writer = os.open(path, os.O_RDWR)
+    other = os.open(path, os.O_RDWR)
+    try:
+        assert not ofd.is_locked(reader)
+        assert ofd.try_lock(writer)  # the question above left nothing behind
+        assert ofd.is_locked(reader)
+        assert not ofd.try_lock(other)  # one open file's lock excludes another's in the same process
+        ofd.unlock(writer)
+        assert not ofd.is_locked(reader) and ofd.try_lock(other)
+    finally:
+        for fd in (reader, writer, other):
+            os.close(fd)
+
+
 def test_status_states(stores, lease_dir):
     one, two = stores
     one.acquire("/img/run1")
@@ -166,6 +208,6 @@ def test_status_states(stores, lease_dir):
 
 
 def test_unreadable_directory_is_reported_not_raised(tmp_path):
-    store = FlockLeaseStore(str(tmp_path / "missing"), 1)
+    store = EmbeddedLeaseStore(str(tmp_path / "missing"), 1)
     snap = store.snapshot()
     assert snap.error and "missing" in snap.error and snap.files == ()

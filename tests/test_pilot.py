@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 
@@ -13,6 +12,7 @@ from virttui.app import VirtTUI
 from virttui.drivers.model import ConnectionState, DomainState
 from virttui.drivers.registry import open_driver_or_placeholder
 from virttui.drivers.testdriver import TestDriver
+from virttui.locks import ofd
 from virttui.screens.cleanup import CleanupScreen
 from virttui.screens.confirm import ConfirmScreen
 from virttui.screens.detail import DomainDetailScreen
@@ -265,7 +265,7 @@ async def test_cleanup_keeps_a_lease_taken_between_preview_and_confirm(app, demo
         # Another host takes the lease after the preview: its disk is unknown here, so take the
         # file's lock directly, exactly as an embedded host of another process would.
         fd = os.open(first.path, os.O_RDWR)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert ofd.try_lock(fd)
         try:
             await pilot.press("y")
             await settle(pilot)

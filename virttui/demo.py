@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from virttui.assets import asset
 from virttui.drivers.testdriver import TestDriver
-from virttui.locks.flockstore import write_free_lease
+from virttui.locks.embedded import write_free_lease
 
 DEMO_HOSTS = ("hv1", "hv2", "hv3")
 STALE_DISKS = (

@@ -144,7 +144,7 @@ def node_xml(host: int, spec: FleetSpec) -> str:
 @contextmanager
 def fleet_files(spec: FleetSpec, *, leases: bool = True) -> Iterator[list[str]]:
     """Write one node file per host into a temp dir; yield their test:/// URIs (sharing one lease dir)."""
-    from virttui.locks.flockstore import write_free_lease
+    from virttui.locks.embedded import write_free_lease
 
     root = Path(tempfile.mkdtemp(prefix="virttui-bench-scale-"))
     try:

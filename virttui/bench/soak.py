@@ -55,7 +55,7 @@ class SoakResult:
 
 
 def _fds(exclude: str = "") -> int:
-    """Open descriptors, less those under `exclude`: embedded guests hold one flock fd per running
+    """Open descriptors, less those under `exclude`: embedded guests hold one locked fd per running
     disk, so those follow how many guests the churn left running, not a leak."""
     count = 0
     for name in os.listdir("/proc/self/fd"):

@@ -31,7 +31,7 @@ from virttui.drivers.model import (
 )
 from virttui.drivers.nodexml import NodeDescription, NodeDomain, load_node
 from virttui.drivers.xmlparse import parse_xml
-from virttui.locks.flockstore import FlockLeaseStore, LeaseDirError
+from virttui.locks.embedded import EmbeddedLeaseStore, LeaseDirError
 
 SHUTDOWN_SECONDS = 3.0  # how long a guest stays "in shutdown" after a graceful request
 _RUNNING_STATES = (DomainState.RUNNING, DomainState.IDLE)
@@ -123,7 +123,7 @@ class TestDriver(Driver):
         self._lock = threading.RLock()
         self._node: NodeDescription | None = None
         self._guests: dict[str, _Guest] = {}
-        self._leases: FlockLeaseStore | None = None
+        self._leases: EmbeddedLeaseStore | None = None
         self._last_time = 0.0
         self._next_id = 1
         self.startup_warnings: list[str] = []
@@ -144,7 +144,7 @@ class TestDriver(Driver):
             self._node = node
             self._last_time = self._clock()
             if self._lease_dir:
-                store = FlockLeaseStore(self._lease_dir, self.host_id, host_name=node.hostname, clock=time.time)
+                store = EmbeddedLeaseStore(self._lease_dir, self.host_id, host_name=node.hostname, clock=time.time)
                 try:
                     store.join_lockspace()
                 except LeaseDirError as exc:
@@ -186,7 +186,7 @@ class TestDriver(Driver):
             self._node = None
             self._guests.clear()
 
-    def lease_manager(self) -> FlockLeaseStore | None:
+    def lease_manager(self) -> EmbeddedLeaseStore | None:
         return self._leases
 
     # -- time --------------------------------------------------------------

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Label, ProgressBar
 
-from virttui.locks.flockstore import LeaseDirError
+from virttui.locks.embedded import LeaseDirError
 from virttui.locks.model import CleanupOutcome, LeaseStatus
 from virttui.widgets.difftable import Cell
 from virttui.widgets.panes import LEASE_STYLES

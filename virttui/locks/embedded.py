@@ -1,15 +1,15 @@
-"""Auto disk leases for embedded hosts: sanlock-format files guarded by kernel flocks.
+"""Auto disk leases for embedded hosts: sanlock-format files guarded by kernel file locks.
 
 Each lease file carries a real sanlock leader record (so the same reader
-serves embedded and real hosts), while exclusion comes from flock(2). flock
-locks belong to open file descriptions, so two embedded hosts in one process
-exclude each other exactly as two processes do; POSIX fcntl locks would not.
+serves embedded and real hosts), while exclusion comes from an open file
+description lock (virttui.locks.ofd): two embedded hosts in one process exclude
+each other exactly as two processes do, and the status asks each file whether
+it is held without taking anything.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import stat
 import threading
@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from virttui.drivers.errors import LeaseConflict
-from virttui.locks.kernel import inode_key, locked_inodes
+from virttui.locks import ofd
 from virttui.locks.leader import (
     DELTA_DISK_MAGIC,
     DELTA_DISK_VERSION,
@@ -44,7 +44,7 @@ class LeaseDirError(OSError):
     """The lease directory cannot be created or read."""
 
 
-class FlockLeaseStore:
+class EmbeddedLeaseStore:
     """One embedded host's view of a shared lease directory."""
 
     def __init__(
@@ -61,7 +61,7 @@ class FlockLeaseStore:
         self.host_name = host_name or f"host{host_id}"
         self.lockspace = lockspace
         self._clock = clock
-        self._held: dict[str, int] = {}  # lease path -> fd holding the flock
+        self._held: dict[str, int] = {}  # lease path -> fd holding its lock
         self._mutex = threading.Lock()
 
     # -- lockspace ---------------------------------------------------------
@@ -136,8 +136,7 @@ class FlockLeaseStore:
             try:
                 self._write_owner(fd, os.path.basename(path), disk_path)
             except BaseException:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
+                os.close(fd)  # closing drops the lock
                 raise
             self._held[path] = fd
         return path
@@ -149,13 +148,14 @@ class FlockLeaseStore:
             except OSError as exc:
                 raise LeaseConflict(f"disk {disk_path}: cannot open lease {path}: {exc.strerror}") from exc
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = ofd.try_lock(fd)
             except OSError as exc:
                 os.close(fd)
-                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    raise LeaseConflict(self._conflict_message(path, disk_path)) from None
                 raise LeaseConflict(f"disk {disk_path}: cannot lock lease {path}: {exc.strerror}") from exc
-            # A cleanup may have unlinked the file between open and flock: retry on the new file.
+            if not locked:
+                os.close(fd)
+                raise LeaseConflict(self._conflict_message(path, disk_path))
+            # A cleanup may have unlinked the file between open and lock: retry on the new file.
             try:
                 on_disk = os.lstat(path)
             except FileNotFoundError:
@@ -220,10 +220,9 @@ class FlockLeaseStore:
                 0,
             )
         except (OSError, LeaderError):
-            pass  # releasing must never fail; the flock below is what matters
+            pass  # releasing must never fail; dropping the lock below is what matters
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            os.close(fd)  # closing drops the lock
 
     def release_all(self) -> None:
         with self._mutex:
@@ -232,8 +231,7 @@ class FlockLeaseStore:
             with self._mutex:
                 fd = self._held.pop(path, None)
             if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
+                os.close(fd)  # closing drops the lock
 
     def holds(self, disk_path: str) -> bool:
         return self.lease_path(disk_path) in self._held
@@ -250,8 +248,7 @@ class FlockLeaseStore:
                 lockspace=self.lockspace,
                 error=f"lease directory {self.directory}: {exc.strerror}",
             )
-        locked = locked_inodes()
-        files = tuple(self._read_file(name, locked) for name in names if name != self.lockspace)
+        files = tuple(self._read_file(name) for name in names if name != self.lockspace)
         return LeaseDirSnapshot(
             directory=self.directory,
             host_id=self.host_id,
@@ -260,7 +257,7 @@ class FlockLeaseStore:
             live_host_ids=self.live_host_ids(),
         )
 
-    def _read_file(self, name: str, locked: set[tuple[int, int, int]]) -> LeaseFile:
+    def _read_file(self, name: str) -> LeaseFile:
         path = os.path.join(self.directory, name)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -272,6 +269,7 @@ class FlockLeaseStore:
             if not stat.S_ISREG(info.st_mode):
                 return LeaseFile(name=name, path=path, error="not a regular file")
             raw = os.pread(fd, SECTOR, 0)
+            held = ofd.is_locked(fd)
         except OSError as exc:
             return LeaseFile(name=name, path=path, error=f"unreadable: {exc.strerror}")
         finally:
@@ -280,7 +278,7 @@ class FlockLeaseStore:
             record = parse_leader(raw)
         except LeaderError as exc:
             return LeaseFile(name=name, path=path, size=info.st_size, error=str(exc))
-        return LeaseFile(name=name, path=path, size=info.st_size, leader=record, held=inode_key(info) in locked)
+        return LeaseFile(name=name, path=path, size=info.st_size, leader=record, held=held)
 
     # -- cleanup -----------------------------------------------------------
     def cleanup(
@@ -315,9 +313,7 @@ class FlockLeaseStore:
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return CleanupOutcome(name, path, removed=False, reason="not a regular file")
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            if not ofd.try_lock(fd):
                 return CleanupOutcome(name, path, removed=False, reason="lease is held")
             try:
                 parse_leader(os.pread(fd, SECTOR, 0))
@@ -336,7 +332,7 @@ class FlockLeaseStore:
         except OSError as exc:
             return CleanupOutcome(name, path, removed=False, reason=exc.strerror or str(exc))
         finally:
-            os.close(fd)  # closing drops the flock
+            os.close(fd)  # closing drops the lock
 
 
 def write_free_lease(directory: str, disk_path: str, last_owner: int = 0, lver: int = 1) -> str:
