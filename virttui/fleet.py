@@ -18,7 +18,7 @@ from virttui.locks.status import DiskUse, compute_lease_status
 HISTORY = 60  # samples kept per domain for sparklines
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DomainRow:
     """One domain with its host and its rates, ready for display."""
 

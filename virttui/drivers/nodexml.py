@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lxml import etree
 
@@ -143,7 +143,7 @@ def _load_domain_file(base: str, name: str, node_path: str) -> etree._Element:
 def _node_domain(elem: etree._Element, path: str, volumes: dict[str, tuple[int, int]]) -> NodeDomain:
     definition = parse_domain(elem, what=path, uuid_seed=path)
     disks = tuple(_sized(disk, volumes) for disk in definition.disks)
-    definition = DomainDefinition(**{**definition.__dict__, "disks": disks})
+    definition = replace(definition, disks=disks)
     runstate = elem.findtext(f"{{{TEST_NS}}}runstate")
     try:
         state = DomainState.from_libvirt_number(int(runstate)) if runstate else DomainState.RUNNING
@@ -163,4 +163,4 @@ def _sized(disk: Disk, volumes: dict[str, tuple[int, int]]) -> Disk:
     if disk.source not in volumes:
         return disk
     capacity, allocation = volumes[disk.source]
-    return Disk(**{**disk.__dict__, "capacity": capacity, "allocation": allocation})
+    return replace(disk, capacity=capacity, allocation=allocation)
