@@ -9,8 +9,9 @@ from helpers import make_app, settle
 from test_pilot import select
 from textual._styles_cache import StylesCache
 from textual.color import Color
+from textual.widgets._footer import FooterKey
 
-from virttui.screens.main import KeysFooter
+from virttui.widgets.keysfooter import KeysFooter
 from virttui.widgets import textual_fixes
 
 
@@ -36,22 +37,49 @@ def test_styles_cache_colours_do_not_keep_the_cache_alive():
 
 
 async def test_footer_recomposes_do_not_pile_up_dead_keys(demo):
-    """Moving between a running and a shut-off domain changes the keys on offer: each move
-    recomposes the Footer. Its watcher list must hold only the keys it shows."""
+    """Each recompose of the Footer replaces its keys; its watcher list must hold only the keys
+    it shows."""
     app = make_app(demo)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         footer = app.screen.query_one(KeysFooter)
         for _ in range(15):
-            await select(pilot, demo, "build-runner")  # shut off: start offered
+            footer._composed = None  # forget what it shows: the next recompose is a full one
+            footer.call_later(footer.recompose)  # in the footer's own message loop, as Textual does
             await pilot.pause()
-            await select(pilot, demo, "cache-01")  # running: shutdown, reboot... offered
             await pilot.pause()
         await settle(pilot)
         watchers = getattr(footer, "__watchers")["compact"]
         shown = len(footer.children)
         assert shown > 5
         assert len(watchers) <= 2 * shown  # the keys shown, plus at most the previous generation
+
+
+async def test_keys_enabled_or_not_flip_in_place_without_a_recompose(demo):
+    """Moving between a running and a shut-off domain changes which lifecycle keys are enabled:
+    the Footer's keys stay the same widgets and only their -disabled class follows."""
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        footer = app.screen.query_one(KeysFooter)
+
+        def keys() -> dict[str, object]:
+            return {widget.key: widget for widget in footer.query(FooterKey)}
+
+        await select(pilot, demo, "cache-01")  # running: shut down offered, start not
+        await settle(pilot)
+        before = keys()
+        assert before["s"].has_class("-disabled") and not before["d"].has_class("-disabled")
+        for _ in range(3):
+            await select(pilot, demo, "build-runner")  # shut off: start offered, shut down not
+            await settle(pilot)
+            after = keys()
+            assert not after["s"].has_class("-disabled") and after["d"].has_class("-disabled")
+            assert after["s"]._disabled is False and after["d"]._disabled is True
+            assert all(after[key] is before[key] for key in before)  # the same widgets: no recompose
+            await select(pilot, demo, "cache-01")
+            await settle(pilot)
+            assert keys()["s"].has_class("-disabled") and keys()["s"] is before["s"]
 
 
 async def test_tab_repaints_the_two_panes_not_the_whole_screen(demo, monkeypatch):

@@ -12,7 +12,7 @@ from textual.message_pump import MessagePumpClosed
 from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import DataTable, Input
 
 from virttui.crash import contained
 from virttui.drivers.base import Action, valid_actions
@@ -20,6 +20,7 @@ from virttui.drivers.model import Domain, Host
 from virttui.messages import FleetUpdated
 from virttui.screens.lifecycle import LIFECYCLE_BINDINGS, LifecycleActions
 from virttui.widgets.difftable import Row
+from virttui.widgets.keysfooter import KeysFooter
 from virttui.widgets.panes import (
     ALL_HOSTS_KEY,
     DisksTable,
@@ -36,58 +37,6 @@ if TYPE_CHECKING:
     from virttui.app import VirtTUI
 
 SORT_LABELS = {"name": "name", "host": "host", "state": "state", "cpu": "CPU%", "mem": "memory", "vcpus": "vCPUs"}
-
-
-class KeysFooter(Footer):
-    """Textual's Footer, recomposed only when what it shows changed.
-
-    Footer recomposes (unmounts, mounts and restyles all its keys, then relayouts the screen) on
-    every bindings signal, and focus moves send one: that was most of a Tab between panes, ~50 ms
-    at 2000 domains, for a footer that showed the same keys before and after.
-    """
-
-    _composed: tuple | None = None
-
-    def _showing(self) -> tuple:
-        """Everything Footer.compose reads."""
-        if not self._bindings_ready:
-            return ()
-        app = self.app
-        active = self.screen.active_bindings
-        keys = tuple((binding.key, app.get_key_display(binding), binding.description, binding.action, binding.group,
-                      enabled, tooltip) for (_, binding, enabled, tooltip) in active.values() if binding.show)
-        palette = None
-        if self.show_command_palette and app.ENABLE_COMMAND_PALETTE:
-            palette = active.get(app.COMMAND_PALETTE_BINDING)
-        if palette is not None:
-            _, binding, enabled, tooltip = palette
-            palette = (binding.key, app.get_key_display(binding), binding.description, binding.tooltip,
-                       enabled, tooltip)
-        return (keys, palette, self.combine_groups)
-
-    async def recompose(self) -> None:
-        showing = self._showing()
-        if showing == self._composed:
-            return
-        self._composed = showing
-        self._forget_removed_keys()
-        await super().recompose()
-
-    def _forget_removed_keys(self) -> None:
-        """Drop the watchers of FooterKeys that earlier recomposes removed.
-
-        Each FooterKey binds Footer.compact (data_bind), which appends (key, setter) to this
-        footer's watcher list; Textual prunes that list only when compact changes, which it never
-        does. Every recompose so kept its removed keys alive, with their styles and render caches:
-        the soak grew ~35 MB in 90 s, ~500 dead keys a minute, and each new binding scanned the
-        whole list. Keys still mounted keep their watchers.
-        """
-        watchers = getattr(self, "__watchers", None)
-        if not watchers:
-            return
-        for name, entries in watchers.items():
-            watchers[name] = [(node, callback) for node, callback in entries
-                              if node is self or getattr(node, "is_attached", True)]
 
 
 class MainScreen(LifecycleActions, Screen):
@@ -201,7 +150,8 @@ class MainScreen(LifecycleActions, Screen):
 
     def _refresh_bindings(self) -> None:
         """refresh_bindings only when the lifecycle keys on offer change (check_action depends on
-        nothing else): every call makes the Footer recompose all its keys, ~30 ms a refresh."""
+        nothing else): every call had the Footer recompose all its keys, ~30 ms a refresh; it
+        now flips the keys' enabled state in place (KeysFooter), but still gathers the bindings."""
         current = self.current_domain()
         offered = None if current is None else valid_actions(current[1].state)
         if offered != self._offered:
