@@ -82,6 +82,26 @@ async def test_keys_enabled_or_not_flip_in_place_without_a_recompose(demo):
             assert keys()["s"].has_class("-disabled") and keys()["s"] is before["s"]
 
 
+async def test_a_cursor_move_flips_the_footer_keys_in_its_own_handling(demo):
+    """Not on the Footer's later recompose: the keys change in the frame the cursor moves in."""
+    from test_pilot import host_of
+
+    from virttui.widgets.panes import DomainsTable, domain_key
+
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await select(pilot, demo, "cache-01")  # running
+        await settle(pilot)
+        footer = app.screen.query_one(KeysFooter)
+        start = next(widget for widget in footer.query(FooterKey) if widget.key == "s")
+        assert start.has_class("-disabled")
+        driver, dom = host_of(demo, "build-runner")  # shut off
+        table = app.screen.query_one(DomainsTable)
+        table.move_to_key(domain_key(driver.uri, dom.uuid))
+        app.screen._domain_changed()  # what the cursor's RowHighlighted runs; no await after it
+        assert not start.has_class("-disabled")
+
+
 async def test_tab_repaints_the_two_panes_not_the_whole_screen(demo, monkeypatch):
     from textual._compositor import Compositor
 

@@ -157,6 +157,7 @@ class MainScreen(LifecycleActions, Screen):
         if offered != self._offered:
             self._offered = offered
             self.refresh_bindings()
+            self.query_one(KeysFooter).show_enabled_now()
 
     def _refresh_hosts(self) -> None:
         """The Hosts tree: "all", then each host in config order, hosts of a group on its branch

@@ -44,6 +44,20 @@ class KeysFooter(Footer):
         self._forget_removed_keys()
         await super().recompose()
 
+    def show_enabled_now(self) -> None:
+        """Flip the keys' enabled state at once, in the frame of the change that caused it.
+
+        Footer learns of new bindings on an idle and recomposes after the next frame: a cursor
+        move onto a guest in another state painted its panes, then the Footer's keys 30-50 ms
+        later in a frame of their own (measured, a third of the keys benchmark's scrolling cursor
+        moves at 2000 domains). When more than enabled states changed, the recompose still follows.
+        """
+        if not self._bindings_ready or self._composed is None:
+            return
+        showing = self._showing()
+        if showing != self._composed and self._set_enabled_in_place(showing):
+            self._composed = showing
+
     def _set_enabled_in_place(self, showing: tuple) -> bool:
         """When only which keys are enabled changed (the cursor moved between a running and a
         stopped guest, or the first domain appeared), flip those keys' -disabled class rather than
