@@ -7,7 +7,7 @@ MODULES = [
     "virttui.drivers.model", "virttui.drivers.uri", "virttui.drivers.base", "virttui.drivers.errors",
     "virttui.drivers.xmlparse", "virttui.drivers.nodexml", "virttui.drivers.testdriver",
     "virttui.drivers.registry", "virttui.locks.model", "virttui.locks.naming", "virttui.locks.leader",
-    "virttui.locks.embedded", "virttui.locks.status", "virttui.fleet", "virttui.demo",
+    "virttui.locks.embedded", "virttui.locks.status", "virttui.fleet", "virttui.demo", "virttui.firstpoll",
 ]
 
 

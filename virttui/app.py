@@ -19,6 +19,7 @@ from virttui.crash import ErrorContainment, contained, one_line
 from virttui.drivers.base import Driver
 from virttui.drivers.model import ConnectionState
 from virttui.essentials import Essentials
+from virttui.firstpoll import FirstPoll
 from virttui.fleet import Fleet
 from virttui.hostkeys import HostKeyPrompter
 from virttui.locks.model import LeaseState
@@ -49,6 +50,7 @@ class VirtTUI(App):
         contain_errors: bool = False,
         debug: bool = False,
         config: Config | None = None,
+        first_polls: dict[str, FirstPoll] | None = None,
     ) -> None:
         super().__init__()
         self._containment = ErrorContainment() if contain_errors else None
@@ -56,7 +58,7 @@ class VirtTUI(App):
         self.debug_log = debug
         self._log_handler: logging.Handler | None = None
         self.fleet = Fleet([driver.uri for driver in drivers])
-        self.scheduler = PollScheduler(self, drivers, poll_interval, autopoll=autopoll)
+        self.scheduler = PollScheduler(self, drivers, poll_interval, autopoll=autopoll, first_polls=first_polls)
         self.actions = ActionRunner(self)
         self.host_keys = HostKeyPrompter(self)
         self.essentials = Essentials(self)

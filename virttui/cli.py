@@ -300,10 +300,14 @@ def cmd_top(args: argparse.Namespace) -> int:
 
 # -- console ------------------------------------------------------------------
 def cmd_console(args: argparse.Namespace) -> int:
-    from virttui.app import VirtTUI
+    from virttui.firstpoll import start_first_polls
 
     with open_hosts(args) as (drivers, interval, config):
-        app = VirtTUI(drivers, poll_interval=interval, contain_errors=True, debug=args.debug, config=config)
+        first_polls = start_first_polls(drivers)  # before Textual is imported: see virttui.firstpoll
+        from virttui.app import VirtTUI
+
+        app = VirtTUI(drivers, poll_interval=interval, contain_errors=True, debug=args.debug, config=config,
+                      first_polls=first_polls)
         app.run()
     if app.fatal_message:
         print(f"virttui: {app.fatal_message}", file=sys.stderr)

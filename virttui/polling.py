@@ -19,6 +19,7 @@ from textual.timer import Timer
 from virttui.drivers.base import Driver
 from virttui.drivers.errors import DriverError
 from virttui.drivers.model import ConnectionState, Host
+from virttui.firstpoll import FirstPoll
 from virttui.messages import HostChanged, HostFailed, HostPolled
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,9 @@ MAX_BACKOFF = 60.0
 
 
 class _HostLoop:
-    def __init__(self, driver: Driver) -> None:
+    def __init__(self, driver: Driver, first_poll: FirstPoll | None = None) -> None:
         self.driver = driver
+        self.first_poll = first_poll  # started before the app (virttui.firstpoll): the first poll's outcome
         self.connected = False
         self.running = False
         self.again = False
@@ -45,11 +47,13 @@ class PollScheduler:
     """Drives every host's poll loop from the UI thread."""
 
     def __init__(self, app: App, drivers: list[Driver], interval: float, *, autopoll: bool = True,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 first_polls: dict[str, FirstPoll] | None = None) -> None:
         self.app = app
         self.interval = interval
         self.autopoll = autopoll
-        self._loops = {driver.uri: _HostLoop(driver) for driver in drivers}
+        first_polls = first_polls or {}
+        self._loops = {driver.uri: _HostLoop(driver, first_polls.get(driver.uri)) for driver in drivers}
         self._monotonic = monotonic
         # One numbering for every loop, so a late message from a removed host's poll can never be
         # taken for a poll of the same URI added again.
@@ -157,12 +161,20 @@ class PollScheduler:
     def _poll_once(self, loop: _HostLoop, seq: int) -> HostPolled | HostFailed:
         """Connect if need be and poll; the result as the message that reports it."""
         driver = loop.driver
+        first, loop.first_poll = loop.first_poll, None
         try:
+            if first is not None:
+                try:
+                    snapshot = first.outcome()
+                finally:
+                    if first.connected:
+                        loop.connected = True
+                        self._watch(driver)
+                return HostPolled(snapshot, seq)
             if not loop.connected:
                 driver.connect()
                 loop.connected = True
-                uri = driver.uri
-                driver.watch(lambda: self.app.post_message(HostChanged(uri)))
+                self._watch(driver)
             snapshot = driver.poll()
         except DriverError as exc:
             loop.connected = False
@@ -175,6 +187,10 @@ class PollScheduler:
             return HostFailed(Host(uri=driver.uri, state=ConnectionState.ERROR,
                                    last_error=f"internal error: {type(exc).__name__}: {exc}"), seq)
         return HostPolled(snapshot, seq)
+
+    def _watch(self, driver: Driver) -> None:
+        uri = driver.uri
+        driver.watch(lambda: self.app.post_message(HostChanged(uri)))
 
     def finished(self, uri: str, ok: bool) -> float | None:
         """Called on the UI thread when a poll's message arrives; returns the retry delay on failure."""

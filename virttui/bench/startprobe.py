@@ -70,7 +70,7 @@ def virttui(argv: list[str]) -> int:
 
     args = cli.build_parser().parse_args(argv)
     cli._setup_logging(args.log)
-    from virttui.app import VirtTUI
+    from virttui.firstpoll import start_first_polls
 
     def has_rows(screen) -> bool:  # noqa: ANN001
         from virttui.widgets.panes import DomainsTable
@@ -79,7 +79,10 @@ def virttui(argv: list[str]) -> int:
         return bool(tables) and tables.first().row_count > 0
 
     with cli.open_hosts(args) as (drivers, interval, config):
-        app = VirtTUI(drivers, poll_interval=interval, config=config)
+        first_polls = start_first_polls(drivers)  # as cli.cmd_console: before Textual is imported
+        from virttui.app import VirtTUI
+
+        app = VirtTUI(drivers, poll_interval=interval, config=config, first_polls=first_polls)
         _watch(app, has_rows)
         app.run(headless=True, size=(160, 50))
     return app.return_code or 0
