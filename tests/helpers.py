@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from textual.pilot import Pilot
 
 from virttui.app import VirtTUI
@@ -28,3 +31,11 @@ async def poll(pilot: Pilot, clock, seconds: float = 2.0) -> None:  # noqa: ANN0
     clock.advance(seconds)
     pilot.app.scheduler.poll_all()
     await settle(pilot)
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    """Run code in a fresh interpreter (what gets imported, and when, is the point of such tests);
+    fails the test unless it exits 0."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out

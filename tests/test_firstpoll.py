@@ -3,11 +3,9 @@ the scheduler takes its outcome (snapshot or failure) as that host's first poll.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 
-from helpers import settle
+from helpers import run_python, settle
 
 from virttui.app import VirtTUI
 from virttui.assets import asset
@@ -94,7 +92,6 @@ def test_the_console_starts_first_polls_before_it_imports_textual():
         "from virttui.cli import main\n"
         "main(['-c', 'qemu:///system'])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
+    out = run_python(code)
     assert "textual imported: False" in out.stdout
     assert "hosts: ['qemu:///system']" in out.stdout

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gc
-import subprocess
-import sys
+
+from helpers import run_python
 
 from virttui.collector import CycleCollector
 
@@ -25,9 +25,7 @@ def test_the_command_starts_with_collection_paused_and_a_batch_command_resumes_i
         "sys.stderr.write(repr(seen))\n"
         "sys.exit(rc)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stderr.strip().endswith("[True]")
+    assert run_python(code).stderr.strip().endswith("[True]")
 
 
 def test_the_entry_point_pauses_collection_before_the_cli_runs(monkeypatch):
