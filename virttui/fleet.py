@@ -49,17 +49,8 @@ def _by_uuid(snap: HostSnapshot) -> dict[str, tuple[Domain, int, int]]:
     found: dict[str, tuple[Domain, int, int]] = {}
     for dom in snap.domains:
         if dom.uuid not in found:  # the first one, as HostSnapshot.domain() finds it
-            found[dom.uuid] = (dom, *_io_totals(dom))
+            found[dom.uuid] = (dom, *dom.io_totals())
     return found
-
-
-def _io_totals(dom: Domain) -> tuple[int, int]:
-    """Domain.total_io's sums without its DiskIO and generators (run for every domain of every poll)."""
-    rd = wr = 0
-    for _, counters in dom.disk_io:
-        rd += counters.rd_bytes
-        wr += counters.wr_bytes
-    return rd, wr
 
 
 def cpu_percent(prev: Domain, cur: Domain, seconds: float, host_cpus: int) -> float | None:
@@ -120,7 +111,7 @@ class Fleet:
             cpu = cpu_percent(before, dom, seconds, cpus)
             first, now_rd, now_wr = current[uuid]
             if first is not dom:  # a UUID listed twice: this one's own counters
-                now_rd, now_wr = _io_totals(dom)
+                now_rd, now_wr = dom.io_totals()
             rd = (now_rd - then_rd) / seconds
             wr = (now_wr - then_wr) / seconds
             rd = rd if rd > 0.0 else 0.0

@@ -170,12 +170,12 @@ class PollScheduler:
                     if first.connected:
                         loop.connected = True
                         self._watch(driver)
-                return HostPolled(snapshot, seq)
-            if not loop.connected:
-                driver.connect()
-                loop.connected = True
-                self._watch(driver)
-            snapshot = driver.poll()
+            else:
+                if not loop.connected:
+                    driver.connect()
+                    loop.connected = True
+                    self._watch(driver)
+                snapshot = driver.poll()
         except DriverError as exc:
             loop.connected = False
             driver.unwatch()

@@ -164,9 +164,10 @@ def _same_file(fd, path):
 # Concurrent acquisitions. Measured on the 2-core test machine, 400 stale leases (the daemon not
 # writing to a serial console, see tests/realstack/harness.py): 8 workers 2.7-3.0 ms a file, 16
 # 2.9, 4 3.3; acquiring 4 or 8 leases per sanlock_acquire call is no faster. The floor is the
-# daemon: each acquire reads the lease's 2000 dblocks (1 MiB) three times with direct I/O, and
-# this VM's disk serves one request at a time (0.5-0.8 ms a MiB whether 1 or 8 readers); the
-# daemon's own CPU is ~2.5 ms a file, this agent's 0.35 ms.
+# daemon: each acquire runs two paxos ballots that each read the lease's 2000 dblocks (1 MiB)
+# with direct I/O, plus small direct reads and writes, and this VM's disk serves one request at
+# a time (0.5-0.8 ms a MiB whether 1 or 8 readers); the daemon's own CPU is ~2.5 ms a file,
+# this agent's 0.35 ms.
 WORKERS = 8
 
 
