@@ -39,6 +39,14 @@ def test_undefine_a_stopped_domain_removes_it_and_a_running_one_goes_when_stoppe
     assert "web-02" not in {d.name for d in hv1.poll().domains}
 
 
+def test_an_undefined_running_domain_goes_when_its_graceful_shutdown_ends(hv1, clock):
+    running = find(hv1, "web-02")
+    hv1.undefine(running.uuid)
+    hv1.perform(running.uuid, Action.SHUTDOWN)
+    clock.advance(30)
+    assert "web-02" not in {d.name for d in hv1.poll().domains}
+
+
 def test_snapshots_revert_restores_the_state(hv1):
     dom = find(hv1, "web-01")
     hv1.create_snapshot(dom.uuid, "running", "before the change")

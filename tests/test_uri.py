@@ -29,3 +29,14 @@ def test_bad_uris_raise_invalid_uri_naming_the_uri(bad):
     with pytest.raises(InvalidURI) as info:
         parse_uri(bad)
     assert "\n" not in str(info.value)
+
+
+def test_a_password_in_the_uri_is_refused_without_being_echoed():
+    with pytest.raises(InvalidURI) as caught:
+        parse_uri("qemu+ssh://root:s3cret@hv1/system")
+    assert "s3cret" not in str(caught.value) and "root:***@hv1" in str(caught.value)
+
+
+def test_query_parameters_are_read_as_libvirt_reads_them():
+    uri = parse_uri("qemu+ssh://hv1/system?keyfile=/keys/a+b%20c;no_verify=1&socket")
+    assert uri.params == (("keyfile", "/keys/a+b c"), ("no_verify", "1"), ("socket", ""))

@@ -256,3 +256,34 @@ def test_status_json_of_a_local_virsh_uri_matches_virsh(capsys, tmp_path):
                              text=True, check=True).stdout
     names = {line.split(" ", 1)[1] for line in listing.splitlines() if line.strip()}
     assert {d["name"] for d in embedded["hosts"][0]["domains"]} == names
+
+
+@needs_virsh
+def test_snapshot_names_that_look_like_options_name_only_themselves():
+    from virttui.drivers.virshsession import VirshSession
+
+    uri = "test:///default"  # one interactive virsh keeps the test driver's state between commands
+    driver = VirshDriver(uri, parse_uri(uri), LocalTransport(), session=VirshSession(uri))
+    driver.connect()
+    try:
+        test = next(d for d in driver.poll().domains if d.name == "test")
+        driver.create_snapshot(test.uuid, "--current")
+        driver.create_snapshot(test.uuid, "keep-me")  # the current snapshot now
+        assert {s.name for s in driver.snapshots(test.uuid)} == {"--current", "keep-me"}
+        driver.delete_snapshot(test.uuid, "--current")
+        assert [s.name for s in driver.snapshots(test.uuid)] == ["keep-me"]
+    finally:
+        driver.close()
+
+
+@needs_virsh
+def test_a_line_virsh_cannot_parse_is_its_error_not_a_dead_session():
+    from virttui.drivers.virshsession import VirshSession
+
+    session = VirshSession("test:///default")
+    try:
+        failed = session.run("list --no-such-option", 20)  # virsh drops the whole line it can't parse
+        assert failed.returncode == 1 and "no-such-option" in failed.stderr
+        assert session.run("list --name", 20).stdout == "test\n"  # same session, still in step
+    finally:
+        session.close()

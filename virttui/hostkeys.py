@@ -41,9 +41,10 @@ class HostKeyPrompter:
                                 severity="warning", markup=False)
                 return
             try:
-                driver.trust_host_key()
-            except OSError as exc:
-                self.app.notify(f"cannot save the host key: {exc.strerror}", severity="error", markup=False)
+                driver.trust_host_key(pending)  # the key shown, even if a retry has seen another since
+            except (OSError, ValueError) as exc:
+                why = getattr(exc, "strerror", None) or str(exc)
+                self.app.notify(f"cannot save the host key: {why}", severity="error", markup=False)
                 return
             self.app.scheduler.poll_now(uri)
 

@@ -94,8 +94,8 @@ class Driver(ABC):
         """An unknown SSH host key the last connect refused, awaiting the operator's verdict."""
         return None
 
-    def trust_host_key(self) -> None:
-        """Save the pending host key as trusted; the next connect uses it."""
+    def trust_host_key(self, pending) -> None:  # noqa: ANN001 - the UnknownHostKey the operator was shown
+        """Save the key the operator was shown as trusted; the next connect uses it."""
 
     # -- operator essentials: drivers that cannot, say so --------------------------
     def set_autostart(self, uuid: str, enabled: bool) -> None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import paramiko
 
 from virttui.drivers.errors import ConnectionFailed, InvalidURI
+from virttui.drivers.knownhosts import load_known_hosts
 from virttui.drivers.transport import COMMAND_TIMEOUT, CommandResult, LineStream, Transport, line_buffered
 from virttui.drivers.uri import LibvirtURI
 
@@ -67,13 +68,18 @@ def known_host_name(host: str, port: int) -> str:
 
 
 class _Refuse(paramiko.MissingHostKeyPolicy):
-    """Strict checking: remember the unknown key and refuse it."""
+    """Strict checking: remember the unknown key and refuse it (a revoked one is never offered for trust)."""
 
-    def __init__(self) -> None:
+    def __init__(self, revoked: frozenset[str] = frozenset()) -> None:
         self.rejected: paramiko.PKey | None = None
+        self.revoked = revoked
+        self.revoked_seen = False
 
     def missing_host_key(self, client, hostname, key):  # noqa: ANN001, ANN201 - paramiko's signature
-        self.rejected = key
+        if key.get_base64() in self.revoked:
+            self.revoked_seen = True
+        else:
+            self.rejected = key
         raise paramiko.SSHException(f"unknown host key for {hostname}")
 
 
@@ -299,12 +305,14 @@ class SSHTransport(Transport):
         target = self.target
         name = known_host_name(target.address, target.port)
         client = paramiko.SSHClient()
-        policy: paramiko.MissingHostKeyPolicy = _Refuse() if target.verify else _AcceptUnverified()
+        revoked: frozenset[str] = frozenset()
         if target.verify and os.path.exists(target.known_hosts):
             try:
-                client.load_host_keys(target.known_hosts)
-            except (OSError, paramiko.SSHException) as exc:
-                raise ConnectionFailed(f"{target.known_hosts}: cannot read known hosts: {exc}") from None
+                revoked = load_known_hosts(target.known_hosts, client.get_host_keys())
+            except OSError as exc:
+                raise ConnectionFailed(f"{target.known_hosts}: cannot read known hosts: "
+                                       f"{exc.strerror or exc}") from None
+        policy: paramiko.MissingHostKeyPolicy = _Refuse(revoked) if target.verify else _AcceptUnverified()
         client.set_missing_host_key_policy(policy)
         try:
             client.connect(
@@ -324,11 +332,13 @@ class SSHTransport(Transport):
             raise ConnectionFailed(f"{self.uri.raw}: SSH authentication failed for user {target.user}") from None
         except paramiko.SSHException as exc:
             client.close()
+            if isinstance(policy, _Refuse) and policy.revoked_seen:
+                raise HostKeyChanged(self._revoked_message(name)) from None
             if isinstance(policy, _Refuse) and policy.rejected is not None:
                 self.pending_key = UnknownHostKey(name, policy.rejected, target.known_hosts)
                 raise self.pending_key from None
             raise ConnectionFailed(f"{self.uri.raw}: SSH error: {exc}") from None
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, ValueError) as exc:  # ValueError: getaddrinfo's UnicodeError on a bad name
             client.close()
             reason = "timed out" if isinstance(exc, (socket.timeout, TimeoutError)) else (
                 getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
@@ -339,15 +349,24 @@ class SSHTransport(Transport):
             transport.set_keepalive(KEEPALIVE_SECONDS)
         return client
 
+    def _revoked_message(self, name: str) -> str:
+        return (f"{self.uri.raw}: the SSH host key of {name} is marked @revoked in "
+                f"{self.target.known_hosts}; refusing to connect")
+
     def trust_key(self, pending: UnknownHostKey) -> None:
-        """The operator accepted this key: append it to known_hosts (never logged beyond its fingerprint)."""
+        """The operator accepted this key: append it to known_hosts (never logged beyond its fingerprint).
+
+        `pending` is the key the operator was shown, not whatever the latest connect saw: retries
+        go on while the dialog is open, and a man in the middle could offer another key meanwhile.
+        """
         path = pending.known_hosts
         os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", mode=0o700, exist_ok=True)
         line = f"{pending.host} {pending.key.get_name()} {pending.key.get_base64()}\n"
-        with open(path, "a", encoding="ascii") as handle:
+        with open(path, "a", encoding="utf-8") as handle:
             handle.write(line)
         log.info("trusted host key %s %s for %s", pending.key.get_name(), fingerprint(pending.key), pending.host)
-        self.pending_key = None
+        if self.pending_key is not None and self.pending_key.fingerprint == pending.fingerprint:
+            self.pending_key = None
 
     def close(self) -> None:
         with self._lock:

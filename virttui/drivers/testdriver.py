@@ -194,7 +194,7 @@ class TestDriver(Driver):
         now = self._clock()
         start = self._last_time
         self._last_time = now
-        for guest in self._guests.values():
+        for guest in list(self._guests.values()):  # a transient guest that stops leaves the dict
             if guest.state in _RUNNING_STATES or guest.state is DomainState.IN_SHUTDOWN:
                 busy = _wave_integral(start, now, guest.phase)
                 guest.cpu_time_ns += busy * 1e9 * guest.node.definition.vcpus * guest.load

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 from virttui.drivers.errors import InvalidURI
 
@@ -69,6 +69,9 @@ def parse_uri(text: str) -> LibvirtURI:
         if not _PORT_RE.fullmatch(match["port"]) or not 0 < int(match["port"]) < 65536:
             raise InvalidURI(f"{text}: bad port {match['port']!r}")
         port = int(match["port"])
+    if ":" in (match["user"] or ""):  # never echo it: the URI itself goes into errors and the Hosts pane
+        shown = text.strip().replace(match["user"], match["user"].partition(":")[0] + ":***", 1)
+        raise InvalidURI(f"{shown}: a password in the URI is not supported (use an SSH key or the agent)")
     host = match["host"] or ""
     if host.startswith("["):
         host = host[1:-1]
@@ -80,5 +83,15 @@ def parse_uri(text: str) -> LibvirtURI:
         host=unquote(host),
         port=port,
         path=unquote(match["path"] or ""),
-        params=tuple(parse_qsl(match["query"] or "", keep_blank_values=True)),
+        params=_query_params(match["query"] or ""),
     )
+
+
+def _query_params(query: str) -> tuple[tuple[str, str], ...]:
+    """libvirt's reading of a query: `&` or `;` between pairs, %XX unescaped, `+` left a plus."""
+    pairs = []
+    for part in re.split(r"[&;]", query):
+        if part:
+            key, _, value = part.partition("=")
+            pairs.append((unquote(key), unquote(value)))
+    return tuple(pairs)

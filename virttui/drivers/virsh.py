@@ -165,10 +165,8 @@ class VirshDriver(Driver):
     def pending_host_key(self):  # noqa: ANN201 - UnknownHostKey | None, from the SSH transport
         return getattr(self.transport, "pending_key", None)
 
-    def trust_host_key(self) -> None:
-        pending = self.pending_host_key()
-        if pending is not None:
-            self.transport.trust_key(pending)  # type: ignore[attr-defined]
+    def trust_host_key(self, pending) -> None:  # noqa: ANN001 - UnknownHostKey
+        self.transport.trust_key(pending)  # type: ignore[attr-defined]
 
     def watch(self, on_change: Callable[[], None]) -> None:
         """Start the host's event stream; `on_change` runs (on the stream's thread) after each event."""
@@ -343,7 +341,7 @@ class VirshDriver(Driver):
         if not names:
             return []
         current = self._run_virsh(f"snapshot-current {uuid} --name").stdout.strip()
-        out = self._virsh_tolerant(script([f"snapshot-dumpxml {uuid} {virsh_quote(n)}" for n in names]))
+        out = self._virsh_tolerant(script([f"snapshot-dumpxml {uuid} --snapshotname {virsh_quote(n)}" for n in names]))
         return [_parse_snapshot(text, current, f"{self.uri}: snapshot {name!r}")
                 for name, text in zip(names, split_sections(out, len(names)), strict=True) if text.strip()]
 
@@ -356,12 +354,12 @@ class VirshDriver(Driver):
 
     def revert_snapshot(self, uuid: str, name: str) -> None:
         uuid = _check_uuid(uuid)
-        self._act(f"snapshot-revert {uuid} {virsh_quote(_check_name(name))}", f"revert {uuid} to {name!r}")
+        self._act(f"snapshot-revert {uuid} --snapshotname {virsh_quote(_check_name(name))}", f"revert {uuid} to {name!r}")
         self._mark_stale(uuid)
 
     def delete_snapshot(self, uuid: str, name: str) -> None:
         uuid = _check_uuid(uuid)
-        self._act(f"snapshot-delete {uuid} {virsh_quote(_check_name(name))}", f"delete snapshot {name!r}")
+        self._act(f"snapshot-delete {uuid} --snapshotname {virsh_quote(_check_name(name))}", f"delete snapshot {name!r}")
 
     def set_memory_stats_period(self, uuid: str, seconds: int) -> None:
         uuid = _check_uuid(uuid)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import secrets
 import select
 import shutil
@@ -24,6 +25,9 @@ import time
 
 from virttui.drivers.errors import ConnectionFailed
 from virttui.drivers.transport import CommandResult
+
+_PROMPT_AT_END = re.compile(r"virsh [#>] $")  # interactive virsh's prompt before the marker line's echo
+
 
 class VirshSession:
     """One interactive `virsh -q -c URI`, restarted when it dies; thread-safe, one command at a time."""
@@ -70,9 +74,11 @@ class VirshSession:
     def _exchange(self, proc: subprocess.Popen, command: str, timeout: float) -> CommandResult:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         # The marker is quoted apart in the command, so virsh's echo of the command line never matches it.
+        # It goes on a line of its own: virsh drops a whole line it cannot parse (an unknown option, a
+        # name that looks like one), and the marker must still come back, with virsh's error on stderr.
         split = f'"{self.marker[:-2]}"@@'
-        line = f"{command} ; echo {split}\n"
-        proc.stdin.write(line.encode())
+        line, marker_line = f"{command}\n", f"echo {split}\n"
+        proc.stdin.write((line + marker_line).encode())
         proc.stdin.flush()
         out = bytearray()
         marker = self.marker.encode()
@@ -86,12 +92,15 @@ class VirshSession:
             if ready:
                 chunk = os.read(out_fd, 65536)
                 if not chunk:
-                    raise ConnectionFailed(f"{self.uri}: virsh exited: {self._drain(proc).strip()[-200:]}")
+                    raise ConnectionFailed(f"{self.uri}: virsh exited: {' '.join(self._drain(proc).split())[-200:]}")
                 out += chunk
         text = out[:out.index(marker)].decode("utf-8", "replace")
-        echoed = text.find(line)  # drop the prompt and virsh's echo of the command line
+        echoed = text.find(line)  # drop the prompt and virsh's echo of the command line ...
         if echoed >= 0:
             text = text[echoed + len(line):]
+        echoed = text.rfind(marker_line)  # ... and of the marker's line, with its prompt
+        if echoed >= 0:
+            text = _PROMPT_AT_END.sub("", text[:echoed])
         stderr = self._drain(proc)
         return CommandResult(1 if "error:" in stderr else 0, text, stderr)
 

@@ -1,0 +1,42 @@
+"""Reading OpenSSH known_hosts files the way ssh does, without tripping over lines paramiko can't parse.
+
+paramiko's own loader raises on a whole file for one `@cert-authority` line (a
+valid OpenSSH marker) or a byte that isn't UTF-8, which would leave the host
+unreachable with an internal error. Here such lines are skipped one by one, and
+`@revoked` keys are collected so that a connect can refuse them outright (ssh
+never accepts a revoked key, and it must never be offered for trust either).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import paramiko
+from paramiko.hostkeys import HostKeyEntry
+
+log = logging.getLogger(__name__)
+
+
+def load_known_hosts(path: str, into: paramiko.HostKeys) -> frozenset[str]:
+    """Add every usable, unrevoked entry of `path` to `into`; return the base64 blobs of its `@revoked` keys.
+
+    A revoked key is left out even where a plain line lists it, so the connect meets it as
+    unknown and refuses it before authenticating. Raises OSError when the file can't be read.
+    """
+    with open(path, "rb") as handle:
+        lines = [raw.decode("utf-8", "replace").strip() for raw in handle.read().splitlines()]
+    revoked = frozenset(fields[3] for fields in (line.split() for line in lines if line.startswith("@revoked "))
+                        if len(fields) >= 4)  # @revoked HOSTS KEYTYPE BASE64
+    for number, line in enumerate(lines, 1):
+        if not line or line.startswith(("#", "@")):  # @cert-authority: host certificates are not checked here
+            continue
+        try:
+            entry = HostKeyEntry.from_line(line, number)
+        except Exception as exc:  # noqa: BLE001 - paramiko raises plain Exceptions (InvalidHostKey) per line
+            log.debug("%s:%d: skipped an unreadable known_hosts line (%s)", path, number, type(exc).__name__)
+            continue
+        if entry is None or entry.key is None or entry.key.get_base64() in revoked:
+            continue
+        for hostname in entry.hostnames:
+            into.add(hostname, entry.key.get_name(), entry.key)
+    return revoked
