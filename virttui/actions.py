@@ -51,10 +51,10 @@ class ActionRunner:
         from virttui.screens.confirm import ConfirmScreen
 
         if action not in valid_actions(dom.state):
-            self.app.notify(f"{action.label}: {dom.name} is {dom.state.value}", severity="warning")
+            self.app.notify(f"{action.label}: {dom.name} is {dom.state.value}", severity="warning", markup=False)
             return
         if (uri, dom.uuid) in self.pending:
-            self.app.notify(f"{dom.name}: an action is already in progress", severity="warning")
+            self.app.notify(f"{dom.name}: an action is already in progress", severity="warning", markup=False)
             return
         host = self.app.fleet.host(uri).label
         if action in NEEDS_CONFIRMATION:
@@ -77,7 +77,8 @@ class ActionRunner:
                 if action in valid_actions(dom.state) and (uri, dom.uuid) not in self.pending]
         skipped = len(domains) - len(fits)
         if not fits:
-            self.app.notify(f"{action.label}: none of the {len(domains)} marked domains can", severity="warning")
+            self.app.notify(f"{action.label}: none of the {len(domains)} marked domains can", severity="warning",
+                            markup=False)
             return
         lines = [f"  {dom.name} on {self.app.fleet.host(uri).label}" for uri, dom in fits[:8]]
         if len(fits) > 8:

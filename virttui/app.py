@@ -194,17 +194,19 @@ class VirtTUI(App):
             snap = self.fleet.snapshot(uri)
             if manager is None or snap is None or snap.leases is None:
                 continue
+            if self.fleet.host(uri).state is not ConnectionState.CONNECTED:
+                continue  # its last snapshot is stale, and the cleanup would go to a host that is not there
             candidates = [status for directory, status in self.fleet.lease_rows()
                           if directory == snap.leases.directory and status.state in CLEANABLE]
 
             def done(removed: int | None, uri: str = uri) -> None:
                 if removed:
-                    self.notify(f"lease cleanup removed {removed} file{'s' if removed != 1 else ''}")
+                    self.notify(f"lease cleanup removed {removed} file{'s' if removed != 1 else ''}", markup=False)
                 self.scheduler.poll_now(uri)
 
             self.push_screen(CleanupScreen(manager, self.fleet.host(uri).label, candidates), done)
             return
-        self.notify("no host with a lease directory is connected", severity="warning")
+        self.notify("no host with a lease directory is connected", severity="warning", markup=False)
 
     # -- command palette -------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

@@ -67,7 +67,8 @@ class Essentials:
     # -- console --------------------------------------------------------------------
     def console(self, uri: str, dom: Domain) -> None:
         if not dom.state.is_active:
-            self.app.notify(f"{dom.name} is {dom.state.value}: its console needs it running", severity="warning")
+            self.app.notify(f"{dom.name} is {dom.state.value}: its console needs it running", severity="warning",
+                            markup=False)
             return
         driver = self.app.scheduler.driver(uri)
         if not driver.has_console():
@@ -106,7 +107,7 @@ class Essentials:
         def answered(values: dict[str, str] | None) -> None:
             if values is None or values.get("confirm", "") != dom.name:
                 if values is not None:
-                    self.app.notify("undefine cancelled: the name did not match", severity="warning")
+                    self.app.notify("undefine cancelled: the name did not match", severity="warning", markup=False)
                 return
             storage = bool(values.get("flag"))
             self.run(uri, f"undefine {dom.name}",

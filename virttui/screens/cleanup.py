@@ -14,7 +14,6 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Label, ProgressBar
 
-from virttui.locks.embedded import LeaseDirError
 from virttui.locks.model import CleanupOutcome, LeaseStatus
 from virttui.widgets.difftable import Cell
 from virttui.widgets.panes import LEASE_STYLES
@@ -34,6 +33,7 @@ class CleanupScreen(ModalScreen[int]):
         self.host_label = host_label
         self.candidates = candidates
         self.removed = 0
+        self.removed_so_far = 0  # counted as outcomes arrive: what a failed run did remove
         self.running = False
         self.done = False
 
@@ -95,8 +95,9 @@ class CleanupScreen(ModalScreen[int]):
         """File I/O on a lease directory (often NFS) stays off the UI thread."""
         try:
             report = self.manager.cleanup(names, progress=self._progress_from_thread)
-        except LeaseDirError as exc:
-            self.app.call_from_thread(self._finish, 0, f"Cleanup failed: {exc.strerror}")
+        except Exception as exc:  # noqa: BLE001 - a lost host, no python3, a refusal: always end the dialog
+            why = " ".join((getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).split())
+            self.app.call_from_thread(self._fail, why)
             return
         missing = set(names) - {o.name for o in report.outcomes}
         for name in sorted(missing):
@@ -107,11 +108,17 @@ class CleanupScreen(ModalScreen[int]):
         self.app.call_from_thread(self._show_outcome, outcome)
 
     def _show_outcome(self, outcome: CleanupOutcome) -> None:
+        self.removed_so_far += outcome.removed
         table = self.query_one("#cleanup-files", DataTable)
         result = Cell("PASS removed", "green") if outcome.removed else Cell(f"FAIL kept: {outcome.reason}", "red")
         if outcome.name in {key.value for key in table.rows}:
             table.update_cell(outcome.name, "result", result)
         self.query_one(ProgressBar).advance(1)
+
+    def _fail(self, why: str) -> None:
+        """The cleanup stopped part way: what was removed stays removed, and is counted."""
+        removed = self.removed_so_far
+        self._finish(removed, f"Cleanup stopped after removing {removed} file{'s' if removed != 1 else ''}: {why}")
 
     def _finish(self, removed: int, error: str) -> None:
         self.running = False

@@ -11,6 +11,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Sparkline, Static
 
@@ -73,8 +74,8 @@ class DomainDetailScreen(LifecycleActions, Screen):
         def work() -> None:
             try:
                 snaps = self.app.scheduler.driver(self.uri).snapshots(self.uuid)
-            except DriverError as exc:
-                self.app.call_from_thread(self._show_snapshots, None, str(exc))
+            except Exception as exc:  # noqa: BLE001 - any failure shows in the pane, never a silent "loading"
+                self.app.call_from_thread(self._show_snapshots, None, _one_line(exc))
                 return
             self.app.call_from_thread(self._show_snapshots, snaps, "")
 
@@ -84,9 +85,9 @@ class DomainDetailScreen(LifecycleActions, Screen):
         table = self.query_one("#snapshots", DataTable)
         table.clear()
         if snaps is None:
-            table.border_title = f"Snapshots: {error}"
+            table.border_title = Content(f"Snapshots: {error}")  # plain text, not markup
             return
-        table.border_title = f"Snapshots · {len(snaps)}" if snaps else "Snapshots · none (n creates one)"
+        table.border_title = Content(f"Snapshots · {len(snaps)}" if snaps else "Snapshots · none (n creates one)")
         for snap in snaps:
             taken = time.strftime("%Y-%m-%d %H:%M", time.gmtime(snap.created)) if snap.created else "-"
             name = Text(("● " if snap.current else "  ") + snap.name, style="bold" if snap.current else "")
@@ -123,8 +124,8 @@ class DomainDetailScreen(LifecycleActions, Screen):
         """dumpxml can block on a remote host: fetch it off the UI thread."""
         try:
             xml = self.app.scheduler.driver(self.uri).domain_xml(self.uuid)
-        except DriverError as exc:
-            self.app.call_from_thread(self._show_xml, None, str(exc))
+        except Exception as exc:  # noqa: BLE001 - any failure shows in the pane, never a silent "loading"
+            self.app.call_from_thread(self._show_xml, None, _one_line(exc))
             return
         self.app.call_from_thread(self._show_xml, xml, "")
 
@@ -177,3 +178,9 @@ class DomainDetailScreen(LifecycleActions, Screen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+
+def _one_line(exc: Exception) -> str:
+    """A driver's message as it is; anything else named as the internal error it is."""
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, DriverError) else f"internal error: {type(exc).__name__}: {text}"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.content import Content
 from textual.containers import Horizontal
 from textual.message_pump import MessagePumpClosed
 from textual.reactive import Reactive
@@ -16,7 +17,7 @@ from textual.widgets import DataTable, Input
 
 from virttui.crash import contained
 from virttui.drivers.base import Action, valid_actions
-from virttui.drivers.model import Domain, Host
+from virttui.drivers.model import ConnectionState, Domain, Host
 from virttui.messages import FleetUpdated
 from virttui.screens.lifecycle import LIFECYCLE_BINDINGS, LifecycleActions
 from virttui.widgets.difftable import Row
@@ -78,6 +79,10 @@ class MainScreen(LifecycleActions, Screen):
         self._offered: object = self  # lifecycle actions the Footer shows; self: not yet known
         self._titles: dict[str | None, str] = {}  # pane id -> border title last set by refresh_view
         self.marked: set[tuple[str, str]] = set()  # (host uri, uuid) marked for a bulk action
+        # (row key the cursor was on, row key a poll slid it to) after the cursor's domain left the
+        # list (its host failed, it was undefined elsewhere): until the operator moves the cursor,
+        # no key acts on a domain they did not choose.
+        self._displaced: tuple[str, str] | None = None
 
     def compose(self) -> ComposeResult:
         yield HostsTable(id="hosts")
@@ -90,6 +95,7 @@ class MainScreen(LifecycleActions, Screen):
         yield box
         yield KeysFooter(compact=True, show_command_palette=False)
 
+    @contained
     def on_mount(self) -> None:
         self.query_one("#disks").border_title = "Disks"
         self.query_one("#leases").border_title = "Leases"
@@ -139,11 +145,11 @@ class MainScreen(LifecycleActions, Screen):
             return
         if isinstance(following, FleetUpdated):
             return
-        self.refresh_view()
+        self.refresh_view(from_poll=True)
 
-    def refresh_view(self) -> None:
+    def refresh_view(self, *, from_poll: bool = False) -> None:
         self._refresh_hosts()
-        self._refresh_domains()
+        self._refresh_domains(from_poll=from_poll)
         self._refresh_disks()
         self._refresh_leases()
         self._refresh_bindings()
@@ -153,7 +159,9 @@ class MainScreen(LifecycleActions, Screen):
         nothing else): every call had the Footer recompose all its keys, ~30 ms a refresh; it
         now flips the keys' enabled state in place (KeysFooter), but still gathers the bindings."""
         current = self.current_domain()
-        offered = None if current is None else valid_actions(current[1].state)
+        offered: object = None if current is None else valid_actions(current[1].state)
+        if self.marked:  # with marks the keys act on the marked domains (lifecycle_allowed)
+            offered = (offered, frozenset().union(*(valid_actions(dom.state) for _, dom in self.marked_domains())))
         if offered != self._offered:
             self._offered = offered
             self.refresh_bindings()
@@ -214,7 +222,7 @@ class MainScreen(LifecycleActions, Screen):
         """Set a border title only when it changes: every assignment repaints the whole pane."""
         if self._titles.get(table.id) != title:
             self._titles[table.id] = title
-            table.border_title = title
+            table.border_title = Content(title)  # plain text: names and errors are not markup
 
     def _lockspace_text(self, uri: str) -> str:
         snap = self.app.fleet.snapshot(uri)
@@ -252,7 +260,7 @@ class MainScreen(LifecycleActions, Screen):
             return None, "all hosts"
         return {key}, self.app.fleet.host(key).label
 
-    def _refresh_domains(self) -> None:
+    def _refresh_domains(self, *, from_poll: bool = False) -> None:
         fleet = self.app.fleet
         pending = self.app.actions.pending
         needle = self.filter_text.casefold()
@@ -267,7 +275,10 @@ class MainScreen(LifecycleActions, Screen):
             for gone in set(self._domain_rows) - set(uris):
                 for cache in (self._domain_rows, self._domain_cells, self._searchable):
                     cache.pop(gone, None)
+        before = table.highlighted_key
         table.sync(rows)
+        if from_poll and (before is not None or self._displaced is not None):
+            self._guard_displaced_cursor(table, before, rows)
         title = f"Domains · {scope} · {len(rows)}"
         if self.marked:
             title += f" · {len(self.marked)} marked"
@@ -276,6 +287,27 @@ class MainScreen(LifecycleActions, Screen):
         if table.sort_column:
             title += f" · sort {SORT_LABELS[table.sort_column]} {'▼' if table.sort_reverse else '▲'}"
         self._set_title(table, title)
+
+    def _guard_displaced_cursor(self, table: DomainsTable, before: str | None, rows: list[Row]) -> None:
+        """A poll took the cursor's row away and the cursor slid onto another domain, maybe another
+        host's: keys stay off until the operator moves it, and it goes back if the row returns."""
+        if self._displaced is not None:
+            lost, _ = self._displaced
+            if any(key == lost for key, _ in rows):  # its host is back: the cursor goes home
+                self._displaced = None
+                table.move_to_key(lost)
+            else:
+                self._displaced = (lost, table.highlighted_key or "")
+            return
+        landed = table.highlighted_key
+        if landed is None or landed == before or any(key == before for key, _ in rows):
+            return
+        self._displaced = (before, landed)
+        uri, _ = split_domain_key(before)
+        host = self.app.fleet.host(uri)
+        why = "it left the list" if host.state is ConnectionState.CONNECTED else f"{host.label} is {host.state.value}"
+        self.notify(f"The domain under the cursor is gone ({why}); keys act again once you move the cursor",
+                    severity="warning", markup=False)
 
     def _host_domain_rows(self, uri: str, index: int, needle: str, pending: dict[tuple[str, str], str],
                           table: DomainsTable) -> list[Row]:
@@ -362,7 +394,10 @@ class MainScreen(LifecycleActions, Screen):
         self._refresh_bindings()
 
     @on(DataTable.RowHighlighted, "#domains")
+    @contained
     def _domain_changed(self) -> None:
+        if self._displaced is not None and self.query_one(DomainsTable).highlighted_key != self._displaced[1]:
+            self._displaced = None  # the operator moved the cursor: it is their choice again
         self._refresh_disks()
         self._refresh_bindings()
 
@@ -380,7 +415,7 @@ class MainScreen(LifecycleActions, Screen):
 
     # -- actions -------------------------------------------------------------
     def current_domain(self) -> tuple[str, Domain] | None:
-        return self.selected_domain()
+        return None if self._displaced is not None else self.selected_domain()
 
     def action_open_detail(self) -> None:
         selected = self.selected_domain()
@@ -439,7 +474,7 @@ class MainScreen(LifecycleActions, Screen):
     def action_remove_host(self) -> None:
         uri = self.selected_host
         if uri is None:
-            self.notify("put the Hosts cursor on the host to remove", severity="warning")
+            self.notify("put the Hosts cursor on the host to remove", severity="warning", markup=False)
             return
         self.app.roster.ask_remove(uri)
 
@@ -512,6 +547,7 @@ class MainScreen(LifecycleActions, Screen):
         self._refresh_domains()
 
     @on(Input.Changed, "#filter")
+    @contained
     def _filter_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value.strip()
         self._refresh_domains()

@@ -1,0 +1,145 @@
+"""The console never acts on a domain the operator did not choose, and never reads data as markup."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from conftest import DEMO_NODE
+from helpers import make_app, poll, settle
+from test_cleanup_stream import NAMES, ScriptedTransport, manager, outcome
+from textual.widgets._footer import FooterKey
+
+from virttui.app import VirtTUI
+from virttui.drivers.errors import ConnectionFailed
+from virttui.drivers.model import DomainState
+from virttui.drivers.testdriver import TestDriver
+from virttui.locks.model import LeaseState
+from virttui.screens.cleanup import CleanupScreen
+from virttui.screens.confirm import ConfirmScreen
+from virttui.widgets.keysfooter import KeysFooter
+from virttui.widgets.panes import DisksTable, DomainsTable, domain_key
+
+HOSTILE = "aa[/]x"  # sorts first; as Rich markup it is an error that used to close the console
+
+
+def footer_enabled(app: VirtTUI) -> dict[str, bool]:
+    keys = app.screen.query_one(KeysFooter).query(FooterKey)
+    return {key.key: not key.has_class("-disabled") for key in keys}
+
+
+async def test_names_and_filter_text_are_shown_as_text_never_read_as_markup(tmp_path, clock):
+    node = tmp_path / "hostile.xml"
+    node.write_text(DEMO_NODE.read_text().replace("<name>web-01</name>", f"<name>{HOSTILE}</name>"))
+    app = VirtTUI([TestDriver(f"test://{node}", str(node), lease_dir=str(tmp_path), clock=clock)],
+                  poll_interval=2.0, autopoll=False)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert screen.selected_domain()[1].name == HOSTILE
+        assert f"Disks · {HOSTILE}" in str(screen.query_one(DisksTable).border_title).replace("\\[", "[")
+        screen.action_domain("start")  # as the command palette does: it runs, so a warning names it
+        await pilot.press("slash", "left_square_bracket", "slash")
+        await settle(pilot)
+        assert screen.filter_text == "[/"
+        assert app.return_code is None and app.is_running
+        assert any(HOSTILE in note.message for note in app._notifications)
+
+
+async def test_a_cleanup_that_stops_part_way_ends_the_dialog_and_counts_what_it_removed(demo):
+    app = make_app(demo)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        lost = manager(ScriptedTransport([json.dumps({"total": 3}) + "\n", outcome(NAMES[0])], status=None))
+        template = next(status for _, status in app.fleet.lease_rows())
+        candidates = [dataclasses.replace(template, name=name, state=LeaseState.FREE) for name in NAMES]
+        results: list[int | None] = []
+        app.push_screen(CleanupScreen(lost, "hv9", candidates), results.append)
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, CleanupScreen) and dialog.done and not dialog.running
+        summary = str(dialog.query_one("#cleanup-summary").content)
+        assert summary.startswith("Cleanup stopped after removing 1 file:") and "stopped after 1 of 3" in summary
+        await pilot.press("escape")
+        await settle(pilot)
+        assert results == [1] and not isinstance(app.screen, CleanupScreen)
+
+
+async def test_the_footer_offers_what_the_marked_domains_allow(demo):
+    app = make_app(demo)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        while screen.selected_domain()[1].state is not DomainState.SHUT_OFF:
+            await pilot.press("down")
+        await settle(pilot)
+        assert footer_enabled(app)["s"] and not footer_enabled(app)["d"]
+        await pilot.press("asterisk")  # every shown domain marked: running ones among them
+        await settle(pilot)
+        assert footer_enabled(app)["d"] and screen.check_action("domain", ("shutdown",))
+        await pilot.press("escape")  # marks dropped: back to the cursor's shut-off domain
+        await settle(pilot)
+        assert not screen.marked
+        assert footer_enabled(app)["s"] and not footer_enabled(app)["d"]
+
+
+async def test_when_a_failed_host_takes_the_cursor_row_away_no_key_acts_until_it_is_moved(demo, clock):
+    app = make_app(demo)
+    hv2 = demo.drivers[1]
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        table = screen.query_one(DomainsTable)
+        chosen = next(d for d in hv2.poll().domains if d.state is DomainState.RUNNING)
+        table.follow_key = True
+        table.move_to_key(domain_key(hv2.uri, chosen.uuid))
+        await settle(pilot)
+        healthy_poll = hv2.poll
+
+        def broken():  # noqa: ANN202
+            raise ConnectionFailed("ssh: connection reset")
+
+        hv2.poll = broken
+        await poll(pilot, clock)
+        slid_to = screen.selected_domain()
+        assert slid_to is not None and slid_to[0] != hv2.uri  # the cursor sits on another host's domain
+        assert screen.current_domain() is None and not footer_enabled(app)["d"]
+        await pilot.press("d", "f")
+        await settle(pilot)
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert app.fleet.domain(*[slid_to[0], slid_to[1].uuid]).state is slid_to[1].state
+        hv2.poll = healthy_poll  # the host is back before the operator moved: so is the cursor
+        await poll(pilot, clock)
+        assert table.highlighted_key == domain_key(hv2.uri, chosen.uuid)
+        assert screen.current_domain()[1].uuid == chosen.uuid and footer_enabled(app)["d"]
+        hv2.poll = broken
+        await poll(pilot, clock)
+        await pilot.press("down")  # the operator moves: the domain under the cursor is theirs again
+        await settle(pilot)
+        assert screen.current_domain() is not None
+
+
+def test_every_toast_and_border_title_is_given_as_text():
+    """Toasts and border titles carry names and error messages: as markup strings, a `[/]` in a
+    domain name closed the console. Every notify() passes markup=False; titles set from data are
+    Content. Checked on the source, so a new call can't slip past."""
+    import ast
+    from pathlib import Path
+
+    import virttui
+
+    offenders = []
+    for path in Path(virttui.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "notify":
+                if node.args and not any(k.arg == "markup" and isinstance(k.value, ast.Constant)
+                                         and k.value.value is False for k in node.keywords):
+                    offenders.append(f"{path.name}:{node.lineno}")
+            if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "border_title"
+                                                     for t in node.targets)
+                    and not isinstance(node.value, ast.Constant)
+                    and not (isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "Content")):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []
