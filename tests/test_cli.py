@@ -121,3 +121,45 @@ def test_two_processes_on_one_lease_directory_conflict(hv1_uri, lease_dir, tmp_p
         assert "web-01 left shut off" in out.stderr and "lease conflict" in out.stderr
     finally:
         holder.communicate("", timeout=30)
+
+
+def test_lease_file_names_are_printed_safely(hv1_uri, lease_dir, capsys):
+    write_free_lease(str(lease_dir), "/stale/disk")
+    (lease_dir / os.fsdecode(b"bad\xffname")).write_bytes(b"x" * 600)  # not UTF-8
+    (lease_dir / "esc\x1b[31mRED").write_bytes(b"x" * 600)  # a terminal escape
+    assert main(["leases", "status", "-c", hv1_uri]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "corrupt" in out and "bad" in out
+
+
+def test_a_lock_configuration_error_is_shown_by_the_lease_commands(monkeypatch, capsys):
+    import contextlib
+
+    import virttui.cli as cli
+    from virttui.drivers.model import ConnectionState, Host, HostSnapshot
+
+    problem = "lock configuration: /etc/libvirt/qemu-sanlock.conf:3: unterminated string"
+
+    class BrokenConfigHost:  # what the virsh driver reports for a malformed qemu-sanlock.conf
+        uri = "qemu:///system"
+
+        def connect(self) -> None: ...
+
+        def poll(self) -> HostSnapshot:
+            return HostSnapshot(Host(uri=self.uri, state=ConnectionState.CONNECTED, warnings=(problem,)))
+
+        def lease_manager(self) -> None:
+            return None
+
+        def close(self) -> None: ...
+
+    @contextlib.contextmanager
+    def hosts(_args):  # noqa: ANN001, ANN202
+        yield [BrokenConfigHost()], 2.0, None
+
+    monkeypatch.setattr(cli, "open_hosts", hosts)
+    assert main(["leases", "status", "-c", "qemu:///system"]) == 1
+    assert "qemu-sanlock.conf:3: unterminated string" in capsys.readouterr().err
+    assert main(["leases", "cleanup", "-c", "qemu:///system"]) != 0
+    err = capsys.readouterr().err
+    assert "qemu-sanlock.conf:3" in err and "lock configuration errors above" in err

@@ -26,3 +26,53 @@ def test_fleet_rates_and_history():
     assert fleet.history("test:///a", "u")[0] == [50.0]
     fleet.set_host(Host(uri="test:///a", state=ConnectionState.ERROR, last_error="down"))
     assert fleet.domain_rows() == []  # a host in error shows no stale domains
+
+
+# -- lease directories: one path, one or several directories ------------------------------------
+from virttui.locks.leader import pack_leader, parse_leader  # noqa: E402
+from virttui.locks.model import LeaseDirSnapshot, LeaseFile, LeaseState  # noqa: E402
+from virttui.locks.naming import sanlock_lease_name  # noqa: E402
+
+PATH = "/var/lib/libvirt/sanlock"
+
+
+def _view(host_id, live, names, owner=0):
+    files = tuple(LeaseFile(name, f"{PATH}/{name}", 1 << 20,
+                            parse_leader(pack_leader(space_name="__LIBVIRT__DISKS__", resource_name=name, owner_id=owner,
+                                                     timestamp=5 * owner)),
+                            held=bool(owner))
+                  for name in names)
+    return LeaseDirSnapshot(PATH, host_id, files=files, live_host_ids=tuple(live))
+
+
+def _fleet(*views):
+    uris = [f"test:///hv{i}" for i in range(1, len(views) + 1)]
+    fleet = Fleet(uris)
+    for uri, view in zip(uris, views):
+        fleet.apply(HostSnapshot(Host(uri=uri, hostname=uri[-3:], state=ConnectionState.CONNECTED), (),
+                                 taken_at=1.0, leases=view))
+    return fleet
+
+
+def test_hosts_that_see_each_other_live_share_one_directory():
+    fleet = _fleet(_view(1, [1, 2], ["a" * 32]), _view(2, [1, 2], ["a" * 32, "b" * 32]))
+    assert list(fleet.lease_dirs()) == [PATH]
+    assert fleet.lease_dir_of("test:///hv1") == fleet.lease_dir_of("test:///hv2") == PATH
+
+
+def test_two_clusters_on_the_default_path_stay_two_directories_even_with_the_same_file_names():
+    disk = "/var/lib/libvirt/images/web.img"  # each cluster has a guest on this path: one lease name
+    same = sanlock_lease_name(disk)
+    fleet = _fleet(_view(1, [1], [same, "a" * 32], owner=1), _view(1, [1], [same]))
+    assert sorted(fleet.lease_dirs()) == [f"{PATH} · hv1", f"{PATH} · hv2"]
+    keys = [(directory, status.name) for directory, status in fleet.lease_rows()]
+    assert len(keys) == len(set(keys)) == 3  # every file of both shown, no row key twice
+    assert fleet.lease_status_for(disk, "test:///hv1").state is LeaseState.HELD
+    assert fleet.lease_status_for(disk, "test:///hv2").state is LeaseState.ORPHAN  # not hv1's lease
+
+
+def test_without_sanlock_evidence_the_same_files_mean_the_same_directory():
+    fleet = _fleet(_view(1, [], ["a" * 32]), _view(2, [], ["a" * 32]))
+    assert list(fleet.lease_dirs()) == [PATH]
+    fleet = _fleet(_view(1, [], ["a" * 32]), _view(2, [], ["b" * 32]))
+    assert len(fleet.lease_dirs()) == 2

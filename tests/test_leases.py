@@ -211,3 +211,37 @@ def test_unreadable_directory_is_reported_not_raised(tmp_path):
     store = EmbeddedLeaseStore(str(tmp_path / "missing"), 1)
     snap = store.snapshot()
     assert snap.error and "missing" in snap.error and snap.files == ()
+
+
+def test_a_leader_with_a_bad_checksum_is_corrupt_not_free(stores, lease_dir):
+    one, _ = stores
+    path = write_free_lease(str(lease_dir), "/img/flipped")
+    with open(path, "r+b") as handle:  # the lver changed behind the checksum's back: magic intact
+        handle.seek(48)
+        handle.write(b"\x07")
+    rows = {r.name: r for r in compute_lease_status(one.snapshot(), [])}
+    assert rows[os.path.basename(path)].state is LeaseState.CORRUPT
+    assert "checksum" in rows[os.path.basename(path)].detail
+
+
+def test_an_embedded_dry_run_takes_no_lock_a_starting_guest_could_meet(stores, lease_dir, monkeypatch):
+    one, two = stores
+    write_free_lease(str(lease_dir), "/img/starting")
+    taken = []
+    monkeypatch.setattr(ofd, "try_lock", lambda fd: taken.append(fd) or True)
+    assert [o.removed for o in one.cleanup(dry_run=True).outcomes] == [True]
+    assert taken == []  # it only asked (F_OFD_GETLK)
+    monkeypatch.undo()
+    two.acquire("/img/starting")  # now held by another store: the dry run says so, still without locking
+    assert [o.reason for o in one.cleanup(dry_run=True).outcomes] == ["lease is held"]
+
+
+def test_every_live_host_id_is_seen_not_only_the_first_sixteen(lease_dir):
+    stores = [EmbeddedLeaseStore(str(lease_dir), host_id) for host_id in (1, 17, 2000)]
+    try:
+        for store in stores:
+            store.join_lockspace()
+        assert stores[0].live_host_ids() == (1, 17, 2000)
+    finally:
+        for store in stores:
+            store.release_all()

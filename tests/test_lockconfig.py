@@ -59,6 +59,25 @@ def test_lock_config_from_the_three_files():
         lock_config(None, 'host_id = "one"', None)
 
 
+def test_a_setting_given_twice_keeps_its_first_value_as_libvirt_does():
+    assert lock_config('lock_manager = "sanlock"', "host_id = 1\nhost_id = 2\n", None).host_id == 1
+    with pytest.raises(LibvirtConfError, match=":2: "):  # the later one is still parsed
+        parse_libvirt_conf('host_id = 1\nhost_id = "two\n', "/etc/libvirt/qemu-sanlock.conf")
+
+
+@pytest.mark.parametrize("sanlock, lockd, problem", [
+    ('disk_lease_dir = ""', None, "disk_lease_dir must be an absolute path"),
+    ('disk_lease_dir = "leases"', None, "disk_lease_dir must be an absolute path"),
+    (None, 'file_lockspace_dir = "files"', "file_lockspace_dir must be an absolute path"),
+    ("host_id = 2001", None, "host_id must be 1 to 2000"),
+    ("host_id = -1", None, "host_id must be 1 to 2000"),
+    ("io_timeout = -5", None, "io_timeout must not be negative"),
+])
+def test_settings_that_would_scan_the_wrong_place_or_that_sanlock_refuses_are_errors(sanlock, lockd, problem):
+    with pytest.raises(LibvirtConfError, match=problem):
+        lock_config('lock_manager = "sanlock"', sanlock, lockd)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text())
 def test_config_parser_raises_only_its_own_error(text):
@@ -134,3 +153,34 @@ def test_lockd_files_are_held_while_the_kernel_has_their_lock(tmp_path):
     assert states == {held_path.name: "held", idle_path.name: "free"}
     with pytest.raises(OSError, match="sanlock"):
         HostLeaseManager(config, AgentRunner()).cleanup()
+
+
+def test_without_the_daemons_answers_status_shows_the_error_and_a_dry_run_keeps_everything(lease_dir):
+    held_by_two = write_free_lease(str(lease_dir), "/images/b.qcow2", last_owner=2)
+
+    class DaemonHalfAnswering:  # `client status` answered; `host_status` failed
+        def scan(self, directory, lockspace, with_sanlock):  # noqa: ANN001, ANN202
+            raw = scan(directory, lockspace, False)
+            raw.update(status="daemon 0\n", status_error="", host_status=None,
+                       host_status_error="sanlock daemon: connection refused")
+            return raw
+
+    config = LockConfig(manager="sanlock", auto_disk_leases=True, disk_lease_dir=str(lease_dir), host_id=1)
+    manager = HostLeaseManager(config, DaemonHalfAnswering())
+    assert "host_status: sanlock daemon: connection refused" in manager.snapshot().error
+    report = manager.cleanup(dry_run=True)
+    assert report.removed == () and os.path.exists(held_by_two)
+    assert [o.reason.startswith("unknown") for o in report.outcomes] == [True]
+
+
+@pytest.mark.parametrize("answer", [None, [], {"files": None}, {"files": [{"name": "a", "size": "big"}]},
+                                    {"files": [{"name": 3, "head": 7}], "status": 5}])
+def test_an_agent_answer_of_the_wrong_shape_is_a_lease_directory_error(answer):
+    class Nonsense:
+        def scan(self, directory, lockspace, with_sanlock):  # noqa: ANN001, ANN202
+            return answer
+
+    config = LockConfig(manager="sanlock", auto_disk_leases=True, disk_lease_dir="/var/lib/libvirt/sanlock", host_id=1)
+    snap = HostLeaseManager(config, Nonsense()).snapshot()
+    assert snap.files == () or all(f.error for f in snap.files)
+    assert snap.error or all(f.error for f in snap.files)

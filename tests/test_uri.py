@@ -40,3 +40,11 @@ def test_a_password_in_the_uri_is_refused_without_being_echoed():
 def test_query_parameters_are_read_as_libvirt_reads_them():
     uri = parse_uri("qemu+ssh://hv1/system?keyfile=/keys/a+b%20c;no_verify=1&socket")
     assert uri.params == (("keyfile", "/keys/a+b c"), ("no_verify", "1"), ("socket", ""))
+
+
+@pytest.mark.parametrize("host_id", ["0", "2001", "99999999999999999999"])
+def test_an_embedded_host_id_outside_sanlocks_range_is_refused(host_id):
+    from virttui.drivers.registry import open_driver
+
+    with pytest.raises(InvalidURI, match="host_id must be a number from 1 to 2000"):
+        open_driver(f"test:///default?host_id={host_id}")

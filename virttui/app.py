@@ -196,8 +196,9 @@ class VirtTUI(App):
                 continue
             if self.fleet.host(uri).state is not ConnectionState.CONNECTED:
                 continue  # its last snapshot is stale, and the cleanup would go to a host that is not there
+            own = self.fleet.lease_dir_of(uri)
             candidates = [status for directory, status in self.fleet.lease_rows()
-                          if directory == snap.leases.directory and status.state in CLEANABLE]
+                          if directory == own and status.state in CLEANABLE]
 
             def done(removed: int | None, uri: str = uri) -> None:
                 if removed:

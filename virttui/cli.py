@@ -216,16 +216,30 @@ def _lease_hosts(drivers: list[Driver]) -> list[tuple[Driver, HostSnapshot]]:
     return pairs
 
 
-def cmd_leases_status(args: argparse.Namespace) -> int:
+def _lease_fleet(pairs: list[tuple[Driver, HostSnapshot]]):  # noqa: ANN202 - virttui.fleet.Fleet
+    """The hosts' views of their lease directories, grouped by the directory they really share."""
     from virttui.fleet import Fleet
 
+    fleet = Fleet([driver.uri for driver, _ in pairs])
+    for _, snap in pairs:
+        fleet.apply(snap)
+    return fleet
+
+
+def _lock_config_problems(pairs: list[tuple[Driver, HostSnapshot]]) -> list[str]:
+    """Warnings about a host's lock configuration (a malformed qemu-sanlock.conf names file and line):
+    without them, a host whose config can't be read would look like one without leases."""
+    return [f"{snap.host.label}: {_printable(warning)}" for _, snap in pairs for warning in snap.host.warnings
+            if warning.startswith(("lock configuration", "cannot read the libvirt lock configuration"))]
+
+
+def cmd_leases_status(args: argparse.Namespace) -> int:
     with open_hosts(args) as (drivers, _, _):
         pairs = _lease_hosts(drivers)
-        fleet = Fleet([driver.uri for driver, _ in pairs])
-        for _, snap in pairs:
-            fleet.apply(snap)
+        fleet = _lease_fleet(pairs)
         rows = fleet.lease_rows()
         errors = [view.error for views in fleet.lease_dirs().values() for _, view in views if view.error]
+        errors += _lock_config_problems(pairs)
     if args.json:
         print(json.dumps([
             {"name": s.name, "path": s.path, "disk": s.disk, "state": s.state.value,
@@ -237,28 +251,33 @@ def cmd_leases_status(args: argparse.Namespace) -> int:
             print("no host has a lease directory")
         for _, s in rows:
             owner = str(s.owner_host_id) if s.owner_host_id else "-"
-            print(f"{s.state.value:<9} {s.name}  owner {owner:<3} {_printable(s.disk) or '?'}  "
+            print(f"{s.state.value:<9} {_printable(s.name)}  owner {owner:<3} {_printable(s.disk) or '?'}  "
                   f"{_printable(', '.join(s.domains)) or '-'}")
     for error in errors:
-        print(f"virttui: {error}", file=sys.stderr)
+        print(f"virttui: {_printable(error)}", file=sys.stderr)
     return 1 if errors else 0
 
 
 def cmd_leases_cleanup(args: argparse.Namespace) -> int:
-    failed = False
     with open_hosts(args) as (drivers, _, _):
         pairs = _lease_hosts(drivers[:1] if not args.connect else drivers)
+        problems = _lock_config_problems(pairs)
+        for problem in problems:
+            print(f"virttui: {problem}", file=sys.stderr)
         managers = [(driver.uri, driver.lease_manager()) for driver, _ in pairs]
         managers = [(uri, m) for uri, m in managers if m is not None]
         if not managers:
-            raise UsageError("no host with a sanlock lease directory")
+            raise UsageError("no host with a sanlock lease directory"
+                             + (" (see the lock configuration errors above)" if problems else ""))
+        fleet = _lease_fleet(pairs)
         removed: list[str] = []
         kept: list[dict] = []
-        seen_dirs: set[str] = set()
-        for _uri, manager in managers:
-            if manager.directory in seen_dirs:
+        cleaned: set[str | None] = set()  # a directory hosts share is cleaned once, from its first host
+        for uri, manager in managers:
+            directory = fleet.lease_dir_of(uri) or f"{manager.directory} · {uri}"
+            if directory in cleaned:
                 continue
-            seen_dirs.add(manager.directory)
+            cleaned.add(directory)
             lockspace = manager.lockspace
 
             def show(_index: int, _total: int, outcome: CleanupOutcome, lockspace: str = lockspace) -> None:
@@ -282,7 +301,7 @@ def cmd_leases_cleanup(args: argparse.Namespace) -> int:
         if args.dry_run:
             result["dry_run"] = True
         print(json.dumps(result, indent=2))
-    return 1 if failed else 0
+    return 1 if problems else 0
 
 
 # -- top ----------------------------------------------------------------------

@@ -69,7 +69,7 @@ class Fleet:
             uri: _HostEntry(Host(uri=uri, state=ConnectionState.CONNECTING)) for uri in uris
         }
         self._history: dict[str, dict[str, _History]] = {}  # host uri -> uuid -> samples
-        self._lease_cache: list[tuple[str, LeaseStatus]] | None = None
+        self._lease_cache: _LeaseView | None = None
         self._counts: dict[str, tuple[HostSnapshot, tuple[int, int]]] = {}
 
     @property
@@ -199,12 +199,18 @@ class Fleet:
 
     # -- leases --------------------------------------------------------------
     def lease_dirs(self) -> dict[str, list[tuple[str, LeaseDirSnapshot]]]:
-        """Lease directory → [(host uri, that host's view)] for every host that has one."""
-        dirs: dict[str, list[tuple[str, LeaseDirSnapshot]]] = {}
-        for uri, entry in self._hosts.items():
-            if entry.snapshot is not None and entry.snapshot.leases is not None:
-                dirs.setdefault(entry.snapshot.leases.directory, []).append((uri, entry.snapshot.leases))
-        return dirs
+        """Lease directory → [(host uri, that host's view)] for every host that has one.
+
+        Hosts name the same path (libvirt's default /var/lib/libvirt/sanlock) whether or not they
+        share the directory: two clusters, or standalone hosts, each have their own. Views of one
+        path are one directory only when they show it (see `same_lease_dir`); otherwise each is its
+        own entry, keyed "PATH · HOST" so that its rows stay apart.
+        """
+        return self._leases().dirs
+
+    def lease_dir_of(self, uri: str) -> str | None:
+        """The key in `lease_dirs` of the directory this host's view belongs to."""
+        return self._leases().dir_of.get(uri)
 
     def disk_uses(self, uris: list[str]) -> list[DiskUse]:
         """Every disk of every domain on these hosts."""
@@ -225,23 +231,83 @@ class Fleet:
 
     def lease_rows(self) -> list[tuple[str, LeaseStatus]]:
         """(lease directory, status) for every lease file and missing lease."""
+        return self._leases().rows
+
+    def lease_status_for(self, path: str, uri: str | None = None) -> LeaseStatus | None:
+        """The status row of one disk path's lease: in the directory host `uri` uses, when given."""
+        view = self._leases()
+        wanted = None if uri is None else view.dir_of.get(uri)
+        for name in (sanlock_lease_name(path), lockd_lease_name(path)):
+            for directory, status in view.by_name.get(name, ()):
+                if wanted is None or directory == wanted:
+                    return status
+        return None
+
+    def _leases(self) -> _LeaseView:
+        """Directories, their status rows and indexes: built once per change of any host's data
+        (the Disks pane asks per disk on every cursor move)."""
         if self._lease_cache is not None:
             return self._lease_cache
-        rows: list[tuple[str, LeaseStatus]] = []
-        for directory, views in self.lease_dirs().items():
-            merged = merge_views([view for _, view in views])
-            uses = self.disk_uses([uri for uri, _ in views])
-            rows.extend((directory, status) for status in compute_lease_status(merged, uses))
-        self._lease_cache = rows
-        return rows
+        by_path: dict[str, list[tuple[str, LeaseDirSnapshot]]] = {}
+        for uri, entry in self._hosts.items():
+            if entry.snapshot is not None and entry.snapshot.leases is not None:
+                by_path.setdefault(entry.snapshot.leases.directory, []).append((uri, entry.snapshot.leases))
+        view = _LeaseView()
+        for path, views in by_path.items():
+            groups = _sharing_groups(views)
+            for group in groups:
+                key = path if len(groups) == 1 else f"{path} · {self._hosts[group[0][0]].host.label}"
+                view.dirs[key] = group
+                view.dir_of.update((uri, key) for uri, _ in group)
+                merged = merge_views([dir_view for _, dir_view in group])
+                uses = self.disk_uses([uri for uri, _ in group])
+                for status in compute_lease_status(merged, uses):
+                    view.rows.append((key, status))
+                    view.by_name.setdefault(status.name, []).append((key, status))
+        self._lease_cache = view
+        return view
 
-    def lease_status_for(self, path: str) -> LeaseStatus | None:
-        """The status row of one disk path's lease, in whichever directory holds it."""
-        names = {sanlock_lease_name(path), lockd_lease_name(path)}
-        for _directory, status in self.lease_rows():
-            if status.name in names:
-                return status
-        return None
+
+@dataclass
+class _LeaseView:
+    dirs: dict[str, list[tuple[str, LeaseDirSnapshot]]] = field(default_factory=dict)
+    rows: list[tuple[str, LeaseStatus]] = field(default_factory=list)
+    dir_of: dict[str, str] = field(default_factory=dict)  # host uri -> its directory's key
+    by_name: dict[str, list[tuple[str, LeaseStatus]]] = field(default_factory=dict)
+
+
+def same_lease_dir(one: LeaseDirSnapshot, other: LeaseDirSnapshot) -> bool:
+    """Whether two hosts' views of one path are one shared directory.
+
+    sanlock's evidence first: hosts sharing a lockspace see each other's host_ids live, and two
+    live hosts can't share a host_id there. Without it (a daemon down, a lockspace still being
+    joined, virtlockd's lockspaces, which have no host_ids), the same set of lease files.
+    """
+    if one.manager == other.manager == "sanlock" and not one.error and not other.error:
+        if one.host_id != other.host_id and (other.host_id in one.live_host_ids or one.host_id in other.live_host_ids):
+            return True
+        if one.host_id in one.live_host_ids and other.host_id in other.live_host_ids:
+            return False  # both joined and live, yet neither sees the other (or they share a host_id)
+    return {f.name for f in one.files} == {f.name for f in other.files}
+
+
+def _sharing_groups(views: list[tuple[str, LeaseDirSnapshot]]) -> list[list[tuple[str, LeaseDirSnapshot]]]:
+    """Views of one path, grouped by the directory they show (sharing is transitive), in host order."""
+    group_of = list(range(len(views)))
+
+    def root(index: int) -> int:
+        while group_of[index] != index:
+            index = group_of[index]
+        return index
+
+    for i, (_, one) in enumerate(views):
+        for j in range(i + 1, len(views)):
+            if root(i) != root(j) and same_lease_dir(one, views[j][1]):
+                group_of[root(j)] = root(i)
+    groups: dict[int, list[tuple[str, LeaseDirSnapshot]]] = {}
+    for index, view in enumerate(views):
+        groups.setdefault(root(index), []).append(view)
+    return list(groups.values())
 
 
 def merge_views(views: list[LeaseDirSnapshot]) -> LeaseDirSnapshot:

@@ -17,6 +17,7 @@ from lxml import etree
 from virttui.drivers.errors import ConnectionFailed, ParseError
 from virttui.drivers.model import Disk, DomainState
 from virttui.drivers.xmlparse import DomainDefinition, parse_domain, parse_xml, to_bytes
+from virttui.locks.model import MAX_HOST_ID
 
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
 VIRTTUI_NS = "https://virttui.dev/schemas/node/1"
@@ -75,6 +76,8 @@ def parse_node(data: bytes | str, path: str) -> NodeDescription:
         host_id = int(ext.get("host_id", "1")) if ext is not None else 1
     except ValueError:
         raise ParseError(f"{path}: host_id must be a number") from None
+    if not 1 <= host_id <= MAX_HOST_ID:
+        raise ParseError(f"{path}: host_id must be 1 to {MAX_HOST_ID}")
     volumes = _volumes(root)
     domains = []
     seen_names: set[str] = set()

@@ -23,13 +23,14 @@ def open_driver(uri: str, *, clock: Callable[[], float] = time.monotonic) -> Dri
     if parsed.is_test:
         from virttui.assets import asset
         from virttui.drivers.testdriver import TestDriver
+        from virttui.locks.model import MAX_HOST_ID
 
         if parsed.host or parsed.transport:
             raise InvalidURI(f"{uri}: test URIs take no host or transport (test:///default or test:///ABS/PATH)")
         path = str(asset("demo", "hv1.xml")) if parsed.path in ("/default", "") else parsed.path
         host_id = parsed.param("host_id")
-        if host_id and not (host_id.isascii() and host_id.isdigit()):
-            raise InvalidURI(f"{uri}: host_id must be a number")
+        if host_id and not (host_id.isascii() and host_id.isdigit() and 1 <= int(host_id) <= MAX_HOST_ID):
+            raise InvalidURI(f"{uri}: host_id must be a number from 1 to {MAX_HOST_ID}")
         return TestDriver(
             uri,
             path,

@@ -27,6 +27,7 @@ from virttui.locks.leader import (
 )
 from virttui.locks.model import (
     LOCKSPACE_NAME,
+    MAX_HOST_ID,
     CleanupOutcome,
     CleanupReport,
     LeaseDirSnapshot,
@@ -109,17 +110,21 @@ class EmbeddedLeaseStore:
         """host_ids whose delta lease in the lockspace file is renewed (non-zero timestamp)."""
         try:
             with open(self.lockspace_path, "rb") as handle:
-                data = handle.read(SECTOR * 16)
+                data = handle.read(SECTOR * MAX_HOST_ID)
         except OSError:
             return ()
         live = []
-        for index in range(len(data) // SECTOR):
-            try:
-                record = parse_leader(data[index * SECTOR:(index + 1) * SECTOR], magic=DELTA_DISK_MAGIC)
-            except LeaderError:
-                continue
-            if record.timestamp:
-                live.append(record.owner_id)
+        magic = DELTA_DISK_MAGIC.to_bytes(4, "little")
+        at = data.find(magic)
+        while at >= 0:  # jump from record to record: 2000 mostly empty sectors, parsed only where used
+            if at % SECTOR == 0:
+                try:
+                    record = parse_leader(data[at:at + SECTOR], magic=DELTA_DISK_MAGIC)
+                except LeaderError:
+                    record = None
+                if record is not None and record.timestamp:
+                    live.append(record.owner_id)
+            at = data.find(magic, at + 1)
         return tuple(sorted(live))
 
     # -- acquire / release -------------------------------------------------
@@ -313,7 +318,8 @@ class EmbeddedLeaseStore:
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return CleanupOutcome(name, path, removed=False, reason="not a regular file")
-            if not ofd.try_lock(fd):
+            # a dry run only asks: taking the lock, even briefly, would fail a guest starting meanwhile
+            if (ofd.is_locked(fd) if dry_run else not ofd.try_lock(fd)):
                 return CleanupOutcome(name, path, removed=False, reason="lease is held")
             try:
                 parse_leader(os.pread(fd, SECTOR, 0))

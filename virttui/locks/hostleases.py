@@ -162,6 +162,12 @@ class HostLeaseManager:
             raw = self.runner.scan(self.directory, self.lockspace, self.manager == "sanlock")
         except (LeaseAgentError, ValueError) as exc:
             return self._error(f"lease directory {self.directory}: {exc}")
+        try:
+            return self._snapshot_from(raw)
+        except (AttributeError, TypeError, ValueError, KeyError):  # a host's python3 answered nonsense
+            return self._error(f"lease directory {self.directory}: the lease agent's answer is unreadable")
+
+    def _snapshot_from(self, raw: dict) -> LeaseDirSnapshot:
         if raw.get("error"):
             return self._error(f"lease directory {self.directory}: {raw['error']}")
         if self.manager == "lockd":
@@ -176,7 +182,11 @@ class HostLeaseManager:
             if name == self.lockspace:
                 continue
             files.append(self._lease_file(entry, name, mine, live_ids))
-        warnings = raw.get("status_error") or ""
+        # Without the daemon's answers nothing here can say what is held: the error shows, and a dry
+        # run keeps every file (a real cleanup asks sanlock itself, file by file).
+        warnings = "; ".join(f"{what}: {raw[key]}" for key, what in (("status_error", "client status"),
+                                                                    ("host_status_error", "host_status"))
+                             if raw.get(key))
         return LeaseDirSnapshot(
             directory=self.directory, host_id=self.host_id, auto_disk_leases=self.config.auto_disk_leases,
             lockspace=self.lockspace, files=tuple(files), live_host_ids=live_ids,
@@ -249,8 +259,12 @@ class HostLeaseManager:
             path = os.path.join(self.directory, name)
             if lease is None:
                 outcome = CleanupOutcome(name, path, False, "vanished")
+            elif snapshot.error:
+                outcome = CleanupOutcome(name, path, False, f"unknown, {snapshot.error}")
             elif lease.error or lease.leader is None:
                 outcome = CleanupOutcome(name, path, False, f"not a lease: {lease.error}")
+            elif not lease.leader.checksum_ok:
+                outcome = CleanupOutcome(name, path, False, "lease is corrupt (bad checksum)")
             elif lease.held:
                 outcome = CleanupOutcome(name, path, False, "lease is held")
             else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from virttui.locks.model import DEFAULT_LEASE_DIR, LockConfig
+from virttui.locks.model import DEFAULT_LEASE_DIR, MAX_HOST_ID, LockConfig
 
 Value = int | str | list
 
@@ -55,7 +55,9 @@ class _Cursor:
 
 
 def parse_libvirt_conf(text: str, where: str = "config") -> dict[str, Value]:
-    """Every entry of a libvirt config file; a later entry overrides an earlier one, as in libvirt."""
+    """Every entry of a libvirt config file. A name set twice keeps its first value: libvirt's
+    virConfGetValue returns the first entry it finds (the later one is still parsed, so its syntax
+    errors are reported)."""
     cur = _Cursor(text, where)
     entries: dict[str, Value] = {}
     while True:
@@ -75,7 +77,7 @@ def parse_libvirt_conf(text: str, where: str = "config") -> dict[str, Value]:
             raise cur.error(f"expecting '=' after {name}")
         cur.advance()
         cur.skip_blanks(newlines=False)
-        entries[name] = _value(cur)
+        entries.setdefault(name, _value(cur))
         cur.skip_blanks(newlines=False)
         if cur.peek() not in ("\n", ";", ""):
             raise cur.error(f"expecting a separator after the value of {name}")
@@ -145,12 +147,30 @@ def _typed(entries: dict[str, Value], name: str, kind: type, where: str, default
     return value
 
 
+def _check_ranges(san: dict[str, Value], lockd_entries: dict[str, Value]) -> None:
+    """Values libvirt would refuse or sanlock could not use: a relative lease directory would have
+    virttui scan (and clean) whatever directory it runs in, so it is an error, not a guess."""
+    lease_dir = san.get("disk_lease_dir")
+    if isinstance(lease_dir, str) and not lease_dir.startswith("/"):
+        raise LibvirtConfError(f"{SANLOCK_CONF}: disk_lease_dir must be an absolute path, not {lease_dir!r}")
+    lockspace_dir = lockd_entries.get("file_lockspace_dir")
+    if isinstance(lockspace_dir, str) and lockspace_dir and not lockspace_dir.startswith("/"):
+        raise LibvirtConfError(f"{LOCKD_CONF}: file_lockspace_dir must be an absolute path, not {lockspace_dir!r}")
+    host_id = san.get("host_id")
+    if isinstance(host_id, int) and not 0 <= host_id <= MAX_HOST_ID:
+        raise LibvirtConfError(f"{SANLOCK_CONF}: host_id must be 1 to {MAX_HOST_ID}, not {host_id}")
+    io_timeout = san.get("io_timeout")
+    if isinstance(io_timeout, int) and io_timeout < 0:
+        raise LibvirtConfError(f"{SANLOCK_CONF}: io_timeout must not be negative")
+
+
 def lock_config(qemu: str | None, sanlock: str | None, lockd: str | None) -> LockConfig:
     """The host's lock settings from the three files' texts (None: the file does not exist)."""
     qemu_entries = parse_libvirt_conf(qemu, QEMU_CONF) if qemu else {}
     manager = _typed(qemu_entries, "lock_manager", str, QEMU_CONF, "nop") or "nop"
     san = parse_libvirt_conf(sanlock, SANLOCK_CONF) if sanlock else {}
     lockd_entries = parse_libvirt_conf(lockd, LOCKD_CONF) if lockd else {}
+    _check_ranges(san, lockd_entries)
     return LockConfig(
         manager=str(manager),
         auto_disk_leases=bool(_typed(san, "auto_disk_leases", bool, SANLOCK_CONF, 0)),

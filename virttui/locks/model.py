@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 LOCKSPACE_NAME = "__LIBVIRT__DISKS__"
+MAX_HOST_ID = 2000  # sanlock's default (and libvirt's) max_hosts of a lockspace: host_ids 1..2000
 DEFAULT_LEASE_DIR = "/var/lib/libvirt/sanlock"
 
 

@@ -52,8 +52,11 @@ def compute_lease_status(leases: LeaseDirSnapshot, uses: Iterable[DiskUse]) -> l
         domains = _labels(users)
         running_hosts = {u.host_identity for u in users if u.running and u.exclusive}
         owner = lease.leader.owner_id if lease.leader and lease.leader.owner_id else None
-        if lease.error or (lease.leader is None and leases.manager == "sanlock"):
-            rows.append(LeaseStatus(lease.name, lease.path, disk, LeaseState.CORRUPT, None, domains, lease.error))
+        bad_checksum = lease.leader is not None and not lease.leader.checksum_ok and not lease.held
+        if lease.error or (lease.leader is None and leases.manager == "sanlock") or bad_checksum:
+            # a bad checksum: sanlock refuses the lease (-214), so it is neither free nor removable
+            why = lease.error or ("leader record checksum mismatch" if bad_checksum else "")
+            rows.append(LeaseStatus(lease.name, lease.path, disk, LeaseState.CORRUPT, None, domains, why))
         elif len(running_hosts) > 1:
             rows.append(LeaseStatus(lease.name, lease.path, disk, LeaseState.CONFLICT, owner, domains,
                                     "running on " + _host_labels(users)))

@@ -367,7 +367,7 @@ class MainScreen(LifecycleActions, Screen):
         fleet = self.app.fleet
         snap = fleet.snapshot(uri)
         has_leases = snap is not None and snap.leases is not None
-        rows = [DisksTable.row_for(disk, fleet.lease_status_for(disk.source) if disk.needs_exclusive_lease else None,
+        rows = [DisksTable.row_for(disk, fleet.lease_status_for(disk.source, uri) if disk.needs_exclusive_lease else None,
                                    dom.state.is_active, has_leases) for disk in dom.disks]
         table.sync(rows)
         self._set_title(table, f"Disks · {dom.name}")
