@@ -143,3 +143,28 @@ def test_every_toast_and_border_title_is_given_as_text():
                     and not (isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "Content")):
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+async def test_the_detail_screen_of_a_failed_hosts_domain_offers_no_action(demo, clock):
+    from virttui.screens.detail import DomainDetailScreen
+
+    app = make_app(demo)
+    hv2 = demo.drivers[1]
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot)
+        running = next(r.domain for r in app.fleet.domain_rows(hv2.uri) if r.domain.state is DomainState.RUNNING)
+        app.push_screen(DomainDetailScreen(hv2.uri, running.uuid))
+        await settle(pilot)
+        detail = app.screen
+        assert detail.check_action("domain", ("shutdown",))
+
+        def broken():  # noqa: ANN202
+            raise ConnectionFailed("ssh: connection reset")
+
+        hv2.poll = broken
+        await poll(pilot, clock)
+        assert not detail.check_action("domain", ("shutdown",))
+        assert "when last seen" in str(detail.query_one("#detail-head").render())
+        await pilot.press("d")
+        await settle(pilot)
+        assert app.screen is detail  # no confirmation, nothing sent

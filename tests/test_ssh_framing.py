@@ -6,6 +6,9 @@ the output split at every awkward place (inside the marker, between a line and i
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 
 from virttui.drivers.errors import ConnectionFailed
@@ -39,6 +42,7 @@ def session(out: bytes, err: bytes = b"", chunk: int = 1) -> _ShellSession:
     shell.channel = ScriptedChannel(out, err, chunk)
     shell._out = b""
     shell._err = b""
+    shell._deadline = None
     return shell
 
 
@@ -84,3 +88,25 @@ def test_the_next_command_on_the_session_starts_clean():
 def test_a_session_closed_mid_command_is_an_error():
     with pytest.raises(ConnectionFailed):
         lines_of(session(b"half a line", b""))
+
+
+class TricklingChannel(ScriptedChannel):
+    """A host that sends a byte every 20 ms and finishes after 3 s."""
+
+    def __init__(self) -> None:
+        super().__init__(*framed(b"late", 0), chunk=4096)
+        self.until = time.monotonic() + 3.0
+
+    def recv(self, n: int) -> bytes:
+        if time.monotonic() < self.until:
+            time.sleep(0.02)
+            return b"."
+        return super().recv(n)
+
+
+def test_a_command_is_given_up_at_its_deadline_however_often_the_host_sends_a_byte():
+    shell = session(b"")
+    shell.channel = TricklingChannel()
+    with pytest.raises(socket.timeout):
+        shell.run("virsh list", 0.3)
+    assert time.monotonic() < shell.channel.until  # given up at the deadline, not when the host was done

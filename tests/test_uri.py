@@ -48,3 +48,8 @@ def test_an_embedded_host_id_outside_sanlocks_range_is_refused(host_id):
 
     with pytest.raises(InvalidURI, match="host_id must be a number from 1 to 2000"):
         open_driver(f"test:///default?host_id={host_id}")
+
+
+def test_the_path_sent_to_the_host_keeps_its_escapes():
+    assert parse_uri("qemu+ssh://hv1/sys%3Fmode%3Dlegacy").local_uri == "qemu:///sys%3Fmode%3Dlegacy"
+    assert parse_uri("qemu+ssh://hv1/system").local_uri == "qemu:///system"

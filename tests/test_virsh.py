@@ -287,3 +287,16 @@ def test_a_line_virsh_cannot_parse_is_its_error_not_a_dead_session():
         assert session.run("list --name", 20).stdout == "test\n"  # same session, still in step
     finally:
         session.close()
+
+
+@needs_virsh
+def test_a_flood_on_stderr_does_not_stall_the_session():
+    from virttui.drivers.virshsession import VirshSession
+
+    session = VirshSession("test:///default")
+    try:  # ~130 KiB of errors in one command line: twice what a pipe holds
+        failed = session.run(" ; ".join(["dominfo no-such-domain-" + "x" * 40] * 1500), 20)
+        assert failed.returncode == 1 and failed.stderr.count("no-such-domain") >= 1000
+        assert session.run("list --name", 20).stdout == "test\n"
+    finally:
+        session.close()

@@ -22,6 +22,7 @@ import secrets
 import shlex
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -154,9 +155,12 @@ class _ShellSession:
         self.channel.exec_command("exec /bin/sh")
         self._out = b""
         self._err = b""
+        self._deadline: float | None = None
 
     def run(self, command: str, timeout: float) -> CommandResult:
+        """The whole command within `timeout`: a host that sends a byte now and then can't hold it."""
         self.start(command, timeout)
+        self._deadline = time.monotonic() + timeout
         head = f"\n{self.marker} ".encode()
         while head not in self._out:
             self._out += self._recv(self.channel.recv)
@@ -175,6 +179,7 @@ class _ShellSession:
         """Send a framed command: its output, then a newline, the marker and its exit status."""
         script = (f"{command} </dev/null; printf '\\n%s %d\\n' {self.marker} $?; "
                   f"printf '\\n%s\\n' {self.marker} >&2\n")
+        self._deadline = None  # a stream's timeout is per line (next_line); run() sets a deadline
         self.channel.settimeout(timeout)
         self.channel.sendall(script.encode())
 
@@ -206,8 +211,12 @@ class _ShellSession:
         err, _, self._err = self._err.partition(tail)
         return err
 
-    @staticmethod
-    def _recv(read) -> bytes:  # noqa: ANN001 - channel.recv or recv_stderr
+    def _recv(self, read) -> bytes:  # noqa: ANN001 - channel.recv or recv_stderr
+        if self._deadline is not None:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("timed out")
+            self.channel.settimeout(left)
         data = read(65536)
         if not data:
             raise ConnectionFailed("SSH session closed by the host")
@@ -476,7 +485,12 @@ class SSHTransport(Transport):
                     data = os.read(stdin_fd, 4096)
                     if not data:
                         break
-                    channel.sendall(data)
+                    channel.settimeout(COMMAND_TIMEOUT)  # a big paste waits for the window, not 0 s
+                    try:
+                        channel.sendall(data)
+                    except socket.timeout:
+                        raise ConnectionFailed(f"{self.uri.raw}: the console stopped taking input") from None
+                    channel.settimeout(0.0)
             return channel.recv_exit_status() if channel.exit_status_ready() else 0
         finally:
             if saved is not None:

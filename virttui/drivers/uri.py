@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from virttui.drivers.errors import InvalidURI
 
@@ -52,7 +52,7 @@ class LibvirtURI:
     @property
     def local_uri(self) -> str:
         """The same connection as seen from the host itself: no transport, no host."""
-        return f"{self.driver}://{self.path or '/'}"
+        return f"{self.driver}://{quote(self.path, safe='/') or '/'}"  # re-escaped: a '?' in it stays path
 
 
 def parse_uri(text: str) -> LibvirtURI:

@@ -80,19 +80,30 @@ class VirshSession:
         line, marker_line = f"{command}\n", f"echo {split}\n"
         proc.stdin.write((line + marker_line).encode())
         proc.stdin.flush()
-        out = bytearray()
+        out, err = bytearray(), bytearray()
         marker = self.marker.encode()
         deadline = time.monotonic() + timeout
-        out_fd = proc.stdout.fileno()
+        out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+        watched = [out_fd, err_fd]  # stderr read as it comes: a full stderr pipe (64 KiB) would stall virsh
         while marker not in out:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ConnectionFailed(f"{self.uri}: virsh did not answer within {timeout:g} s")
-            ready, _, _ = select.select([out_fd], [], [], left)
-            if ready:
+            ready, _, _ = select.select(watched, [], [], left)
+            if err_fd in ready:
+                try:
+                    chunk: bytes | None = os.read(err_fd, 65536)
+                except BlockingIOError:
+                    chunk = None
+                if chunk == b"":
+                    watched.remove(err_fd)
+                elif chunk:
+                    err += chunk
+            if out_fd in ready:
                 chunk = os.read(out_fd, 65536)
                 if not chunk:
-                    raise ConnectionFailed(f"{self.uri}: virsh exited: {' '.join(self._drain(proc).split())[-200:]}")
+                    said = (err.decode("utf-8", "replace") + self._drain(proc)).split()
+                    raise ConnectionFailed(f"{self.uri}: virsh exited: {' '.join(said)[-200:]}")
                 out += chunk
         text = out[:out.index(marker)].decode("utf-8", "replace")
         echoed = text.find(line)  # drop the prompt and virsh's echo of the command line ...
@@ -101,7 +112,7 @@ class VirshSession:
         echoed = text.rfind(marker_line)  # ... and of the marker's line, with its prompt
         if echoed >= 0:
             text = _PROMPT_AT_END.sub("", text[:echoed])
-        stderr = self._drain(proc)
+        stderr = err.decode("utf-8", "replace") + self._drain(proc)
         return CommandResult(1 if "error:" in stderr else 0, text, stderr)
 
     @staticmethod

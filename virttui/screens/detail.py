@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Label, Sparkline, Static
 
 from virttui.crash import contained
 from virttui.drivers.errors import DriverError
-from virttui.drivers.model import Domain, DomainSnapshot
+from virttui.drivers.model import ConnectionState, Domain, DomainSnapshot
 from virttui.format import human_kib, human_rate, percent
 from virttui.messages import FleetUpdated
 from virttui.screens.lifecycle import LIFECYCLE_BINDINGS, LifecycleActions
@@ -155,7 +155,11 @@ class DomainDetailScreen(LifecycleActions, Screen):
         text = Text()
         text.append(dom.name, style="bold")
         text.append(f" on {fleet.host(self.uri).label}   ")
-        text.append(f"{pending}…" if pending else dom.state.value, style="bold yellow" if pending else "bold")
+        host = fleet.host(self.uri)
+        if host.state is not ConnectionState.CONNECTED:  # what is shown is the last state seen, not now
+            text.append(f"{dom.state.value} when last seen ({host.label} is {host.state.value})", style="bold red")
+        else:
+            text.append(f"{pending}…" if pending else dom.state.value, style="bold yellow" if pending else "bold")
         text.append(f"   {dom.vcpus} vCPU   {human_kib(dom.memory_kib)} of {human_kib(dom.max_memory_kib)}")
         used = human_kib(dom.memory_used_kib) if dom.memory_used_kib is not None else "n/a"
         text.append(f", used {used}")
@@ -173,6 +177,9 @@ class DomainDetailScreen(LifecycleActions, Screen):
         self.refresh_bindings()
 
     def current_domain(self) -> tuple[str, Domain] | None:
+        """The domain, while its host is connected: a host in error leaves only a stale snapshot."""
+        if self.app.fleet.host(self.uri).state is not ConnectionState.CONNECTED:
+            return None
         dom = self.app.fleet.domain(self.uri, self.uuid)
         return (self.uri, dom) if dom is not None else None
 
