@@ -6,6 +6,8 @@ XDG directories point into the test's tmp_path.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +42,9 @@ def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
     monkeypatch.delenv("LIBVIRT_DEFAULT_URI", raising=False)
+    for name in [n for n in os.environ
+                 if n == "NO_COLOR" or (n.startswith("TEXTUAL_") and not n.startswith("TEXTUAL_SNAPSHOT"))]:
+        monkeypatch.delenv(name)  # a caller's colour or Textual settings would change what tests see
     return home
 
 
@@ -64,12 +69,16 @@ def demo(lease_dir: Path, clock: SteppedClock) -> Iterator[Demo]:
 
 @pytest.fixture
 def snapshot_demo(clock: SteppedClock) -> Iterator[Demo]:
-    shutil.rmtree(SNAPSHOT_LEASE_DIR, ignore_errors=True)
-    Path(SNAPSHOT_LEASE_DIR).mkdir(parents=True)
-    instance = Demo(lease_dir=SNAPSHOT_LEASE_DIR, clock=clock)
-    yield instance
-    instance.close()
-    shutil.rmtree(SNAPSHOT_LEASE_DIR, ignore_errors=True)
+    # The path shows in the cleanup preview, so it is fixed; two test runs on one machine take
+    # turns with it (each empties it first), rather than deleting each other's lease files.
+    with open(f"{SNAPSHOT_LEASE_DIR}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        shutil.rmtree(SNAPSHOT_LEASE_DIR, ignore_errors=True)
+        Path(SNAPSHOT_LEASE_DIR).mkdir(parents=True)
+        instance = Demo(lease_dir=SNAPSHOT_LEASE_DIR, clock=clock)
+        yield instance
+        instance.close()
+        shutil.rmtree(SNAPSHOT_LEASE_DIR, ignore_errors=True)
 
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"

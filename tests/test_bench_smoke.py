@@ -7,7 +7,6 @@ finite numbers, never whether a target was met (that depends on the machine).
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 
@@ -38,11 +37,9 @@ EXPECTED = [
 
 def test_scale_keys_and_start_benchmarks_report_finite_figures():
     table = Table()
-    started = time.monotonic()
     bench_scale(table, quick=True)
     bench_keys(table, quick=True)
     bench_start(table, quick=True)
-    assert time.monotonic() - started < 60
     figures = {figure: shown for figure, shown, _target, _verdict in table.rows}
     for prefix in EXPECTED:
         matches = [figure for figure in figures if figure.startswith(prefix)]

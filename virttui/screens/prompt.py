@@ -44,7 +44,9 @@ class PromptScreen(ModalScreen[dict[str, str] | None]):
                 yield Label(self._note, id="prompt-note", markup=False)
             for field in self._fields:
                 yield Label(field.label, classes="prompt-label", markup=False)
-                yield Input(field.value, placeholder=field.placeholder, id=f"field-{field.key}")
+                box = Input(field.value, placeholder=field.placeholder, id=f"field-{field.key}")
+                box.cursor_blink = not self.app.is_headless  # a blinking cursor would make snapshots flaky
+                yield box
             if self._flag:
                 yield Checkbox(self._flag, id="prompt-flag")
             yield Label("", id="prompt-error", markup=False)
