@@ -47,3 +47,59 @@ def test_save_to_an_unwritable_place_is_a_config_error(tmp_path):
     blocker.write_text("")
     with pytest.raises(ConfigError, match="file"):
         save_config(Config(path=str(blocker / "config.toml")))
+
+
+USER_FILE = """\
+# my fleet; hv1 is the old rack
+poll_interval = 5   # slow links
+
+[ui]
+domain_sort = "name"
+theme_hint = "dark"  # a key virttui does not know
+
+[[hosts]]
+uri = "qemu+ssh://root@hv1/system"  # keep me
+group = "rack a"
+note = "spare PSU"
+
+[[hosts]]
+uri = "qemu:///system"
+"""
+
+
+def test_saving_edits_the_file_and_keeps_the_operators_comments_keys_mode_and_link(tmp_path):
+    import os
+
+    real = tmp_path / "dotfiles" / "virttui.toml"
+    real.parent.mkdir()
+    real.write_text(USER_FILE)
+    os.chmod(real, 0o640)
+    link = tmp_path / "config.toml"
+    link.symlink_to(real)
+    loaded = load_config(str(link))
+    added = with_host(loaded, "lxc:///", "containers")
+    save_config(added, loaded)
+    text = real.read_text()
+    assert link.is_symlink() and oct(real.stat().st_mode & 0o777) == "0o640"
+    for kept in ("# my fleet; hv1 is the old rack", "# slow links", 'theme_hint = "dark"', "# keep me",
+                 'note = "spare PSU"'):
+        assert kept in text
+    assert load_config(str(link)).hosts == ("qemu+ssh://root@hv1/system", "qemu:///system", "lxc:///")
+    assert not [p for p in real.parent.iterdir() if ".tmp-" in p.name]
+
+
+def test_a_host_the_operator_added_to_the_file_meanwhile_is_not_dropped(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(USER_FILE)
+    loaded = load_config(str(path))
+    with open(path, "a") as handle:  # edited by hand while the console runs
+        handle.write('\n[[hosts]]\nuri = "qemu+ssh://root@hv7/system"\n')
+    save_config(without_host(loaded, "qemu:///system"), loaded)
+    assert load_config(str(path)).hosts == ("qemu+ssh://root@hv1/system", "qemu+ssh://root@hv7/system")
+
+
+def test_a_config_that_is_not_utf8_is_a_one_line_error(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"poll_interval = 2 # caf\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(str(path))

@@ -55,3 +55,22 @@ def test_a_failed_host_is_reported_and_sets_the_exit_code(clock, capsys):
     code = main(["top", "--batch", "--json", "-d", "0.1", "-n", "1", "-c", "test:///nonexistent/node.xml"])
     line = json.loads(capsys.readouterr().out)
     assert code == 1 and line["errors"] and "nonexistent" in line["errors"][0]
+
+
+def test_csv_reports_a_failed_host_on_stderr(capsys):
+    code = main(["top", "--batch", "--csv", "-d", "0.1", "-n", "1", "-c", "test:///default",
+                 "-c", "test:///nonexistent/node.xml"])
+    captured = capsys.readouterr()
+    assert code == 1 and "nonexistent" in captured.err and "nonexistent" not in captured.out
+
+
+def test_a_host_named_twice_is_one_host(capsys):
+    code = main(["top", "--batch", "--json", "-d", "0.1", "-n", "1", "-c", "test:///default", "-c", "test:///default"])
+    line = json.loads(capsys.readouterr().out)
+    assert code == 0 and len({d["uuid"] for d in line["domains"]}) == len(line["domains"]) > 0
+
+
+@pytest.mark.parametrize("interval", ["-1", "0", "nan", "inf", "0.01"])
+def test_a_poll_interval_out_of_range_is_a_one_line_error(interval, capsys):
+    assert main(["--poll-interval", interval, "top", "--batch", "-n", "1", "--demo"]) == 2
+    assert "--poll-interval" in capsys.readouterr().err

@@ -101,8 +101,12 @@ def open_hosts(args: argparse.Namespace) -> Iterator[tuple[list[Driver], float, 
         config = load_config(args.config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    interval = getattr(args, "poll_interval", None) or config.poll_interval
-    uris = args.connect or []
+    interval = getattr(args, "poll_interval", None)
+    if interval is None:
+        interval = config.poll_interval
+    elif not 0.2 <= interval <= 3600:  # also refuses nan and inf, as the config file's check does
+        raise UsageError("--poll-interval must be a number of seconds from 0.2 to 3600")
+    uris = list(dict.fromkeys(args.connect or []))  # a host named twice is one host
     demo = None
     if getattr(args, "demo", False) or not uris:
         if not uris and not args.demo:
@@ -171,9 +175,10 @@ def status_text(snapshots: Sequence[HostSnapshot]) -> str:
     for snap in snapshots:
         host = snap.host
         if host.state is not ConnectionState.CONNECTED:
-            lines.append(f"{host.uri}: error")
+            lines.append(f"{_printable(host.uri)}: error")
             continue
-        lines.append(f"{host.label} ({host.uri}): {host.hypervisor} {host.hypervisor_version}, "
+        lines.append(f"{_printable(host.label)} ({_printable(host.uri)}): {_printable(host.hypervisor)} "
+                     f"{_printable(host.hypervisor_version)}, "
                      f"{host.cpus} CPUs, {human_kib(host.memory_kib)}, {len(snap.domains)} domains")
         width = max([len(d.name) for d in snap.domains] + [4])
         lines.append(f"  {'Id':>4}  {'Name':<{width}}  {'State':<12} {'vCPUs':>5} {'Memory':>10}")
@@ -198,7 +203,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(status_text(snapshots))
     for snap in snapshots:
         for warning in snap.host.warnings:
-            print(f"virttui: warning: {snap.host.label}: {_printable(warning)}", file=sys.stderr)
+            print(f"virttui: warning: {_printable(snap.host.label)}: {_printable(warning)}", file=sys.stderr)
     failed = [s.host for s in snapshots if s.host.state is not ConnectionState.CONNECTED]
     for host in failed:
         print(f"virttui: {_printable(host.last_error)}", file=sys.stderr)

@@ -57,6 +57,8 @@ def load_config(path: str | None = None) -> Config:
         raise ConfigError(f"{path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     hosts, groups = [], []
     entries = data.get("hosts", [])
     if not isinstance(entries, list):
@@ -109,16 +111,111 @@ def render_config(config: Config) -> str:
     return "\n".join(lines)
 
 
-def save_config(config: Config) -> None:
-    """Write atomically (a crash mid-write never leaves half a file); ConfigError names the file."""
-    path = config.path or default_config_path()
+def save_config(config: Config, previous: Config | None = None) -> None:
+    """Write `config` into its file: atomically, with the file's mode, through a symlink to its target.
+
+    With `previous` (what virttui last knew the file to say), only what changed from it is applied
+    to the file as it is now, so hosts or settings the operator added meanwhile stay; comments and
+    keys virttui does not know are kept either way (the file is edited, not regenerated).
+    ConfigError names the file.
+    """
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    path = os.path.realpath(config.path or default_config_path())
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(render_config(config))
+        with open(path, encoding="utf-8") as handle:
+            doc = tomlkit.parse(handle.read())
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        doc, mode = tomlkit.parse(render_config(config)), 0o600
+        previous = None
+    except (OSError, UnicodeDecodeError, TOMLKitError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"{path}: not rewritten, it cannot be read back: {why}") from None
+    _apply(doc, config, previous)
+    _write_atomically(path, tomlkit.dumps(doc), mode)
+
+
+def _apply(doc, config: Config, previous: Config | None) -> None:  # noqa: ANN001 - tomlkit document
+    """Edit the parsed file: the hosts table array and [ui], as far as they changed."""
+    import tomlkit
+
+    before = previous.hosts if previous is not None else None
+    entries = doc.get("hosts")
+    if not isinstance(entries, list):
+        entries = None
+    kept = []
+    for entry in entries or []:
+        uri = entry.get("uri") if isinstance(entry, dict) else entry
+        gone = uri not in config.hosts and (before is None or uri in before)
+        if not gone:
+            kept.append(entry)
+    present = {entry.get("uri") if isinstance(entry, dict) else entry for entry in kept}
+    for uri in config.hosts:
+        if uri in present:
+            continue
+        table = tomlkit.table()
+        table["uri"] = uri
+        if config.group_of(uri):
+            table["group"] = config.group_of(uri)
+        kept.append(table)
+    if kept or entries is not None:
+        array = tomlkit.aot()
+        for entry in kept:
+            if isinstance(entry, dict):
+                _trim_trailing_blank_lines(entry)
+                array.append(entry)
+        if "hosts" in doc:
+            del doc["hosts"]
+        if len(array):
+            doc.append("hosts", array)
+    ui_changed = previous is None or (previous.domain_sort, previous.domain_columns) != (
+        config.domain_sort, config.domain_columns)
+    if ui_changed and (config.domain_sort or config.domain_columns or "ui" in doc):
+        ui = doc.get("ui")
+        if not isinstance(ui, dict):
+            ui = tomlkit.table()
+            doc["ui"] = ui
+        for key, value in (("domain_sort", config.domain_sort), ("domain_columns", list(config.domain_columns))):
+            if value:
+                ui[key] = value
+            elif key in ui:
+                del ui[key]
+
+
+def _trim_trailing_blank_lines(table) -> None:  # noqa: ANN001 - tomlkit Table
+    """A table moved into a rebuilt [[hosts]] array keeps its blank lines: trimmed to one, or each
+    save would add a few more."""
+    import tomlkit
+    from tomlkit.items import Whitespace
+
+    body = getattr(getattr(table, "value", None), "body", None)
+    if not isinstance(body, list):
+        return
+    while body and body[-1][0] is None and isinstance(body[-1][1], Whitespace):
+        body.pop()
+    table.add(tomlkit.nl())
+
+
+def _write_atomically(path: str, text: str, mode: int) -> None:
+    """A crash mid-write leaves the old file or the new one, never half of one, and no temp file."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        try:
+            os.fchmod(fd, mode)  # as the file was, whatever the umask says
+            os.write(fd, text.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
         raise ConfigError(f"{path}: {exc.strerror}") from None
 
 

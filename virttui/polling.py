@@ -126,7 +126,9 @@ class PollScheduler:
 
     def poll_now(self, uri: str) -> None:
         """Poll this host as soon as possible (right after a poll in flight)."""
-        loop = self._loops[uri]
+        loop = self._loops.get(uri)
+        if loop is None:  # removed meanwhile (an action's follow-up poll of a host just removed)
+            return
         if loop.timer is not None:
             loop.timer.stop()
             loop.timer = None
@@ -178,12 +180,13 @@ class PollScheduler:
                 snapshot = driver.poll()
         except DriverError as exc:
             loop.connected = False
-            driver.unwatch()
+            _unwatch(driver)
             failed = Host(uri=driver.uri, state=ConnectionState.ERROR, last_error=str(exc))
             return HostFailed(failed, seq)
         except Exception as exc:  # a bug must not kill the loop; log it, show one line
             log.exception("poll of %s failed", driver.uri)
             loop.connected = False
+            _unwatch(driver)
             return HostFailed(Host(uri=driver.uri, state=ConnectionState.ERROR,
                                    last_error=f"internal error: {type(exc).__name__}: {exc}"), seq)
         return HostPolled(snapshot, seq)
@@ -199,7 +202,9 @@ class PollScheduler:
             return None
         loop.running = False
         loop.failures = 0 if ok else loop.failures + 1
-        delay = self.interval if ok else min(MAX_BACKOFF, self.interval * 2 ** (loop.failures - 1))
+        # the exponent capped: 2 ** 1024 is past what a float holds, and a host down overnight
+        # must still be retried in the morning
+        delay = self.interval if ok else min(MAX_BACKOFF, self.interval * 2 ** min(loop.failures - 1, 16))
         if loop.again:
             loop.again = False
             self.poll_now(uri)
@@ -223,3 +228,11 @@ def _close(driver: Driver) -> None:
         driver.close()
     except Exception:  # closing a removed host must never disturb the others
         log.exception("closing %s", driver.uri)
+
+
+def _unwatch(driver: Driver) -> None:
+    """Stop a failed host's event stream; a driver failing at that too must not end its poll loop."""
+    try:
+        driver.unwatch()
+    except Exception:  # noqa: BLE001 - the failure being reported is the poll's
+        log.exception("stopping the event stream of %s failed", driver.uri)

@@ -141,9 +141,9 @@ class Roster:
 
     def _save(self, config: Config, what: str) -> None:
         """Write the file; the change stays for this run even when the file cannot be written."""
-        self.config = config
+        previous, self.config = self.config, config
         try:
-            save_config(config)
+            save_config(config, previous)
         except ConfigError as exc:
             self.app.notify(f"not saved: {exc}", severity="error", timeout=10, markup=False)
             return

@@ -88,6 +88,8 @@ class _Printer:
         elif self._csv is not None:
             for row in rows:
                 self._csv.writerow({k: ("" if v is None else v) for k, v in row.as_dict(stamp).items()})
+            for error in errors:  # CSV has no place for them: stderr, so a failed host is never silent
+                sys.stderr.write(f"virttui: {_cut(error, 1000)}\n")
         else:
             self.out.write(f"virttui top - {stamp}, {len(rows)} domains\n")
             self.out.write(f"{'HOST':<12} {'DOMAIN':<24} {'STATE':<11} {'%CPU':>6} {'MEM':>9} {'USED':>9} "
@@ -99,7 +101,7 @@ class _Printer:
                                f"{_num(d['disk_read_bps']):>9} {_num(d['disk_write_bps']):>9} "
                                f"{_num(d['net_rx_bps']):>9} {_num(d['net_tx_bps']):>9}\n")
             for error in errors:
-                self.out.write(f"error: {error}\n")
+                self.out.write(f"error: {_cut(error, 1000)}\n")
             self.out.write("\n")
         self.out.flush()
 
@@ -144,4 +146,4 @@ def run_batch(drivers: list[Driver], *, delay: float, iterations: int | None, fm
             previous[driver.uri] = snap
         printer.iteration(time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now())), rows, errors)
         done += 1
-    return 0 if len(ever_ok) == len(drivers) else 1
+    return 0 if ever_ok == {driver.uri for driver in drivers} else 1
