@@ -74,9 +74,9 @@ def bench_leases(table: Table, stack, *, quick: bool) -> None:  # noqa: ANN001 -
     table.add(f"lease status, {len(everything)} lease files (ssh), median", statistics.median(timings["status"]),
               "s", 1.0)
     for index, (theirs, ours) in enumerate(zip(timings["virt-sanlock-cleanup"], timings["virttui"], strict=True), 1):
-        table.add(f"round {index}: virt-sanlock-cleanup / virttui (ssh), {n_stale} stale + {n_held} held",
-                  theirs, "s")
-        table.add(f"round {index}: virttui leases cleanup, same set-up (ratio {ratios[index - 1]:.2f})", ours, "s")
+        table.add(f"round {index}: virt-sanlock-cleanup, {n_stale} stale + {n_held} held", theirs, "s")
+        table.add(f"round {index}: virttui leases cleanup (ssh), same set-up: ratio {ratios[index - 1]:.2f}",
+                  ours, "s")
     table.add(f"cleanup time / virt-sanlock-cleanup, median of {rounds}", statistics.median(ratios), "x", 0.3)
     table.add("cleanup left the same files as virt-sanlock-cleanup (1 = yes)", float(same), "", 1.0,
               higher_is_better=True)
