@@ -103,3 +103,9 @@ def test_a_config_that_is_not_utf8_is_a_one_line_error(tmp_path):
     path.write_bytes(b"poll_interval = 2 # caf\xe9\n")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(str(path))
+
+
+def test_a_poll_interval_keeps_every_digit(tmp_path):
+    path = str(tmp_path / "config.toml")
+    save_config(Config(poll_interval=1234.5678, path=path))
+    assert load_config(path).poll_interval == 1234.5678

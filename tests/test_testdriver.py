@@ -127,3 +127,19 @@ def test_two_hosts_on_one_lease_directory_exclude_each_other(demo):
     assert by_name(hv2, "web-standby").state is DomainState.RUNNING
     with pytest.raises(LeaseConflict):
         hv1.start(by_name(hv1, "web-01").uuid)
+
+
+def test_startup_warnings_are_not_repeated_after_a_reconnect(lease_dir, clock):
+    first = TestDriver("test:///a", str(DEMO_NODE), lease_dir=str(lease_dir), clock=clock)
+    second = TestDriver("test:///b", str(DEMO_NODE), lease_dir=str(lease_dir), clock=clock, host_id=2)
+    first.connect()  # holds every running guest's leases: the same node on a second host can't start them
+    try:
+        second.connect()
+        warned = second.poll().host.warnings
+        assert warned and all("left shut off" in w for w in warned)
+        second.close()
+        second.connect()
+        assert second.poll().host.warnings == warned
+    finally:
+        second.close()
+        first.close()

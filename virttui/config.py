@@ -94,7 +94,7 @@ def _toml_string(text: str) -> str:
 
 def render_config(config: Config) -> str:
     lines = ["# virttui configuration, written by virttui; edit freely (see config.sample.toml).",
-             f"poll_interval = {config.poll_interval:g}", ""]
+             f"poll_interval = {config.poll_interval!r}", ""]  # repr: every digit kept
     if config.domain_sort or config.domain_columns:
         lines.append("[ui]")
         if config.domain_sort:

@@ -185,6 +185,7 @@ class TestDriver(Driver):
                 self._leases = None
             self._node = None
             self._guests.clear()
+            self.startup_warnings.clear()  # the next connect finds them afresh, not twice
 
     def lease_manager(self) -> EmbeddedLeaseStore | None:
         return self._leases
