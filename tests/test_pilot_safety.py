@@ -168,3 +168,21 @@ async def test_the_detail_screen_of_a_failed_hosts_domain_offers_no_action(demo,
         await pilot.press("d")
         await settle(pilot)
         assert app.screen is detail  # no confirmation, nothing sent
+
+
+async def test_no_cleanup_is_offered_on_a_host_that_is_not_connected(demo, clock):
+    app = make_app(demo)
+    hv2 = demo.drivers[1]
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot)
+
+        def broken():  # noqa: ANN202
+            raise ConnectionFailed("ssh: connection reset")
+
+        hv2.poll = broken
+        await poll(pilot, clock)
+        assert app.fleet.snapshot(hv2.uri) is not None  # its last snapshot is still there, stale
+        app.open_cleanup(hv2.uri)
+        await settle(pilot)
+        assert not isinstance(app.screen, CleanupScreen)
+        assert any("no host with a lease directory is connected" in n.message for n in app._notifications)
