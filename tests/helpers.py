@@ -9,11 +9,17 @@ from textual.pilot import Pilot
 
 from virttui.app import VirtTUI
 from virttui.demo import Demo
+from virttui.drivers.errors import ConnectionFailed
 
 
 def make_app(demo: Demo) -> VirtTUI:
     """The console over the demo with polling driven by the test, not by timers."""
     return VirtTUI(demo.drivers, poll_interval=2.0, autopoll=False)
+
+
+def lost_connection() -> None:
+    """Stands in for a driver's poll (or connect) when its host has gone away."""
+    raise ConnectionFailed("ssh: connection reset")
 
 
 async def settle(pilot: Pilot) -> None:

@@ -6,12 +6,11 @@ import dataclasses
 import json
 
 from conftest import DEMO_NODE
-from helpers import make_app, poll, settle
+from helpers import lost_connection, make_app, poll, settle
 from test_cleanup_stream import NAMES, ScriptedTransport, manager, outcome
 from textual.widgets._footer import FooterKey
 
 from virttui.app import VirtTUI
-from virttui.drivers.errors import ConnectionFailed
 from virttui.drivers.model import DomainState
 from virttui.drivers.testdriver import TestDriver
 from virttui.locks.model import LeaseState
@@ -98,10 +97,7 @@ async def test_when_a_failed_host_takes_the_cursor_row_away_no_key_acts_until_it
         await settle(pilot)
         healthy_poll = hv2.poll
 
-        def broken():  # noqa: ANN202
-            raise ConnectionFailed("ssh: connection reset")
-
-        hv2.poll = broken
+        hv2.poll = lost_connection
         await poll(pilot, clock)
         slid_to = screen.selected_domain()
         assert slid_to is not None and slid_to[0] != hv2.uri  # the cursor sits on another host's domain
@@ -114,7 +110,7 @@ async def test_when_a_failed_host_takes_the_cursor_row_away_no_key_acts_until_it
         await poll(pilot, clock)
         assert table.highlighted_key == domain_key(hv2.uri, chosen.uuid)
         assert screen.current_domain()[1].uuid == chosen.uuid and footer_enabled(app)["d"]
-        hv2.poll = broken
+        hv2.poll = lost_connection
         await poll(pilot, clock)
         await pilot.press("down")  # the operator moves: the domain under the cursor is theirs again
         await settle(pilot)
@@ -158,10 +154,7 @@ async def test_the_detail_screen_of_a_failed_hosts_domain_offers_no_action(demo,
         detail = app.screen
         assert detail.check_action("domain", ("shutdown",))
 
-        def broken():  # noqa: ANN202
-            raise ConnectionFailed("ssh: connection reset")
-
-        hv2.poll = broken
+        hv2.poll = lost_connection
         await poll(pilot, clock)
         assert not detail.check_action("domain", ("shutdown",))
         assert "when last seen" in str(detail.query_one("#detail-head").render())
@@ -176,10 +169,7 @@ async def test_no_cleanup_is_offered_on_a_host_that_is_not_connected(demo, clock
     async with app.run_test(size=(160, 45)) as pilot:
         await settle(pilot)
 
-        def broken():  # noqa: ANN202
-            raise ConnectionFailed("ssh: connection reset")
-
-        hv2.poll = broken
+        hv2.poll = lost_connection
         await poll(pilot, clock)
         assert app.fleet.snapshot(hv2.uri) is not None  # its last snapshot is still there, stale
         app.open_cleanup(hv2.uri)

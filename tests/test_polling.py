@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from helpers import make_app, poll, settle
+from helpers import lost_connection, make_app, poll, settle
 
-from virttui.drivers.errors import ConnectionFailed
 from virttui.drivers.model import ConnectionState
 from virttui.polling import MAX_BACKOFF
 
@@ -24,13 +23,10 @@ async def test_a_driver_failing_to_stop_its_events_still_reports_the_failure(dem
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
 
-        def broken():  # noqa: ANN202
-            raise ConnectionFailed("ssh: connection reset")
-
         def unwatch_fails():  # noqa: ANN202
             raise RuntimeError("event thread already gone")
 
-        hv2.poll, hv2.unwatch = broken, unwatch_fails
+        hv2.poll, hv2.unwatch = lost_connection, unwatch_fails
         await poll(pilot, clock)
         host = app.fleet.host(hv2.uri)
         assert host.state is ConnectionState.ERROR and "connection reset" in host.last_error

@@ -277,7 +277,7 @@ def cmd_leases_cleanup(args: argparse.Namespace) -> int:
         fleet = _lease_fleet(pairs)
         removed: list[str] = []
         kept: list[dict] = []
-        cleaned: set[str | None] = set()  # a directory hosts share is cleaned once, from its first host
+        cleaned: set[str] = set()  # a directory hosts share is cleaned once, from its first host
         for uri, manager in managers:
             directory = fleet.lease_dir_of(uri) or f"{manager.directory} · {uri}"
             if directory in cleaned:
