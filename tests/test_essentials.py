@@ -65,6 +65,23 @@ def test_snapshots_revert_restores_the_state(hv1):
         hv1.create_snapshot(dom.uuid, "running")
 
 
+@pytest.mark.parametrize("now", ["stopped", "running", "paused"])
+def test_revert_to_a_paused_snapshot_leaves_the_guest_paused(hv1, now):
+    dom = find(hv1, "web-01")
+    hv1.perform(dom.uuid, Action.SUSPEND)
+    hv1.create_snapshot(dom.uuid, "paused")
+    hv1.perform(dom.uuid, Action.RESUME)
+    hv1.create_snapshot(dom.uuid, "running")
+    if now == "stopped":
+        hv1.perform(dom.uuid, Action.DESTROY)
+    elif now == "paused":
+        hv1.perform(dom.uuid, Action.SUSPEND)
+    hv1.revert_snapshot(dom.uuid, "paused")
+    assert find(hv1, "web-01").state is DomainState.PAUSED
+    hv1.revert_snapshot(dom.uuid, "running")
+    assert find(hv1, "web-01").state is DomainState.RUNNING
+
+
 def test_memory_stats_period_needs_a_running_domain(hv1):
     with pytest.raises(OperationInvalid):
         hv1.set_memory_stats_period(find(hv1, "build-runner").uuid, 5)

@@ -354,13 +354,16 @@ class TestDriver(Driver):
             snap = next((s for s in guest.snapshots if s.name == name), None)
             if snap is None:
                 raise DomainNotFound(f"Domain snapshot not found: no snapshot with matching name '{name}'")
-            want_running = snap.state in ("running", "idle")
-            if want_running and not guest.state.is_active:
+            # As libvirt: the guest comes back in the snapshot's state, paused included.
+            want_active = snap.state in ("running", "idle", "paused")
+            if want_active and not guest.state.is_active:
                 self._start(guest, now)
-            elif not want_running and guest.state.is_active:
+            elif not want_active and guest.state.is_active:
                 self._stop(guest)
             if snap.state == "paused" and guest.state in _RUNNING_STATES:
                 guest.state = DomainState.PAUSED
+            elif snap.state in ("running", "idle") and guest.state is DomainState.PAUSED:
+                guest.state = DomainState.RUNNING
             guest.snapshots = [replace(s, current=s.name == name) for s in guest.snapshots]
 
     def delete_snapshot(self, uuid: str, name: str) -> None:
