@@ -309,6 +309,25 @@ def test_every_remote_argument_arrives_verbatim(realstack):
         driver.close()
 
 
+def test_a_pooled_shell_that_died_while_idle_is_replaced_not_reported(realstack):
+    """The connection stays up but the idle shell behind a pooled session ends (killed on the host):
+    the next command gets a fresh shell instead of failing once with "closed by the host"."""
+    host = realstack.hosts[0]
+    driver = open_driver(host.ssh_uri)
+    driver.connect()
+    try:
+        transport = driver.transport
+        shell_pid = transport.run(["sh", "-c", "echo $PPID"]).stdout.strip()  # the pooled session's /bin/sh
+        assert shell_pid.isdigit() and len(transport._idle) == 1
+        host.run("kill", "-9", shell_pid)
+        wait_for(lambda: not transport._idle[0].usable, timeout=10)
+        result = transport.run(["echo", "still here"])
+        assert (result.returncode, result.stdout) == (0, "still here\n")
+        assert transport.run(["sh", "-c", "echo $PPID"]).stdout.strip() != shell_pid
+    finally:
+        driver.close()
+
+
 def test_ssh_config_alias_and_the_agent_are_honoured(realstack, private_home, tmp_path):
     """~/.ssh/config supplies HostName, Port and User; the key comes from ssh-agent, not the URI."""
     import subprocess

@@ -150,6 +150,7 @@ class _ShellSession:
         transport = client.get_transport()
         if transport is None or not transport.is_active():
             raise ConnectionFailed("SSH connection is closed")
+        self.client = client  # the connection this shell lives on: never pooled with a newer one
         self.marker = "__virttui_" + secrets.token_hex(16)
         self.channel = transport.open_session(timeout=CONNECT_TIMEOUT)
         self.channel.exec_command("exec /bin/sh")
@@ -221,6 +222,11 @@ class _ShellSession:
         if not data:
             raise ConnectionFailed("SSH session closed by the host")
         return data
+
+    @property
+    def usable(self) -> bool:
+        """Its channel is open and its shell has not exited (sshd killed it, or the host went down)."""
+        return not self.channel.closed and not self.channel.exit_status_ready()
 
     def close(self) -> None:
         try:
@@ -421,8 +427,11 @@ class SSHTransport(Transport):
             if self._client is None or not self._alive(self._client):
                 raise ConnectionFailed(f"{self.uri.raw}: SSH connection lost")
             self._busy += 1
-            if self._idle:
-                return self._idle.pop()
+            while self._idle:
+                session = self._idle.pop()
+                if session.usable:
+                    return session
+                session.close()  # its shell ended while idle: a fresh one instead of a spurious failure
             client = self._client
         try:
             return _ShellSession(client)
@@ -435,10 +444,10 @@ class SSHTransport(Transport):
     def _checkin(self, session: _ShellSession, ok: bool) -> None:
         with self._lock:
             self._busy -= 1
-            if ok and self._client is not None:
+            if ok and session.client is self._client and session.usable:
                 self._idle.append(session)
-            else:
-                session.close()  # its framing is unknown after a failure: never reuse it
+            else:  # its framing is unknown after a failure, or its connection was replaced meanwhile
+                session.close()
             self._freed.notify()
 
     def interactive(self, argv: Sequence[str], stdin_fd: int | None = None, stdout_fd: int | None = None) -> int:
