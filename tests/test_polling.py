@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from helpers import lost_connection, make_app, poll, settle
 
 from virttui.drivers.model import ConnectionState
-from virttui.polling import MAX_BACKOFF
+from virttui.polling import MAX_BACKOFF, MIN_REPOLL_GAP
 
 
 async def test_a_host_down_for_days_is_still_retried(demo):
@@ -42,3 +44,40 @@ async def test_a_poll_asked_for_a_host_just_removed_is_ignored(demo):
         app.scheduler.poll_now(uri)  # an action's follow-up poll, arriving after the removal
         await settle(pilot)
         assert not app.scheduler.has(uri)
+
+
+async def test_polls_asked_for_during_a_poll_become_one_poll_after_a_pause(demo):
+    """An event storm on a slow host: the requests made while a poll runs (and during the pause after
+    it) make one more poll, started a pause as long as the poll took after it ended, not back to back."""
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        hv2 = demo.drivers[1]
+        polls: list[list[float]] = []
+        real_poll = hv2.poll
+
+        def slow_poll():  # noqa: ANN202
+            polls.append([time.monotonic()])
+            time.sleep(0.2)
+            try:
+                return real_poll()
+            finally:
+                polls[-1].append(time.monotonic())
+
+        hv2.poll = slow_poll
+        app.scheduler.poll_now(hv2.uri)
+        while not polls:
+            await pilot.pause(0.01)
+        for _ in range(5):  # events arriving while the poll runs
+            app.scheduler.poll_now(hv2.uri)
+        while len(polls[0]) < 2 or app.scheduler._loops[hv2.uri].running:
+            await pilot.pause(0.01)
+        for _ in range(5):  # and during the pause
+            app.scheduler.poll_now(hv2.uri)
+            await pilot.pause(0.01)
+        while len(polls) < 2 or len(polls[1]) < 2:
+            await pilot.pause(0.01)
+        await settle(pilot)
+        assert polls[1][0] - polls[0][1] >= max(MIN_REPOLL_GAP, 0.2) - 0.02
+        await pilot.pause(0.5)
+        assert len(polls) == 2 and not app.scheduler.polling()

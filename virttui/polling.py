@@ -1,7 +1,8 @@
 """Per-host polling: one short thread worker per poll, the next one scheduled on completion.
 
-Polls of one host never overlap (a request during a poll is remembered and
-run right after it), so threads never pile up behind a slow host, and a
+Polls of one host never overlap (requests during a poll are remembered and
+make one poll after a pause as long as that poll took), so threads never pile
+up behind a slow host nor does an event storm keep it busy, and a
 failing host backs off exponentially without slowing the others.
 """
 
@@ -24,6 +25,10 @@ from virttui.messages import HostChanged, HostFailed, HostPolled
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
+# A poll asked for while one runs (events, actions) follows after a pause as long as the poll took,
+# at least this: during an event storm a slow host is polled at most about half the time instead
+# of back to back.
+MIN_REPOLL_GAP = 0.1
 
 
 class _HostLoop:
@@ -35,6 +40,8 @@ class _HostLoop:
         self.again = False
         self.failures = 0
         self.timer: Timer | None = None
+        self.spacing = False  # `timer` is the pause before a re-poll, not the periodic poll
+        self.started = 0.0  # monotonic time the latest poll started
         self.seq = 0  # sequence number of the latest poll started
         self.first_seq = 0  # polls numbered below this belong to an earlier loop of the same URI
         # Removal and a poll thread ending race for who closes the driver: whoever comes second.
@@ -117,18 +124,20 @@ class PollScheduler:
                 self.poll_now(uri)
 
     def polling(self) -> bool:
-        """Whether any host's poll is running or its result is on its way to the UI."""
-        return any(loop.running for loop in self._loops.values())
+        """Whether any host's poll is running, due right after its pause, or its result is on its way to the UI."""
+        return any(loop.running or loop.spacing for loop in self._loops.values())
 
     def poll_all(self) -> None:
         for uri in self._loops:
             self.poll_now(uri)
 
     def poll_now(self, uri: str) -> None:
-        """Poll this host as soon as possible (right after a poll in flight)."""
+        """Poll this host as soon as possible (after a poll in flight and the pause that follows it)."""
         loop = self._loops.get(uri)
         if loop is None:  # removed meanwhile (an action's follow-up poll of a host just removed)
             return
+        if loop.spacing:
+            return  # a re-poll is already due, right after its pause
         if loop.timer is not None:
             loop.timer.stop()
             loop.timer = None
@@ -136,6 +145,7 @@ class PollScheduler:
             loop.again = True
             return
         loop.running = True
+        loop.started = self._monotonic()
         self._last_seq += 1
         loop.seq = seq = self._last_seq
         self.app.run_worker(lambda: self._poll(loop, seq), thread=True, group=f"poll {uri}",
@@ -207,16 +217,27 @@ class PollScheduler:
         delay = self.interval if ok else min(MAX_BACKOFF, self.interval * 2 ** min(loop.failures - 1, 16))
         if loop.again:
             loop.again = False
-            self.poll_now(uri)
+            took = self._monotonic() - loop.started
+            loop.spacing = True
+            loop.timer = self.app.set_timer(min(self.interval, max(MIN_REPOLL_GAP, took)),
+                                            lambda: self._repoll(uri))
         elif self.autopoll:
             loop.timer = self.app.set_timer(delay, lambda: self.poll_now(uri))
         return None if ok else delay
+
+    def _repoll(self, uri: str) -> None:
+        loop = self._loops.get(uri)
+        if loop is not None:
+            loop.spacing = False
+            loop.timer = None
+            self.poll_now(uri)
 
     def with_retry(self, host: Host, delay: float | None) -> Host:
         return replace(host, retry_in_s=delay) if delay is not None else host
 
     def stop(self) -> None:
         for loop in self._loops.values():
+            loop.spacing = False
             if loop.timer is not None:
                 loop.timer.stop()
                 loop.timer = None
