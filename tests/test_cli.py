@@ -163,3 +163,51 @@ def test_a_lock_configuration_error_is_shown_by_the_lease_commands(monkeypatch, 
     assert main(["leases", "cleanup", "-c", "qemu:///system"]) != 0
     err = capsys.readouterr().err
     assert "qemu-sanlock.conf:3" in err and "lock configuration errors above" in err
+
+
+def test_a_cleanup_that_stops_part_way_still_reports_what_it_removed(monkeypatch, capsys):
+    """The SSH link drops after some files: the JSON still lists them, the error is one line, exit 1."""
+    import contextlib
+
+    import virttui.cli as cli
+    from virttui.drivers.model import ConnectionState, Host, HostSnapshot
+    from virttui.locks.hostleases import HostLeaseManager, LeaseAgentError
+    from virttui.locks.model import LockConfig
+    from virttui.locks.naming import sanlock_lease_name
+
+    gone, held = sanlock_lease_name("/img/gone"), sanlock_lease_name("/img/held")
+
+    class AgentCutOff:  # what AgentRunner yields when the agent's stream ends early
+        def cleanup(self, directory, lockspace, names):  # noqa: ANN001, ANN202
+            yield {"total": 3}
+            yield {"name": gone, "path": f"{directory}/{gone}", "removed": True, "reason": ""}
+            yield {"name": held, "path": f"{directory}/{held}", "removed": False, "reason": "held by a live host"}
+            raise LeaseAgentError("lease agent stopped after 2 of 3 files (connection lost)")
+
+    class SanlockHost:
+        uri = "qemu+ssh://hv9/system"
+
+        def connect(self) -> None: ...
+
+        def poll(self) -> HostSnapshot:
+            return HostSnapshot(Host(uri=self.uri, state=ConnectionState.CONNECTED))
+
+        def lease_manager(self) -> HostLeaseManager:
+            config = LockConfig(manager="sanlock", auto_disk_leases=True, host_id=1)
+            return HostLeaseManager(config, AgentCutOff())
+
+        def close(self) -> None: ...
+
+    @contextlib.contextmanager
+    def hosts(_args):  # noqa: ANN001, ANN202
+        yield [SanlockHost()], 2.0, None
+
+    monkeypatch.setattr(cli, "open_hosts", hosts)
+    assert main(["leases", "cleanup", "-c", SanlockHost.uri, "--json"]) == 1
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["removed"] == [gone] and result["kept"] == [{"name": held, "reason": "held by a live host"}]
+    assert result["errors"] == ["lease agent stopped after 2 of 3 files (connection lost)"]
+    assert captured.err.strip() == "virttui: lease agent stopped after 2 of 3 files (connection lost)"
+    assert main(["leases", "cleanup", "-c", SanlockHost.uri]) == 1
+    assert capsys.readouterr().out.splitlines()[0].endswith(f"/{gone}:0 PASS")

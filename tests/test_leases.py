@@ -1,6 +1,7 @@
 """Lease naming, leader records, file-lock exclusion (in and across processes), status and cleanup."""
 
 import hashlib
+import json
 import os
 import struct
 import subprocess
@@ -245,3 +246,109 @@ def test_every_live_host_id_is_seen_not_only_the_first_sixteen(lease_dir):
     finally:
         for store in stores:
             store.release_all()
+
+
+def _leader_file(directory, name: str, *, space: str = LOCKSPACE_NAME, resource: str | None = None,
+                 size: int = 1 << 20, damage: bool = False) -> str:
+    """A file whose first sector is a leader record: a real lease, or one sanlock would refuse."""
+    record = bytearray(pack_leader(space_name=space, resource_name=name if resource is None else resource))
+    if damage:
+        record[48] ^= 7  # behind the checksum's back
+    path = os.path.join(str(directory), name)
+    with open(path, "wb") as handle:
+        handle.write(bytes(record)[:size])
+        handle.truncate(size)
+    return path
+
+
+def _refused_files(lease_dir) -> dict[str, str]:
+    """name -> the reason sanlock would refuse it; each a file with a leader record, some free."""
+    md5 = sanlock_lease_name
+    files = {
+        "notes.txt": _leader_file(lease_dir, "notes.txt"),  # a valid record, but not a lease name
+        "--all": _leader_file(lease_dir, "--all"),
+        md5("/bad/sum"): _leader_file(lease_dir, md5("/bad/sum"), damage=True),
+        md5("/other/ls"): _leader_file(lease_dir, md5("/other/ls"), space="OTHER"),
+        md5("/other/res"): _leader_file(lease_dir, md5("/other/res"), resource=md5("/elsewhere")),
+        md5("/short"): _leader_file(lease_dir, md5("/short"), size=300),
+    }
+    return {name: path for name, path in files.items()}
+
+
+def test_cleanup_removes_no_file_sanlock_would_refuse(stores, lease_dir):
+    """Wrong names, bad checksums, another lockspace or resource, a file shorter than a sector: the embedded
+    store has no sanlock to refuse them, so it refuses them itself, as a real cleanup's sanlock would."""
+    one, _ = stores
+    files = _refused_files(lease_dir)
+    stale = write_free_lease(str(lease_dir), "/img/stale")
+    for dry_run in (True, False):
+        report = one.cleanup(dry_run=dry_run)
+        assert [o.path for o in report.removed] == [stale]
+        reasons = {o.name: o.reason for o in report.kept}
+        assert reasons["notes.txt"] == reasons["--all"] == "not a lease file name"
+        assert "checksum" in reasons[sanlock_lease_name("/bad/sum")]
+        assert "another lockspace" in reasons[sanlock_lease_name("/other/ls")]
+        assert "another resource" in reasons[sanlock_lease_name("/other/res")]
+        assert reasons[sanlock_lease_name("/short")]
+    assert all(os.path.exists(path) for path in files.values())
+
+
+def test_a_host_dry_run_predicts_what_sanlock_would_refuse(lease_dir):
+    from virttui.locks.hostleases import AgentRunner, HostLeaseManager
+    from virttui.locks.model import LockConfig
+
+    from virttui.locks.agent import scan
+
+    class DaemonAnswering(AgentRunner):  # a sanlock daemon holding nothing, no other host live
+        def scan(self, directory, lockspace, with_sanlock):  # noqa: ANN001, ANN202
+            return {**scan(directory, lockspace, False), "status": "daemon 0\n", "status_error": "",
+                    "host_status": "", "host_status_error": ""}
+
+    files = _refused_files(lease_dir)
+    stale = write_free_lease(str(lease_dir), "/img/stale")
+    config = LockConfig(manager="sanlock", auto_disk_leases=True, disk_lease_dir=str(lease_dir), host_id=1)
+    report = HostLeaseManager(config, DaemonAnswering()).cleanup(dry_run=True)
+    assert [o.path for o in report.removed] == [stale]
+    assert {o.name for o in report.kept} == set(files)
+    assert all(os.path.exists(path) for path in files.values())
+
+
+def test_names_that_are_no_lease_never_reach_the_host(lease_dir):
+    """A file named "--all" (which the agent once took for "every file") or one whose name is not UTF-8 is
+    answered here, without running the agent."""
+    from virttui.locks.hostleases import HostLeaseManager
+    from virttui.locks.model import LockConfig
+
+    class NoAgent:
+        def cleanup(self, directory, lockspace, names):  # noqa: ANN001, ANN202
+            raise AssertionError(f"the agent was asked about {names}")
+
+    config = LockConfig(manager="sanlock", auto_disk_leases=True, disk_lease_dir=str(lease_dir), host_id=1)
+    names = ["--all", os.fsdecode(b"bad\xffname"), sanlock_lease_name("/x") + "\n"]
+    report = HostLeaseManager(config, NoAgent()).cleanup(names)
+    assert report.removed == () and [o.reason for o in report.kept] == ["not a lease file name"] * 3
+
+
+def test_the_agent_takes_a_file_named_all_as_a_name(lease_dir, capsys):
+    from virttui.locks import agent
+
+    _leader_file(lease_dir, "--all")
+    assert agent.main(["cleanup", str(lease_dir), LOCKSPACE_NAME, "--", "--all"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == [{"name": "--all", "path": str(lease_dir / "--all"), "removed": False,
+                      "reason": "not a lease file name"}]
+    assert agent.main(["cleanup", str(lease_dir), LOCKSPACE_NAME, "--all-please"]) == 2
+    assert "usage" in capsys.readouterr().out
+
+
+def test_the_agent_stays_runnable_by_python_3_6():
+    """The agent runs on the host's own python3: RHEL/CentOS 8 hypervisors have 3.6 (checked by hand with
+    3.6.15: scan and cleanup). Its grammar must be 3.6's, and it must not call what 3.7 added."""
+    import ast
+
+    from virttui.locks.hostleases import AGENT_SOURCE
+
+    ast.parse(AGENT_SOURCE, feature_version=(3, 6))
+    for newer in ("__future__", "preadv", "pwritev", "capture_output", "text=True", "breakpoint(",
+                  "fromisoformat", "removeprefix", "time_ns", "contextlib.nullcontext", ":="):
+        assert newer not in AGENT_SOURCE

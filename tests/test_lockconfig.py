@@ -184,3 +184,39 @@ def test_an_agent_answer_of_the_wrong_shape_is_a_lease_directory_error(answer):
     snap = HostLeaseManager(config, Nonsense()).snapshot()
     assert snap.files == () or all(f.error for f in snap.files)
     assert snap.error or all(f.error for f in snap.files)
+
+
+@pytest.mark.parametrize("failing", ["status", "host_status", "both"])
+def test_without_the_daemons_answers_an_owned_lease_shows_held_not_free(lease_dir, failing):
+    """`client status` failing hides what this host holds, `host_status` failing hides which hosts are
+    live: a leader record that names an owner then counts as held, never as free or orphan."""
+    from virttui.locks.leader import pack_leader
+    from virttui.locks.model import LOCKSPACE_NAME, LeaseState
+    from virttui.locks.status import compute_lease_status
+
+    def owned(disk: str, owner: int) -> str:
+        name = sanlock_lease_name(disk)
+        with open(lease_dir / name, "wb") as handle:
+            handle.write(pack_leader(space_name=LOCKSPACE_NAME, resource_name=name, owner_id=owner,
+                                     owner_generation=1, lver=1, timestamp=1234))
+            handle.truncate(1 << 20)
+        return name
+
+    mine, theirs = owned("/images/mine.qcow2", 1), owned("/images/theirs.qcow2", 2)
+
+    class DaemonFailing:
+        def scan(self, directory, lockspace, with_sanlock):  # noqa: ANN001, ANN202
+            raw = scan(directory, lockspace, False)
+            status_down, hosts_down = failing in ("status", "both"), failing in ("host_status", "both")
+            raw.update(status=None if status_down else "daemon 0\n",
+                       status_error="connection refused" if status_down else "",
+                       host_status=None if hosts_down else "1 timestamp 50\n2 timestamp 60\n",
+                       host_status_error="connection refused" if hosts_down else "")
+            return raw
+
+    config = LockConfig(manager="sanlock", auto_disk_leases=True, disk_lease_dir=str(lease_dir), host_id=1)
+    snap = HostLeaseManager(config, DaemonFailing()).snapshot()
+    states = {row.name: row.state for row in compute_lease_status(snap, [])}
+    assert snap.error
+    assert states[theirs] is LeaseState.HELD  # host 2 live, or not known not to be
+    assert states[mine] is (LeaseState.HELD if failing != "host_status" else LeaseState.ORPHAN)

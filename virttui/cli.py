@@ -275,8 +275,8 @@ def cmd_leases_cleanup(args: argparse.Namespace) -> int:
             raise UsageError("no host with a sanlock lease directory"
                              + (" (see the lock configuration errors above)" if problems else ""))
         fleet = _lease_fleet(pairs)
-        removed: list[str] = []
-        kept: list[dict] = []
+        outcomes: list[CleanupOutcome] = []
+        errors: list[str] = []
         cleaned: set[str] = set()  # a directory hosts share is cleaned once, from its first host
         for uri, manager in managers:
             directory = fleet.lease_dir_of(uri) or f"{manager.directory} · {uri}"
@@ -285,28 +285,31 @@ def cmd_leases_cleanup(args: argparse.Namespace) -> int:
             cleaned.add(directory)
             lockspace = manager.lockspace
 
-            def show(_index: int, _total: int, outcome: CleanupOutcome, lockspace: str = lockspace) -> None:
-                """One line per file as it is done, like virt-sanlock-cleanup (a cron log shows progress)."""
+            def record(_index: int, _total: int, outcome: CleanupOutcome, lockspace: str = lockspace) -> None:
+                """Each file as it is done: printed like virt-sanlock-cleanup (a cron log shows progress),
+                and kept, so a cleanup that stops part way still reports what it removed."""
+                outcomes.append(outcome)
+                if args.quiet or args.json:
+                    return
                 resource = f"{lockspace}:{outcome.name}:{outcome.path}:0"
                 verdict = "PASS" if outcome.removed else "FAIL"
                 print(f"Cleanup: {_printable(resource)} {verdict}{' (dry run)' if args.dry_run else ''}", flush=True)
 
             try:
-                report = manager.cleanup(dry_run=args.dry_run,
-                                         progress=None if args.quiet or args.json else show)
-            except OSError as exc:  # LeaseDirError, LeaseAgentError: one line naming the directory
-                raise UsageError(exc.strerror or str(exc)) from None
-            for outcome in report.outcomes:
-                if outcome.removed:
-                    removed.append(outcome.name)
-                else:
-                    kept.append({"name": outcome.name, "reason": outcome.reason})
+                manager.cleanup(dry_run=args.dry_run, progress=record)
+            except OSError as exc:  # LeaseDirError, LeaseAgentError: one line naming the directory; the next goes on
+                errors.append(exc.strerror or str(exc))
     if args.json and not args.quiet:
-        result: dict = {"removed": removed, "kept": kept}
+        result: dict = {"removed": [o.name for o in outcomes if o.removed],
+                        "kept": [{"name": o.name, "reason": o.reason} for o in outcomes if not o.removed]}
         if args.dry_run:
             result["dry_run"] = True
+        if errors:
+            result["errors"] = errors
         print(json.dumps(result, indent=2))
-    return 1 if problems else 0
+    for error in errors:
+        print(f"virttui: {_printable(error)}", file=sys.stderr)
+    return 1 if problems or errors else 0
 
 
 # -- top ----------------------------------------------------------------------

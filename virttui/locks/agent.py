@@ -9,7 +9,8 @@ run) and removes a file only while holding its lease, exactly the rule of
 virt-sanlock-cleanup, without a `sanlock client` and an `rm` process per file.
 
 Self-contained on purpose: standard library only, no virttui import, so its
-source can be sent to a host that has only python3.
+source can be sent to a host that has only python3 -- as old as 3.6, the
+platform python of RHEL/CentOS 8 hypervisors.
 """
 
 import ctypes
@@ -28,7 +29,7 @@ SECTOR = 512
 NAME_LEN = 48
 PATH_LEN = 1024
 ACQUIRE_OWNER_NOWAIT = 0x8
-LEASE_NAME = re.compile(r"^([0-9a-f]{32}|[0-9a-f]{64})$")
+LEASE_NAME = re.compile(r"[0-9a-f]{32}\Z")  # libvirt's sanlock lease names: md5 hex; \Z, not $ ("...\n")
 PAXOS_DISK_MAGIC = 0x06152010
 SANLOCK_ERRORS = {  # sanlock_rv.h
     -201: "sanlock error", -202: "lease I/O timed out", -210: "lease read failed", -211: "lease write failed",
@@ -56,7 +57,7 @@ class _Resource(ctypes.Structure):
 
 def _run(argv):
     try:
-        proc = subprocess.run(argv, capture_output=True, timeout=20, check=False)
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, str(exc)
     if proc.returncode != 0:
@@ -102,7 +103,7 @@ def _open_and_read_head(path):
         if buf is None:
             buf = _buffers.buf = mmap.mmap(-1, HEAD_READ)  # page-aligned, as O_DIRECT wants
         try:
-            count = os.preadv(fd, [buf], 0)
+            count = os.readv(fd, [buf])  # at offset 0, just opened (a positioned read needs python 3.7)
             return fd, bytes(buf[:min(count, SECTOR)])
         except OSError as exc:
             if exc.errno != errno.EINVAL:
@@ -169,6 +170,8 @@ def _safe_target(directory, name):
     if not LEASE_NAME.match(name):
         return None, "not a lease file name"
     path = os.path.join(directory, name)
+    if len(os.fsencode(path)) >= PATH_LEN:  # sanlock would be handed a cut path: another file
+        return None, "path too long for sanlock"
     try:
         fd, head = _open_and_read_head(path)
     except OSError as exc:
@@ -205,7 +208,8 @@ FLUSH_EVERY = 0.1  # seconds between batches of cleanup outcomes on stdout
 
 
 def cleanup(directory, lockspace, names):
-    """Yield one outcome dict per file, in order: removed only while this host held its lease.
+    """Yield one outcome dict per file as each is done: removed only while this host held its lease.
+    (Not in the order of names: a lease whose acquisition hangs on storage holds back no other.)
 
     Acquisitions run on up to WORKERS threads, each with its own sanlock registration (the
     daemon runs one command at a time per registered client, and a paxos acquire is mostly
@@ -216,6 +220,13 @@ def cleanup(directory, lockspace, names):
     import threading
 
     directory = os.path.realpath(directory)
+    for name in names:  # answered without the daemon: nothing of it is asked about these
+        if not LEASE_NAME.match(name):
+            yield {"name": name, "path": os.path.join(directory, name), "removed": False,
+                   "reason": "not a lease file name"}
+    names = [name for name in names if LEASE_NAME.match(name)]
+    if not names:
+        return
     try:
         lib = ctypes.CDLL("libsanlock_client.so.1", use_errno=True)
     except OSError as exc:
@@ -243,9 +254,13 @@ def cleanup(directory, lockspace, names):
         return _cleanup_one(lib, sock, directory, lockspace, name)
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(WORKERS, len(names))))
+    futures = [pool.submit(one, name) for name in names]
     try:
-        yield from pool.map(one, names)
+        for future in concurrent.futures.as_completed(futures):
+            yield future.result()
     finally:
+        for future in futures:
+            future.cancel()  # the reader stopped: start nothing more
         pool.shutdown(wait=True)
         for sock in socks:
             os.close(sock)  # ends the registration: sanlock drops anything still held
@@ -259,9 +274,9 @@ def _cleanup_one(lib, sock, directory, lockspace, name):
     try:
         res = _Resource()
         res.lockspace_name = lockspace.encode()
-        res.name = name.encode()[:NAME_LEN]
+        res.name = name.encode()  # 32 characters: checked by _safe_target
         res.num_disks = 1
-        res.disks[0].path = path.encode()[:PATH_LEN - 1]
+        res.disks[0].path = os.fsencode(path)  # under PATH_LEN bytes: checked by _safe_target
         args = (ctypes.POINTER(_Resource) * 1)(ctypes.pointer(res))
         rv = lib.sanlock_acquire(sock, -1, ACQUIRE_OWNER_NOWAIT, 1, args, None)
         if rv < 0:
@@ -284,29 +299,46 @@ def main(argv):
     if len(argv) >= 3 and argv[0] == "scan":
         print(json.dumps(scan(argv[1], argv[2], len(argv) > 3 and argv[3] == "sanlock")))
         return 0
-    if len(argv) >= 3 and argv[0] == "cleanup":
-        names = argv[3:]
-        if names == ["--all"]:
+    if len(argv) >= 4 and argv[0] == "cleanup" and (argv[3:] == ["--all"] or argv[3] == "--"):
+        if argv[3] == "--all":  # a file named "--all" arrives as "-- --all", never as this
             names, error = every_candidate(argv[1], argv[2])
             if error:
                 print(json.dumps({"fatal": error}))
                 return 0
             print(json.dumps({"total": len(names)}), flush=True)
-        # Outcomes are flushed at most every FLUSH_EVERY seconds: a line per file is a packet per
-        # file through sshd and paramiko, CPU taken from the sanlock daemon on a busy host, and a
-        # progress bar needs no more than a few updates a second.
-        import time
-
-        flushed = time.monotonic()
-        for outcome in cleanup(argv[1], argv[2], names):
-            sys.stdout.write(json.dumps(outcome) + "\n")
-            if time.monotonic() - flushed >= FLUSH_EVERY:
-                sys.stdout.flush()
-                flushed = time.monotonic()
-        sys.stdout.flush()
+        else:
+            names = argv[4:]
+        _write_outcomes(cleanup(argv[1], argv[2], names))
         return 0
-    print(json.dumps({"fatal": "usage: agent scan DIR LOCKSPACE [sanlock] | cleanup DIR LOCKSPACE (NAME...|--all)"}))
+    print(json.dumps({"fatal": "usage: agent scan DIR LOCKSPACE [sanlock] | cleanup DIR LOCKSPACE (--all|-- NAME...)"}))
     return 2
+
+
+def _write_outcomes(outcomes):
+    """One JSON line per outcome, flushed every FLUSH_EVERY seconds by a timer thread: a line per
+    file would be a packet per file through sshd and paramiko (CPU taken from the sanlock daemon on
+    a busy host; a progress bar needs a few updates a second), and a timer, not the next outcome,
+    sends what is done even while the next acquisition hangs on storage."""
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def flusher():
+        while not done.wait(FLUSH_EVERY):
+            with lock:
+                sys.stdout.flush()
+
+    thread = threading.Thread(target=flusher, daemon=True)
+    thread.start()
+    try:
+        for outcome in outcomes:
+            line = json.dumps(outcome) + "\n"
+            with lock:
+                sys.stdout.write(line)
+    finally:
+        done.set()
+        thread.join()
+        with lock:
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":

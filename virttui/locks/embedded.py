@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 
 from virttui.drivers.errors import LeaseConflict
 from virttui.locks import ofd
+from virttui.locks.candidates import name_refusal, refusal
 from virttui.locks.leader import (
     DELTA_DISK_MAGIC,
     DELTA_DISK_VERSION,
@@ -312,6 +313,8 @@ class EmbeddedLeaseStore:
 
     def _cleanup_one(self, name: str, dry_run: bool) -> CleanupOutcome:
         path = os.path.join(self.directory, name)
+        if name_refusal(name):
+            return CleanupOutcome(name, path, removed=False, reason=name_refusal(name))
         try:
             fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except OSError as exc:
@@ -324,10 +327,13 @@ class EmbeddedLeaseStore:
             if (ofd.is_locked(fd) if dry_run else not ofd.try_lock(fd)):
                 return CleanupOutcome(name, path, removed=False, reason="lease is held")
             try:
-                parse_leader(os.pread(fd, SECTOR, 0))
+                leader = parse_leader(os.pread(fd, SECTOR, 0))
             except LeaderError as exc:
                 return CleanupOutcome(name, path, removed=False, reason=f"not a lease: {exc}")
             mine = os.fstat(fd)
+            why = refusal(name, leader, self.lockspace, mine.st_size)  # what sanlock would refuse
+            if why:
+                return CleanupOutcome(name, path, removed=False, reason=why)
             try:
                 on_disk = os.lstat(path)
             except FileNotFoundError:

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from virttui.locks.candidates import name_refusal, refusal
 from virttui.locks.leader import LeaderError, parse_leader
 from virttui.locks.model import LOCKSPACE_NAME, CleanupOutcome, CleanupReport, LeaseDirSnapshot, LeaseFile, LockConfig
 from virttui.locks.sanlockstatus import parse_client_status, parse_host_status
@@ -94,7 +95,7 @@ class AgentRunner:
             yield from self._stream(directory, lockspace, ["--all"])
             return
         for start in range(0, len(names), CLEANUP_CHUNK):
-            yield from self._stream(directory, lockspace, names[start:start + CLEANUP_CHUNK])
+            yield from self._stream(directory, lockspace, ["--", *names[start:start + CLEANUP_CHUNK]])
 
     def _stream(self, directory: str, lockspace: str, names: list[str]) -> Iterator[dict]:
         """One remote agent run, its outcomes read as they come (the progress bar moves per file)."""
@@ -105,7 +106,7 @@ class AgentRunner:
             stream = self.transport.run_lines(argv, line_timeout=CLEANUP_LINE_TIMEOUT)
         except DriverError as exc:
             raise LeaseAgentError(str(exc)) from None
-        expected = None if names == ["--all"] else len(names)
+        expected = None if names == ["--all"] else len(names) - 1  # "--", then the names
         seen = 0
         try:
             while True:
@@ -140,7 +141,8 @@ class AgentRunner:
         if result.returncode == 127:
             raise LeaseAgentError("python3 is needed on the host for lease status and cleanup")
         if result.returncode != 0:
-            raise LeaseAgentError(f"lease agent failed: {result.stderr.strip().splitlines()[-1:] or result.returncode}")
+            last = result.stderr.strip().splitlines()[-1:]
+            raise LeaseAgentError(f"lease agent failed: {last[0] if last else f'exit status {result.returncode}'}")
         return result.stdout
 
 
@@ -176,12 +178,14 @@ class HostLeaseManager:
         live = parse_host_status(raw.get("host_status") or "")
         live_ids = tuple(sorted(h for h, ts in live.items() if ts))
         mine = {key.partition(":")[2] for key in daemon.resources if key.startswith(self.lockspace + ":")}
+        # Where the daemon did not answer, the leader record decides: a lease it says is owned counts as held.
+        unsure = (bool(raw.get("status_error")), bool(raw.get("host_status_error")))
         files = []
         for entry in raw.get("files", []):
             name = str(entry.get("name", ""))
             if name == self.lockspace:
                 continue
-            files.append(self._lease_file(entry, name, mine, live_ids))
+            files.append(self._lease_file(entry, name, mine, live_ids, unsure))
         # Without the daemon's answers nothing here can say what is held: the error shows, and a dry
         # run keeps every file (a real cleanup asks sanlock itself, file by file).
         warnings = "; ".join(f"{what}: {raw[key]}" for key, what in (("status_error", "client status"),
@@ -193,7 +197,10 @@ class HostLeaseManager:
             error=f"sanlock daemon on this host: {warnings}" if warnings else "",
         )
 
-    def _lease_file(self, entry: dict, name: str, mine: set[str], live: tuple[int, ...]) -> LeaseFile:
+    def _lease_file(self, entry: dict, name: str, mine: set[str], live: tuple[int, ...],
+                    unsure: tuple[bool, bool] = (False, False)) -> LeaseFile:
+        """unsure: (`client status` failed, `host_status` failed): what this host holds, or which
+        hosts are live, is then unknown, and an owned leader record is taken as held."""
         path = os.path.join(self.directory, name)
         if entry.get("error"):
             return LeaseFile(name=name, path=path, size=int(entry.get("size") or 0), error=str(entry["error"]))
@@ -201,7 +208,9 @@ class HostLeaseManager:
             record = parse_leader(bytes.fromhex(str(entry.get("head", ""))))
         except (LeaderError, ValueError) as exc:
             return LeaseFile(name=name, path=path, size=int(entry.get("size") or 0), error=str(exc))
-        held = name in mine or (record.timestamp != 0 and record.owner_id in live and record.owner_id != self.host_id)
+        own = record.owner_id == self.host_id
+        held = name in mine or (record.timestamp != 0 and (
+            (not own and (record.owner_id in live or unsure[1])) or (own and unsure[0])))
         return LeaseFile(name=name, path=path, size=int(entry.get("size") or 0), leader=record, held=held)
 
     def _lockd_snapshot(self, raw: dict) -> LeaseDirSnapshot:
@@ -236,7 +245,13 @@ class HostLeaseManager:
         todo = None if names is None else [n for n in names if n != self.lockspace]
         total = 0 if todo is None else len(todo)
         outcomes = []
-        for raw_outcome in self.runner.cleanup(self.directory, self.lockspace, todo):
+        if todo is not None:  # never sent to the host: a name like "--all" or one that isn't UTF-8
+            for name in [n for n in todo if name_refusal(n)]:
+                outcomes.append(CleanupOutcome(name, os.path.join(self.directory, name), False, name_refusal(name)))
+                if progress is not None:
+                    progress(len(outcomes), total, outcomes[-1])
+            todo = [n for n in todo if not name_refusal(n)]
+        for raw_outcome in self.runner.cleanup(self.directory, self.lockspace, todo) if todo != [] else ():
             if "fatal" in raw_outcome:
                 raise LeaseAgentError(str(raw_outcome["fatal"]))
             if "total" in raw_outcome:
@@ -261,10 +276,10 @@ class HostLeaseManager:
                 outcome = CleanupOutcome(name, path, False, "vanished")
             elif snapshot.error:
                 outcome = CleanupOutcome(name, path, False, f"unknown, {snapshot.error}")
-            elif lease.error or lease.leader is None:
+            elif lease.error:
                 outcome = CleanupOutcome(name, path, False, f"not a lease: {lease.error}")
-            elif not lease.leader.checksum_ok:
-                outcome = CleanupOutcome(name, path, False, "lease is corrupt (bad checksum)")
+            elif refusal(name, lease.leader, self.lockspace, lease.size):
+                outcome = CleanupOutcome(name, path, False, refusal(name, lease.leader, self.lockspace, lease.size))
             elif lease.held:
                 outcome = CleanupOutcome(name, path, False, "lease is held")
             else:

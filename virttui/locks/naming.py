@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-_MD5_RE = re.compile(r"^[0-9a-f]{32}$")
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_MD5_RE = re.compile(r"[0-9a-f]{32}\Z")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 
 
 def sanlock_lease_name(path: str) -> str:
