@@ -46,6 +46,26 @@ def test_a_revoked_key_is_left_out_even_where_a_plain_line_lists_it(tmp_path, ke
     assert found.lookup("hv1") is None and found.lookup("hv2") is not None
 
 
+def test_a_revoked_marker_followed_by_a_tab_still_revokes(tmp_path, keys):
+    good, revoked = keys
+    path = tmp_path / "known_hosts"
+    path.write_text(_line("hv1", revoked) + f"@revoked\thv1 {revoked.get_name()}\t{revoked.get_base64()}\n")
+    found = paramiko.HostKeys()
+    assert load_known_hosts(str(path), found) == {revoked.get_base64()}
+    assert found.lookup("hv1") is None
+
+
+def test_trusting_a_key_appends_a_line_of_its_own_to_a_file_without_a_final_newline(tmp_path, keys):
+    old, new = keys
+    path = tmp_path / "known_hosts"
+    path.write_text(_line("hv1", old).rstrip("\n"))  # edited by hand: no newline at the end
+    transport = SSHTransport(parse_uri(f"qemu+ssh://root@hv2/system?known_hosts={path}"))
+    transport.trust_key(UnknownHostKey("hv2", new, str(path)))
+    found = paramiko.HostKeys()
+    load_known_hosts(str(path), found)
+    assert found.lookup("hv1")[old.get_name()] == old and found.lookup("hv2")[new.get_name()] == new
+
+
 def test_trusting_saves_the_key_the_operator_was_shown_not_a_later_one(tmp_path, keys):
     shown, later = keys
     path = tmp_path / "known_hosts"

@@ -25,8 +25,8 @@ def load_known_hosts(path: str, into: paramiko.HostKeys) -> frozenset[str]:
     """
     with open(path, "rb") as handle:
         lines = [raw.decode("utf-8", "replace").strip() for raw in handle.read().splitlines()]
-    revoked = frozenset(fields[3] for fields in (line.split() for line in lines if line.startswith("@revoked "))
-                        if len(fields) >= 4)  # @revoked HOSTS KEYTYPE BASE64
+    revoked = frozenset(fields[3] for fields in (line.split() for line in lines)  # fields: spaces or tabs
+                        if len(fields) >= 4 and fields[0] == "@revoked")  # @revoked HOSTS KEYTYPE BASE64
     for number, line in enumerate(lines, 1):
         if not line or line.startswith(("#", "@")):  # @cert-authority: host certificates are not checked here
             continue

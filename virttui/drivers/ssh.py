@@ -182,7 +182,7 @@ class _ShellSession:
                   f"printf '\\n%s\\n' {self.marker} >&2\n")
         self._deadline = None  # a stream's timeout is per line (next_line); run() sets a deadline
         self.channel.settimeout(timeout)
-        self.channel.sendall(script.encode())
+        self.channel.sendall(script.encode("utf-8", "surrogateescape"))  # a name read as bytes goes back as them
 
     def next_line(self) -> bytes | int:
         """The started command's next stdout line, or its exit status once its output ended."""
@@ -377,8 +377,13 @@ class SSHTransport(Transport):
         path = pending.known_hosts
         os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", mode=0o700, exist_ok=True)
         line = f"{pending.host} {pending.key.get_name()} {pending.key.get_base64()}\n"
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(line)
+        with open(path, "a+b") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":  # a file edited by hand may end without one: never glue to its last line
+                    line = "\n" + line
+            handle.write(line.encode("utf-8"))
         log.info("trusted host key %s %s for %s", pending.key.get_name(), fingerprint(pending.key), pending.host)
         if self.pending_key is not None and self.pending_key.fingerprint == pending.fingerprint:
             self.pending_key = None
@@ -404,7 +409,7 @@ class SSHTransport(Transport):
             result = session.run("LC_ALL=C.UTF-8 " + shlex.join(argv), timeout)
             ok = True
             return result
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+        except (OSError, EOFError, paramiko.SSHException, UnicodeError) as exc:
             reason = f"timed out after {timeout:g} s" if isinstance(exc, (socket.timeout, TimeoutError)) else str(exc)
             raise ConnectionFailed(f"{self.uri.raw}: command failed over SSH: {reason}") from None
         finally:
@@ -414,9 +419,12 @@ class SSHTransport(Transport):
         session = self._checkout(line_timeout)
         try:
             session.start("LC_ALL=C.UTF-8 " + shlex.join(argv), line_timeout)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+        except (OSError, EOFError, paramiko.SSHException, UnicodeError) as exc:
             self._checkin(session, False)
             raise ConnectionFailed(f"{self.uri.raw}: command failed over SSH: {exc}") from None
+        except BaseException:
+            self._checkin(session, False)  # whatever it was, the session is never lost to the pool
+            raise
         return _SessionLines(self, session)
 
     def _checkout(self, timeout: float) -> _ShellSession:
