@@ -109,3 +109,14 @@ def test_a_poll_interval_keeps_every_digit(tmp_path):
     path = str(tmp_path / "config.toml")
     save_config(Config(poll_interval=1234.5678, path=path))
     assert load_config(path).poll_interval == 1234.5678
+
+
+def test_hosts_written_as_plain_strings_survive_a_save(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('hosts = ["qemu+ssh://a/system", "qemu+ssh://b/system"]\n')
+    loaded = load_config(str(path))
+    save_config(with_host(loaded, "lxc:///", "containers"), loaded)
+    assert load_config(str(path)).hosts == ("qemu+ssh://a/system", "qemu+ssh://b/system", "lxc:///")
+    reloaded = load_config(str(path))
+    save_config(without_host(reloaded, "qemu+ssh://a/system"), reloaded)
+    assert load_config(str(path)).hosts == ("qemu+ssh://b/system", "lxc:///")

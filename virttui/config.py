@@ -166,6 +166,12 @@ def _apply(doc, config: Config, previous: Config | None) -> None:  # noqa: ANN00
             if isinstance(entry, dict):
                 _trim_trailing_blank_lines(entry)
                 array.append(entry)
+            else:  # `hosts = ["uri", ...]`, which the loader takes too: each becomes a table, none is lost
+                table = tomlkit.table()
+                table["uri"] = str(entry)
+                if config.group_of(str(entry)):
+                    table["group"] = config.group_of(str(entry))
+                array.append(table)
         if "hosts" in doc:
             del doc["hosts"]
         if len(array):
