@@ -180,6 +180,26 @@ def test_xml_that_is_not_libvirts_is_a_clear_error():
         driver.poll()
 
 
+@pytest.mark.parametrize("uri", ["qemu+tls://hv2/system", "qemu+tcp://hv2/system", "qemu://hv2/system"])
+def test_a_host_reached_without_ssh_never_gets_this_machines_lock_configuration(uri):
+    """virsh reaches it over TLS or TCP, but virttui can read files only here: they would be this machine's,
+    and a cleanup would act on this machine's lease directory."""
+    uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"
+    poll = CommandResult(0, f"{uuid} a\n{SECTION_MARKER}\nDomain: 'a'\n  state.state=5\n{SECTION_MARKER}\n"
+                            f"{SECTION_MARKER}\n", "")
+    xml = CommandResult(0, f"<domain type='kvm'><name>a</name><uuid>{uuid}</uuid></domain>", "")
+
+    class NoLocalFiles(ScriptedTransport):
+        def run(self, argv, *, timeout=30.0):  # noqa: ANN001, ANN201
+            assert argv[0] != "sh", "read this machine's files for a remote host"
+            return super().run(argv, timeout=timeout)
+
+    driver = VirshDriver(uri, parse_uri(uri), NoLocalFiles([NODE_OK, poll, xml]))
+    driver.connect()
+    assert driver.lease_manager() is None
+    assert any("over SSH only" in w for w in driver.poll().host.warnings)
+
+
 def test_actions_address_domains_by_uuid_only():
     transport = ScriptedTransport([CommandResult(0, "", "")])
     driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), transport)

@@ -133,6 +133,10 @@ class VirshDriver(Driver):
         """The host's sanlock lease directory, if its libvirt uses sanlock; a bad config is a warning."""
         from virttui.locks.libvirtconf import LOCKD_CONF, QEMU_CONF, SANLOCK_CONF, LibvirtConfError, lock_config
 
+        local = self.parsed.transport not in ("ssh", "libssh", "libssh2")
+        if local and self.parsed.is_remote:  # qemu+tls://hv2/system: its files are not this machine's
+            return None, (f"lock configuration not read: virttui reads a host's files over SSH only, "
+                          f"not {self.parsed.transport or 'tcp'}; no disk leases shown for this host")
         files = (QEMU_CONF, SANLOCK_CONF, LOCKD_CONF)
         shell = f'for f; do echo {SECTION_MARKER}; cat -- "$f" 2>/dev/null || printf %s {MISSING}; done'
         result = self.transport.run(["sh", "-c", shell, "sh", *files])
@@ -148,7 +152,6 @@ class VirshDriver(Driver):
             return None, ""
         from virttui.locks.hostleases import AgentRunner, HostLeaseManager
 
-        local = self.parsed.transport not in ("ssh", "libssh", "libssh2")
         runner = AgentRunner() if local else AgentRunner(self.transport)
         return HostLeaseManager(self.lock_config, runner), ""
 
@@ -415,7 +418,7 @@ def _parse_snapshot(text: str, current: str, what: str) -> DomainSnapshot:
     created = child("creationTime")
     name = child("name")
     return DomainSnapshot(name=name, description=child("description"), state=child("state"),
-                          created=int(created) if created.isdigit() else 0, parent=child("parent/name"),
+                          created=int(created) if created.isascii() and created.isdigit() else 0, parent=child("parent/name"),
                           current=name == current)
 
 
