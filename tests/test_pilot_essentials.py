@@ -93,6 +93,24 @@ async def test_memory_stats_period_and_used_memory(demo):
         assert guest.memory_stats_period == 10
 
 
+async def test_a_digit_that_is_not_ascii_is_refused_by_the_period_dialog(demo):
+    """"²" is a digit to str.isdigit() but not to int(): the dialog says so and the app lives on."""
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        driver, dom = host_of(demo, "db-primary")
+        before = driver._guests[dom.uuid].memory_stats_period  # noqa: SLF001
+        await select(pilot, demo, "db-primary")
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("m")
+        await pilot.pause()
+        await pilot.press("backspace", "backspace", "backspace", "²", "enter")
+        await settle(pilot)
+        assert app.is_running and isinstance(app.screen, PromptScreen)
+        assert driver._guests[dom.uuid].memory_stats_period == before  # noqa: SLF001
+
+
 async def test_console_on_an_embedded_host_says_why_not(demo):
     app = make_app(demo)
     async with app.run_test(size=(120, 40)) as pilot:

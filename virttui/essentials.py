@@ -30,7 +30,7 @@ def _name_check(text: str) -> str:
 
 
 def _seconds_check(text: str) -> str:
-    return "" if text.isdigit() and 0 <= int(text) <= 86400 else "0 (off) to 86400 seconds"
+    return "" if text.isascii() and text.isdigit() and len(text) <= 5 and 0 <= int(text) <= 86400 else "0 (off) to 86400 seconds"
 
 
 class Essentials:
