@@ -176,3 +176,47 @@ async def test_no_cleanup_is_offered_on_a_host_that_is_not_connected(demo, clock
         await settle(pilot)
         assert not isinstance(app.screen, CleanupScreen)
         assert any("no host with a lease directory is connected" in n.message for n in app._notifications)
+
+
+async def test_a_host_key_is_trusted_only_by_a_deliberate_choice_never_over_another_dialog(demo):
+    """The trust dialog appears whenever a host's connect fails on an unknown key, maybe while the operator
+    types: it never stacks on another question, and no single stray key (y, Enter) trusts the key."""
+    import paramiko
+
+    from virttui.drivers.ssh import UnknownHostKey
+    from virttui.screens.confirm import TrustScreen
+
+    app = make_app(demo)
+    hv2 = demo.drivers[1]
+    pending = UnknownHostKey("hv2", paramiko.ECDSAKey.generate(), "/nonexistent/known_hosts")
+    trusted = []
+    hv2.pending_host_key = lambda: pending
+    hv2.trust_host_key = trusted.append
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await select_first(pilot)
+        await pilot.press("f")  # force off: a confirmation is open
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        app.host_keys.check(hv2.uri)
+        await settle(pilot)
+        assert not isinstance(app.screen, TrustScreen)  # not on top of the open question
+        await pilot.press("n")
+        await settle(pilot)
+        app.host_keys.check(hv2.uri)  # the next failed retry asks
+        await settle(pilot)
+        assert isinstance(app.screen, TrustScreen)
+        await pilot.press("y")
+        await settle(pilot)
+        assert isinstance(app.screen, TrustScreen) and trusted == []
+        await pilot.press("tab", "enter")
+        await settle(pilot)
+        assert trusted == [pending] and not isinstance(app.screen, TrustScreen)
+
+
+async def select_first(pilot) -> None:  # noqa: ANN001
+    table = pilot.app.screen.query_one(DomainsTable)
+    table.focus()
+    running = next(i for i, row in enumerate(table.ordered_rows) if "running" in str(table.get_row(row.key)))
+    table.move_cursor(row=running)
+    await settle(pilot)

@@ -187,7 +187,10 @@ async def test_unknown_host_key_is_trusted_only_after_the_operator_accepts(reals
         body = str(app.screen.query_one("#dialog-body").render())
         assert "SHA256:" in body and not known.exists()
         assert app.fleet.host(driver.uri).state is ConnectionState.ERROR
-        await pilot.press("y")
+        await pilot.press("y")  # no single key trusts a host key
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, ConfirmScreen) and not known.exists()
+        await pilot.press("tab", "enter")
         await _until(pilot, lambda: app.fleet.host(driver.uri).state is ConnectionState.CONNECTED)
     assert f"[127.0.0.1]:{host.ssh_port} " in known.read_text()
 
@@ -324,6 +327,23 @@ def test_a_pooled_shell_that_died_while_idle_is_replaced_not_reported(realstack)
         result = transport.run(["echo", "still here"])
         assert (result.returncode, result.stdout) == (0, "still here\n")
         assert transport.run(["sh", "-c", "echo $PPID"]).stdout.strip() != shell_pid
+    finally:
+        driver.close()
+
+
+def test_an_argument_that_cannot_be_sent_fails_one_command_and_keeps_the_pool(realstack):
+    """A lone surrogate (U+D800) cannot be encoded: that command fails in one line, and its shell
+    session goes back to the pool (before, each such command kept one of the few sessions forever)."""
+    driver = open_driver(realstack.hosts[0].ssh_uri)
+    driver.connect()
+    try:
+        transport = driver.transport
+        for _ in range(5):
+            with pytest.raises(ConnectionFailed, match="command failed over SSH"):
+                transport.run_lines(["echo", "\ud800"], line_timeout=10)
+        assert transport.run(["echo", "ok"]).stdout == "ok\n"
+        bytes_name = os.fsdecode(b"bad\xffname")  # a name read from a host as bytes goes back as them
+        assert transport.run(["printf", "%s", bytes_name]).stdout == "bad\ufffdname"
     finally:
         driver.close()
 

@@ -1,4 +1,4 @@
-"""Unknown SSH host keys: ask the operator once, save the key only on an explicit yes."""
+"""Unknown SSH host keys: ask the operator once, save the key only on a deliberate yes (no single key)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,11 @@ class HostKeyPrompter:
         pending = driver.pending_host_key()
         if pending is None or uri in self._asking or (uri, pending.fingerprint) in self._declined:
             return
-        from virttui.screens.confirm import ConfirmScreen
+        from textual.screen import ModalScreen
+
+        if isinstance(self.app.screen, ModalScreen):
+            return  # never on top of another question: asked after a later retry, once that one is answered
+        from virttui.screens.confirm import TrustScreen
 
         self._asking.add(uri)
         body = (f"The SSH host key of {pending.host} is not in {pending.known_hosts}.\n\n"
@@ -48,4 +52,4 @@ class HostKeyPrompter:
                 return
             self.app.scheduler.poll_now(uri)
 
-        self.app.push_screen(ConfirmScreen(f"Unknown host key: {pending.host}", body, yes_label="Trust"), answered)
+        self.app.push_screen(TrustScreen(f"Unknown host key: {pending.host}", body, yes_label="Trust"), answered)

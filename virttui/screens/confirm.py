@@ -18,6 +18,8 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("escape", "answer(False)", "Cancel", show=False),
     ]
 
+    YES_HINT = " (y)"  # how the Yes button says it is pressed from the keyboard
+
     def __init__(self, title: str, body: str, yes_label: str = "Yes") -> None:
         super().__init__()
         self._title = title
@@ -29,7 +31,7 @@ class ConfirmScreen(ModalScreen[bool]):
             yield Label(self._title, id="dialog-title", markup=False)
             yield Static(self._body, id="dialog-body", markup=False)
             with Horizontal(id="dialog-buttons"):
-                yield Button(f"{self._yes_label} (y)", variant="error", id="yes")
+                yield Button(f"{self._yes_label}{self.YES_HINT}", variant="error", id="yes")
                 yield Button("Cancel (n)", variant="primary", id="no")
 
     def on_mount(self) -> None:
@@ -40,3 +42,17 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class TrustScreen(ConfirmScreen, inherit_bindings=False):
+    """Trusting a host key takes a deliberate choice: no single-letter yes. The dialog can appear
+    while the operator is typing (a host's first connect finishes whenever it does), and a stray
+    'y' must not save a key nobody read. Tab (or an arrow) to Trust, then Enter."""
+
+    BINDINGS = [
+        Binding("n", "answer(False)", "Refuse"),
+        Binding("escape", "answer(False)", "Cancel", show=False),
+        Binding("tab,right", "app.focus_next", "Other button", show=False),  # Screen's own, not inherited here
+        Binding("shift+tab,left", "app.focus_previous", "Other button", show=False),
+    ]
+    YES_HINT = " (Tab, Enter)"
