@@ -102,9 +102,9 @@ async def test_when_a_failed_host_takes_the_cursor_row_away_no_key_acts_until_it
         slid_to = screen.selected_domain()
         assert slid_to is not None and slid_to[0] != hv2.uri  # the cursor sits on another host's domain
         assert screen.current_domain() is None and not footer_enabled(app)["d"]
-        await pilot.press("d", "f")
+        await pilot.press("d", "f", "space", "enter")  # no lifecycle key, no mark, no detail screen
         await settle(pilot)
-        assert not isinstance(app.screen, ConfirmScreen)
+        assert not isinstance(app.screen, ConfirmScreen) and app.screen is screen and not screen.marked
         assert app.fleet.domain(*[slid_to[0], slid_to[1].uuid]).state is slid_to[1].state
         hv2.poll = healthy_poll  # the host is back before the operator moved: so is the cursor
         await poll(pilot, clock)
@@ -220,3 +220,63 @@ async def select_first(pilot) -> None:  # noqa: ANN001
     running = next(i for i, row in enumerate(table.ordered_rows) if "running" in str(table.get_row(row.key)))
     table.move_cursor(row=running)
     await settle(pilot)
+
+
+async def test_before_any_key_the_cursor_stays_on_its_domain_while_polls_resort_the_rows(demo, clock):
+    """A remembered sort by CPU re-orders the rows on every poll: the cursor stays on the domain it started
+    on, never on whatever has row 0 when the first key comes."""
+    from virttui.config import Config
+
+    app = VirtTUI(demo.drivers, poll_interval=2.0, autopoll=False, config=Config(domain_sort="cpu"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DomainsTable)
+        assert table.sort_column == "cpu"
+        first = table.highlighted_key
+        rows_seen = {table.cursor_row}
+        for _ in range(8):
+            await poll(pilot, clock, 7.0)
+            assert table.highlighted_key == first
+            rows_seen.add(table.cursor_row)
+        assert len(rows_seen) > 1  # the domain did move between rows: the cursor went with it
+
+
+async def test_marks_go_with_their_host_when_it_fails_or_is_removed(demo, clock):
+    app = make_app(demo)
+    hv2, hv3 = demo.drivers[1], demo.drivers[2]
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        table = screen.query_one(DomainsTable)
+        for driver in (hv2, hv3):
+            dom = next(d for d in driver.poll().domains if d.state is DomainState.RUNNING)
+            table.move_to_key(domain_key(driver.uri, dom.uuid))
+            await settle(pilot)
+            await pilot.press("space")
+            await settle(pilot)
+        assert {uri for uri, _ in screen.marked} == {hv2.uri, hv3.uri}
+        hv2.poll = lost_connection
+        await poll(pilot, clock)
+        assert {uri for uri, _ in screen.marked} == {hv3.uri}  # its last-seen domains join no bulk action
+        assert "1 marked" in str(table.border_title)
+        app.roster.remove(hv3.uri)
+        await settle(pilot)
+        assert not screen.marked and "marked" not in str(table.border_title)
+
+
+async def test_a_failed_host_keeps_its_name_and_facts_and_leaves_the_totals(demo, clock):
+    from virttui.widgets.panes import HostsTable
+
+    app = make_app(demo)
+    hv2 = demo.drivers[1]
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot)
+        before = app.fleet.host(hv2.uri)
+        hv2.poll = lost_connection
+        await poll(pilot, clock)
+        failed = app.fleet.host(hv2.uri)
+        assert failed.label == before.label == "hv2" and failed.cpus == before.cpus and failed.last_error
+        hosts = app.screen.query_one(HostsTable)
+        all_row = [str(cell) for cell in hosts.get_row_at(0)]
+        listed = app.screen.query_one(DomainsTable).row_count
+        assert f"/{listed}" in " ".join(all_row)  # the total is what the Domains pane lists

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 
 from textual import events
 from textual.app import App, SystemCommand
@@ -125,7 +126,10 @@ class VirtTUI(App):
         if not self.scheduler.owns(message.host.uri, message.seq):
             return
         delay = self.scheduler.finished(message.host.uri, ok=False)
-        self.fleet.set_host(self.scheduler.with_retry(message.host, delay))
+        # the host as last seen (its name, CPUs, memory), now in error: not a bare URI row
+        known = self.fleet.host(message.host.uri)
+        failed = replace(known, state=message.host.state, last_error=message.host.last_error, poll_latency_ms=None)
+        self.fleet.set_host(self.scheduler.with_retry(failed, delay))
         self.actions.host_polled(message.host.uri, message.seq)
         self.host_keys.check(message.host.uri)
         self.broadcast_fleet()

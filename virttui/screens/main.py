@@ -148,6 +148,7 @@ class MainScreen(LifecycleActions, Screen):
         self.refresh_view(from_poll=True)
 
     def refresh_view(self, *, from_poll: bool = False) -> None:
+        self._prune_marks()
         self._refresh_hosts()
         self._refresh_domains(from_poll=from_poll)
         self._refresh_disks()
@@ -179,8 +180,9 @@ class MainScreen(LifecycleActions, Screen):
         counts_of: dict[str, tuple[int, int]] = {}
         for host in hosts:
             counts = counts_of[host.uri] = fleet.host_counts(host.uri)
-            active_total[0] += counts[0]
-            active_total[1] += counts[1]
+            if host.state is ConnectionState.CONNECTED:  # totals count what the Domains pane lists
+                active_total[0] += counts[0]
+                active_total[1] += counts[1]
             group = roster.group_of(host.uri)
             if not group:
                 top.append(host)
@@ -195,14 +197,14 @@ class MainScreen(LifecycleActions, Screen):
                 rows.append(HostsTable.row_for(item, counts_of[item.uri], self._lockspace_text(item.uri)))
                 continue
             group_hosts = members[item]
-            counts = [counts_of[host.uri] for host in group_hosts]
+            counts = [counts_of[host.uri] for host in group_hosts if host.state is ConnectionState.CONNECTED]
             folded = item in self._folded
             rows.append(HostsTable.group_row(item, group_hosts, (sum(c[0] for c in counts), sum(c[1] for c in counts)),
                                              folded))
             if not folded:
                 for position, host in enumerate(group_hosts):
                     branch = "└ " if position == len(group_hosts) - 1 else "├ "
-                    rows.append(HostsTable.row_for(host, counts[position], self._lockspace_text(host.uri), branch))
+                    rows.append(HostsTable.row_for(host, counts_of[host.uri], self._lockspace_text(host.uri), branch))
         table = self.query_one(HostsTable)
         before = table.highlighted_key
         table.sync(rows)
@@ -418,7 +420,7 @@ class MainScreen(LifecycleActions, Screen):
         return None if self._displaced is not None else self.selected_domain()
 
     def action_open_detail(self) -> None:
-        selected = self.selected_domain()
+        selected = self.current_domain()  # not a domain a poll slid under the cursor
         if selected is not None:
             from virttui.screens.detail import DomainDetailScreen
 
@@ -485,6 +487,15 @@ class MainScreen(LifecycleActions, Screen):
         box.focus()
 
     # -- marks and bulk actions ------------------------------------------------------
+    def _prune_marks(self) -> None:
+        """Marks live only on domains of connected hosts: a removed host's, or one that failed (its
+        domains shown as last seen), would be counted, disable every key, and join a bulk action."""
+        if self.marked:
+            fleet = self.app.fleet
+            self.marked = {(uri, uuid) for uri, uuid in self.marked
+                           if uri in fleet.uris and fleet.host(uri).state is ConnectionState.CONNECTED
+                           and fleet.domain(uri, uuid) is not None}
+
     def marked_domains(self) -> list[tuple[str, Domain]]:
         """The marked domains that still exist, in host then name order."""
         found = [(uri, self.app.fleet.domain(uri, uuid)) for uri, uuid in self.marked]
@@ -492,7 +503,7 @@ class MainScreen(LifecycleActions, Screen):
                       key=lambda item: (self.app.fleet.uris.index(item[0]), item[1].name))
 
     def action_mark(self) -> None:
-        current = self.selected_domain()
+        current = self.current_domain()
         if current is None:
             return
         key = (current[0], current[1].uuid)

@@ -92,6 +92,7 @@ class DiffTable(DataTable):
 
     COLUMNS: ClassVar[tuple[tuple[str, str, int | None], ...]] = ()  # key, label, width (None: fit content)
     DEFAULT_SORT: ClassVar[str | None] = None
+    FOLLOW_FROM_START: ClassVar[bool] = False  # else row 0 until the operator moves the cursor
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
@@ -104,9 +105,9 @@ class DiffTable(DataTable):
         self.sort_column: str | None = self.DEFAULT_SORT
         self.sort_reverse = False
         self._auto_width = {key for key, _, width in self.COLUMNS if width is None}
-        # Until the operator moves the cursor it stays on the first row; after that it
-        # follows its row key, so a re-sort never slides another domain under it.
-        self.follow_key = False
+        # Once the operator has moved the cursor (or from the start, with FOLLOW_FROM_START) it
+        # follows its row's key, so a re-sort never slides another row under it.
+        self.follow_key = self.FOLLOW_FROM_START
         self._column_keys = [key for key, _, _ in self.COLUMNS]
         self._column_objs = [ColumnKey(key) for key in self._column_keys]
         # Keyed by the row key strings: RowKey hashes through Python code, which at 2000 rows
@@ -218,7 +219,7 @@ class DiffTable(DataTable):
             repaint, self._repaint = self._repaint, None
             self._repaint_rows(repaint)
         if resort and self.sort_column is not None:
-            self.apply_sort()
+            self._sort_keeping(keep_key)  # the row under the cursor before this sync, if any
         if self.follow_key and keep_key is not None and keep_key in wanted:
             self.move_to_key(keep_key)
         if self._require_update_dimensions and self.is_mounted:
@@ -495,7 +496,10 @@ class DiffTable(DataTable):
         self.follow_key = True
 
     def apply_sort(self) -> None:
-        keep_key = self.highlighted_key
+        self._sort_keeping(self.highlighted_key)
+
+    def _sort_keeping(self, keep_key: str | None) -> None:
+        """Sort, the cursor staying on keep_key's row; None (the table was empty): on the first row."""
         if self.sort_column is None:
             return
         self.sort(self.sort_column, key=_sort_value, reverse=self.sort_reverse)

@@ -129,6 +129,10 @@ class HostsTable(DiffTable):
 
 
 class DomainsTable(DiffTable):
+    # Keys act on the domain under the cursor: it stays on one domain from the first poll on, so
+    # rows sorting above it (a slower host's arriving, a remembered sort by CPU) never slide
+    # another domain under a key pressed before the operator has moved the cursor.
+    FOLLOW_FROM_START = True
     COLUMNS = (
         ("name", "Name", 16),
         ("host", "Host", 8),
