@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 
 import pytest
 from conftest import DEMO_NODE
@@ -31,6 +32,7 @@ from virttui.drivers.registry import open_driver
 from virttui.drivers.transport import CommandResult, LocalTransport, Transport
 from virttui.drivers.uri import parse_uri
 from virttui.drivers.virsh import MISSING, VirshDriver, script
+from virttui.drivers.virshsession import VirshSession
 from virttui.drivers.virshparse import (
     SECTION_MARKER,
     parse_domstats,
@@ -200,6 +202,33 @@ def test_a_host_reached_without_ssh_never_gets_this_machines_lock_configuration(
     assert any("over SSH only" in w for w in driver.poll().host.warnings)
 
 
+def test_a_domain_undefined_between_the_listing_and_its_xml_is_left_out_not_a_failed_poll():
+    """virsh's exit status is its last command's (or, in the session, says that any failed): a dumpxml of
+    a domain undefined meanwhile fails, the others answer; the poll shows those, not an error."""
+    kept, gone = "6695eb01-f6a4-8304-79aa-97f2502e193f", "7795eb01-f6a4-8304-79aa-97f2502e193f"
+    listing = CommandResult(0, f"{kept} a\n{gone} b\n{SECTION_MARKER}\nDomain: 'a'\n  state.state=5\n"
+                               f"Domain: 'b'\n  state.state=5\n{SECTION_MARKER}\n{SECTION_MARKER}\n", "")
+    xml = CommandResult(1, f"<domain type='kvm'><name>a</name><uuid>{kept}</uuid></domain>\n{SECTION_MARKER}\n",
+                        f"error: failed to get domain '{gone}'\n")
+    driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), ScriptedTransport([NODE_OK, listing, xml]))
+    driver.connect()
+    assert [d.name for d in driver.poll().domains] == ["a"]
+
+
+def test_absurd_counts_in_domstats_cost_nothing():
+    """block.count / net.count of 10**11 used to walk 10**11 indexes: the host's poll never ended."""
+    uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"
+    listing = CommandResult(0, f"{uuid} a\n{SECTION_MARKER}\nDomain: 'a'\n  state.state=1\n"
+                               f"  block.count=100000000000\n  net.count=100000000000\n  net.0.rx.bytes=5\n"
+                               f"{SECTION_MARKER}\n{SECTION_MARKER}\n", "")
+    xml = CommandResult(0, f"<domain type='kvm'><name>a</name><uuid>{uuid}</uuid></domain>", "")
+    driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), ScriptedTransport([NODE_OK, listing, xml]))
+    driver.connect()
+    started = time.monotonic()
+    dom = driver.poll().domains[0]
+    assert dom.net_rx_bytes == 5 and time.monotonic() - started < 10
+
+
 def test_actions_address_domains_by_uuid_only():
     transport = ScriptedTransport([CommandResult(0, "", "")])
     driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), transport)
@@ -237,6 +266,41 @@ def test_virsh_driver_reads_the_demo_node_like_the_embedded_driver(clock):
     finally:
         real.close()
         embedded.close()
+
+
+@needs_virsh
+@pytest.mark.parametrize("with_session", [False, True])
+def test_the_first_poll_of_a_host_with_thousands_of_domains_fits_every_virsh_run_in_an_argument(tmp_path, with_session):
+    """All domains are new on the first poll: their XML comes in batches, each script an argument under
+    Linux's 128 KiB cap (one batch for 1700 domains was over it: the host stayed in error)."""
+    import uuid as uuidlib
+
+    count = 1700
+    domains = "".join(
+        f'<domain type="test"><name>vm{i:04d}</name><uuid>{uuidlib.UUID(int=i + 1)}</uuid>'
+        f'<memory unit="MiB">64</memory><vcpu>1</vcpu><os><type arch="x86_64">hvm</type></os></domain>'
+        for i in range(count))
+    node = tmp_path / "big.xml"
+    node.write_text(f"<node><cpu><nodes>1</nodes><sockets>1</sockets><cores>2</cores><threads>1</threads></cpu>"
+                    f"<memory>8388608</memory>{domains}</node>")
+    uri = f"test://{node}"
+    runs: list[int] = []
+
+    class Measured(LocalTransport):
+        def run(self, argv, *, timeout=30.0):  # noqa: ANN001, ANN201
+            runs.append(max(len(arg.encode()) for arg in argv))
+            return super().run(argv, timeout=timeout)
+
+    session = VirshSession(uri) if with_session else None
+    driver = VirshDriver(uri, parse_uri(uri), Measured(), session=session)
+    driver.connect()
+    try:
+        snap = driver.poll()
+        assert len(snap.domains) == count and snap.domains[-1].name == f"vm{count - 1:04d}"
+        assert snap.domains[0].memory_kib == 64 * 1024  # from each domain's XML
+        assert not runs or max(runs) < 128 * 1024
+    finally:
+        driver.close()
 
 
 @needs_virsh

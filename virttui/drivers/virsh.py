@@ -61,6 +61,7 @@ POLL_COMMANDS = (
 )
 NODE_COMMANDS = ("nodeinfo", "hostname", "version")
 MISSING = "@@virttui-missing@@"
+BATCH_BYTES = 32 * 1024  # one virsh script at most: a quarter of Linux's 128 KiB argument cap
 # Full node facts again every so many polls: memory can be hot-added, libvirt upgraded.
 NODE_REFRESH_POLLS = 150
 
@@ -248,8 +249,7 @@ class VirshDriver(Driver):
                 wanted.append(uuid)
         if not wanted:
             return
-        out = self._virsh_tolerant(script([f"dumpxml {uuid}" for uuid in wanted]))
-        for uuid, text in zip(wanted, split_sections(out, len(wanted)), strict=True):
+        for uuid, text in zip(wanted, self._tolerant_batches([f"dumpxml {uuid}" for uuid in wanted]), strict=True):
             if not text.strip():
                 self._xml.pop(uuid, None)  # undefined meanwhile
                 continue
@@ -259,12 +259,30 @@ class VirshDriver(Driver):
             dom_id = int(raw_id) if raw_id and raw_id.isascii() and raw_id.isdigit() else None
             self._xml[uuid] = _CachedXML(text, definition, states[uuid].is_active, dom_id)
 
+    def _tolerant_batches(self, commands: list[str]) -> list[str]:
+        """Each command's output, from as few virsh runs as fit: one script is one argument (of
+        `virsh` here, of the remote shell over SSH), and Linux caps an argument at 128 KiB; the
+        first poll of a host with ~1600 domains made one longer than that."""
+        texts: list[str] = []
+        start = 0
+        while start < len(commands):
+            end, size = start, 0
+            while end < len(commands) and (end == start or size + len(commands[end]) + 40 <= BATCH_BYTES):
+                size += len(commands[end]) + 40  # the command, " ; echo MARKER ; "
+                end += 1
+            texts.extend(split_sections(self._virsh_tolerant(script(commands[start:end])), end - start))
+            start = end
+        return texts
+
     def _virsh_tolerant(self, command: str) -> str:
-        """Run a batch where single commands may fail (a domain undefined meanwhile)."""
+        """Run a batch where single commands may fail (a domain undefined meanwhile): judged by its
+        error lines, not its exit status, which is the last command's (one-shot virsh) or says
+        that any failed (the interactive session)."""
         result = self._run_virsh(command)
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-        fatal = [line for line in errors if "failed to get domain" not in line and "Domain not found" not in line]
-        if result.returncode != 0 or fatal:
+        fatal = [line for line in errors if "failed to get domain" not in line and "Domain not found" not in line
+                 and "Domain snapshot not found" not in line]
+        if fatal or (result.returncode != 0 and not errors):
             raise virsh_error(result.stderr, result.returncode, self.uri)
         return result.stdout
 
@@ -292,7 +310,7 @@ class VirshDriver(Driver):
     @staticmethod
     def _disks(disks: tuple[Disk, ...], stats: dict[str, str]) -> tuple[tuple[Disk, ...], tuple[tuple[str, DiskIO], ...]]:
         by_target: dict[str, int] = {}
-        for index in range(stat_int(stats, "block.count", 0) or 0):
+        for index in range(min(stat_int(stats, "block.count", 0) or 0, len(stats))):  # a count of 10**11: no hang
             by_target[stats.get(f"block.{index}.name", "")] = index
         out, io = [], []
         for disk in disks:
@@ -344,9 +362,9 @@ class VirshDriver(Driver):
         if not names:
             return []
         current = self._run_virsh(f"snapshot-current {uuid} --name").stdout.strip()
-        out = self._virsh_tolerant(script([f"snapshot-dumpxml {uuid} --snapshotname {virsh_quote(n)}" for n in names]))
+        texts = self._tolerant_batches([f"snapshot-dumpxml {uuid} --snapshotname {virsh_quote(n)}" for n in names])
         return [_parse_snapshot(text, current, f"{self.uri}: snapshot {name!r}")
-                for name, text in zip(names, split_sections(out, len(names)), strict=True) if text.strip()]
+                for name, text in zip(names, texts, strict=True) if text.strip()]
 
     def create_snapshot(self, uuid: str, name: str, description: str = "") -> None:
         uuid = _check_uuid(uuid)
@@ -398,7 +416,7 @@ def _check_name(name: str, what: str = "snapshot name") -> str:
 def _sum_stat(stats: dict[str, str], group: str, key: str) -> int:
     """Sum of `group.N.key` over the group's `group.count` entries."""
     return sum(stat_int(stats, f"{group}.{index}.{key}", 0) or 0
-               for index in range(stat_int(stats, f"{group}.count", 0) or 0))
+               for index in range(min(stat_int(stats, f"{group}.count", 0) or 0, len(stats))))
 
 
 def _used_memory(stats: dict[str, str]) -> int | None:
