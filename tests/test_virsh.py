@@ -229,6 +229,70 @@ def test_absurd_counts_in_domstats_cost_nothing():
     assert dom.net_rx_bytes == 5 and time.monotonic() - started < 10
 
 
+def test_an_event_stream_that_opens_again_says_so_and_every_xml_is_fetched_again():
+    """Events sent while the stream was down were heard by nobody: after it reopens, and after a
+    reconnect, every domain's XML is fetched again, not only the ones a heard event named."""
+    import threading
+
+    from virttui.drivers.events import EventWatcher
+    from virttui.drivers.transport import LineStream
+    from virttui.drivers.virshparse import VirshEvent
+
+    class Lines(LineStream):
+        def __init__(self, lines: list[str]) -> None:
+            self.lines = lines
+
+        def readline(self) -> str:
+            return self.lines.pop(0) if self.lines else ""
+
+        def close(self) -> None:
+            self.lines = []
+
+    opened = []
+
+    class TwoStreams(Transport):
+        def run(self, argv, *, timeout=30.0):  # noqa: ANN001, ANN201
+            raise AssertionError("no command here")
+
+        def stream(self, argv):  # noqa: ANN001, ANN201
+            opened.append(argv)
+            if len(opened) > 2:
+                raise ConnectionFailed("down")
+            return Lines(["event 'lifecycle' for domain 'a': Started Booted\n"])
+
+    heard = []
+    done = threading.Event()
+
+    def on_event(event) -> None:  # noqa: ANN001
+        heard.append((event.kind, event.domain))
+        if len(heard) == 3:
+            done.set()
+
+    watcher = EventWatcher(TwoStreams(), ["virsh", "event"], on_event, "qemu:///system")
+    watcher.start()
+    try:
+        assert done.wait(10)
+    finally:
+        watcher.stop()
+    assert heard[:3] == [("lifecycle", "a"), ("reopened", ""), ("lifecycle", "a")]
+
+    uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"
+    listing = CommandResult(0, f"{uuid} a\n{SECTION_MARKER}\nDomain: 'a'\n  state.state=5\n{SECTION_MARKER}\n"
+                               f"{SECTION_MARKER}\n", "")
+    xml = CommandResult(0, f"<domain type='kvm'><name>a</name><uuid>{uuid}</uuid></domain>", "")
+    transport = ScriptedTransport([NODE_OK, listing, xml, listing, NODE_OK, listing, xml, listing, xml])
+    driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), transport)
+    driver.connect()
+    driver.poll()
+    driver.poll()  # steady state: no dumpxml
+    driver.connect()  # a reconnect: the cache is gone
+    driver.poll()
+    driver._event(VirshEvent("reopened", ""))  # noqa: SLF001 - what the watcher delivers
+    driver.poll()
+    dumps = [c[-1] for c in transport.commands if "dumpxml" in c[-1]]
+    assert len(dumps) == 3 and transport.answers == []
+
+
 def test_actions_address_domains_by_uuid_only():
     transport = ScriptedTransport([CommandResult(0, "", "")])
     driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), transport)

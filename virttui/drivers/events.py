@@ -51,6 +51,7 @@ class EventWatcher:
 
     def _run(self) -> None:
         delay = 0.5
+        reopened = False
         while not self._stop.is_set():
             try:
                 stream = self._transport.stream(self._argv)
@@ -62,6 +63,9 @@ class EventWatcher:
                         stream.close()
                         return
                     self._stream = stream
+                if reopened:  # what happened while no stream was open is unknown
+                    self._deliver(VirshEvent("reopened", ""))
+                reopened = True
                 if self._pump(stream):
                     delay = 0.5  # it worked for a while: reconnect quickly
             if self._stop.wait(delay):
@@ -78,9 +82,12 @@ class EventWatcher:
             event = parse_event(line)
             if event is not None:
                 got = True
-                try:
-                    self._on_event(event)
-                except Exception:  # a callback bug must not end the stream
-                    log.exception("event callback failed")
+                self._deliver(event)
         stream.close()
         return got
+
+    def _deliver(self, event: VirshEvent) -> None:
+        try:
+            self._on_event(event)
+        except Exception:  # a callback bug must not end the stream
+            log.exception("event callback failed")

@@ -123,6 +123,13 @@ class VirshDriver(Driver):
 
     # -- connection ------------------------------------------------------------
     def connect(self) -> None:
+        """(Re)connect: whatever changed while the host was unreachable sent events nobody heard, so
+        every domain's XML is fetched again at the next poll."""
+        self._xml.clear()
+        self._refresh_node()
+
+    def _refresh_node(self) -> None:
+        """Node facts and lock configuration, read at connect and again every NODE_REFRESH_POLLS polls."""
         self.transport.connect()
         out = self._virsh(script(NODE_COMMANDS), what=self.uri)
         nodeinfo, hostname, version = split_sections(out, 3)
@@ -187,6 +194,8 @@ class VirshDriver(Driver):
             watcher.stop()
 
     def _event(self, event: VirshEvent) -> None:
+        """A domain event, or the stream opened again (kind "reopened", no domain): changes made while
+        it was closed sent events nobody heard, so then every domain's XML is fetched again."""
         with self._lock:
             if event.domain:
                 self._stale.add(event.domain)
@@ -198,8 +207,10 @@ class VirshDriver(Driver):
     # -- polling ---------------------------------------------------------------
     def poll(self) -> HostSnapshot:
         started = time.monotonic()
-        if self._facts is None or self._polls >= NODE_REFRESH_POLLS:
+        if self._facts is None:
             self.connect()
+        elif self._polls >= NODE_REFRESH_POLLS:
+            self._refresh_node()
         self._polls += 1
         out = self._virsh(script(POLL_COMMANDS), what=self.uri)
         taken_at = self._clock()
