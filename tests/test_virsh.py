@@ -293,6 +293,21 @@ def test_an_event_stream_that_opens_again_says_so_and_every_xml_is_fetched_again
     assert len(dumps) == 3 and transport.answers == []
 
 
+def test_the_poll_asks_for_stats_without_waiting_and_falls_back_on_a_virsh_without_nowait():
+    uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"
+    old_virsh = CommandResult(1, "", "error: command 'domstats' doesn't support option --nowait\n")
+    listing = CommandResult(0, f"{uuid} a\n{SECTION_MARKER}\nDomain: 'a'\n  state.state=1\n{SECTION_MARKER}\n"
+                               f"{SECTION_MARKER}\n", "")
+    xml = CommandResult(0, f"<domain type='kvm'><name>a</name><uuid>{uuid}</uuid></domain>", "")
+    transport = ScriptedTransport([NODE_OK, old_virsh, listing, xml, listing])
+    driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), transport)
+    driver.connect()
+    assert driver.poll().domains[0].state is DomainState.RUNNING
+    assert driver.poll().domains[0].state is DomainState.RUNNING
+    polls = [c[-1] for c in transport.commands if "domstats" in c[-1]]
+    assert "--nowait" in polls[0] and all("--nowait" not in p for p in polls[1:]) and len(polls) == 3
+
+
 def test_actions_address_domains_by_uuid_only():
     transport = ScriptedTransport([CommandResult(0, "", "")])
     driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), transport)

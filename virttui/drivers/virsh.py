@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from virttui.drivers.base import Action, Driver
-from virttui.drivers.errors import DomainNotFound, NotSupported, OperationInvalid
+from virttui.drivers.errors import DomainNotFound, DriverError, NotSupported, OperationInvalid
 from virttui.drivers.events import EventWatcher
 from virttui.drivers.model import (
     ConnectionState,
@@ -53,12 +53,16 @@ from virttui.locks.model import LockConfig
 
 log = logging.getLogger(__name__)
 
+# --nowait: a guest whose QEMU monitor is stuck (hung storage, a long job) gets its stats left out
+# instead of holding the whole host's poll for libvirt's 30 s job wait (virsh >= 4.5; without it,
+# the poll falls back to the waiting form).
 POLL_COMMANDS = (
     "list --all --uuid --name",
-    "domstats --raw --state --cpu-total --balloon --vcpu --block --interface",
+    "domstats --raw --state --cpu-total --balloon --vcpu --block --interface --nowait",
     "list --all --name --autostart",
     "list --all --name --transient",
 )
+POLL_COMMANDS_WAITING = tuple(command.replace(" --nowait", "") for command in POLL_COMMANDS)
 NODE_COMMANDS = ("nodeinfo", "hostname", "version")
 MISSING = "@@virttui-missing@@"
 BATCH_BYTES = 32 * 1024  # one virsh script at most: a quarter of Linux's 128 KiB argument cap
@@ -108,6 +112,7 @@ class VirshDriver(Driver):
         self._lock_warning = ""
         self.lock_config: LockConfig | None = None
         self._on_change: Callable[[], None] | None = None
+        self._poll_script = script(POLL_COMMANDS)
 
     # -- virsh -----------------------------------------------------------------
     def _run_virsh(self, command: str) -> CommandResult:
@@ -212,7 +217,13 @@ class VirshDriver(Driver):
         elif self._polls >= NODE_REFRESH_POLLS:
             self._refresh_node()
         self._polls += 1
-        out = self._virsh(script(POLL_COMMANDS), what=self.uri)
+        try:
+            out = self._virsh(self._poll_script, what=self.uri)
+        except DriverError as exc:
+            if "nowait" not in str(exc) or self._poll_script == script(POLL_COMMANDS_WAITING):
+                raise
+            self._poll_script = script(POLL_COMMANDS_WAITING)  # an older virsh: without the option
+            out = self._virsh(self._poll_script, what=self.uri)
         taken_at = self._clock()
         listing, stats_text, autostart_text, transient_text = split_sections(out, 4)
         pairs = parse_uuid_names(listing)
