@@ -348,6 +348,24 @@ def test_an_argument_that_cannot_be_sent_fails_one_command_and_keeps_the_pool(re
         driver.close()
 
 
+def test_the_ssh_connection_gives_up_on_a_silent_peer_within_a_minute(realstack):
+    """A path that drops packets never resets the connection: the kernel is told to end it after
+    DEAD_PEER_SECONDS of unacknowledged data (and to probe it while idle), so the next poll reconnects."""
+    import socket
+
+    from virttui.drivers.ssh import DEAD_PEER_SECONDS
+
+    driver = open_driver(realstack.hosts[0].ssh_uri)
+    driver.connect()
+    try:
+        sock = driver.transport._client.get_transport().sock
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == DEAD_PEER_SECONDS * 1000 <= 60_000
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) <= 30
+    finally:
+        driver.close()
+
+
 def test_ssh_config_alias_and_the_agent_are_honoured(realstack, private_home, tmp_path):
     """~/.ssh/config supplies HostName, Port and User; the key comes from ssh-agent, not the URI."""
     import subprocess

@@ -91,6 +91,29 @@ class _AcceptUnverified(paramiko.MissingHostKeyPolicy):
         log.warning("accepting the unverified host key of %s (no_verify=1)", hostname)
 
 
+# A network path that silently drops packets (a VPN or NAT entry gone, a laptop that changed
+# networks) never resets the connection: paramiko's keepalives pile up unacknowledged and TCP
+# retries them for ~15 minutes, every command timing out meanwhile. The kernel gives up on such a
+# peer after DEAD_PEER_SECONDS instead; the transport then ends, and the next poll reconnects.
+DEAD_PEER_SECONDS = 45
+
+
+def _detect_dead_peers(sock: object) -> None:
+    """TCP keepalive probes on an idle connection and a bound on unacknowledged data (Linux)."""
+    if not isinstance(sock, socket.socket):
+        return  # a ProxyCommand's pipe: its own process deals with the network
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_SECONDS), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 4),
+                        ("TCP_USER_TIMEOUT", DEAD_PEER_SECONDS * 1000)):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    for level, option, value in options:
+        try:
+            sock.setsockopt(level, option, value)
+        except OSError:  # not TCP (a unix socket), or an option this kernel lacks
+            pass
+
+
 @dataclass(frozen=True)
 class SSHTarget:
     """Where and as whom to connect, after the URI and ~/.ssh/config had their say."""
@@ -362,6 +385,7 @@ class SSHTransport(Transport):
         transport = client.get_transport()
         if transport is not None:
             transport.set_keepalive(KEEPALIVE_SECONDS)
+            _detect_dead_peers(transport.sock)
         return client
 
     def _revoked_message(self, name: str) -> str:
