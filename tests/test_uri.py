@@ -37,6 +37,15 @@ def test_a_password_in_the_uri_is_refused_without_being_echoed():
     assert "s3cret" not in str(caught.value) and "root:***@hv1" in str(caught.value)
 
 
+@pytest.mark.parametrize("uri", ["qemu+ssh://root:pa@ss@hv1/system", "qemu+ssh://root:se/cr@ss@hv1/system",
+                                 "qemu+ssh://root%3Apass@hv1/system", "qemu+ssh://root:pass:x@hv1/system"])
+def test_no_part_of_a_password_is_echoed_or_taken_for_a_user(uri):
+    with pytest.raises(InvalidURI) as caught:
+        parse_uri(uri)
+    assert "pa" not in str(caught.value).replace("password", "") and "se/" not in str(caught.value)
+    assert "@hv1" in str(caught.value)
+
+
 def test_query_parameters_are_read_as_libvirt_reads_them():
     uri = parse_uri("qemu+ssh://hv1/system?keyfile=/keys/a+b%20c;no_verify=1&socket")
     assert uri.params == (("keyfile", "/keys/a+b c"), ("no_verify", "1"), ("socket", ""))

@@ -10,7 +10,7 @@ from virttui.drivers.errors import InvalidURI
 
 _URI_RE = re.compile(
     r"^(?P<driver>[A-Za-z][A-Za-z0-9]*)(?:\+(?P<transport>[A-Za-z][A-Za-z0-9]*))?"
-    r"://(?:(?P<user>[^@/?#]*)@)?(?P<host>\[[^\]]*\]|[^:/?#]*)(?::(?P<port>[^/?#]*))?"
+    r"://(?:(?P<user>[^/?#]*)@)?(?P<host>\[[^\]]*\]|[^:/?#]*)(?::(?P<port>[^/?#]*))?"
     r"(?P<path>/[^?#]*)?(?:\?(?P<query>[^#]*))?$"
 )
 
@@ -59,19 +59,18 @@ def parse_uri(text: str) -> LibvirtURI:
     """Parse a libvirt URI, raising InvalidURI with the URI named on failure."""
     match = _URI_RE.match(text.strip()) if isinstance(text, str) else None
     if not match:
-        raise InvalidURI(f"{text!r}: not a libvirt URI (expected driver[+transport]://[user@][host]/path)")
+        raise InvalidURI(f"{_redacted(text)!r}: not a libvirt URI (expected driver[+transport]://[user@][host]/path)")
     transport = (match["transport"] or "").lower()
     if transport and transport not in KNOWN_TRANSPORTS:
-        raise InvalidURI(f"{text}: unknown transport {transport!r}")
+        raise InvalidURI(f"{_redacted(text)}: unknown transport {transport!r}")
     port: int | None = None
     if match["port"]:
         # ASCII digits only: str.isdigit() is also true of "²", which int() refuses
         if not _PORT_RE.fullmatch(match["port"]) or not 0 < int(match["port"]) < 65536:
-            raise InvalidURI(f"{text}: bad port {match['port']!r}")
+            raise InvalidURI(f"{_redacted(text)}: bad port")
         port = int(match["port"])
-    if ":" in (match["user"] or ""):  # never echo it: the URI itself goes into errors and the Hosts pane
-        shown = text.strip().replace(match["user"], match["user"].partition(":")[0] + ":***", 1)
-        raise InvalidURI(f"{shown}: a password in the URI is not supported (use an SSH key or the agent)")
+    if ":" in unquote(match["user"] or ""):  # never echo it: the URI goes into errors and the Hosts pane
+        raise InvalidURI(f"{_redacted(text)}: a password in the URI is not supported (use an SSH key or the agent)")
     host = match["host"] or ""
     if host.startswith("["):
         host = host[1:-1]
@@ -85,6 +84,23 @@ def parse_uri(text: str) -> LibvirtURI:
         path=unquote(match["path"] or ""),
         params=_query_params(match["query"] or ""),
     )
+
+
+def _redacted(text: object) -> object:
+    """The URI with whatever follows a ':' in its user part (up to the last '@') masked."""
+    if not isinstance(text, str) or "://" not in text:
+        return text
+    scheme, _, rest = text.strip().partition("://")
+    where, query_mark, query = rest.partition("?")  # an '@' in the query (keyfile=/a@b) is no user's
+    userinfo, at, after = where.rpartition("@")
+    after += query_mark + query
+    cut = userinfo.find(":") if at else -1
+    if cut < 0:
+        cut = unquote(userinfo).find(":") if at else -1
+        if cut < 0:
+            return text.strip()
+        return f"{scheme}://***{at}{after}"  # an escaped colon: where the user name ends is unclear
+    return f"{scheme}://{userinfo[:cut]}:***{at}{after}"
 
 
 def _query_params(query: str) -> tuple[tuple[str, str], ...]:
