@@ -74,3 +74,24 @@ def test_a_host_named_twice_is_one_host(capsys):
 def test_a_poll_interval_out_of_range_is_a_one_line_error(interval, capsys):
     assert main(["--poll-interval", interval, "top", "--batch", "-n", "1", "--demo"]) == 2
     assert "--poll-interval" in capsys.readouterr().err
+
+
+def test_csv_on_a_terminal_shows_control_characters_as_question_marks(tmp_path, clock):
+    """A C1 control character (U+009B, CSI) is valid in libvirt's XML and would be obeyed by a terminal."""
+    from virttui.drivers.testdriver import TestDriver
+
+    node = tmp_path / "node.xml"
+    node.write_text('<node><cpu><nodes>1</nodes><sockets>1</sockets><cores>1</cores><threads>1</threads></cpu>'
+                    '<memory>1048576</memory><domain type="test"><name>evil\u009b2Jname</name>'
+                    '<uuid>00000000-0000-0000-0000-000000000001</uuid><memory unit="MiB">64</memory><vcpu>1</vcpu>'
+                    '<os><type arch="x86_64">hvm</type></os></domain></node>', encoding="utf-8")
+    driver = TestDriver(f"test://{node}", str(node), lease_dir=str(tmp_path / "leases"), clock=clock)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for out, expected in ((Terminal(), "evil?2Jname"), (io.StringIO(), "evil\u009b2Jname")):
+        run_batch([driver], delay=2.0, iterations=1, fmt="csv", out=out, sleep=clock.advance, now=lambda: 0.0)
+        assert next(csv.DictReader(io.StringIO(out.getvalue())))["domain"] == expected
+    driver.close()

@@ -86,8 +86,12 @@ class _Printer:
             self.out.write(json.dumps({"time": stamp, "domains": [r.as_dict(stamp) for r in rows],
                                        "errors": errors}) + "\n")
         elif self._csv is not None:
+            # On a terminal a name's control characters would be obeyed (an escape sequence in a domain
+            # name can rewrite the screen): shown as "?" there; a pipe or file gets them as they are.
+            shown = _cut if _is_terminal(self.out) else (lambda text, _width: text)
             for row in rows:
-                self._csv.writerow({k: ("" if v is None else v) for k, v in row.as_dict(stamp).items()})
+                self._csv.writerow({k: ("" if v is None else shown(v, 1 << 30) if isinstance(v, str) else v)
+                                    for k, v in row.as_dict(stamp).items()})
             for error in errors:  # CSV has no place for them: stderr, so a failed host is never silent
                 sys.stderr.write(f"virttui: {_cut(error, 1000)}\n")
         else:
@@ -104,6 +108,13 @@ class _Printer:
                 self.out.write(f"error: {_cut(error, 1000)}\n")
             self.out.write("\n")
         self.out.flush()
+
+
+def _is_terminal(out: TextIO) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _cut(text: str, width: int) -> str:
