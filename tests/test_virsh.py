@@ -463,3 +463,56 @@ def test_a_flood_on_stderr_does_not_stall_the_session():
         assert session.run("list --name", 20).stdout == "test\n"
     finally:
         session.close()
+
+
+@needs_virsh
+def test_a_closed_host_starts_no_virsh_for_a_late_action_or_watch_until_it_connects_again():
+    """An action in flight when its host is removed, or a poll ending after the app closed: no new
+    interactive virsh, no event stream that would outlive the console."""
+    uri = f"test://{DEMO_NODE}"
+    driver = VirshDriver(uri, parse_uri(uri), LocalTransport(), session=VirshSession(uri))
+    driver.connect()
+    uuid = driver.poll().domains[0].uuid
+    driver.close()
+    with pytest.raises(ConnectionFailed, match="closed"):
+        driver.perform(uuid, Action.DESTROY)
+    assert driver.session._proc is None  # noqa: SLF001
+    driver.watch(lambda: None)
+    assert driver._watcher is None  # noqa: SLF001
+    driver.connect()  # a reconnect of the same host works again
+    try:
+        assert driver.poll().domains
+    finally:
+        driver.close()
+
+
+def test_slow_commands_get_their_own_virsh_and_minutes_not_the_sessions_30_seconds():
+    """A memory snapshot of a big guest takes minutes: reported failed after 30 s while libvirtd went on, and
+    holding the host's session (its polls) all along. Its own virsh process, LONG_ACTION_TIMEOUT."""
+    from virttui.drivers.virsh import LONG_ACTION_TIMEOUT
+
+    uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"
+    timeouts: list[tuple[str, float]] = []
+
+    class Recording(ScriptedTransport):
+        def run(self, argv, *, timeout=30.0):  # noqa: ANN001, ANN201
+            timeouts.append((argv[-1].split()[0], timeout))
+            return super().run(argv, timeout=timeout)
+
+    class NoSession:  # the interactive virsh: it must not be held for minutes
+        def run(self, command, timeout):  # noqa: ANN001, ANN201
+            raise AssertionError(f"{command} ran in the session")
+
+        def reopen(self) -> None: ...
+
+        def close(self) -> None: ...
+
+    ok = CommandResult(0, "", "")
+    driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), Recording([ok] * 4), session=NoSession())
+    driver.create_snapshot(uuid, "before")
+    driver.revert_snapshot(uuid, "before")
+    driver.delete_snapshot(uuid, "before")
+    driver.undefine(uuid, remove_storage=True)
+    assert timeouts == [("snapshot-create-as", LONG_ACTION_TIMEOUT), ("snapshot-revert", LONG_ACTION_TIMEOUT),
+                        ("snapshot-delete", LONG_ACTION_TIMEOUT), ("undefine", LONG_ACTION_TIMEOUT)]
+    assert LONG_ACTION_TIMEOUT >= 600

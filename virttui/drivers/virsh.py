@@ -65,6 +65,7 @@ POLL_COMMANDS = (
 POLL_COMMANDS_WAITING = tuple(command.replace(" --nowait", "") for command in POLL_COMMANDS)
 NODE_COMMANDS = ("nodeinfo", "hostname", "version")
 MISSING = "@@virttui-missing@@"
+LONG_ACTION_TIMEOUT = 900.0  # seconds: snapshots and storage removal of big guests
 BATCH_BYTES = 32 * 1024  # one virsh script at most: a quarter of Linux's 128 KiB argument cap
 # Full node facts again every so many polls: memory can be hot-added, libvirt upgraded.
 NODE_REFRESH_POLLS = 150
@@ -113,6 +114,7 @@ class VirshDriver(Driver):
         self.lock_config: LockConfig | None = None
         self._on_change: Callable[[], None] | None = None
         self._poll_script = script(POLL_COMMANDS)
+        self._closed = False
 
     # -- virsh -----------------------------------------------------------------
     def _run_virsh(self, command: str) -> CommandResult:
@@ -130,6 +132,9 @@ class VirshDriver(Driver):
     def connect(self) -> None:
         """(Re)connect: whatever changed while the host was unreachable sent events nobody heard, so
         every domain's XML is fetched again at the next poll."""
+        self._closed = False
+        if self.session is not None:
+            self.session.reopen()
         self._xml.clear()
         self._refresh_node()
 
@@ -172,6 +177,7 @@ class VirshDriver(Driver):
         return self._leases
 
     def close(self) -> None:
+        self._closed = True  # a poll still running starts no event stream after this
         self.unwatch()
         if self.session is not None:
             self.session.close()
@@ -187,7 +193,7 @@ class VirshDriver(Driver):
     def watch(self, on_change: Callable[[], None]) -> None:
         """Start the host's event stream; `on_change` runs (on the stream's thread) after each event."""
         self._on_change = on_change
-        if self._watcher is not None and self._watcher.alive:
+        if self._closed or (self._watcher is not None and self._watcher.alive):
             return
         argv = ["virsh", "-c", self.target_uri, "event", "--all", "--loop"]
         self._watcher = EventWatcher(self.transport, argv, self._event, self.uri)
@@ -362,8 +368,14 @@ class VirshDriver(Driver):
         with self._lock:
             self._stale.update(name for name, known in self._names.items() if known == uuid)
 
-    def _act(self, command: str, what: str) -> str:
-        result = self._run_virsh(command)
+    def _act(self, command: str, what: str, *, slow: bool = False) -> str:
+        """slow: a command that may take minutes (a memory snapshot of a big guest, deleting its storage).
+        It gets its own virsh process and LONG_ACTION_TIMEOUT, so it is not reported failed while
+        libvirtd finishes it, and the host's polls go on meanwhile in the session."""
+        if slow and self.parsed.driver != "test":  # test:// keeps its state in the session's connection
+            result = self.transport.run(["virsh", "-q", "-c", self.target_uri, command], timeout=LONG_ACTION_TIMEOUT)
+        else:
+            result = self._run_virsh(command)
         if result.returncode != 0:
             raise virsh_error(result.stderr, result.returncode, what)
         return result.stdout
@@ -376,7 +388,7 @@ class VirshDriver(Driver):
     def undefine(self, uuid: str, *, remove_storage: bool = False) -> None:
         uuid = _check_uuid(uuid)
         flags = " --managed-save --snapshots-metadata" + (" --remove-all-storage" if remove_storage else "")
-        self._act(f"undefine {uuid}{flags}", f"undefine {uuid}")
+        self._act(f"undefine {uuid}{flags}", f"undefine {uuid}", slow=remove_storage)
 
     def snapshots(self, uuid: str) -> list[DomainSnapshot]:
         uuid = _check_uuid(uuid)
@@ -393,16 +405,18 @@ class VirshDriver(Driver):
         command = f"snapshot-create-as {uuid} --name {virsh_quote(_check_name(name))}"
         if description:
             command += f" --description {virsh_quote(_check_name(description, 'description'))}"
-        self._act(command, f"snapshot {name!r} of {uuid}")
+        self._act(command, f"snapshot {name!r} of {uuid}", slow=True)
 
     def revert_snapshot(self, uuid: str, name: str) -> None:
         uuid = _check_uuid(uuid)
-        self._act(f"snapshot-revert {uuid} --snapshotname {virsh_quote(_check_name(name))}", f"revert {uuid} to {name!r}")
+        self._act(f"snapshot-revert {uuid} --snapshotname {virsh_quote(_check_name(name))}", f"revert {uuid} to {name!r}",
+                  slow=True)
         self._mark_stale(uuid)
 
     def delete_snapshot(self, uuid: str, name: str) -> None:
         uuid = _check_uuid(uuid)
-        self._act(f"snapshot-delete {uuid} --snapshotname {virsh_quote(_check_name(name))}", f"delete snapshot {name!r}")
+        self._act(f"snapshot-delete {uuid} --snapshotname {virsh_quote(_check_name(name))}", f"delete snapshot {name!r}",
+                  slow=True)
 
     def set_memory_stats_period(self, uuid: str, seconds: int) -> None:
         uuid = _check_uuid(uuid)

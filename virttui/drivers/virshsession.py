@@ -37,6 +37,7 @@ class VirshSession:
         self.marker = f"@@virttui-{secrets.token_hex(8)}@@"
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
+        self._closed = False  # closed for good: a late command (an action whose host was removed) starts none
 
     @staticmethod
     def available() -> bool:
@@ -59,6 +60,8 @@ class VirshSession:
     def run(self, command: str, timeout: float) -> CommandResult:
         """Run one virsh command line; returncode 1 when virsh reported an error."""
         with self._lock:
+            if self._closed:
+                raise ConnectionFailed(f"{self.uri}: the connection is closed")
             if self._proc is None or self._proc.poll() is not None:
                 self._proc = self._start()
             proc = self._proc
@@ -143,8 +146,14 @@ class VirshSession:
             except OSError:
                 pass
 
+    def reopen(self) -> None:
+        """Allow commands again after close (a reconnect of the same host)."""
+        with self._lock:
+            self._closed = False
+
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._proc is not None:
                 self._kill(self._proc)
                 self._proc = None
