@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Label
 from virttui.widgets.difftable import Cell
 
 KEYS: tuple[tuple[str, str], ...] = (
-    ("↑ ↓  j k", "move the cursor in a pane"),
+    ("↑ ↓  j k  g G", "move the cursor in a pane; g G: to the top / bottom"),
     ("← →", "scroll a pane sideways to its other columns"),
     ("Tab  Shift+Tab", "next / previous pane"),
     ("Enter", "domain details (XML, sparklines); on a group: fold it"),
@@ -27,14 +27,14 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("n  v  Del", "details: new snapshot / revert to / delete the selected"),
     ("m", "details: set the balloon memory stats period"),
     ("/", "filter domains by name, host or state"),
-    ("Esc", "clear the filter; close a dialog or screen"),
+    ("Esc", "clear the filter, else the marks; close a dialog"),
     ("o", "sort: host, name, state, CPU%, memory, vCPUs (kept)"),
     ("C", "choose the Domains columns (remembered)"),
     ("+  -", "add a host by URI and group / remove the selected host"),
     ("x", "clean up unused lease files (preview, confirm)"),
-    ("Ctrl+P", "command palette: every action by name"),
+    ("Ctrl+P", "command palette: the main actions by name"),
     ("?", "this help"),
-    ("q  Ctrl+Q", "quit"),
+    ("q  Ctrl+Q", "quit (in this help, q closes it)"),
 )
 
 
