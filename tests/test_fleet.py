@@ -76,3 +76,15 @@ def test_without_sanlock_evidence_the_same_files_mean_the_same_directory():
     assert list(fleet.lease_dirs()) == [PATH]
     fleet = _fleet(_view(1, [], ["a" * 32]), _view(2, [], ["b" * 32]))
     assert len(fleet.lease_dirs()) == 2
+
+
+def test_two_clusters_whose_hosts_have_one_name_stay_two_directories():
+    """Fresh installs are all "localhost.localdomain": the directories are then told apart by URI."""
+    uris = ["test:///a", "test:///b"]
+    fleet = Fleet(uris)
+    for uri, view in zip(uris, (_view(1, [1], ["a" * 32], owner=1), _view(1, [1], ["b" * 32])), strict=True):
+        fleet.apply(HostSnapshot(Host(uri=uri, hostname="localhost.localdomain", state=ConnectionState.CONNECTED),
+                                 (), taken_at=1.0, leases=view))
+    assert sorted(fleet.lease_dirs()) == [f"{PATH} · test:///a", f"{PATH} · test:///b"]
+    assert fleet.lease_dir_of("test:///a") != fleet.lease_dir_of("test:///b")
+    assert {status.name for _, status in fleet.lease_rows()} == {"a" * 32, "b" * 32}

@@ -255,8 +255,12 @@ class Fleet:
         view = _LeaseView()
         for path, views in by_path.items():
             groups = _sharing_groups(views)
-            for group in groups:
-                key = path if len(groups) == 1 else f"{path} · {self._hosts[group[0][0]].host.label}"
+            labels = [self._hosts[group[0][0]].host.label for group in groups]
+            for group, label in zip(groups, labels, strict=True):
+                # Named by the host the operator knows; by its URI when two have one name
+                # (fresh installs are all "localhost.localdomain"): one key, one directory.
+                shown = label if labels.count(label) == 1 else group[0][0]
+                key = path if len(groups) == 1 else f"{path} · {shown}"
                 view.dirs[key] = group
                 view.dir_of.update((uri, key) for uri, _ in group)
                 merged = merge_views([dir_view for _, dir_view in group])
