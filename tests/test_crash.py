@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from helpers import settle
 
 from virttui.app import VirtTUI
@@ -63,11 +65,14 @@ async def test_an_error_while_showing_host_data_leaves_the_screen_working(demo, 
         assert any("surprise" in n.message for n in app._notifications)  # noqa: SLF001
 
 
-def test_the_terminal_is_restored_on_exit_in_a_real_terminal(tmp_path):
-    """A real pty: quit with q; the alternate screen is left and the cursor shown again."""
+@pytest.mark.parametrize("how", ["q", "SIGTERM", "SIGHUP"])
+def test_the_terminal_is_restored_on_exit_in_a_real_terminal(tmp_path, how):
+    """A real pty: quit with q, or be killed (kill, systemctl stop: SIGTERM) or hung up on (the SSH session or
+    tmux pane gone: SIGHUP); the alternate screen is left and the cursor shown again either way."""
     import os
     import pty
     import select
+    import signal
     import subprocess
     import sys
     import time
@@ -95,14 +100,17 @@ def test_the_terminal_is_restored_on_exit_in_a_real_terminal(tmp_path):
         while b"web-01" not in out and time.monotonic() < deadline:
             read_for(0.5)
         assert b"web-01" in out
-        os.write(main_fd, b"q")
+        if how == "q":
+            os.write(main_fd, b"q")
+        else:
+            proc.send_signal(getattr(signal, how))
         proc.wait(timeout=20)
         read_for(0.5)
     finally:
         if proc.poll() is None:
             proc.kill()
         os.close(main_fd)
-    assert proc.returncode == 0
+    assert proc.returncode == {"q": 0, "SIGTERM": 143, "SIGHUP": 129}[how]  # 128 + the signal, as a shell reports it
     tail = out[out.rfind(b"web-01"):]
     assert b"\x1b[?1049l" in tail  # left the alternate screen
     assert b"Traceback" not in out
@@ -120,3 +128,30 @@ async def test_debug_shows_the_log_in_a_pane(demo):
         text = "\n".join(str(line.text) for line in pane.lines)
         assert "debug log pane on" in text and "a line for the pane" in text
     assert app._log_handler not in logging.getLogger().handlers  # noqa: SLF001
+
+
+async def test_quitting_does_not_wait_for_a_host_that_will_not_close(demo):
+    """A host mid-poll or unreachable can take its whole command timeout to close: q must not freeze the
+    screen that long. The closes run at once, off the UI thread, for a few seconds at most."""
+    import threading
+    import time
+
+    from helpers import make_app
+
+    release = threading.Event()
+    stuck = demo.drivers[1]
+    stuck.close = lambda: release.wait(60)  # noqa: ARG005
+    closed = []
+    others = [d for d in demo.drivers if d is not stuck]
+    for driver in others:
+        original = driver.close
+        driver.close = lambda original=original, driver=driver: (closed.append(driver.uri), original())
+    app = make_app(demo)
+    started = None
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        started = time.monotonic()
+        await pilot.press("q")
+    took = time.monotonic() - started
+    release.set()
+    assert took < 15 and sorted(closed) == sorted(d.uri for d in others)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import replace
 
@@ -65,6 +66,8 @@ class VirtTUI(App):
         self.essentials = Essentials(self)
         self.roster = Roster(self, config)
         self._notices = list(notices)
+        self._signals: list[int] = []  # SIGTERM, SIGHUP: handled by the event loop while the console runs
+        self._signals_loop = None
         self.collector = CycleCollector(self, busy=self.scheduler.polling)
         self._warned: set[tuple[str, str]] = set()
 
@@ -76,7 +79,24 @@ class VirtTUI(App):
             self._show_log(main)
         for notice in self._notices:
             self.notify(notice, severity="warning", timeout=10, markup=False)
+        self._exit_on_signals()
         self.scheduler.start()
+
+    def _exit_on_signals(self) -> None:
+        """SIGTERM (kill, systemctl stop) and SIGHUP (the SSH session or tmux pane gone) end the console as
+        q does, with 128 + the signal: the terminal restored, virsh sessions and event streams closed.
+        (Textual's driver handles only SIGTSTP, SIGCONT and SIGWINCH: killed, it left the tty raw.)"""
+        import asyncio
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGTERM, signal.SIGHUP):
+            try:
+                loop.add_signal_handler(number, lambda code=128 + number: self.exit(return_code=code))
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signal
+                continue
+            self._signals_loop = loop
+            self._signals.append(number)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
@@ -100,11 +120,29 @@ class VirtTUI(App):
             logging.getLogger().removeHandler(self._log_handler)
         self.collector.stop()
         self.scheduler.stop()
-        for driver in self.scheduler.drivers:
+        self._close_drivers(self.scheduler.drivers)
+        if self._signals_loop is not None:
+            for number in self._signals:
+                self._signals_loop.remove_signal_handler(number)
+
+    @staticmethod
+    def _close_drivers(drivers: list[Driver], wait: float = 3.0) -> None:
+        """Close every host at once, off the UI thread, waiting `wait` seconds at most: a host mid-poll
+        or unreachable must not freeze the screen on q (a close could wait out a 30 s command)."""
+        import threading
+
+        def close(driver: Driver) -> None:
             try:
                 driver.close()
             except Exception:  # closing must never stop the exit
                 log.exception("closing %s", driver.uri)
+
+        threads = [threading.Thread(target=close, args=(d,), name=f"close {d.uri}", daemon=True) for d in drivers]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + wait
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- poll results --------------------------------------------------------
     @contained

@@ -152,8 +152,14 @@ class VirshSession:
             self._closed = False
 
     def close(self) -> None:
+        self._closed = True
+        proc = self._proc
+        if proc is not None:  # killed first, without the lock: a command in flight ends now, not at its timeout
+            try:
+                proc.kill()
+            except OSError:
+                pass
         with self._lock:
-            self._closed = True
             if self._proc is not None:
                 self._kill(self._proc)
                 self._proc = None
