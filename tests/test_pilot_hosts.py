@@ -280,3 +280,62 @@ async def test_a_config_that_cannot_be_written_is_one_line_and_the_host_stays(de
         messages = [n.message for n in app._notifications]  # noqa: SLF001
         assert any(m.startswith("not saved: ") and "\n" not in m for m in messages)
         assert app.fleet.host(added).state is ConnectionState.CONNECTED  # it is in this run all the same
+
+
+async def test_an_action_of_a_removed_host_ends_silently_even_when_the_uri_is_added_again(tmp_path, monkeypatch):
+    """Its result belongs to a host that is gone: it must neither end the new host's action on the same
+    domain (its pending mark) nor report a failure on it."""
+    import asyncio
+    import threading
+
+    from virttui.drivers.base import Action
+    from virttui.drivers.errors import DriverError
+    from virttui.drivers.model import DomainState
+    from virttui.drivers.registry import open_driver
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    lease_dir = tmp_path / "leases"
+    lease_dir.mkdir()
+    uri = f"test:///default?lease_dir={lease_dir}"
+    old = open_driver(uri)
+    app = VirtTUI([old], autopoll=False)
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_failure(uuid, action):  # noqa: ANN001, ANN202
+        entered.set()
+        release.wait(10)
+        raise DriverError("the old connection timed out")
+
+    old.perform = slow_failure
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        dom = next(d for d in app.fleet.snapshot(uri).domains if d.state is DomainState.RUNNING)
+        app.actions.request(uri, dom, Action.SUSPEND)
+        assert await asyncio.to_thread(entered.wait, 5)
+        app.roster.remove(uri)
+        assert app.roster.add(uri)
+        new = app.scheduler.driver(uri)
+        new_entered, new_release = threading.Event(), threading.Event()
+        perform = new.perform
+
+        def slow_success(uuid, action):  # noqa: ANN001, ANN202
+            new_entered.set()
+            new_release.wait(10)
+            return perform(uuid, action)
+
+        new.perform = slow_success
+        for _ in range(50):
+            await pilot.pause()
+            if app.fleet.domain(uri, dom.uuid) is not None:
+                break
+        app.actions.request(uri, app.fleet.domain(uri, dom.uuid), Action.SUSPEND)
+        assert await asyncio.to_thread(new_entered.wait, 5)
+        release.set()  # the removed host's action ends now, failed
+        for _ in range(20):
+            await pilot.pause()
+        assert (uri, dom.uuid) in app.actions.pending  # the new host's action is still under way
+        assert not any("failed" in n.message for n in app._notifications)  # noqa: SLF001
+        new_release.set()
+        await settle(pilot)
+        assert app.fleet.domain(uri, dom.uuid).state is DomainState.PAUSED

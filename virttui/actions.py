@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from virttui.drivers.base import STATE_AFTER, Action, valid_actions
+from virttui.drivers.base import STATE_AFTER, Action, Driver, valid_actions
 from virttui.drivers.errors import DriverError
 from virttui.drivers.model import Domain, DomainState
 from virttui.messages import ActionFinished
@@ -100,24 +100,30 @@ class ActionRunner:
                                            yes_label=f"{action.label} {len(fits)}"), answered)
 
     def _run(self, uri: str, uuid: str, name: str, action: Action) -> None:
+        loop = self.app.scheduler.loop_of(uri)
+        if loop is None:  # removed meanwhile (a confirmation answered after the host went)
+            return
+        driver = self.app.scheduler.driver(uri)  # taken now: the worker may start after a removal
         self.pending[(uri, uuid)] = PENDING_LABELS[action]
         self.app.broadcast_fleet()
-        self.app.run_worker(lambda: self._perform(uri, uuid, name, action), thread=True,
+        self.app.run_worker(lambda: self._perform(driver, loop, uri, uuid, name, action), thread=True,
                             group=f"action {uri}", name=f"{action.value} {name}", exit_on_error=False)
 
-    def _perform(self, uri: str, uuid: str, name: str, action: Action) -> None:
+    def _perform(self, driver: Driver, loop: object, uri: str, uuid: str, name: str, action: Action) -> None:
         """Worker thread: the driver call, then one message back."""
         error = ""
         try:
-            self.app.scheduler.driver(uri).perform(uuid, action)
+            driver.perform(uuid, action)
         except DriverError as exc:
             error = str(exc)
         except Exception as exc:  # never let a bug reach the screen as a traceback
             log.exception("%s of %s on %s failed", action.value, name, uri)
             error = f"internal error: {type(exc).__name__}: {exc}"
-        self.app.post_message(ActionFinished(uri, uuid, name, action, error))
+        self.app.post_message(ActionFinished(uri, uuid, name, action, error, loop))
 
     def finished(self, message: ActionFinished) -> None:
+        if not self.app.scheduler.is_current(message.uri, message.loop):
+            return  # its host was removed (and maybe added again): nothing of it is this host's now
         key = (message.uri, message.uuid)
         host = self.app.fleet.host(message.uri).label
         if message.error:

@@ -29,13 +29,14 @@ class HostFailed(Message):
 class ActionFinished(Message):
     """A lifecycle action ended; error is "" on success."""
 
-    def __init__(self, uri: str, uuid: str, name: str, action: Action, error: str) -> None:
+    def __init__(self, uri: str, uuid: str, name: str, action: Action, error: str, loop: object = None) -> None:
         super().__init__()
         self.uri = uri
         self.uuid = uuid
         self.name = name
         self.action = action
         self.error = error
+        self.loop = loop  # the host's poll loop it ran under: a host removed and added again has another
 
 
 class FleetUpdated(Message):

@@ -76,6 +76,13 @@ class PollScheduler:
     def has(self, uri: str) -> bool:
         return uri in self._loops
 
+    def loop_of(self, uri: str) -> object | None:
+        """This host's current poll loop, as a token: compared by `is_current` when a late message arrives."""
+        return self._loops.get(uri)
+
+    def is_current(self, uri: str, loop: object | None) -> bool:
+        return loop is not None and self._loops.get(uri) is loop
+
     def owns(self, uri: str, seq: int) -> bool:
         """Whether a poll message belongs to this host's current loop (not a removed one's)."""
         loop = self._loops.get(uri)
