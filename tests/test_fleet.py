@@ -88,3 +88,18 @@ def test_two_clusters_whose_hosts_have_one_name_stay_two_directories():
     assert sorted(fleet.lease_dirs()) == [f"{PATH} · test:///a", f"{PATH} · test:///b"]
     assert fleet.lease_dir_of("test:///a") != fleet.lease_dir_of("test:///b")
     assert {status.name for _, status in fleet.lease_rows()} == {"a" * 32, "b" * 32}
+
+
+def test_the_samples_of_a_domain_that_is_gone_go_with_it():
+    """Hosts that create and destroy transient domains all day must not keep every UUID ever seen."""
+    fleet = Fleet(["test:///a"])
+    host = Host(uri="test:///a", cpus=2, state=ConnectionState.CONNECTED)
+
+    def running(uuid: str, ns: int) -> Domain:
+        return Domain(uuid=uuid, name=uuid, state=DomainState.RUNNING, vcpus=1, memory_kib=1, max_memory_kib=1,
+                      cpu_time_ns=ns)
+
+    for step in range(50):
+        fleet.apply(HostSnapshot(host, (running("stays", step), running(f"t{step // 2}", step)), taken_at=float(step)))
+    assert fleet.history("test:///a", "stays")[0]
+    assert len(fleet._history["test:///a"]) <= 2  # noqa: SLF001

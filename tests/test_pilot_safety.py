@@ -212,6 +212,15 @@ async def test_a_host_key_is_trusted_only_by_a_deliberate_choice_never_over_anot
         await pilot.press("tab", "enter")
         await settle(pilot)
         assert trusted == [pending] and not isinstance(app.screen, TrustScreen)
+        app.host_keys._asking.clear()  # noqa: SLF001 - asked once more, now refused
+        app.host_keys.check(hv2.uri)
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.host_keys._declined  # noqa: SLF001
+        app.roster.remove(hv2.uri)  # removed, and maybe added again: asked afresh
+        await settle(pilot)
+        assert not app.host_keys._declined  # noqa: SLF001
 
 
 async def select_first(pilot) -> None:  # noqa: ANN001

@@ -144,6 +144,11 @@ class VirtTUI(App):
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
+    def forget_host(self, uri: str) -> None:
+        """A removed host: its shown warnings and refused host keys; added again, it starts afresh."""
+        self._warned = {(u, warning) for u, warning in self._warned if u != uri}
+        self.host_keys.forget_host(uri)
+
     # -- poll results --------------------------------------------------------
     @contained
     def on_host_polled(self, message: HostPolled) -> None:

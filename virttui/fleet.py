@@ -122,6 +122,9 @@ class Fleet:
                 hist = history[uuid] = _History()
             hist.cpu.append(cpu or 0.0)
             hist.io.append(rd + wr)
+        if len(history) > len(current):  # domains gone (transient ones come and go): their samples too
+            for uuid in [uuid for uuid in history if uuid not in current]:
+                del history[uuid]
         entry.snapshot = snap
         entry.by_uuid = current
         entry.host = snap.host

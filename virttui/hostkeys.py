@@ -19,6 +19,10 @@ class HostKeyPrompter:
         self._asking: set[str] = set()
         self._declined: set[tuple[str, str]] = set()  # (uri, fingerprint) the operator refused
 
+    def forget_host(self, uri: str) -> None:
+        """A removed host: added again, its key is asked about again (a refusal may have been a slip)."""
+        self._declined = {(u, fp) for u, fp in self._declined if u != uri}
+
     def check(self, uri: str) -> None:
         """After a failed connect: if it failed on an unknown host key, ask about it."""
         driver = self.app.scheduler.driver(uri)
