@@ -211,3 +211,21 @@ def test_a_cleanup_that_stops_part_way_still_reports_what_it_removed(monkeypatch
     assert captured.err.strip() == "virttui: lease agent stopped after 2 of 3 files (connection lost)"
     assert main(["leases", "cleanup", "-c", SanlockHost.uri]) == 1
     assert capsys.readouterr().out.splitlines()[0].endswith(f"/{gone}:0 PASS")
+
+
+def test_hosts_named_before_and_after_the_subcommand_are_all_polled(hv1_uri, capsys, tmp_path):
+    missing = f"test://{tmp_path}/nonexistent.xml"
+    assert main(["-c", hv1_uri, "status", "-c", missing, "--json"]) == 1
+    assert [h["uri"] for h in json.loads(capsys.readouterr().out)["hosts"]] == [hv1_uri, missing]
+
+
+def test_an_unreachable_host_fails_the_lease_commands_with_one_line_and_the_others_are_still_shown(
+        hv1_uri, lease_dir, tmp_path, capsys):
+    stale = write_free_lease(str(lease_dir), "/stale/disk")
+    missing = f"test://{tmp_path}/nonexistent.xml"
+    assert main(["leases", "status", "-c", hv1_uri, "-c", missing, "--json"]) == 1
+    captured = capsys.readouterr()
+    assert os.path.basename(stale) in {row["name"] for row in json.loads(captured.out)}
+    assert len(captured.err.strip().splitlines()) == 1 and "nonexistent.xml" in captured.err
+    assert main(["leases", "cleanup", "-c", missing, "--dry-run"]) == 1  # not a usage error (2)
+    assert "nonexistent.xml" in capsys.readouterr().err

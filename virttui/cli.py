@@ -30,7 +30,9 @@ log = logging.getLogger("virttui")
 
 def _add_connect(parser: argparse.ArgumentParser, *, top: bool) -> None:
     default = None if top else argparse.SUPPRESS
+    # the subcommand's own dest: argparse would let `virttui -c A status -c B` replace A by B (merged in main)
     parser.add_argument("-c", "--connect", metavar="URI", action="append", default=default,
+                        dest="connect" if top else "sub_connect",
                         help="a host's libvirt URI; repeat for several hosts")
     parser.add_argument("--demo", action="store_true", default=False if top else argparse.SUPPRESS,
                         help="use the embedded three-host demo")
@@ -211,14 +213,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 # -- leases -------------------------------------------------------------------
-def _lease_hosts(drivers: list[Driver]) -> list[tuple[Driver, HostSnapshot]]:
-    pairs = []
+def _lease_hosts(drivers: list[Driver]) -> tuple[list[tuple[Driver, HostSnapshot]], list[str]]:
+    """The hosts reached, each with its poll, and a line for each host that was not: one unreachable
+    host is reported (exit 1, like `status`), and the others' leases are still shown or cleaned."""
+    pairs, unreachable = [], []
     for driver in drivers:
         snap = poll_once(driver)
         if snap.host.state is not ConnectionState.CONNECTED:
-            raise UsageError(snap.host.last_error)
+            unreachable.append(snap.host.last_error)
+            continue
         pairs.append((driver, snap))
-    return pairs
+    return pairs, unreachable
 
 
 def _lease_fleet(pairs: list[tuple[Driver, HostSnapshot]]):  # noqa: ANN202 - virttui.fleet.Fleet
@@ -234,16 +239,16 @@ def _lease_fleet(pairs: list[tuple[Driver, HostSnapshot]]):  # noqa: ANN202 - vi
 def _lock_config_problems(pairs: list[tuple[Driver, HostSnapshot]]) -> list[str]:
     """Warnings about a host's lock configuration (a malformed qemu-sanlock.conf names file and line):
     without them, a host whose config can't be read would look like one without leases."""
-    return [f"{snap.host.label}: {_printable(warning)}" for _, snap in pairs for warning in snap.host.warnings
+    return [f"{_printable(snap.host.label)}: {_printable(warning)}" for _, snap in pairs for warning in snap.host.warnings
             if warning.startswith(("lock configuration", "cannot read the libvirt lock configuration"))]
 
 
 def cmd_leases_status(args: argparse.Namespace) -> int:
     with open_hosts(args) as (drivers, _, _):
-        pairs = _lease_hosts(drivers)
+        pairs, errors = _lease_hosts(drivers)
         fleet = _lease_fleet(pairs)
         rows = fleet.lease_rows()
-        errors = [view.error for views in fleet.lease_dirs().values() for _, view in views if view.error]
+        errors += [view.error for views in fleet.lease_dirs().values() for _, view in views if view.error]
         errors += _lock_config_problems(pairs)
     if args.json:
         print(json.dumps([
@@ -265,12 +270,14 @@ def cmd_leases_status(args: argparse.Namespace) -> int:
 
 def cmd_leases_cleanup(args: argparse.Namespace) -> int:
     with open_hosts(args) as (drivers, _, _):
-        pairs = _lease_hosts(drivers[:1] if not args.connect else drivers)
-        problems = _lock_config_problems(pairs)
+        pairs, unreachable = _lease_hosts(drivers[:1] if not args.connect else drivers)
+        problems = [_printable(line) for line in unreachable] + _lock_config_problems(pairs)
         for problem in problems:
             print(f"virttui: {problem}", file=sys.stderr)
         managers = [(driver.uri, driver.lease_manager()) for driver, _ in pairs]
         managers = [(uri, m) for uri, m in managers if m is not None]
+        if not managers and unreachable:
+            return 1  # said above: no host reached has a lease directory to clean
         if not managers:
             raise UsageError("no host with a sanlock lease directory"
                              + (" (see the lock configuration errors above)" if problems else ""))
@@ -337,13 +344,14 @@ def cmd_console(args: argparse.Namespace) -> int:
                       first_polls=first_polls)
         app.run()
     if app.fatal_message:
-        print(f"virttui: {app.fatal_message}", file=sys.stderr)
+        print(f"virttui: {_printable(app.fatal_message)}", file=sys.stderr)
     return app.return_code or 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.connect = (args.connect or []) + getattr(args, "sub_connect", [])
     _setup_logging(args.log)
     if args.command is not None:  # the console resumes it itself, after its first frame
         resume_collection()
@@ -367,5 +375,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except Exception as exc:  # a bug: one line here, the traceback in the log
         log.exception("unexpected error")
-        print(f"virttui: internal error: {type(exc).__name__}: {exc} (details in the log)", file=sys.stderr)
+        print(f"virttui: internal error: {type(exc).__name__}: {_printable(str(exc))} (details in the log)",
+              file=sys.stderr)
         return 70
