@@ -114,6 +114,7 @@ async def test_minus_removes_the_host_after_a_confirmation_and_saves(demo, tmp_p
         assert not app.scheduler.has(gone.uri) and gone.uri not in app.fleet.uris
         assert gone.uri not in host_keys(app)
         assert len(visible_names(app)) == 25 - 8  # hv2's eight domains left the Domains pane
+        assert not any("under the cursor is gone" in n.message for n in app._notifications)  # noqa: SLF001
         app.scheduler.poll_all()  # the remaining hosts go on polling
         await settle(pilot)
     assert gone.uri not in load_config(config.path).hosts

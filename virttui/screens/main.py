@@ -309,6 +309,8 @@ class MainScreen(LifecycleActions, Screen):
             return
         self._displaced = (before, landed)
         uri, _ = split_domain_key(before)
+        if not self.app.scheduler.has(uri):
+            return  # the operator removed its host: no news to them (the keys still wait for a move)
         host = self.app.fleet.host(uri)
         why = "it left the list" if host.state is ConnectionState.CONNECTED else f"{host.label} is {host.state.value}"
         self.notify(f"The domain under the cursor is gone ({why}); keys act again once you move the cursor",
