@@ -18,10 +18,19 @@ class HostKeyPrompter:
         self.app = app
         self._asking: set[str] = set()
         self._declined: set[tuple[str, str]] = set()  # (uri, fingerprint) the operator refused
+        self._deferred: set[str] = set()  # hosts to ask about once the open question is answered
 
     def forget_host(self, uri: str) -> None:
         """A removed host: added again, its key is asked about again (a refusal may have been a slip)."""
         self._declined = {(u, fp) for u, fp in self._declined if u != uri}
+        self._deferred.discard(uri)
+
+    def ask_deferred(self) -> None:
+        """A screen is on top again (a dialog closed): ask what had to wait for it."""
+        for uri in sorted(self._deferred):
+            self._deferred.discard(uri)
+            if self.app.scheduler.has(uri):
+                self.check(uri)
 
     def check(self, uri: str) -> None:
         """After a failed connect: if it failed on an unknown host key, ask about it."""
@@ -32,7 +41,8 @@ class HostKeyPrompter:
         from textual.screen import ModalScreen
 
         if isinstance(self.app.screen, ModalScreen):
-            return  # never on top of another question: asked after a later retry, once that one is answered
+            self._deferred.add(uri)  # never on top of another question: asked once that one is answered
+            return
         from virttui.screens.confirm import TrustScreen
 
         self._asking.add(uri)

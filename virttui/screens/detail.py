@@ -183,6 +183,10 @@ class DomainDetailScreen(LifecycleActions, Screen):
         dom = self.app.fleet.domain(self.uri, self.uuid)
         return (self.uri, dom) if dom is not None else None
 
+    def on_screen_resume(self) -> None:
+        """On top again (a dialog closed): a host key question that had to wait is asked now."""
+        self.app.host_keys.ask_deferred()
+
     def action_back(self) -> None:
         self.app.pop_screen()
 

@@ -136,6 +136,10 @@ class MainScreen(LifecycleActions, Screen):
         elif domains.sort_column is None:
             domains.sort_column = "name"
 
+    def on_screen_resume(self) -> None:
+        """On top again (a dialog closed): a host key question that had to wait is asked now."""
+        self.app.host_keys.ask_deferred()
+
     # -- data ----------------------------------------------------------------
     @contained
     def on_fleet_updated(self, message: FleetUpdated) -> None:
