@@ -7,6 +7,8 @@ is kept and reported, never deleted.
 
 from __future__ import annotations
 
+import time
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -34,6 +36,8 @@ class CleanupScreen(ModalScreen[int]):
         self.candidates = candidates
         self.removed = 0
         self.removed_so_far = 0  # counted as outcomes arrive: what a failed run did remove
+        self._batch: list[CleanupOutcome] = []  # outcomes the worker has not handed to the UI yet
+        self._handed_at = 0.0
         self.running = False
         self.done = False
 
@@ -97,23 +101,36 @@ class CleanupScreen(ModalScreen[int]):
             report = self.manager.cleanup(names, progress=self._progress_from_thread)
         except Exception as exc:  # noqa: BLE001 - a lost host, no python3, a refusal: always end the dialog
             why = " ".join((getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).split())
+            self._hand_over()  # what was done is shown and counted first
             self.app.call_from_thread(self._fail, why)
             return
         missing = set(names) - {o.name for o in report.outcomes}
-        for name in sorted(missing):
-            self.app.call_from_thread(self._show_outcome, CleanupOutcome(name, "", False, "vanished"))
+        self._batch.extend(CleanupOutcome(name, "", False, "vanished") for name in sorted(missing))
+        self._hand_over()
         self.app.call_from_thread(self._finish, len(report.removed), "")
 
     def _progress_from_thread(self, index: int, total: int, outcome: CleanupOutcome) -> None:
-        self.app.call_from_thread(self._show_outcome, outcome)
+        """Outcomes go to the UI in batches a tenth of a second apart: handing each over waits for the
+        UI thread, which paced a cleanup of a thousand files by the screen."""
+        self._batch.append(outcome)
+        if time.monotonic() - self._handed_at >= 0.1:
+            self._hand_over()
 
-    def _show_outcome(self, outcome: CleanupOutcome) -> None:
-        self.removed_so_far += outcome.removed
+    def _hand_over(self) -> None:
+        batch, self._batch = self._batch, []
+        self._handed_at = time.monotonic()
+        if batch:
+            self.app.call_from_thread(self._show_outcomes, batch)
+
+    def _show_outcomes(self, outcomes: list[CleanupOutcome]) -> None:
         table = self.query_one("#cleanup-files", DataTable)
-        result = Cell("PASS removed", "green") if outcome.removed else Cell(f"FAIL kept: {outcome.reason}", "red")
-        if outcome.name in {key.value for key in table.rows}:
-            table.update_cell(outcome.name, "result", result)
-        self.query_one(ProgressBar).advance(1)
+        shown = {key.value for key in table.rows}
+        for outcome in outcomes:
+            self.removed_so_far += outcome.removed
+            result = Cell("PASS removed", "green") if outcome.removed else Cell(f"FAIL kept: {outcome.reason}", "red")
+            if outcome.name in shown:
+                table.update_cell(outcome.name, "result", result)
+        self.query_one(ProgressBar).advance(len(outcomes))
 
     def _fail(self, why: str) -> None:
         """The cleanup stopped part way: what was removed stays removed, and is counted."""
