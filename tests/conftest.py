@@ -83,3 +83,24 @@ def snapshot_demo(clock: SteppedClock) -> Iterator[Demo]:
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_NODE = ASSETS / "demo" / "hv1.xml"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No test may skip, and in CI the real-stack tests must have run: a green run that silently
+    left them out (a `-m`, a PYTEST_ADDOPTS, a tool missing) would claim what it did not test."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    stats = reporter.stats
+    problems = []
+    skipped = stats.get("skipped", []) + stats.get("xfailed", [])
+    if skipped:
+        problems.append(f"{len(skipped)} test(s) skipped or xfailed: " + ", ".join(r.nodeid for r in skipped[:5]))
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        real = [r for r in stats.get("passed", []) if "realstack" in r.keywords]
+        if not real:
+            problems.append("CI: no real-stack test ran")
+    if problems:
+        for problem in problems:
+            reporter.write_line(f"FAILED: {problem}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

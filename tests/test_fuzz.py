@@ -642,7 +642,7 @@ def test_entity_expansion_bombs_are_refused_or_stay_small(doc, tmp_path):
             result = parse()
         except (ParseError, ConnectionFailed) as exc:
             result = str(exc)
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 10.0  # an expansion that went through would take minutes
         assert len(repr(result)) < 1_000_000
 
 

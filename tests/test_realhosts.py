@@ -67,21 +67,38 @@ def wait_for(predicate, timeout: float = 20.0, step: float = 0.05):  # noqa: ANN
     raise AssertionError(f"condition not met within {timeout} s")
 
 
+@pytest.fixture
+def guests_on_both(realstack):
+    """A running and a shut-off guest on each host, so the listings compared are never empty."""
+    made = []
+    for host in realstack.hosts:
+        for state in ("run", "off"):
+            name = f"vttest-{state}{uuidlib.uuid4().hex[:6]}"
+            host.define_guest(name, start=state == "run")
+            made.append((host, name))
+    yield made
+    for host, name in made:
+        host.undefine_guest(name)
+
+
 @pytest.mark.parametrize("kind", ["local", "ssh"])
-def test_status_json_agrees_with_virsh(realstack, kind, capsys):
+def test_status_json_agrees_with_virsh(realstack, guests_on_both, kind, capsys):
     for host in realstack.hosts:
         uri = host.local_uri if kind == "local" else host.ssh_uri
         assert main(["status", "--json", "-c", uri]) == 0
         (reported,) = json.loads(capsys.readouterr().out)["hosts"]
         assert reported["state"] == "connected"
-        assert {d["name"]: d["state"] for d in reported["domains"]} == virsh_states(host)
+        states = {d["name"]: d["state"] for d in reported["domains"]}
+        mine = {name for owner, name in guests_on_both if owner is host}
+        assert mine <= set(states) and {states[n] for n in mine} == {"running", "shut off"}
+        assert states == virsh_states(host)
         for dom in reported["domains"]:
             assert dom["uuid"] == uuid_of(host, dom["name"])
 
 
-def test_hosts_are_distinct(realstack):
+def test_hosts_are_distinct(realstack, guests_on_both):
     one, two = (set(virsh_states(h)) for h in realstack.hosts)
-    assert not one & two
+    assert len(one) >= 2 and len(two) >= 2 and not one & two
 
 
 async def _select(pilot, uri: str, uuid: str) -> None:  # noqa: ANN001
@@ -164,9 +181,8 @@ async def test_an_external_virsh_change_arrives_through_events(realstack, guest)
         await _until(pilot, lambda: app.fleet.domain(driver.uri, uuid) is not None)
         await pilot.pause(1.0)  # the event stream is up
         host.virsh("start", uuid)
-        started = time.monotonic()
+        # within 10 s, with an hour-long poll interval: only an event can have brought it
         await _until(pilot, lambda: app.fleet.domain(driver.uri, uuid).state is DomainState.RUNNING, timeout=10)
-        assert time.monotonic() - started < 5  # an hour-long poll interval: this came by event
         host.virsh("destroy", uuid)
         await _until(pilot, lambda: app.fleet.domain(driver.uri, uuid).state is DomainState.SHUT_OFF, timeout=10)
 

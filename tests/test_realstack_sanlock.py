@@ -318,7 +318,8 @@ def test_a_crashed_sanlock_run_is_cleaned_up_quickly(realstack, sanlock_stack):
         assert stack.run_id in cleaned
         assert realstack.run_id not in cleaned and sanlock_stack.run_id not in cleaned
         assert [pid for pid in pids if os.path.exists(f"/proc/{pid}")] == []
-        assert elapsed < 5  # sanlock ignores SIGTERM in a lockspace: it gets SIGKILL at once
+        # sanlock ignores SIGTERM in a lockspace: it gets SIGKILL at once, not after a 10 s SIGTERM wait
+        assert elapsed < 10
         assert not stack.run_dir.exists()
         for other in sanlock_stack.hosts:
             assert other.lockspace_joined()

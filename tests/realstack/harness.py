@@ -214,7 +214,10 @@ def _alive(pid: int, start: int | None = None) -> bool:
 
 
 def _marker_processes(prefix: str) -> dict[int, str]:
-    """Processes whose root (mount namespace) shows a marker starting with prefix -> marker."""
+    """Processes whose root (mount namespace) shows a marker starting with prefix -> marker.
+
+    A prefix ending in a space names a whole run ("run-X "); any other is one host's whole
+    marker ("run-X vthost1") and must match exactly: as a prefix it would match vthost10 too."""
     found = {}
     me = os.getpid()
     for entry in os.listdir("/proc"):
@@ -225,7 +228,7 @@ def _marker_processes(prefix: str) -> dict[int, str]:
                 text = f.read().strip()
         except OSError:
             continue
-        if text.startswith(prefix):
+        if text == prefix or (prefix.endswith(" ") and text.startswith(prefix)):
             found[int(entry)] = text
     return found
 
