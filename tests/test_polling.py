@@ -64,19 +64,22 @@ async def test_polls_asked_for_during_a_poll_become_one_poll_after_a_pause(demo)
             finally:
                 polls[-1].append(time.monotonic())
 
+        async def until(condition) -> None:  # noqa: ANN001 - a regression fails here, it never hangs
+            deadline = time.monotonic() + 20
+            while not condition():
+                assert time.monotonic() < deadline, "the scheduler never got there"
+                await pilot.pause(0.01)
+
         hv2.poll = slow_poll
         app.scheduler.poll_now(hv2.uri)
-        while not polls:
-            await pilot.pause(0.01)
+        await until(lambda: polls)
         for _ in range(5):  # events arriving while the poll runs
             app.scheduler.poll_now(hv2.uri)
-        while len(polls[0]) < 2 or app.scheduler._loops[hv2.uri].running:
-            await pilot.pause(0.01)
+        await until(lambda: len(polls[0]) == 2 and not app.scheduler._loops[hv2.uri].running)  # noqa: SLF001
         for _ in range(5):  # and during the pause
             app.scheduler.poll_now(hv2.uri)
             await pilot.pause(0.01)
-        while len(polls) < 2 or len(polls[1]) < 2:
-            await pilot.pause(0.01)
+        await until(lambda: len(polls) >= 2 and len(polls[1]) == 2)
         await settle(pilot)
         assert polls[1][0] - polls[0][1] >= max(MIN_REPOLL_GAP, 0.2) - 0.02
         await pilot.pause(0.5)
