@@ -160,3 +160,29 @@ async def test_star_marks_what_the_filter_shows_and_esc_drops_the_marks(demo):
         await pilot.press("escape", "escape")
         await pilot.pause()
         assert app.screen.marked == set()
+
+
+async def test_a_console_that_fails_gives_the_terminal_back_to_the_console(demo, monkeypatch):
+    """No console on the guest, a lost connection: the error is a notification and the console is resumed
+    (Textual's suspend() resumes only when its body returns: the console used to stay stopped)."""
+    from virttui.drivers.errors import OperationInvalid
+
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        calls: list[str] = []
+        terminal = app._driver  # noqa: SLF001 - the headless driver stands in for a real terminal
+        monkeypatch.setattr(type(terminal), "can_suspend", property(lambda self: True), raising=False)
+        monkeypatch.setattr(terminal, "suspend_application_mode", lambda: calls.append("suspend"), raising=False)
+        monkeypatch.setattr(terminal, "resume_application_mode", lambda: calls.append("resume"), raising=False)
+        driver, dom = host_of(demo, "web-01")
+        monkeypatch.setattr(driver, "has_console", lambda: True)
+
+        def no_console(uuid: str) -> None:
+            raise OperationInvalid("the serial console ended with status 1")
+
+        monkeypatch.setattr(driver, "attach_console", no_console)
+        app.essentials.console(driver.uri, dom)
+        await settle(pilot)
+        assert calls == ["suspend", "resume"]
+        assert any("status 1" in n.message for n in app._notifications)  # noqa: SLF001

@@ -78,11 +78,19 @@ class Essentials:
         error = ""
         try:
             with self.app.suspend():
-                print(f"virttui: serial console of {dom.name} on {self._host(uri)} — Ctrl+] returns to virttui",
-                      flush=True)
-                driver.attach_console(dom.uuid)
-        except DriverError as exc:
-            error = str(exc)
+                # Caught inside: Textual's suspend() resumes only when its body returns, so an error
+                # leaving it (no console on the guest, a lost connection, Ctrl+C while the channel
+                # opens) left the console stopped, reading no key, with the terminal in cooked mode.
+                try:
+                    print(f"virttui: serial console of {dom.name} on {self._host(uri)} — Ctrl+] returns to virttui",
+                          flush=True)
+                    driver.attach_console(dom.uuid)
+                except DriverError as exc:
+                    error = str(exc)
+                except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt too: back to the console
+                    error = f"console ended: {type(exc).__name__}: {exc}"
+                finally:
+                    print("\x1b(B\x1b[0m", end="", flush=True)  # a guest's odd charset or colours stay behind
         except Exception as exc:  # noqa: BLE001 - SuspendNotSupported and friends: say so, carry on
             error = f"cannot hand over the terminal: {exc}"
         if error:
