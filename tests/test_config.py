@@ -120,3 +120,13 @@ def test_hosts_written_as_plain_strings_survive_a_save(tmp_path):
     reloaded = load_config(str(path))
     save_config(without_host(reloaded, "qemu+ssh://a/system"), reloaded)
     assert load_config(str(path)).hosts == ("qemu+ssh://b/system", "lxc:///")
+
+
+def test_a_control_character_is_saved_escaped_and_read_back(tmp_path):
+    """JSON leaves DEL (U+007F) bare, which TOML forbids: written as is, the file could not be read back."""
+    path = tmp_path / "config.toml"
+    config = with_host(Config(path=str(path)), "qemu:///system", "rack\x7f-a")
+    save_config(config)  # a first save: no file yet
+    assert load_config(str(path)).group_of("qemu:///system") == "rack\x7f-a"
+    save_config(with_host(load_config(str(path)), "lxc:///", "b\x7f"), load_config(str(path)))
+    assert load_config(str(path)).group_of("lxc:///") == "b\x7f"

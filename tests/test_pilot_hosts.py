@@ -88,6 +88,12 @@ async def test_add_refuses_a_bad_uri_and_a_host_already_there(demo, tmp_path):
         await pilot.press("enter", "enter")
         await pilot.pause()
         assert "already in the console" in str(app.screen.query_one("#prompt-error").render())
+        uri_box.value = "qemu:///system"
+        app.screen.query_one("#field-group").value = "rack\x7f-a"  # pasted with a control character
+        app.screen.query_one("#field-uri").focus()
+        await pilot.press("enter", "enter")
+        await pilot.pause()
+        assert "printable" in str(app.screen.query_one("#prompt-error").render())
         await pilot.press("escape")
         await settle(pilot)
         assert app.fleet.uris == [driver.uri for driver in demo.drivers]

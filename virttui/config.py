@@ -88,8 +88,8 @@ def load_config(path: str | None = None) -> Config:
 
 
 def _toml_string(text: str) -> str:
-    """A TOML basic string: JSON's escaping is valid TOML for every character."""
-    return json.dumps(text, ensure_ascii=False)
+    """A TOML basic string: JSON's escaping, plus DEL, which JSON leaves bare and TOML forbids."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def render_config(config: Config) -> str:
@@ -128,13 +128,20 @@ def save_config(config: Config, previous: Config | None = None) -> None:
             doc = tomlkit.parse(handle.read())
         mode = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
-        doc, mode = tomlkit.parse(render_config(config)), 0o600
+        try:
+            doc, mode = tomlkit.parse(render_config(config)), 0o600
+        except TOMLKitError as exc:
+            raise ConfigError(f"{path}: not written: {exc}") from None
         previous = None
     except (OSError, UnicodeDecodeError, TOMLKitError) as exc:
         why = getattr(exc, "strerror", None) or str(exc)
         raise ConfigError(f"{path}: not rewritten, it cannot be read back: {why}") from None
-    _apply(doc, config, previous)
-    _write_atomically(path, tomlkit.dumps(doc), mode)
+    try:
+        _apply(doc, config, previous)
+        text = tomlkit.dumps(doc)
+    except (TOMLKitError, ValueError) as exc:  # a value TOML cannot hold: the file is left as it is
+        raise ConfigError(f"{path}: not rewritten: {exc}") from None
+    _write_atomically(path, text, mode)
 
 
 def _apply(doc, config: Config, previous: Config | None) -> None:  # noqa: ANN001 - tomlkit document

@@ -50,6 +50,8 @@ class Roster:
         uri = text.strip()
         if not uri:
             return "a URI is needed, e.g. qemu+ssh://root@hv1/system"
+        if _group_problem(uri):
+            return _group_problem(uri)
         if self.app.scheduler.has(uri):
             return "that host is already in the console"
         try:
@@ -65,7 +67,7 @@ class Roster:
         note = f"Groups so far: {', '.join(groups)}" if groups else "A group puts hosts on one branch of the Hosts tree."
         fields = [
             Field("uri", "libvirt URI", placeholder="qemu+ssh://root@hv1/system", check=self._uri_problem),
-            Field("group", "Group (optional)", value=group, placeholder="rack-a"),
+            Field("group", "Group (optional)", value=group, placeholder="rack-a", check=_group_problem),
         ]
         where = self.config.path if self.config is not None else ""
         if where:
@@ -150,3 +152,8 @@ class Roster:
             return
         if what:
             self.app.notify(f"{what}; saved to {config.path}", markup=False)
+
+
+def _group_problem(text: str) -> str:
+    """A group name is shown in the Hosts tree and written to the config: printable characters only."""
+    return "" if all(ch.isprintable() for ch in text) else "use printable characters only"
