@@ -15,7 +15,8 @@ from textual.widgets import DataTable
 from virttui.widgets.difftable import Cell, DiffTable
 
 TEXTS = ["web-01", "x" * 40, "a", "running", "ünïcode", "tab\there", "", " lead and trail ", "日本語",
-         "├ hv2", "└ hv3-with-a-long-name", "★ all", "▼ rack-a", "…ges/backup.qcow2", "µs", "a日b", "e\u0301"]
+         "├ hv2", "└ hv3-with-a-long-name", "★ all", "▼ rack-a", "…ges/backup.qcow2", "µs", "a日b", "e\u0301",
+         "\u304f\u3099" * 12]  # NFD Japanese: a wide character and a zero-width mark, as many cells as characters
 STYLES = ["", "bold", "red on blue", "dim italic", "reverse"]
 
 

@@ -186,3 +186,22 @@ async def test_a_console_that_fails_gives_the_terminal_back_to_the_console(demo,
         await settle(pilot)
         assert calls == ["suspend", "resume"]
         assert any("status 1" in n.message for n in app._notifications)  # noqa: SLF001
+
+
+async def test_a_snapshot_time_beyond_any_calendar_is_shown_as_a_dash(demo):
+    """creationTime comes from the host's XML: one past what gmtime takes emptied the whole list."""
+    from textual.widgets import DataTable
+
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        driver, dom = host_of(demo, "db-primary")
+        driver.wall_clock = lambda: 1.0e20
+        driver.create_snapshot(dom.uuid, "far", "")
+        driver.wall_clock = lambda: 1.0e9
+        driver.create_snapshot(dom.uuid, "near", "")
+        app.push_screen(DomainDetailScreen(driver.uri, dom.uuid))
+        await settle(pilot)
+        table = app.screen.query_one("#snapshots", DataTable)
+        assert table.row_count == 2
+        assert [str(table.get_row("far")[1]), str(table.get_row("near")[1])] == ["-", "2001-09-09 01:46"]

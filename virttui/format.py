@@ -11,7 +11,8 @@ def human_bytes(value: float | None) -> str:
         return "-"
     size = float(value)
     for unit in _UNITS:
-        if abs(size) < 1024 or unit == _UNITS[-1]:
+        shown = round(size) if unit == "B" else round(size, 1)  # as printed: 1023.96 KiB reads "1024.0"
+        if abs(shown) < 1024 or unit == _UNITS[-1]:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} PiB"  # pragma: no cover - loop always returns

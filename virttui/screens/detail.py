@@ -89,7 +89,7 @@ class DomainDetailScreen(LifecycleActions, Screen):
             return
         table.border_title = Content(f"Snapshots · {len(snaps)}" if snaps else "Snapshots · none (n creates one)")
         for snap in snaps:
-            taken = time.strftime("%Y-%m-%d %H:%M", time.gmtime(snap.created)) if snap.created else "-"
+            taken = _when(snap.created)
             name = Text(("● " if snap.current else "  ") + snap.name, style="bold" if snap.current else "")
             table.add_row(name, taken, snap.state or "-", Text(snap.description), key=snap.name)
 
@@ -195,3 +195,13 @@ def _one_line(exc: Exception) -> str:
     """A driver's message as it is; anything else named as the internal error it is."""
     text = " ".join(str(exc).split())
     return text if isinstance(exc, DriverError) else f"internal error: {type(exc).__name__}: {text}"
+
+
+def _when(created: int) -> str:
+    """A snapshot's creation time (UTC, from the host's XML): "-" when absent or beyond any calendar."""
+    if not created:
+        return "-"
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.gmtime(created))
+    except (OverflowError, OSError, ValueError):
+        return "-"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from rich.console import Console, ConsoleOptions
-from rich.cells import cell_len
+from rich.cells import cell_len, get_character_cell_size
 from rich.measure import Measurement
 from rich.segment import Segment
 from rich.style import NULL_STYLE, Style
@@ -33,8 +33,10 @@ from textual.widgets.data_table import CellKey, ColumnKey, RowDoesNotExist, RowK
 
 def _one_cell_per_char(text: str) -> bool:
     """Printable, and every character one terminal cell wide (so slicing crops as Rich would):
-    ASCII, and the tree and marker glyphs the panes use (├ └ ★ ▼ …)."""
-    return text.isprintable() and (text.isascii() or cell_len(text) == len(text))
+    ASCII, and the tree and marker glyphs the panes use (├ └ ★ ▼ …). Each character on its own:
+    the total alone is fooled where wide and zero-width ones balance out (NFD Japanese: く + U+3099)."""
+    return text.isprintable() and (text.isascii() or (cell_len(text) == len(text)
+                                                      and all(get_character_cell_size(ch) == 1 for ch in text)))
 
 
 class Cell:

@@ -1,0 +1,16 @@
+"""Human-readable sizes: the unit is chosen by what is printed, not by the raw value."""
+
+from __future__ import annotations
+
+import pytest
+
+from virttui.format import human_bytes
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"),
+    (1048575, "1.0 MiB"),  # 1023.999 KiB: "1024.0 KiB" before
+    (1024 ** 3 - 1, "1.0 GiB"), (None, "-"), (5 * 1024 ** 5, "5.0 PiB"),
+])
+def test_sizes(value, shown):
+    assert human_bytes(value) == shown
