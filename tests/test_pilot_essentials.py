@@ -205,3 +205,22 @@ async def test_a_snapshot_time_beyond_any_calendar_is_shown_as_a_dash(demo):
         table = app.screen.query_one("#snapshots", DataTable)
         assert table.row_count == 2
         assert [str(table.get_row("far")[1]), str(table.get_row("near")[1])] == ["-", "2001-09-09 01:46"]
+
+
+async def test_sparklines_stay_flat_until_there_are_two_samples(demo, clock):
+    """Textual draws a single value as a full-height bar: a domain just connected looked busy."""
+    from helpers import poll
+    from textual.widgets import Sparkline
+
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        driver, dom = host_of(demo, "db-primary")
+        await poll(pilot, clock)  # one rate: one sample
+        assert len(app.fleet.history(driver.uri, dom.uuid)[0]) == 1
+        app.push_screen(DomainDetailScreen(driver.uri, dom.uuid))
+        await settle(pilot)
+        assert app.screen.query_one("#cpu-spark", Sparkline).data == []
+        await poll(pilot, clock)
+        await settle(pilot)
+        assert len(app.screen.query_one("#cpu-spark", Sparkline).data) == 2

@@ -167,9 +167,12 @@ class DomainDetailScreen(LifecycleActions, Screen):
         text.append(f"\n{kind}, autostart {'on' if dom.autostart else 'off'}")
         text.append(f"   UUID {dom.uuid}", style="dim")
         head.update(text)
-        # Rounded, so float noise in a flat series is not stretched into fake peaks.
-        self.query_one("#cpu-spark", Sparkline).data = [round(v, 1) for v in cpu_hist] or [0.0]
-        self.query_one("#io-spark", Sparkline).data = [round(v, -3) for v in io_hist] or [0.0]
+        # Rounded, so float noise in a flat series is not stretched into fake peaks; fewer than two
+        # samples draw a flat line (Textual draws a single value as a full-height bar).
+        cpu_data = [round(v, 1) for v in cpu_hist]
+        io_data = [round(v, -3) for v in io_hist]
+        self.query_one("#cpu-spark", Sparkline).data = cpu_data if len(cpu_data) > 1 else []
+        self.query_one("#io-spark", Sparkline).data = io_data if len(io_data) > 1 else []
         cpu_now = row.cpu_percent if row else None
         io_now = (row.read_bps or 0) + (row.write_bps or 0) if row and row.read_bps is not None else None
         self.query_one("#cpu-label", Label).update(f"CPU {percent(cpu_now)}")
