@@ -224,3 +224,23 @@ async def test_sparklines_stay_flat_until_there_are_two_samples(demo, clock):
         await poll(pilot, clock)
         await settle(pilot)
         assert len(app.screen.query_one("#cpu-spark", Sparkline).data) == 2
+
+
+async def test_the_detail_screen_of_a_domain_that_went_says_which_and_shows_no_live_figures(demo, clock):
+    from helpers import poll
+    from textual.widgets import Label, Sparkline
+
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        driver, dom = host_of(demo, "build-runner")  # shut off: undefined at once
+        for _ in range(3):
+            await poll(pilot, clock)
+        app.push_screen(DomainDetailScreen(driver.uri, dom.uuid))
+        await settle(pilot)
+        driver.undefine(dom.uuid)
+        await poll(pilot, clock)
+        head = str(app.screen.query_one("#detail-head").render())
+        assert "build-runner is gone from hv1" in head
+        assert app.screen.query_one("#cpu-spark", Sparkline).data == []
+        assert str(app.screen.query_one("#cpu-label", Label).render()) == "CPU -"

@@ -44,6 +44,7 @@ class DomainDetailScreen(LifecycleActions, Screen):
         super().__init__()
         self.uri = uri
         self.uuid = uuid
+        self._last_seen: tuple[str, str] | None = None  # (domain name, host label) as last shown
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-head")
@@ -144,10 +145,16 @@ class DomainDetailScreen(LifecycleActions, Screen):
         fleet = self.app.fleet
         dom = fleet.domain(self.uri, self.uuid)
         head = self.query_one("#detail-head", Static)
-        if dom is None:
-            head.update(Text(f"domain {self.uuid} is gone from {fleet.host(self.uri).label}", style="bold red"))
+        if dom is None:  # undefined, or its host removed: named as the operator last saw it
+            name, host_label = self._last_seen or (f"domain {self.uuid}", fleet.host(self.uri).label)
+            head.update(Text(f"{name} is gone from {host_label}", style="bold red"))
+            self.query_one("#cpu-spark", Sparkline).data = []
+            self.query_one("#io-spark", Sparkline).data = []
+            self.query_one("#cpu-label", Label).update("CPU -")
+            self.query_one("#io-label", Label).update("Disk I/O -")
             self.refresh_bindings()
             return
+        self._last_seen = (dom.name, fleet.host(self.uri).label)
         cpu_hist, io_hist = fleet.history(self.uri, self.uuid)
         rows = [r for r in fleet.domain_rows(self.uri) if r.domain.uuid == self.uuid]
         row = rows[0] if rows else None
