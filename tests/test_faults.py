@@ -445,7 +445,7 @@ async def test_a_domain_undefined_under_its_detail_screen(realstack, guest):
         host.undefine_guest(name)
         head = detail.query_one("#detail-head")
         await wait(pilot, lambda: "is gone" in head.content.plain, what="the domain shown as gone")
-        assert head.content.plain == f"domain {uuid} is gone from {app.fleet.host(one).label}"
+        assert head.content.plain == f"{name} is gone from {app.fleet.host(one).label}"  # named as last seen
         assert app.screen is detail and connected(app, one, two)
         await pilot.press("s")  # lifecycle keys on a gone domain: nothing to act on, nothing breaks
         await pilot.pause(0.2)
