@@ -131,13 +131,10 @@ class VirtTUI(App):
         or unreachable must not freeze the screen on q (a close could wait out a 30 s command)."""
         import threading
 
-        def close(driver: Driver) -> None:
-            try:
-                driver.close()
-            except Exception:  # closing must never stop the exit
-                log.exception("closing %s", driver.uri)
+        from virttui.polling import close_driver
 
-        threads = [threading.Thread(target=close, args=(d,), name=f"close {d.uri}", daemon=True) for d in drivers]
+        threads = [threading.Thread(target=close_driver, args=(d,), name=f"close {d.uri}", daemon=True)
+                   for d in drivers]
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + wait

@@ -111,7 +111,7 @@ class PollScheduler:
             loop.retired = True
             close_now = not loop.in_flight
         if close_now:
-            self.app.run_worker(lambda: _close(loop.driver), thread=True, name=f"close {uri}",
+            self.app.run_worker(lambda: close_driver(loop.driver), thread=True, name=f"close {uri}",
                                 exit_on_error=False)
 
     def start(self) -> None:
@@ -175,7 +175,7 @@ class PollScheduler:
                 loop.in_flight = False
                 close_now = loop.retired
             if close_now:
-                _close(loop.driver)
+                close_driver(loop.driver)
 
     def _poll_once(self, loop: _HostLoop, seq: int) -> HostPolled | HostFailed:
         """Connect if need be and poll; the result as the message that reports it."""
@@ -250,7 +250,8 @@ class PollScheduler:
                 loop.timer = None
 
 
-def _close(driver: Driver) -> None:
+def close_driver(driver: Driver) -> None:
+    """Stop a host's events and close it; a failure is logged, never raised (others are closing too)."""
     try:
         driver.unwatch()
         driver.close()

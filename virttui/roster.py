@@ -50,8 +50,8 @@ class Roster:
         uri = text.strip()
         if not uri:
             return "a URI is needed, e.g. qemu+ssh://root@hv1/system"
-        if _group_problem(uri):
-            return _group_problem(uri)
+        if why := _group_problem(uri):
+            return why
         if self.app.scheduler.has(uri):
             return "that host is already in the console"
         try:

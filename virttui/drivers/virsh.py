@@ -76,6 +76,10 @@ def script(commands: tuple[str, ...] | list[str]) -> str:
     return f" ; echo {SECTION_MARKER} ; ".join(commands)
 
 
+_POLL_SCRIPT_WAITING = script(POLL_COMMANDS_WAITING)
+_SEPARATOR = len(script(["", ""]))  # what script() puts between two commands: " ; echo MARKER ; "
+
+
 def _check_uuid(uuid: str) -> str:
     try:
         return str(uuidlib.UUID(uuid))
@@ -226,9 +230,9 @@ class VirshDriver(Driver):
         try:
             out = self._virsh(self._poll_script, what=self.uri)
         except DriverError as exc:
-            if "nowait" not in str(exc) or self._poll_script == script(POLL_COMMANDS_WAITING):
+            if "nowait" not in str(exc) or self._poll_script == _POLL_SCRIPT_WAITING:
                 raise
-            self._poll_script = script(POLL_COMMANDS_WAITING)  # an older virsh: without the option
+            self._poll_script = _POLL_SCRIPT_WAITING  # an older virsh: without the option
             out = self._virsh(self._poll_script, what=self.uri)
         taken_at = self._clock()
         listing, stats_text, autostart_text, transient_text = split_sections(out, 4)
@@ -295,8 +299,8 @@ class VirshDriver(Driver):
         start = 0
         while start < len(commands):
             end, size = start, 0
-            while end < len(commands) and (end == start or size + len(commands[end]) + 40 <= BATCH_BYTES):
-                size += len(commands[end]) + 40  # the command, " ; echo MARKER ; "
+            while end < len(commands) and (end == start or size + len(commands[end]) + _SEPARATOR <= BATCH_BYTES):
+                size += len(commands[end]) + _SEPARATOR
                 end += 1
             texts.extend(split_sections(self._virsh_tolerant(script(commands[start:end])), end - start))
             start = end

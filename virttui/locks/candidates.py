@@ -20,8 +20,8 @@ def name_refusal(name: str) -> str:
 
 def refusal(name: str, leader: LeaderRecord | None, lockspace: str, size: int) -> str:
     """Why this file is not a lease cleanup may remove, or '' when it may try to take its lease."""
-    if name_refusal(name):
-        return name_refusal(name)
+    if why := name_refusal(name):
+        return why
     if leader is None:
         return "not a lease"
     if size < SECTOR:

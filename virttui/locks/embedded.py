@@ -313,8 +313,8 @@ class EmbeddedLeaseStore:
 
     def _cleanup_one(self, name: str, dry_run: bool) -> CleanupOutcome:
         path = os.path.join(self.directory, name)
-        if name_refusal(name):
-            return CleanupOutcome(name, path, removed=False, reason=name_refusal(name))
+        if why := name_refusal(name):
+            return CleanupOutcome(name, path, removed=False, reason=why)
         try:
             fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except OSError as exc:

@@ -246,11 +246,12 @@ class HostLeaseManager:
         total = 0 if todo is None else len(todo)
         outcomes = []
         if todo is not None:  # never sent to the host: a name like "--all" or one that isn't UTF-8
-            for name in [n for n in todo if name_refusal(n)]:
-                outcomes.append(CleanupOutcome(name, os.path.join(self.directory, name), False, name_refusal(name)))
+            refused = {name: why for name in todo if (why := name_refusal(name))}
+            for name, why in refused.items():
+                outcomes.append(CleanupOutcome(name, os.path.join(self.directory, name), False, why))
                 if progress is not None:
                     progress(len(outcomes), total, outcomes[-1])
-            todo = [n for n in todo if not name_refusal(n)]
+            todo = [n for n in todo if n not in refused]
         for raw_outcome in self.runner.cleanup(self.directory, self.lockspace, todo) if todo != [] else ():
             if "fatal" in raw_outcome:
                 raise LeaseAgentError(str(raw_outcome["fatal"]))
@@ -278,8 +279,8 @@ class HostLeaseManager:
                 outcome = CleanupOutcome(name, path, False, f"unknown, {snapshot.error}")
             elif lease.error:
                 outcome = CleanupOutcome(name, path, False, f"not a lease: {lease.error}")
-            elif refusal(name, lease.leader, self.lockspace, lease.size):
-                outcome = CleanupOutcome(name, path, False, refusal(name, lease.leader, self.lockspace, lease.size))
+            elif why := refusal(name, lease.leader, self.lockspace, lease.size):
+                outcome = CleanupOutcome(name, path, False, why)
             elif lease.held:
                 outcome = CleanupOutcome(name, path, False, "lease is held")
             else:
