@@ -13,10 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from virttui.demo import Demo
 
 pytest_plugins = ["realstack.fixtures"]
+
+# Every property test draws the same examples on every run and keeps no example database:
+# a failure in CI must fail again on the next run, not come and go with a random seed.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.load_profile("deterministic")
 
 SNAPSHOT_LEASE_DIR = "/tmp/virttui-snapshot-leases"  # fixed: it is shown in the cleanup dialog
 

@@ -954,3 +954,9 @@ def test_open_driver_of_the_embedded_demo_still_works():
         assert driver.poll().domains
     finally:
         driver.close()
+
+
+def test_every_property_test_draws_the_same_examples_on_every_run() -> None:
+    """conftest's profile: the unsettled tests (test_virsh, test_lockconfig) are derandomized too."""
+    assert settings.default.derandomize is True
+    assert settings.default.database is None
