@@ -414,3 +414,22 @@ async def test_embedded_hosts_are_on_the_first_frame(app):
         await pilot.pause()
         assert app.screen.query_one(DomainsTable).row_count == 25
         assert all(host.state is ConnectionState.CONNECTED for host in app.fleet.hosts())
+
+
+async def test_the_xml_scrolls_sideways_to_the_end_of_its_longest_line(app, demo, clock):
+    """Long lines are not wrapped (an XML attribute split over two lines misleads): the pane scrolls."""
+    async with app.run_test(size=(50, 40)) as pilot:
+        await settle(pilot)
+        await poll(pilot, clock)
+        await select(pilot, demo, "db-primary")
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = pilot.app.screen
+        pane = screen.query_one("#xml-scroll")
+        longest = max(len(line) for line in screen.query_one("#xml").content.code.splitlines())
+        assert longest > pane.scrollable_content_region.width  # else this test shows nothing
+        assert pane.virtual_size.width >= longest
+        pane.focus()
+        await pilot.press("end", "right", "right")
+        await pilot.pause()
+        assert pane.scroll_x > 0

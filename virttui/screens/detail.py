@@ -10,7 +10,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Sparkline, Static
@@ -58,7 +58,7 @@ class DomainDetailScreen(LifecycleActions, Screen):
         snapshots: DataTable = DataTable(id="snapshots", cursor_type="row", zebra_stripes=False)
         snapshots.add_columns("Snapshot", "Taken", "State", "Description")
         yield snapshots
-        with VerticalScroll(id="xml-scroll"):
+        with ScrollableContainer(id="xml-scroll"):  # both ways: XML lines are never wrapped
             yield Static(Text("loading XML…", style="dim"), id="xml")
         yield Footer(compact=True, show_command_palette=False)
 
