@@ -9,9 +9,11 @@ directories are never touched.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid as uuidlib
 from pathlib import Path
@@ -274,6 +276,7 @@ def test_a_crashed_run_is_cleaned_up_by_the_next(realstack):
         stack.stop()
 
 
+@pytest.mark.realstack  # starts its own stack, without the fixture that would mark it
 def test_the_machines_own_libvirt_is_untouched():
     """A whole stack lifecycle (own stack, next to the session's) leaves the machine as it was."""
     before = machine_snapshot()
@@ -292,3 +295,37 @@ def test_the_machines_own_libvirt_is_untouched():
     assert machine_snapshot() == before
     assert processes_of(all_pids) == []
     assert not stack.run_dir.exists()
+
+
+@pytest.mark.realstack
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
+def test_a_run_killed_by_sigterm_or_sighup_still_stops_its_stack(tmp_path, number):
+    """A CI timeout or a dropped terminal: the session's teardown stops every daemon it started."""
+    report = tmp_path / "stack.json"
+    (tmp_path / "test_inner.py").write_text(
+        "import json, time\n"
+        "def test_waits(realstack):\n"
+        f"    open({str(report)!r}, 'w').write(json.dumps({{'run_dir': str(realstack.run_dir),\n"
+        "        'pids': [p['pid'] for p in realstack._state['processes']]}))\n"
+        "    time.sleep(120)\n")
+    tests_dir = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": str(tests_dir)}
+    env.pop("CI", None)
+    inner = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "realstack.fixtures",
+                              "--rootdir", str(tmp_path), "-c", "/dev/null", str(tmp_path / "test_inner.py")],
+                             env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not report.exists() and inner.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        started = json.loads(report.read_text())
+        assert len(processes_of(started["pids"])) >= 4  # holders, virtlogd, libvirtd, sshd
+        inner.send_signal(number)
+        inner.wait(60)
+    finally:
+        if inner.poll() is None:
+            inner.kill()
+            inner.wait()
+    assert inner.returncode != 0
+    assert processes_of(started["pids"]) == []
+    assert not Path(started["run_dir"]).exists()

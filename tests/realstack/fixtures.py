@@ -13,11 +13,24 @@ start, the tests using it error out with the component and the tail of its log: 
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
+from types import FrameType
 
 import pytest
 
 from realstack.harness import RealStack
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A CI timeout's SIGTERM or a dropped terminal's SIGHUP ends the run like Ctrl+C, so the
+    stacks' teardown runs; by default either signal killed pytest and left every daemon up."""
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _interrupt)
 
 
 @pytest.fixture(scope="session")

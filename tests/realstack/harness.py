@@ -45,6 +45,7 @@ This module deliberately does not import pytest.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import hashlib
 import itertools
@@ -54,11 +55,13 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
@@ -94,7 +97,8 @@ HOLDER_SCRIPT = Path(__file__).with_name("holder.py")
 SANLOCK_BINARIES = {
     "sanlock": "/usr/sbin/sanlock",
     "gcc": "/usr/bin/gcc",
-    "lock-driver": "/usr/lib/x86_64-linux-gnu/libvirt/lock-driver/sanlock.so",
+    "lock-driver": f"/usr/lib/{sysconfig.get_config_var('MULTIARCH') or 'x86_64-linux-gnu'}"
+                   "/libvirt/lock-driver/sanlock.so",
 }
 SHIM_SOURCE = Path(__file__).with_name("setrlimit_shim.c")
 LOCKSPACE = "__LIBVIRT__DISKS__"  # libvirt's lockspace for automatic disk leases
@@ -206,11 +210,13 @@ def _starttime(pid: int) -> int | None:
     return st[1] if st else None
 
 
-def _alive(pid: int, start: int | None = None) -> bool:
+def _alive(pid: int, start: int | None) -> bool:
+    """Is the process that had this start time still running?  A start time never read (the process
+    was gone before it was recorded) means gone: its pid may since belong to someone else."""
     st = _proc_stat(pid)
-    if st is None or st[0] in ("Z", "X"):
+    if start is None or st is None or st[0] in ("Z", "X"):
         return False
-    return start is None or st[1] == start
+    return st[1] == start
 
 
 def _marker_processes(prefix: str) -> dict[int, str]:
@@ -326,6 +332,16 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _read_from(path: Path, offset: int) -> str:
+    """What was written to path after its first offset bytes ("" if it is not there)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _ssh_banner(port: int) -> bool:
@@ -666,9 +682,16 @@ class TestHost:
             config = self.dir / "ssh/sshd_config"
             _write(config, SSHD_CONFIG.format(name=self.name, port=port, host_key=self.dir / "ssh/host_key",
                                               authorized_keys=self.stack.run_dir / "authorized_keys"), 0o600)
+            logged_before = log.stat().st_size if log.exists() else 0
             self._spawn("sshd", [BINARIES["sshd"], "-D", "-f", str(config), "-E", str(log)])
+
+            def ours_listening(port: int = port, logged_before: int = logged_before) -> bool:
+                # a banner alone could be another session's sshd that took the port first
+                said = _read_from(log, logged_before)
+                return f"Server listening on 127.0.0.1 port {port}." in said and _ssh_banner(port)
+
             try:
-                self._wait_ready("sshd", lambda port=port: _ssh_banner(port), [self.dir / "logs/sshd.out", log])
+                self._wait_ready("sshd", ours_listening, [self.dir / "logs/sshd.out", log])
             except RealStackError:
                 if attempt + 1 == attempts:
                     raise
@@ -1049,28 +1072,20 @@ class RealStack:
             missing += [path for path in SANLOCK_BINARIES.values() if not os.path.exists(path)]
         if missing:
             raise RealStackError(f"real stack: missing programs {missing} (see scripts/test.sh)")
-        root = Path(root)
-        root.mkdir(parents=True, exist_ok=True)
-        root.chmod(0o700)
-        cleanup_stale_runs(root)
-        base_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        for n in itertools.count():  # several stacks may start within one second in one process
-            run_id = base_id if n == 0 else f"{base_id}.{n}"
-            run_dir = root / run_id
-            try:
-                run_dir.mkdir(mode=0o700)
-                break
-            except FileExistsError:
-                continue
-        lock_fd = os.open(run_dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        if os.geteuid() != 0:
+            raise RealStackError("real stack: needs root (it starts libvirtd, sshd and sanlock in private "
+                                 "namespaces); run scripts/test.sh as root")
+        root = _private_root(Path(root))
+        with _root_lock(root):  # a run is born locked: another session's cleanup never takes it for stale
+            _cleanup_stale_runs_locked(root)
+            run_id, lock_fd = _new_run(root)
         stack = cls(root, run_id, lock_fd)
         atexit.register(stack.stop)
         try:
             stack._save_state()
             subprocess.run([BINARIES["ssh-keygen"], "-q", "-t", "ed25519", "-N", "", "-C", f"virttui-{run_id}",
                             "-f", stack.client_key], check=True, capture_output=True)
-            shutil.copyfile(stack.client_key + ".pub", run_dir / "authorized_keys")
+            shutil.copyfile(stack.client_key + ".pub", stack.run_dir / "authorized_keys")
             if sanlock:
                 stack._prepare_sanlock(root)
             stack.hosts = [TestHost(stack, i) for i in range(1, n_hosts + 1)]
@@ -1211,23 +1226,65 @@ class RealStack:
         self.stop()
 
 
+def _private_root(root: Path) -> Path:
+    """root, made if need be, and refused unless it is this user's own directory: a directory a
+    local user made first in /var/tmp could plant the sanlock shim that root's daemons preload."""
+    root.mkdir(parents=True, exist_ok=True)
+    st = os.lstat(root)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise RealStackError(f"real stack: {root} is not a directory owned by this user; remove it")
+    root.chmod(0o700)
+    return root
+
+
+@contextlib.contextmanager
+def _root_lock(root: Path) -> Iterator[None]:
+    """Serialises stale-run cleanups and run creation across test sessions."""
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _new_run(root: Path) -> tuple[str, int]:
+    """A fresh run directory and its lock, held (close-on-exec: a leftover child can't keep it)."""
+    base_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    for n in itertools.count():  # several stacks may start within one second in one process
+        run_id = base_id if n == 0 else f"{base_id}.{n}"
+        try:
+            (root / run_id).mkdir(mode=0o700)
+            break
+        except FileExistsError:
+            continue
+    lock_fd = os.open(root / run_id / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    return run_id, lock_fd
+
+
 def cleanup_stale_runs(root: Path | str = ROOT) -> list[str]:
     """Kill the processes of earlier runs under root whose lock is free, remove their dirs.
 
     Only processes the run recorded (pid and start time match) and processes inside its
     namespaces (their /run shows the run's marker file) are killed.  Returns the run ids cleaned.
     """
-    root = Path(root)
+    root = _private_root(Path(root))
+    with _root_lock(root):
+        return _cleanup_stale_runs_locked(root)
+
+
+def _cleanup_stale_runs_locked(root: Path) -> list[str]:
     cleaned = []
     for run_dir in sorted(root.glob("run-*")):
         if not run_dir.is_dir():
             continue
-        lock_path = run_dir / "lock"
         fd = None
-        if not lock_path.exists() and time.time() - run_dir.stat().st_mtime < 60:
-            continue  # a run being created right now (it locks right after mkdir)
-        if lock_path.exists():
-            fd = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            fd = os.open(run_dir / "lock", os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            pass  # a run that died between making its directory and its lock
+        if fd is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -1238,8 +1295,7 @@ def cleanup_stale_runs(root: Path | str = ROOT) -> list[str]:
                 state = json.loads((run_dir / "state.json").read_text())
             except (OSError, ValueError):
                 state = {}
-            recorded = [p for p in state.get("processes", [])
-                        if p.get("start") is not None and _alive(p["pid"], p["start"])]
+            recorded = [p for p in state.get("processes", []) if _alive(p["pid"], p.get("start"))]
             holders = {p["pid"] for p in recorded if p.get("what", "").endswith("/holder")}
             # everything but the holders first: they reap the others (else zombies go to init)
             others = {p["pid"] for p in recorded} | set(_marker_processes(run_dir.name + " "))
