@@ -9,6 +9,7 @@ import pytest
 
 from virttui.cli import main
 from virttui.locks.embedded import write_free_lease
+from virttui.locks.naming import sanlock_lease_name
 
 
 def run(*args):
@@ -165,24 +166,14 @@ def test_a_lock_configuration_error_is_shown_by_the_lease_commands(monkeypatch, 
     assert "qemu-sanlock.conf:3" in err and "lock configuration errors above" in err
 
 
-def test_a_cleanup_that_stops_part_way_still_reports_what_it_removed(monkeypatch, capsys):
-    """The SSH link drops after some files: the JSON still lists them, the error is one line, exit 1."""
+def fake_sanlock_host(monkeypatch, agent) -> str:  # noqa: ANN001 - an AgentRunner stand-in
+    """One connected sanlock host whose lease agent is `agent`; returns its URI."""
     import contextlib
 
     import virttui.cli as cli
     from virttui.drivers.model import ConnectionState, Host, HostSnapshot
-    from virttui.locks.hostleases import HostLeaseManager, LeaseAgentError
+    from virttui.locks.hostleases import HostLeaseManager
     from virttui.locks.model import LockConfig
-    from virttui.locks.naming import sanlock_lease_name
-
-    gone, held = sanlock_lease_name("/img/gone"), sanlock_lease_name("/img/held")
-
-    class AgentCutOff:  # what AgentRunner yields when the agent's stream ends early
-        def cleanup(self, directory, lockspace, names):  # noqa: ANN001, ANN202
-            yield {"total": 3}
-            yield {"name": gone, "path": f"{directory}/{gone}", "removed": True, "reason": ""}
-            yield {"name": held, "path": f"{directory}/{held}", "removed": False, "reason": "held by a live host"}
-            raise LeaseAgentError("lease agent stopped after 2 of 3 files (connection lost)")
 
     class SanlockHost:
         uri = "qemu+ssh://hv9/system"
@@ -193,8 +184,7 @@ def test_a_cleanup_that_stops_part_way_still_reports_what_it_removed(monkeypatch
             return HostSnapshot(Host(uri=self.uri, state=ConnectionState.CONNECTED))
 
         def lease_manager(self) -> HostLeaseManager:
-            config = LockConfig(manager="sanlock", auto_disk_leases=True, host_id=1)
-            return HostLeaseManager(config, AgentCutOff())
+            return HostLeaseManager(LockConfig(manager="sanlock", auto_disk_leases=True, host_id=1), agent)
 
         def close(self) -> None: ...
 
@@ -203,14 +193,67 @@ def test_a_cleanup_that_stops_part_way_still_reports_what_it_removed(monkeypatch
         yield [SanlockHost()], 2.0, None
 
     monkeypatch.setattr(cli, "open_hosts", hosts)
-    assert main(["leases", "cleanup", "-c", SanlockHost.uri, "--json"]) == 1
+    return SanlockHost.uri
+
+
+GONE, HELD = sanlock_lease_name("/img/gone"), sanlock_lease_name("/img/held")
+
+
+class AgentStoppingAfterTwo:
+    """What AgentRunner yields when the agent's stream stops after two files, with `stop` raised."""
+
+    def __init__(self, stop: BaseException) -> None:
+        self.stop = stop
+
+    def cleanup(self, directory, lockspace, names):  # noqa: ANN001, ANN202
+        yield {"total": 3}
+        yield {"name": GONE, "path": f"{directory}/{GONE}", "removed": True, "reason": ""}
+        yield {"name": HELD, "path": f"{directory}/{HELD}", "removed": False, "reason": "held by a live host"}
+        raise self.stop
+
+
+def test_a_cleanup_that_stops_part_way_still_reports_what_it_removed(monkeypatch, capsys):
+    """The SSH link drops after some files: the JSON still lists them, the error is one line, exit 1."""
+    from virttui.locks.hostleases import LeaseAgentError
+
+    cut_off = LeaseAgentError("lease agent stopped after 2 of 3 files (connection lost)")
+    uri = fake_sanlock_host(monkeypatch, AgentStoppingAfterTwo(cut_off))
+    assert main(["leases", "cleanup", "-c", uri, "--json"]) == 1
     captured = capsys.readouterr()
     result = json.loads(captured.out)
-    assert result["removed"] == [gone] and result["kept"] == [{"name": held, "reason": "held by a live host"}]
+    assert result["removed"] == [GONE] and result["kept"] == [{"name": HELD, "reason": "held by a live host"}]
     assert result["errors"] == ["lease agent stopped after 2 of 3 files (connection lost)"]
     assert captured.err.strip() == "virttui: lease agent stopped after 2 of 3 files (connection lost)"
-    assert main(["leases", "cleanup", "-c", SanlockHost.uri]) == 1
-    assert capsys.readouterr().out.splitlines()[0].endswith(f"/{gone}:0 PASS")
+    assert main(["leases", "cleanup", "-c", uri]) == 1
+    assert capsys.readouterr().out.splitlines()[0].endswith(f"/{GONE}:0 PASS")
+
+
+def test_ctrl_c_during_a_json_cleanup_still_reports_what_was_removed(monkeypatch, capsys):
+    uri = fake_sanlock_host(monkeypatch, AgentStoppingAfterTwo(KeyboardInterrupt()))
+    assert main(["leases", "cleanup", "-c", uri, "--json"]) == 130
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["removed"] == [GONE] and result["interrupted"] is True
+    assert captured.err.strip() == "virttui: interrupted"
+
+
+def test_a_cleanup_whose_output_fails_stops_removing_and_says_so(monkeypatch, capsys):
+    """stdout on a full disk: the first line that can't be written ends the cleanup (no file is removed
+    unreported after it), and the failure is the output's, not the lease directory's."""
+    import virttui.cli as cli
+
+    agent = AgentStoppingAfterTwo(AssertionError("the cleanup went on after its output failed"))
+    uri = fake_sanlock_host(monkeypatch, agent)
+
+    class FullDisk:
+        def write(self, _text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+        def flush(self) -> None: ...
+
+    monkeypatch.setattr(sys, "stdout", FullDisk())
+    assert cli.main(["leases", "cleanup", "-c", uri]) == 1
+    assert capsys.readouterr().err.strip() == "virttui: cannot write the output: No space left on device"
 
 
 def test_hosts_named_before_and_after_the_subcommand_are_all_polled(hv1_uri, capsys, tmp_path):
@@ -229,3 +272,75 @@ def test_an_unreachable_host_fails_the_lease_commands_with_one_line_and_the_othe
     assert len(captured.err.strip().splitlines()) == 1 and "nonexistent.xml" in captured.err
     assert main(["leases", "cleanup", "-c", missing, "--dry-run"]) == 1  # not a usage error (2)
     assert "nonexistent.xml" in capsys.readouterr().err
+
+
+def test_cleanup_without_c_cleans_every_configured_hosts_lease_directory(tmp_path, capsys):
+    """As `leases status` shows them all; before, only the first host was cleaned, silently."""
+    node = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "assets", "demo", "hv1.xml"))
+    stale = []
+    config = tmp_path / "config.toml"
+    for index in (1, 2):
+        directory = tmp_path / f"leases{index}"
+        directory.mkdir()
+        stale.append(write_free_lease(str(directory), f"/stale/disk{index}"))
+        with config.open("a") as handle:
+            handle.write(f'[[hosts]]\nuri = "test://{node}?lease_dir={directory}&host_id={index}"\n')
+    assert main(["--config", str(config), "leases", "cleanup", "--json"]) == 0
+    removed = json.loads(capsys.readouterr().out)["removed"]
+    assert sorted(removed) == sorted(os.path.basename(path) for path in stale)
+    assert not any(os.path.exists(path) for path in stale)
+
+
+def test_a_host_listed_twice_in_the_config_is_one_host(tmp_path, hv1_uri, capsys):
+    config = tmp_path / "config.toml"
+    config.write_text(f'[[hosts]]\nuri = "{hv1_uri}"\n[[hosts]]\nuri = "{hv1_uri}"\ngroup = "b"\n')
+    assert main(["--config", str(config), "status", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [h["hostname"] for h in json.loads(captured.out)["hosts"]] == ["hv1"]
+    assert "conflict" not in captured.err
+
+
+def test_a_password_in_a_uri_never_reaches_the_output(capsys):
+    assert main(["status", "-c", "qemu+ssh://bob:s3cret@h/system", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert "s3cret" not in captured.out + captured.err
+    assert json.loads(captured.out)["hosts"][0]["uri"] == "qemu+ssh://bob:***@h/system"
+
+
+def test_an_embedded_hosts_lease_dir_must_be_absolute(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["status", "-c", "test:///default?lease_dir=relative/dir"]) == 1
+    assert "lease_dir must be an absolute path" in capsys.readouterr().err
+    assert not os.path.exists("relative")
+
+
+@pytest.mark.parametrize("redirect, message", [
+    (">&-", "virttui: no standard output to write to"),
+    (">/dev/full", "virttui: cannot write the output: No space left on device"),
+])
+@pytest.mark.parametrize("command", ["status", "top --batch -n 1"])
+def test_output_that_cannot_be_written_is_one_line_and_exit_one(command, redirect, message):
+    done = subprocess.run(["bash", "-c", f'"{sys.executable}" -m virttui {command} -c test:///default {redirect}'],
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr.strip()) == (1, message)
+
+
+def test_an_ascii_only_output_escapes_what_it_cannot_encode():
+    done = subprocess.run([sys.executable, "-m", "virttui", "status", "-c", "test:///défault"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert done.returncode == 1
+    assert done.stdout.strip() == "test:///d\\xe9fault: error"
+    assert "internal error" not in done.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero", "huge"])
+def test_a_config_file_that_is_not_a_small_regular_file_is_refused_without_hanging(tmp_path, kind):
+    path = {"zero": "/dev/zero"}.get(kind, str(tmp_path / "config.toml"))
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "huge":
+        with open(path, "wb") as handle:
+            handle.truncate(17 * 1024 * 1024)  # sparse: no real disk used
+    done = run("--config", path, "status")
+    assert done.returncode == 2
+    assert done.stderr.strip() in (f"virttui: {path}: not a regular file", f"virttui: {path}: larger than 16 MiB")

@@ -130,3 +130,15 @@ def test_a_control_character_is_saved_escaped_and_read_back(tmp_path):
     assert load_config(str(path)).group_of("qemu:///system") == "rack\x7f-a"
     save_config(with_host(load_config(str(path)), "lxc:///", "b\x7f"), load_config(str(path)))
     assert load_config(str(path)).group_of("lxc:///") == "b\x7f"
+
+
+def test_read_bounded_takes_a_file_up_to_its_limit_and_refuses_more(tmp_path):
+    import pytest
+
+    from virttui.boundedread import read_bounded
+
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 100)
+    assert read_bounded(str(path), limit=100) == b"x" * 100
+    with pytest.raises(OSError, match="larger than"):
+        read_bounded(str(path), limit=99)

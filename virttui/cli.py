@@ -11,9 +11,10 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+import contextlib
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from virttui import __version__
 from virttui.config import Config, ConfigError, load_config
@@ -76,6 +77,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 class UsageError(Exception):
     """A problem with what the user asked for, reported as one line."""
+
+
+class OutputError(Exception):
+    """The command's output can't be written (a full disk, an I/O error): one line, exit 1, and
+    never taken for a host's or a lease directory's error."""
+
+
+class _GuardedOutput:
+    """sys.stdout for a subcommand: a write error is an OutputError; a broken pipe stays
+    BrokenPipeError (the reader left: exit 141, as for any Unix tool)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._guarded(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._guarded(self._stream.flush)
+
+    @staticmethod
+    def _guarded(call: Callable[..., object], *args: object):  # noqa: ANN205 - what call returns
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"cannot write the output: {exc.strerror or exc}") from None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
 
 
 def _setup_logging(path: str | None) -> None:
@@ -269,54 +301,72 @@ def cmd_leases_status(args: argparse.Namespace) -> int:
 
 
 def cmd_leases_cleanup(args: argparse.Namespace) -> int:
+    """Every host's lease directory (as `leases status` shows them), a shared one once."""
+    outcomes: list[CleanupOutcome] = []
+    errors: list[str] = []
     with open_hosts(args) as (drivers, _, _):
-        pairs, unreachable = _lease_hosts(drivers[:1] if not args.connect else drivers)
+        pairs, unreachable = _lease_hosts(drivers)
         problems = [_printable(line) for line in unreachable] + _lock_config_problems(pairs)
         for problem in problems:
             print(f"virttui: {problem}", file=sys.stderr)
         managers = [(driver.uri, driver.lease_manager()) for driver, _ in pairs]
         managers = [(uri, m) for uri, m in managers if m is not None]
-        if not managers and unreachable:
-            return 1  # said above: no host reached has a lease directory to clean
-        if not managers:
+        if not managers and not unreachable:
             raise UsageError("no host with a sanlock lease directory"
                              + (" (see the lock configuration errors above)" if problems else ""))
-        fleet = _lease_fleet(pairs)
-        outcomes: list[CleanupOutcome] = []
-        errors: list[str] = []
-        cleaned: set[str] = set()  # a directory hosts share is cleaned once, from its first host
-        for uri, manager in managers:
-            directory = fleet.lease_dir_of(uri) or f"{manager.directory} · {uri}"
-            if directory in cleaned:
-                continue
-            cleaned.add(directory)
-            lockspace = manager.lockspace
+        try:
+            _clean_each_directory(args, managers, _lease_fleet(pairs), outcomes, errors)
+        except KeyboardInterrupt:  # what was removed until then is still reported
+            _report_cleanup(args, outcomes, [*errors, "interrupted"], problems, interrupted=True)
+            return 130
+    _report_cleanup(args, outcomes, errors, problems)
+    return 1 if problems or errors else 0
 
-            def record(_index: int, _total: int, outcome: CleanupOutcome, lockspace: str = lockspace) -> None:
-                """Each file as it is done: printed like virt-sanlock-cleanup (a cron log shows progress),
-                and kept, so a cleanup that stops part way still reports what it removed."""
-                outcomes.append(outcome)
-                if args.quiet or args.json:
-                    return
-                resource = f"{lockspace}:{outcome.name}:{outcome.path}:0"
-                verdict = "PASS" if outcome.removed else "FAIL"
-                print(f"Cleanup: {_printable(resource)} {verdict}{' (dry run)' if args.dry_run else ''}", flush=True)
 
-            try:
-                manager.cleanup(dry_run=args.dry_run, progress=record)
-            except OSError as exc:  # LeaseDirError, LeaseAgentError: one line naming the directory; the next goes on
-                errors.append(exc.strerror or str(exc))
+def _clean_each_directory(args: argparse.Namespace, managers: list, fleet,  # noqa: ANN001 - virttui.fleet.Fleet
+                          outcomes: list[CleanupOutcome], errors: list[str]) -> None:
+    """Outcomes and per-directory errors are appended as they come: an interruption keeps them."""
+    cleaned: set[str] = set()  # a directory hosts share is cleaned once, from its first host
+    for uri, manager in managers:
+        directory = fleet.lease_dir_of(uri) or f"{manager.directory} · {uri}"
+        if directory in cleaned:
+            continue
+        cleaned.add(directory)
+        lockspace = manager.lockspace
+
+        def record(_index: int, _total: int, outcome: CleanupOutcome, lockspace: str = lockspace) -> None:
+            """Each file as it is done: printed like virt-sanlock-cleanup (a cron log shows progress),
+            and kept, so a cleanup that stops part way still reports what it removed."""
+            outcomes.append(outcome)
+            if args.quiet or args.json:
+                return
+            resource = f"{lockspace}:{outcome.name}:{outcome.path}:0"
+            verdict = "PASS" if outcome.removed else "FAIL"
+            print(f"Cleanup: {_printable(resource)} {verdict}{' (dry run)' if args.dry_run else ''}", flush=True)
+
+        try:
+            manager.cleanup(dry_run=args.dry_run, progress=record)
+        except (BrokenPipeError, OutputError):
+            raise  # the output is gone: no more files removed that nobody would see reported
+        except OSError as exc:  # LeaseDirError, LeaseAgentError: one line naming the directory; the next goes on
+            errors.append(exc.strerror or str(exc))
+
+
+def _report_cleanup(args: argparse.Namespace, outcomes: list[CleanupOutcome], errors: list[str],
+                    host_problems: list[str], *, interrupted: bool = False) -> None:
+    """The JSON result (host problems, already said on stderr, go in its errors too) and the errors."""
     if args.json and not args.quiet:
         result: dict = {"removed": [o.name for o in outcomes if o.removed],
                         "kept": [{"name": o.name, "reason": o.reason} for o in outcomes if not o.removed]}
         if args.dry_run:
             result["dry_run"] = True
-        if errors:
-            result["errors"] = errors
-        print(json.dumps(result, indent=2))
+        if interrupted:
+            result["interrupted"] = True
+        if host_problems or errors:
+            result["errors"] = host_problems + errors
+        print(json.dumps(result, indent=2), flush=True)
     for error in errors:
         print(f"virttui: {_printable(error)}", file=sys.stderr)
-    return 1 if problems or errors else 0
 
 
 # -- top ----------------------------------------------------------------------
@@ -348,26 +398,24 @@ def cmd_console(args: argparse.Namespace) -> int:
     return app.return_code or 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.connect = (args.connect or []) + getattr(args, "sub_connect", [])
-    _setup_logging(args.log)
-    if args.command is not None:  # the console resumes it itself, after its first frame
-        resume_collection()
+def _subcommand(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
+    if args.command == "leases":
+        return cmd_leases_status if args.leases_command == "status" else cmd_leases_cleanup
+    return cmd_status if args.command == "status" else cmd_top
+
+
+def _run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """The command's exit status; every failure is one line on stderr, never a traceback."""
     try:
-        if args.command == "status":
-            return cmd_status(args)
-        if args.command == "top":
-            return cmd_top(args)
-        if args.command == "leases":
-            if args.leases_command == "status":
-                return cmd_leases_status(args)
-            return cmd_leases_cleanup(args)
-        return cmd_console(args)
+        code = command(args)
+        sys.stdout.flush()  # here, not at exit: a full disk is an error, not "Exception ignored"
+        return code
     except UsageError as exc:
         print(f"virttui: {_printable(str(exc))}", file=sys.stderr)
         return 2
+    except OutputError as exc:
+        print(f"virttui: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `virttui top --batch | head`: the reader left, as for any Unix tool
@@ -378,3 +426,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"virttui: internal error: {type(exc).__name__}: {_printable(str(exc))} (details in the log)",
               file=sys.stderr)
         return 70
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.connect = (args.connect or []) + getattr(args, "sub_connect", [])
+    _setup_logging(args.log)
+    if sys.stdout is None:  # started with stdout closed (`virttui status >&-`)
+        if sys.stderr is not None:
+            print("virttui: no standard output to write to", file=sys.stderr)
+        return 1
+    if args.command is None:
+        return _run(cmd_console, args)
+    resume_collection()  # the console resumes it itself, after its first frame
+    stdout = sys.stdout
+    with contextlib.suppress(AttributeError, ValueError):  # a host's name in an ASCII locale: escaped
+        stdout.reconfigure(errors="backslashreplace")
+    sys.stdout = _GuardedOutput(stdout)  # type: ignore[assignment]
+    try:
+        return _run(_subcommand(args), args)
+    finally:
+        sys.stdout = stdout

@@ -11,6 +11,8 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 
+from virttui.boundedread import read_bounded
+
 
 class ConfigError(Exception):
     """The config file cannot be used; str() names the file and the problem."""
@@ -47,8 +49,7 @@ def load_config(path: str | None = None) -> Config:
     import tomllib  # here: a start without a config file need not load the TOML parser
 
     try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+        data = tomllib.loads(read_bounded(path).decode("utf-8"))
     except FileNotFoundError:
         if explicit:
             raise ConfigError(f"{path}: no such file") from None
@@ -70,6 +71,8 @@ def load_config(path: str | None = None) -> Config:
         group = entry.get("group", "") if isinstance(entry, dict) else ""
         if not isinstance(group, str):
             raise ConfigError(f"{path}: hosts[{index}].group must be a string")
+        if uri in hosts:
+            continue  # a host listed twice is one host (as with -c), in its first group
         hosts.append(uri)
         if group:
             groups.append((uri, group))

@@ -14,6 +14,8 @@ import logging
 import paramiko
 from paramiko.hostkeys import HostKeyEntry
 
+from virttui.boundedread import read_bounded
+
 log = logging.getLogger(__name__)
 
 
@@ -23,8 +25,7 @@ def load_known_hosts(path: str, into: paramiko.HostKeys) -> frozenset[str]:
     A revoked key is left out even where a plain line lists it, so the connect meets it as
     unknown and refuses it before authenticating. Raises OSError when the file can't be read.
     """
-    with open(path, "rb") as handle:
-        lines = [raw.decode("utf-8", "replace").strip() for raw in handle.read().splitlines()]
+    lines = [raw.decode("utf-8", "replace").strip() for raw in read_bounded(path).splitlines()]
     revoked = frozenset(fields[3] for fields in (line.split() for line in lines)  # fields: spaces or tabs
                         if len(fields) >= 4 and fields[0] == "@revoked")  # @revoked HOSTS KEYTYPE BASE64
     for number, line in enumerate(lines, 1):

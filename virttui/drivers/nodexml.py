@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from lxml import etree
 
+from virttui.boundedread import read_bounded
 from virttui.drivers.errors import ConnectionFailed, ParseError
 from virttui.drivers.model import Disk, DomainState
 from virttui.drivers.xmlparse import DomainDefinition, parse_domain, parse_xml, to_bytes
@@ -48,8 +49,7 @@ class NodeDescription:
 def load_node(path: str) -> NodeDescription:
     """Read a node file; ConnectionFailed naming the file on any problem."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_bounded(path)
     except OSError as exc:
         raise ConnectionFailed(f"{path}: {exc.strerror}") from None
     except ValueError:  # a NUL in the path (test:///a%00b): no file can have that name
@@ -137,10 +137,10 @@ def _volumes(root: etree._Element) -> dict[str, tuple[int, int]]:
 def _load_domain_file(base: str, name: str, node_path: str) -> etree._Element:
     full = os.path.join(base, name)
     try:
-        with open(full, "rb") as handle:
-            return parse_xml(handle.read(), full)
+        data = read_bounded(full)
     except OSError as exc:
         raise ParseError(f"{node_path}: domain file {full}: {exc.strerror}") from None
+    return parse_xml(data, full)
 
 
 def _node_domain(elem: etree._Element, path: str, volumes: dict[str, tuple[int, int]]) -> NodeDomain:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from virttui.drivers.base import Driver
 from virttui.drivers.errors import InvalidURI
-from virttui.drivers.uri import parse_uri
+from virttui.drivers.uri import parse_uri, redacted
 
 
 def default_lease_dir() -> str:
@@ -31,10 +31,13 @@ def open_driver(uri: str, *, clock: Callable[[], float] = time.monotonic) -> Dri
         host_id = parsed.param("host_id")
         if host_id and not (host_id.isascii() and host_id.isdigit() and 1 <= int(host_id) <= MAX_HOST_ID):
             raise InvalidURI(f"{uri}: host_id must be a number from 1 to {MAX_HOST_ID}")
+        lease_dir = parsed.param("lease_dir")
+        if lease_dir and not os.path.isabs(lease_dir):  # else it would be made wherever virttui was started
+            raise InvalidURI(f"{uri}: lease_dir must be an absolute path")
         return TestDriver(
             uri,
             path,
-            lease_dir=parsed.param("lease_dir") or default_lease_dir(),
+            lease_dir=lease_dir or default_lease_dir(),
             host_id=int(host_id) if host_id else None,
             clock=clock,
         )
@@ -70,5 +73,5 @@ def open_driver_or_placeholder(uri: str, *, clock: Callable[[], float] = time.mo
     """Like open_driver, but a bad URI becomes a host that reports its error."""
     try:
         return open_driver(uri, clock=clock)
-    except InvalidURI as exc:
-        return UnavailableDriver(uri, str(exc))
+    except InvalidURI as exc:  # named without its password: the host's URI is shown and logged
+        return UnavailableDriver(str(redacted(uri)), str(exc))

@@ -59,18 +59,18 @@ def parse_uri(text: str) -> LibvirtURI:
     """Parse a libvirt URI, raising InvalidURI with the URI named on failure."""
     match = _URI_RE.match(text.strip()) if isinstance(text, str) else None
     if not match:
-        raise InvalidURI(f"{_redacted(text)!r}: not a libvirt URI (expected driver[+transport]://[user@][host]/path)")
+        raise InvalidURI(f"{redacted(text)!r}: not a libvirt URI (expected driver[+transport]://[user@][host]/path)")
     transport = (match["transport"] or "").lower()
     if transport and transport not in KNOWN_TRANSPORTS:
-        raise InvalidURI(f"{_redacted(text)}: unknown transport {transport!r}")
+        raise InvalidURI(f"{redacted(text)}: unknown transport {transport!r}")
     port: int | None = None
     if match["port"]:
         # ASCII digits only: str.isdigit() is also true of "²", which int() refuses
         if not _PORT_RE.fullmatch(match["port"]) or not 0 < int(match["port"]) < 65536:
-            raise InvalidURI(f"{_redacted(text)}: bad port")
+            raise InvalidURI(f"{redacted(text)}: bad port")
         port = int(match["port"])
     if ":" in unquote(match["user"] or ""):  # never echo it: the URI goes into errors and the Hosts pane
-        raise InvalidURI(f"{_redacted(text)}: a password in the URI is not supported (use an SSH key or the agent)")
+        raise InvalidURI(f"{redacted(text)}: a password in the URI is not supported (use an SSH key or the agent)")
     host = match["host"] or ""
     if host.startswith("["):
         host = host[1:-1]
@@ -86,7 +86,7 @@ def parse_uri(text: str) -> LibvirtURI:
     )
 
 
-def _redacted(text: object) -> object:
+def redacted(text: object) -> object:
     """The URI with whatever follows a ':' in its user part (up to the last '@') masked."""
     if not isinstance(text, str) or "://" not in text:
         return text
