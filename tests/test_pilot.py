@@ -433,3 +433,25 @@ async def test_the_xml_scrolls_sideways_to_the_end_of_its_longest_line(app, demo
         await pilot.press("end", "right", "right")
         await pilot.pause()
         assert pane.scroll_x > 0
+
+
+def notices(app) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def test_a_key_that_cannot_act_now_says_why_and_stays_dimmed_in_the_footer(app, demo, clock):
+    """`d` on a paused guest used to do nothing at all; the Footer keeps showing Shutdown, dimmed."""
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await select(pilot, demo, "win-test")
+        assert state_of(demo, "win-test") is DomainState.PAUSED
+        shutdown = pilot.app.screen.active_bindings["d"]
+        assert (shutdown.binding.description, shutdown.enabled) == ("Shutdown", False)
+        await pilot.press("d", "s")
+        await pilot.pause()
+        assert notices(pilot.app)[-2:] == ["Shut down: win-test is paused", "Start: win-test is paused"]
+        assert state_of(demo, "win-test") is DomainState.PAUSED
+        await select(pilot, demo, "build-runner")
+        await pilot.press("p", "c")
+        await pilot.pause()
+        assert notices(pilot.app)[-2:] == ["Pause: build-runner is shut off", "Console: build-runner is shut off"]

@@ -16,6 +16,9 @@ LIFECYCLE_BINDINGS = [
     Binding("c", "console", "Console"),
     Binding("a", "autostart", "Autostart", show=False),
     Binding("U", "undefine", "Undefine", show=False),
+    # Reached only when the key's own binding above is disabled (Textual tries a key's bindings in
+    # order): says why, instead of a key that does nothing. The Footer still shows the first, dimmed.
+    *(Binding(key, f"unavailable('{key}')", "", show=False) for key in "sdrfpcaU"),
 ]
 
 
@@ -46,6 +49,31 @@ class LifecycleActions:
             dom = current[1]
             return True if (dom.state.is_active if action == "console" else dom.persistent) else None
         return True
+
+    def action_unavailable(self, key: str) -> None:
+        """A lifecycle key whose action can't apply now: one line saying why, not a silent key."""
+        acts = {"s": "start", "d": "shutdown", "r": "reboot", "f": "destroy", "p": ""}
+        if key in acts and getattr(self, "marked", None):
+            self._act(acts[key])  # on the marked domains: it says none of them can
+            return
+        current = self.current_domain()
+        if current is None:
+            self.notify("no domain under the cursor", severity="warning", markup=False)  # type: ignore[attr-defined]
+        elif key in acts:
+            self._act(acts[key])  # the action runner says why (e.g. "Shutdown: win-test is paused")
+        elif key == "c":
+            self.notify(f"Console: {current[1].name} is {current[1].state.value}",  # type: ignore[attr-defined]
+                        severity="warning", markup=False)
+        else:
+            label = "Autostart" if key == "a" else "Undefine"
+            self.notify(f"{label}: {current[1].name} is transient (it has no definition)",  # type: ignore[attr-defined]
+                        severity="warning", markup=False)
+
+    def _act(self, name: str) -> None:
+        if name:
+            self.action_domain(name)
+        else:
+            self.action_pause_resume()
 
     def action_console(self) -> None:
         current = self.current_domain()
