@@ -202,3 +202,22 @@ async def test_a_filter_keystroke_is_painted_in_one_frame(demo, monkeypatch):
         assert app.screen.selected_domain()[1].name == first
         assert 0 < table.row_count < before
         assert frames == [1]
+
+
+async def test_page_keys_in_a_squeezed_columns_dialog_or_palette_do_not_crash(demo):
+    """Textual's OptionList indexed its empty line table: KeyError, and the app died."""
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("C")
+        await pilot.resize_terminal(1, 1)
+        await pilot.press("pagedown", "pageup")
+        await pilot.resize_terminal(120, 40)
+        await pilot.press("escape")
+        await pilot.resize_terminal(200, 3)
+        await pilot.press("ctrl+p")
+        await pilot.press("pageup", "pagedown")
+        await pilot.resize_terminal(120, 40)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert pilot.app.is_running and pilot.app._exception is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from functools import lru_cache
+from typing import Literal
 
 from textual import messages
 from textual._styles_cache import StylesCache
@@ -18,6 +19,7 @@ from textual.color import Color
 from textual.screen import Screen
 from textual.scrollbar import ScrollBar
 from textual.style import Style
+from textual.widgets import OptionList
 
 
 @lru_cache(1024)
@@ -88,3 +90,19 @@ async def _on_update_unless_painted(self: Screen, message: messages.Update) -> N
 
 Screen._compositor_refresh = _compositor_refresh_with_waiting  # type: ignore[method-assign]
 Screen._on_update = _on_update_unless_painted  # type: ignore[method-assign]
+
+
+# Crash: PgUp/PgDn in an OptionList with options but no rendered lines (the Columns dialog at
+# 11 columns or less, the command palette 3 rows high) indexed an empty line table: KeyError,
+# which killed the app (found by monkey testing with tiny terminal sizes).
+_move_page = OptionList._move_page
+
+
+def _move_page_when_laid_out(self: OptionList, direction: Literal[-1, 1]) -> None:
+    """OptionList._move_page, doing nothing until the list has lines to page through."""
+    if not self._lines or (self.highlighted or 0) not in self._index_to_line:
+        return
+    _move_page(self, direction)
+
+
+OptionList._move_page = _move_page_when_laid_out  # type: ignore[method-assign]
