@@ -287,3 +287,28 @@ async def test_a_failed_host_keeps_its_name_and_facts_and_leaves_the_totals(demo
         all_row = [str(cell) for cell in hosts.get_row_at(0)]
         listed = app.screen.query_one(DomainsTable).row_count
         assert f"/{listed}" in " ".join(all_row)  # the total is what the Domains pane lists
+
+
+async def test_a_confirmation_answered_after_the_host_failed_does_nothing_and_says_why(demo, clock):
+    """Force off asked while the host was fine; the host failed while the dialog was open: `y` must
+    not act on what the keys would no longer offer (the domains' states are unknown now)."""
+    app = make_app(demo)
+    hv1 = demo.drivers[0]
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot)
+        running = [d for d in hv1.poll().domains if d.state is DomainState.RUNNING]
+        table = app.screen.query_one(DomainsTable)
+        table.follow_key = True
+        table.move_to_key(domain_key(hv1.uri, running[0].uuid))
+        await settle(pilot)
+        await pilot.press("f")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        hv1.poll = lost_connection
+        await poll(pilot, clock)
+        await pilot.press("y")
+        await settle(pilot)
+        assert [str(n.message) for n in app._notifications][-1] == \
+            f"Force off {running[0].name}: not done, hv1 is error"
+        del hv1.poll  # the instance attribute: the class's real poll again
+        assert {d.uuid: d.state for d in hv1.poll().domains}[running[0].uuid] is DomainState.RUNNING

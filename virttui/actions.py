@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from virttui.drivers.base import STATE_AFTER, Action, Driver, valid_actions
 from virttui.drivers.errors import DriverError
-from virttui.drivers.model import Domain, DomainState
+from virttui.drivers.model import ConnectionState, Domain, DomainState
 from virttui.messages import ActionFinished
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class ActionRunner:
 
             def answered(yes: bool | None) -> None:
                 if yes:
-                    self._run(uri, dom.uuid, dom.name, action)
+                    self._run_if_still_valid(uri, dom, action)
 
             self.app.push_screen(ConfirmScreen(f"{action.label} {dom.name}", body, yes_label=action.label), answered)
         else:
@@ -93,11 +93,31 @@ class ActionRunner:
             if not yes:
                 return
             for uri, dom in fits:
-                self._run(uri, dom.uuid, dom.name, action)
+                self._run_if_still_valid(uri, dom, action)
             done()
 
         self.app.push_screen(ConfirmScreen(f"{action.label} {len(fits)} domains", body,
                                            yes_label=f"{action.label} {len(fits)}"), answered)
+
+    def _run_if_still_valid(self, uri: str, dom: Domain, action: Action) -> None:
+        """After a confirmation: the dialog may have stayed open while the host failed or the domain
+        changed state; the keys would not have offered the action then, so neither does the answer."""
+        why = self._why_not_now(uri, dom.uuid, action)
+        if why:
+            self.app.notify(f"{action.label} {dom.name}: not done, {why}", severity="warning", markup=False)
+            return
+        self._run(uri, dom.uuid, dom.name, action)
+
+    def _why_not_now(self, uri: str, uuid: str, action: Action) -> str:
+        host = self.app.fleet.host(uri)
+        if host.state is not ConnectionState.CONNECTED:
+            return f"{host.label} is {host.state.value}"
+        now = self.app.fleet.domain(uri, uuid)
+        if now is None:
+            return "it is gone"
+        if action not in valid_actions(now.state):
+            return f"it is {now.state.value} now"
+        return "an action is already in progress" if (uri, uuid) in self.pending else ""
 
     def _run(self, uri: str, uuid: str, name: str, action: Action) -> None:
         loop = self.app.scheduler.loop_of(uri)
