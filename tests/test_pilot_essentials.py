@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from helpers import make_app, settle
+import threading
+
+from helpers import make_app, poll, settle
+from textual.worker import WorkerState
 from test_pilot import host_of, select
 
 from virttui.drivers.model import DomainState
@@ -244,3 +247,84 @@ async def test_the_detail_screen_of_a_domain_that_went_says_which_and_shows_no_l
         assert "build-runner is gone from hv1" in head
         assert app.screen.query_one("#cpu-spark", Sparkline).data == []
         assert str(app.screen.query_one("#cpu-label", Label).render()) == "CPU -"
+
+
+def blocked(driver, method: str) -> threading.Event:  # noqa: ANN001 - TestDriver
+    """The driver's `method` waits until the returned event is set: a slow remote host."""
+    release = threading.Event()
+    real = getattr(driver, method)
+
+    def slow(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        assert release.wait(30)
+        return real(*args, **kwargs)
+
+    setattr(driver, method, slow)
+    return release
+
+
+def notices(app) -> list[str]:  # noqa: ANN001
+    return [str(n.message) for n in app._notifications]  # noqa: SLF001
+
+
+async def test_a_snapshot_that_finishes_after_its_screen_closed_is_still_reported(demo):
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        driver, dom = host_of(demo, "web-01")
+        release = blocked(driver, "create_snapshot")
+        await select(pilot, demo, "web-01")
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        await pilot.press(*"s1", "enter", "enter")
+        await pilot.pause()
+        await pilot.press("escape")  # the detail screen closes while the host is still working
+        await pilot.pause()
+        assert not isinstance(app.screen, DomainDetailScreen)
+        release.set()
+        await settle(pilot)
+        assert notices(app)[-1] == "snapshot s1 of web-01 taken"
+        assert [s.name for s in driver.snapshots(dom.uuid)] == ["s1"]
+        assert not [w for w in app.workers if w.state is WorkerState.ERROR]
+        assert not [w for w in app.screen.workers if w.state is WorkerState.ERROR]
+
+
+async def test_autostart_pressed_twice_on_a_slow_host_changes_it_once(demo):
+    """Both presses computed "on" from the same old state; the second now waits its turn."""
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        driver, dom = host_of(demo, "mail")
+        before = dom.autostart
+        release = blocked(driver, "set_autostart")
+        await select(pilot, demo, "mail")
+        await pilot.press("a", "a")
+        await pilot.pause()
+        assert notices(app)[-1].endswith("the previous change is still in progress")
+        release.set()
+        await settle(pilot)
+        assert host_of(demo, "mail")[1].autostart is (not before)
+        await pilot.press("a")  # once done, the key works again, from the new state
+        await settle(pilot)
+        assert host_of(demo, "mail")[1].autostart is before
+
+
+async def test_polls_that_change_nothing_the_keys_depend_on_leave_the_detail_footer_alone(demo, clock):
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await select(pilot, demo, "web-01")
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        rebuilds = []
+        real = screen.refresh_bindings
+        screen.refresh_bindings = lambda: rebuilds.append(1) or real()
+        for _ in range(3):
+            await poll(pilot, clock)
+        assert rebuilds == []
+        driver, dom = host_of(demo, "web-01")
+        driver.suspend(dom.uuid)
+        await poll(pilot, clock)
+        assert rebuilds == [1]

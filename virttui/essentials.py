@@ -38,13 +38,22 @@ class Essentials:
 
     def __init__(self, app: VirtTUI) -> None:
         self.app = app
+        self._running: set[tuple[str, str]] = set()  # (host uri, domain uuid) with a toggle in flight
 
     def _host(self, uri: str) -> str:
         return self.app.fleet.host(uri).label
 
-    def run(self, uri: str, what: str, call: Callable[[], object], done: Callable[[object], None] | None = None
-            ) -> None:
-        """Run a driver call on a worker; report failure in one line, success via `done` or a poll."""
+    def run(self, uri: str, what: str, call: Callable[[], object], done: Callable[[object], None] | None = None,
+            *, success: str = "", once_per: tuple[str, str] | None = None) -> None:
+        """Run a driver call on a worker; report failure in one line, success via `done`, the
+        `success` notice or a poll. once_per: a key (host, domain) with at most one such call running
+        (a toggle pressed twice on a slow host would otherwise compute both from the same old state)."""
+        if once_per is not None:
+            if once_per in self._running:
+                self.app.notify(f"{what}: the previous change is still in progress", severity="warning",
+                                markup=False)
+                return
+            self._running.add(once_per)
 
         def work() -> None:
             try:
@@ -58,8 +67,13 @@ class Essentials:
                 self.app.call_from_thread(self.app.notify, f"{what}: internal error: {exc}", severity="error",
                                           markup=False)
                 return
+            finally:
+                if once_per is not None:
+                    self.app.call_from_thread(lambda: self._running.discard(once_per))
             if done is not None:
                 self.app.call_from_thread(done, result)
+            if success:
+                self.app.call_from_thread(self.app.notify, success, markup=False)
             self.app.call_from_thread(self.app.scheduler.poll_now, uri)
 
         self.app.run_worker(work, thread=True, group=f"essentials {uri}", name=what, exit_on_error=False)
@@ -102,7 +116,7 @@ class Essentials:
         enabled = not dom.autostart
         self.run(uri, f"autostart {'on' if enabled else 'off'} for {dom.name}",
                  lambda: self.app.scheduler.driver(uri).set_autostart(dom.uuid, enabled),
-                 lambda _: self.app.notify(f"{dom.name}: autostart {'on' if enabled else 'off'}", markup=False))
+                 success=f"{dom.name}: autostart {'on' if enabled else 'off'}", once_per=(uri, dom.uuid))
 
     def undefine(self, uri: str, dom: Domain) -> None:
         from virttui.screens.prompt import Field, PromptScreen
@@ -154,7 +168,8 @@ class Essentials:
                 return
             name, description = values["name"].strip(), values["description"].strip()
             self.run(uri, f"snapshot {name} of {dom.name}",
-                     lambda: self.app.scheduler.driver(uri).create_snapshot(dom.uuid, name, description), done)
+                     lambda: self.app.scheduler.driver(uri).create_snapshot(dom.uuid, name, description), done,
+                     success=f"snapshot {name} of {dom.name} taken")
 
         self.app.push_screen(PromptScreen(f"New snapshot of {dom.name}", [
             Field("name", "Name", placeholder="before-upgrade", check=_name_check),
@@ -171,7 +186,8 @@ class Essentials:
         def answered(yes: bool | None) -> None:
             if yes:
                 self.run(uri, f"revert {dom.name} to {name}",
-                         lambda: self.app.scheduler.driver(uri).revert_snapshot(dom.uuid, name), done)
+                         lambda: self.app.scheduler.driver(uri).revert_snapshot(dom.uuid, name), done,
+                         success=f"{dom.name} reverted to {name}")
 
         self.app.push_screen(ConfirmScreen(f"Revert {dom.name}", body, yes_label="Revert"), answered)
 
@@ -183,6 +199,7 @@ class Essentials:
         def answered(yes: bool | None) -> None:
             if yes:
                 self.run(uri, f"delete snapshot {name} of {dom.name}",
-                         lambda: self.app.scheduler.driver(uri).delete_snapshot(dom.uuid, name), done)
+                         lambda: self.app.scheduler.driver(uri).delete_snapshot(dom.uuid, name), done,
+                         success=f"snapshot {name} of {dom.name} deleted")
 
         self.app.push_screen(ConfirmScreen(f"Delete snapshot {name}", body, yes_label="Delete"), answered)

@@ -45,6 +45,7 @@ class DomainDetailScreen(LifecycleActions, Screen):
         self.uri = uri
         self.uuid = uuid
         self._last_seen: tuple[str, str] | None = None  # (domain name, host label) as last shown
+        self._offered: tuple[object, ...] | None = ()  # what the Footer's keys were last checked against
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-head")
@@ -70,7 +71,10 @@ class DomainDetailScreen(LifecycleActions, Screen):
         self.load_snapshots()
 
     def load_snapshots(self, _result: object = None) -> None:
-        """snapshot-list and one dumpxml each: off the UI thread, like the XML."""
+        """snapshot-list and one dumpxml each: off the UI thread, like the XML. Also the callback of a
+        snapshot action, which may finish after this screen was closed: nothing to show then."""
+        if not self.is_attached:
+            return
 
         def work() -> None:
             try:
@@ -152,7 +156,7 @@ class DomainDetailScreen(LifecycleActions, Screen):
             self.query_one("#io-spark", Sparkline).data = []
             self.query_one("#cpu-label", Label).update("CPU -")
             self.query_one("#io-label", Label).update("Disk I/O -")
-            self.refresh_bindings()
+            self._refresh_bindings_if_changed(None)
             return
         self._last_seen = (dom.name, fleet.host(self.uri).label)
         cpu_hist, io_hist = fleet.history(self.uri, self.uuid)
@@ -184,7 +188,14 @@ class DomainDetailScreen(LifecycleActions, Screen):
         io_now = (row.read_bps or 0) + (row.write_bps or 0) if row and row.read_bps is not None else None
         self.query_one("#cpu-label", Label).update(f"CPU {percent(cpu_now)}")
         self.query_one("#io-label", Label).update(f"Disk I/O {human_rate(io_now)}")
-        self.refresh_bindings()
+        self._refresh_bindings_if_changed((host.state, dom.state, dom.persistent))
+
+    def _refresh_bindings_if_changed(self, offered: tuple[object, ...] | None) -> None:
+        """The Footer is rebuilt only when what the keys depend on changed: every host's poll
+        refreshes this screen, and a rebuild per poll cost up to half a core at short intervals."""
+        if offered != self._offered:
+            self._offered = offered
+            self.refresh_bindings()
 
     def current_domain(self) -> tuple[str, Domain] | None:
         """The domain, while its host is connected: a host in error leaves only a stale snapshot."""
