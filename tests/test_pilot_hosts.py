@@ -88,6 +88,13 @@ async def test_add_refuses_a_bad_uri_and_a_host_already_there(demo, tmp_path):
         await pilot.press("enter", "enter")
         await pilot.pause()
         assert "already in the console" in str(app.screen.query_one("#prompt-error").render())
+        for parses_but_cannot_be_opened, why in [("test://host/x", "take no host"), ("test:///default?host_id=0", "host_id"),
+                                                 ("test:///default?host_id=٣", "host_id"), ("qemu+ssh:///system", "needs a host")]:
+            uri_box.value = parses_but_cannot_be_opened  # refused in the dialog, not in a toast after it closed
+            await pilot.press("enter", "enter")
+            await pilot.pause()
+            assert isinstance(app.screen, PromptScreen)
+            assert why in str(app.screen.query_one("#prompt-error").render())
         uri_box.value = "qemu:///system"
         app.screen.query_one("#field-group").value = "rack\x7f-a"  # pasted with a control character
         app.screen.query_one("#field-uri").focus()

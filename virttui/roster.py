@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from virttui.config import Config, ConfigError, save_config, with_host, without_host
 from virttui.drivers.errors import InvalidURI
-from virttui.drivers.uri import parse_uri
 
 if TYPE_CHECKING:
     from virttui.app import VirtTUI
@@ -54,8 +53,10 @@ class Roster:
             return why
         if self.app.scheduler.has(uri):
             return "that host is already in the console"
+        from virttui.drivers.registry import check_uri
+
         try:
-            parse_uri(uri)
+            check_uri(uri)
         except InvalidURI as exc:
             return str(exc)
         return ""

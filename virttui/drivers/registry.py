@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from virttui.drivers.base import Driver
 from virttui.drivers.errors import InvalidURI
-from virttui.drivers.uri import parse_uri, redacted
+from virttui.drivers.uri import LibvirtURI, parse_uri, redacted
 
 
 def default_lease_dir() -> str:
@@ -21,29 +21,42 @@ def open_driver(uri: str, *, clock: Callable[[], float] = time.monotonic) -> Dri
     """A driver for this URI, not yet connected; InvalidURI when none fits."""
     parsed = parse_uri(uri)
     if parsed.is_test:
-        from virttui.assets import asset
         from virttui.drivers.testdriver import TestDriver
-        from virttui.locks.model import MAX_HOST_ID
 
-        if parsed.host or parsed.transport:
-            raise InvalidURI(f"{uri}: test URIs take no host or transport (test:///default or test:///ABS/PATH)")
-        path = str(asset("demo", "hv1.xml")) if parsed.path in ("/default", "") else parsed.path
-        host_id = parsed.param("host_id")
-        if host_id and not (host_id.isascii() and host_id.isdigit() and 1 <= int(host_id) <= MAX_HOST_ID):
-            raise InvalidURI(f"{uri}: host_id must be a number from 1 to {MAX_HOST_ID}")
-        lease_dir = parsed.param("lease_dir")
-        if lease_dir and not os.path.isabs(lease_dir):  # else it would be made wherever virttui was started
-            raise InvalidURI(f"{uri}: lease_dir must be an absolute path")
-        return TestDriver(
-            uri,
-            path,
-            lease_dir=lease_dir or default_lease_dir(),
-            host_id=int(host_id) if host_id else None,
-            clock=clock,
-        )
+        path, lease_dir, host_id = _test_host(uri, parsed)
+        return TestDriver(uri, path, lease_dir=lease_dir, host_id=host_id, clock=clock)
     from virttui.drivers.virsh import open_virsh_driver
 
     return open_virsh_driver(uri, parsed, clock=clock)
+
+
+def check_uri(uri: str) -> None:
+    """InvalidURI for whatever open_driver would refuse, without making a driver: the add-host
+    dialog checks as the operator types, and a URI it let through used to fail only afterwards."""
+    parsed = parse_uri(uri)
+    if parsed.is_test:
+        _test_host(uri, parsed)
+    elif parsed.transport in ("ssh", "libssh", "libssh2"):
+        from virttui.drivers.ssh import resolve_target
+
+        resolve_target(parsed)
+
+
+def _test_host(uri: str, parsed: LibvirtURI) -> tuple[str, str, int | None]:
+    """An embedded host's node file, lease directory and host_id override, as its URI gives them."""
+    from virttui.assets import asset
+    from virttui.locks.model import MAX_HOST_ID
+
+    if parsed.host or parsed.transport:
+        raise InvalidURI(f"{uri}: test URIs take no host or transport (test:///default or test:///ABS/PATH)")
+    path = str(asset("demo", "hv1.xml")) if parsed.path in ("/default", "") else parsed.path
+    host_id = parsed.param("host_id")
+    if host_id and not (host_id.isascii() and host_id.isdigit() and 1 <= int(host_id) <= MAX_HOST_ID):
+        raise InvalidURI(f"{uri}: host_id must be a number from 1 to {MAX_HOST_ID}")
+    lease_dir = parsed.param("lease_dir")
+    if lease_dir and not os.path.isabs(lease_dir):  # else it would be made wherever virttui was started
+        raise InvalidURI(f"{uri}: lease_dir must be an absolute path")
+    return path, lease_dir or default_lease_dir(), int(host_id) if host_id else None
 
 
 class UnavailableDriver(Driver):
