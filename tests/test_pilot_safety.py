@@ -312,3 +312,21 @@ async def test_a_confirmation_answered_after_the_host_failed_does_nothing_and_sa
             f"Force off {running[0].name}: not done, hv1 is error"
         del hv1.poll  # the instance attribute: the class's real poll again
         assert {d.uuid: d.state for d in hv1.poll().domains}[running[0].uuid] is DomainState.RUNNING
+
+
+async def test_a_pasted_escape_sequence_never_reaches_the_filter_or_the_title(demo):
+    from textual import events
+    from textual.widgets import Input
+
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash")
+        await pilot.pause()
+        app.focused.post_message(events.Paste("\x1b]0;owned\x07web\x1b[2J"))
+        await settle(pilot)
+        box = app.screen.query_one("#filter", Input)
+        assert box.value == "]0;ownedweb[2J"
+        assert app.screen.filter_text == "]0;ownedweb[2J"
+        title = str(app.screen.query_one(DomainsTable).border_title)
+        assert "\x1b" not in title and "\x07" not in title

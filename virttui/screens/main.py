@@ -569,7 +569,11 @@ class MainScreen(LifecycleActions, Screen):
     @on(Input.Changed, "#filter")
     @contained
     def _filter_changed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value.strip()
+        printable = "".join(ch for ch in event.value if ch.isprintable())
+        if printable != event.value:  # a paste with escape sequences: they would reach the terminal
+            event.input.value = printable  # (which posts Changed again, with the clean text)
+            return
+        self.filter_text = printable.strip()
         self._refresh_domains()
         self._refresh_disks()
 
