@@ -455,3 +455,17 @@ async def test_a_key_that_cannot_act_now_says_why_and_stays_dimmed_in_the_footer
         await pilot.press("p", "c")
         await pilot.pause()
         assert notices(pilot.app)[-2:] == ["Pause: build-runner is shut off", "Console: build-runner is shut off"]
+
+
+async def test_the_filter_finds_a_domain_by_uuid_and_by_disk_path(app, demo, clock):
+    """A UUID pasted from a libvirtd log line, an image path from a storage alert."""
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        _driver, dom = host_of(demo, "db-primary")
+        await pilot.press("slash", *dom.uuid.upper(), "enter")
+        await settle(pilot)
+        assert visible_names(pilot.app) == ["db-primary"]
+        await pilot.press("slash")
+        pilot.app.screen.query_one("#filter").value = "/var/lib/libvirt/images/demo.img"
+        await settle(pilot)
+        assert visible_names(pilot.app) == ["demo"]

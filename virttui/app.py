@@ -266,7 +266,7 @@ class VirtTUI(App):
                 ("Pause or resume domain", "Pause a running domain, resume a paused one (p)",
                  screen.action_pause_resume),
                 ("Domain details", "XML and sparklines of the selected domain (Enter)", screen.action_open_detail),
-                ("Filter domains", "Filter by name, host or state (/)", screen.action_filter),
+                ("Filter domains", "Filter by name, host, state, UUID or disk path (/)", screen.action_filter),
                 ("Sort domains", "Cycle the sort column (o)", screen.action_sort),
                 ("Choose Domains columns", "Show or hide columns of the Domains pane (C)", screen.action_columns),
                 ("Add a host", "Watch another libvirt host, saved to the config file (+)", screen.action_add_host),

@@ -93,7 +93,7 @@ class MainScreen(LifecycleActions, Screen):
         with Horizontal(id="bottom"):
             yield DisksTable(id="disks")
             yield LeasesTable(id="leases")
-        box = Input(placeholder="filter domains by name, host or state (Enter keeps, Esc clears)", id="filter")
+        box = Input(placeholder="filter domains by name, host, state, UUID or disk path (Enter keeps, Esc clears)", id="filter")
         box.cursor_blink = not self.app.is_headless  # a blinking cursor would make snapshots flaky
         yield box
         yield KeysFooter(compact=True, show_command_palette=False)
@@ -343,8 +343,9 @@ class MainScreen(LifecycleActions, Screen):
             self._searchable[uri] = known
         domains = known[2]
         if needle and known[3] is None:
-            known[3] = [(row.domain.name.casefold(), row.host_label.casefold(), row.domain.state.value.casefold())
-                        for row in domains]
+            known[3] = [(row.domain.name.casefold(), row.host_label.casefold(), row.domain.state.value.casefold(),
+                         row.domain.uuid, "\n".join(disk.source for disk in row.domain.disks).casefold())
+                        for row in domains]  # a UUID from a log line, an image path: found too
         for position, row in enumerate(domains):
             if needle and not any(needle in text for text in known[3][position]):
                 continue
