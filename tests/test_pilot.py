@@ -17,7 +17,7 @@ from virttui.screens.cleanup import CleanupScreen
 from virttui.screens.confirm import ConfirmScreen
 from virttui.screens.detail import DomainDetailScreen
 from virttui.screens.help import HelpScreen
-from virttui.widgets.panes import DomainsTable, HostsTable, LeasesTable, domain_key
+from virttui.widgets.panes import DisksTable, DomainsTable, HostsTable, LeasesTable, domain_key
 
 
 def host_of(demo, name):
@@ -131,15 +131,23 @@ async def test_actions_invalid_for_the_state_are_not_offered(app, demo):
         assert pilot.app.screen is screen  # no confirmation was even asked
 
 
-async def test_lease_conflict_is_a_notification_not_a_crash(app, demo):
+async def test_lease_conflict_is_a_notification_naming_the_holder_not_a_crash(app, demo):
+    """web-standby's disk is web-01's: its Disks row says so (not a green "held", as if its own),
+    and the failed start names the domain holding the lease, not only sanlock's host_id."""
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await select(pilot, demo, "web-standby")
+        disks = pilot.app.screen.query_one(DisksTable)
+        assert disks.get_row_at(0)[3].text == "by other"
+        assert str(disks.border_title).endswith("· in use by hv1/web-01")
         await pilot.press("s")
         await settle(pilot)
         assert state_of(demo, "web-standby") is DomainState.SHUT_OFF
         messages = [n.message for n in pilot.app._notifications]
-        assert any("lease conflict" in m and "web-standby" in m for m in messages)
+        assert any("lease conflict" in m and "web-standby" in m and m.endswith("its vda is in use by hv1/web-01")
+                   for m in messages)
+        await select(pilot, demo, "web-01")  # the holder itself: its own lease, held
+        assert disks.get_row_at(0)[3].text == "held"
 
 
 async def test_filter_narrows_and_escape_clears(app, demo):

@@ -148,7 +148,12 @@ class ActionRunner:
         host = self.app.fleet.host(message.uri).label
         if message.error:
             self.pending.pop(key, None)
-            self.app.notify(f"{message.action.label} {message.name} on {host} failed: {message.error}",
+            error = message.error
+            dom = self.app.fleet.domain(message.uri, message.uuid)
+            if message.action is Action.START and dom is not None:  # sanlock says "host_id 1": name it
+                error += "".join(f"; its {target} is in use by {holder}"
+                                 for target, holder in self.app.fleet.disks_held_elsewhere(message.uri, dom))
+            self.app.notify(f"{message.action.label} {message.name} on {host} failed: {error}",
                             severity="error", timeout=10, markup=False)
         elif message.action in STATE_AFTER and self.app.fleet.set_domain_state(
                 message.uri, message.uuid, STATE_AFTER[message.action]):

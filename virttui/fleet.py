@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 
 from virttui.drivers.model import ConnectionState, Domain, DomainState, Host, HostSnapshot
-from virttui.locks.model import LeaseDirSnapshot, LeaseStatus
+from virttui.locks.model import LeaseDirSnapshot, LeaseState, LeaseStatus
 from virttui.locks.naming import lockd_lease_name, sanlock_lease_name
 from virttui.locks.status import DiskUse, compute_lease_status
 
@@ -245,6 +245,19 @@ class Fleet:
                 if wanted is None or directory == wanted:
                     return status
         return None
+
+    def disks_held_elsewhere(self, uri: str, dom: Domain) -> list[tuple[str, str]]:
+        """(disk target, "host/domain") for each of dom's disks whose lease another domain holds:
+        why this one can't start, said by name rather than by sanlock host_id."""
+        this = f"{self.host(uri).label}/{dom.name}"
+        found = []
+        for disk in dom.disks:
+            if not disk.needs_exclusive_lease:
+                continue
+            status = self.lease_status_for(disk.source, uri)
+            if status is not None and status.state is LeaseState.HELD and status.holder not in ("", this):
+                found.append((disk.target, status.holder))
+        return found
 
     def _leases(self) -> _LeaseView:
         """Directories, their status rows and indexes: built once per change of any host's data

@@ -379,10 +379,14 @@ class MainScreen(LifecycleActions, Screen):
         fleet = self.app.fleet
         snap = fleet.snapshot(uri)
         has_leases = snap is not None and snap.leases is not None
+        elsewhere = dict(fleet.disks_held_elsewhere(uri, dom))
         rows = [DisksTable.row_for(disk, fleet.lease_status_for(disk.source, uri) if disk.needs_exclusive_lease else None,
-                                   dom.state.is_active, has_leases) for disk in dom.disks]
+                                   dom.state.is_active, has_leases, disk.target in elsewhere) for disk in dom.disks]
         table.sync(rows)
-        self._set_title(table, f"Disks · {dom.name}")
+        title = f"Disks · {dom.name}"
+        if elsewhere:  # the lease is held, but not for this domain: it can't start while that runs
+            title += " · in use by " + ", ".join(sorted(set(elsewhere.values())))
+        self._set_title(table, title)
 
     def _refresh_leases(self) -> None:
         table = self.query_one(LeasesTable)

@@ -196,7 +196,9 @@ class DisksTable(DiffTable):
     )
 
     @staticmethod
-    def row_for(disk: Disk, lease: LeaseStatus | None, running: bool, has_leases: bool = True) -> Row:
+    def row_for(disk: Disk, lease: LeaseStatus | None, running: bool, has_leases: bool = True,
+                held_elsewhere: bool = False) -> Row:
+        """held_elsewhere: another domain holds the disk's lease ("by other", not a green "held")."""
         if not has_leases:  # the host runs no sanlock/lockd lock manager: nothing to show
             lease_name, lease_state, style = "", "-", "dim"
         elif not disk.needs_exclusive_lease:
@@ -204,6 +206,8 @@ class DisksTable(DiffTable):
         elif lease is None:
             lease_name = sanlock_lease_name(disk.source)
             lease_state, style = ("missing", "bold red") if running else ("none", "dim")
+        elif held_elsewhere:
+            lease_name, lease_state, style = lease.name, "by other", "bold yellow"
         else:
             lease_name = lease.name
             lease_state, style = lease.state.value, LEASE_STYLES[lease.state]
