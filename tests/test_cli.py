@@ -23,7 +23,7 @@ def test_status_json_shape_for_the_demo(capsys):
     host = data["hosts"][0]
     assert set(host) == {"uri", "hostname", "state", "error", "domains"} and host["state"] == "connected"
     dom = next(d for d in host["domains"] if d["name"] == "demo")
-    assert set(dom) == {"uuid", "name", "state", "vcpus", "memory_kib", "disks"}
+    assert set(dom) == {"uuid", "name", "state", "reason", "vcpus", "memory_kib", "disks"}
     assert dom["state"] == "running" and dom["memory_kib"] == 1024 * 1024
     assert dom["disks"][0] == {"target": "vda", "source": "/var/lib/libvirt/images/demo.img", "format": "raw",
                                "readonly": False, "shareable": False}

@@ -477,3 +477,29 @@ async def test_the_filter_finds_a_domain_by_uuid_and_by_disk_path(app, demo, clo
         pilot.app.screen.query_one("#filter").value = "/var/lib/libvirt/images/demo.img"
         await settle(pilot)
         assert visible_names(pilot.app) == ["demo"]
+
+
+async def test_a_guest_paused_by_an_io_error_says_so_in_red(app, demo, clock):
+    """Paused by a full disk is not paused by hand: the Domains row and the detail screen say why."""
+    import dataclasses
+
+    hv1 = demo.drivers[0]
+    real_poll = hv1.poll
+
+    def poll_with_reason():  # noqa: ANN202 - what virsh reports as state.reason=5 for a paused guest
+        snap = real_poll()
+        domains = tuple(dataclasses.replace(d, reason="I/O error") if d.name == "win-test" else d
+                        for d in snap.domains)
+        return dataclasses.replace(snap, domains=domains)
+
+    hv1.poll = poll_with_reason
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await poll(pilot, clock)
+        await select(pilot, demo, "win-test")
+        table = pilot.app.screen.query_one(DomainsTable)
+        state = table.get_row(table.highlighted_key)[2]
+        assert (state.text, state.style) == ("paused (I/O error)", "bold red")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "paused (I/O error)" in pilot.app.screen.query_one("#detail-head").content.plain

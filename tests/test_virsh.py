@@ -525,3 +525,20 @@ def test_slow_commands_get_their_own_virsh_and_minutes_not_the_sessions_30_secon
     assert timeouts == [("snapshot-create-as", LONG_ACTION_TIMEOUT), ("snapshot-revert", LONG_ACTION_TIMEOUT),
                         ("snapshot-delete", LONG_ACTION_TIMEOUT), ("undefine", LONG_ACTION_TIMEOUT)]
     assert LONG_ACTION_TIMEOUT >= 600
+
+
+@pytest.mark.parametrize("state, reason, expected", [
+    (3, "5", "paused (I/O error)"),  # a full disk: `p` would resume it straight back into the error
+    (3, "1", "paused"),  # paused by hand: nothing to add
+    (5, "3", "shut off (crashed)"),
+    (5, "1", "shut off"),
+    (3, "junk", "paused"),  # a reason is worth showing, not failing the poll for
+])
+def test_a_notable_state_reason_is_shown_with_the_state(state, reason, expected):
+    uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"
+    poll = CommandResult(0, f"{uuid} a\n{SECTION_MARKER}\nDomain: 'a'\n  state.state={state}\n"
+                            f"  state.reason={reason}\n{SECTION_MARKER}\n{SECTION_MARKER}\n", "")
+    xml = CommandResult(0, f"<domain type='kvm'><name>a</name><uuid>{uuid}</uuid></domain>", "")
+    driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), ScriptedTransport([NODE_OK, poll, xml]))
+    driver.connect()
+    assert driver.poll().domains[0].state_text == expected

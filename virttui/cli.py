@@ -188,6 +188,7 @@ def status_json(snapshots: Sequence[HostSnapshot]) -> dict:
                     "uuid": dom.uuid,
                     "name": dom.name,
                     "state": dom.state.value,
+                    "reason": dom.reason,
                     "vcpus": dom.vcpus,
                     "memory_kib": dom.memory_kib,
                     "disks": [
@@ -218,7 +219,7 @@ def status_text(snapshots: Sequence[HostSnapshot]) -> str:
         lines.append(f"  {'Id':>4}  {'Name':<{width}}  {'State':<12} {'vCPUs':>5} {'Memory':>10}")
         for dom in snap.domains:
             dom_id = str(dom.id) if dom.id is not None else "-"
-            lines.append(f"  {dom_id:>4}  {_printable(dom.name):<{width}}  {dom.state.value:<12} "
+            lines.append(f"  {dom_id:>4}  {_printable(dom.name):<{width}}  {dom.state_text:<12} "
                          f"{dom.vcpus:>5} {human_kib(dom.memory_kib):>10}")
     return "\n".join(lines)
 

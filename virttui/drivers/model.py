@@ -35,6 +35,23 @@ class DomainState(str, Enum):
         return self not in (DomainState.SHUT_OFF, DomainState.NOSTATE)
 
 
+# libvirt's state reasons (virDomain{Running,Paused,Shutoff,Crashed}Reason), worded as `virsh domstate
+# --reason` words them; only those an operator must notice: a guest paused by a full disk looks like
+# one paused by hand, and `p` would resume it straight back into the I/O error.
+_NOTABLE_REASONS: dict[str, dict[int, str]] = {
+    "running": {9: "crashed", 10: "post-copy", 11: "post-copy failed"},
+    "paused": {2: "migrating", 3: "saving", 4: "dumping", 5: "I/O error", 6: "watchdog", 9: "creating snapshot",
+               10: "crashed", 12: "post-copy", 13: "post-copy failed"},
+    "shut off": {3: "crashed", 4: "migrated", 5: "saved", 6: "failed"},
+    "crashed": {1: "panicked"},
+}
+
+
+def notable_reason(state: DomainState, number: int | None) -> str:
+    """Why the domain is in its state, when that matters ("I/O error"); "" for the ordinary ones."""
+    return _NOTABLE_REASONS.get(state.value, {}).get(number, "") if number is not None else ""
+
+
 _BY_NUMBER = {
     0: DomainState.NOSTATE,
     1: DomainState.RUNNING,
@@ -114,6 +131,12 @@ class Domain:
     net_rx_bytes: int = 0  # all interfaces, cumulative
     net_tx_bytes: int = 0
     memory_used_kib: int | None = None  # from the guest's balloon stats; None when it reports none
+    reason: str = ""  # why it is in its state, when notable (notable_reason): "I/O error"
+
+    @property
+    def state_text(self) -> str:
+        """"paused (I/O error)", or just "paused"."""
+        return f"{self.state.value} ({self.reason})" if self.reason else self.state.value
 
     def io_for(self, target: str) -> DiskIO:
         """Counters of one disk target, zero when unknown."""

@@ -32,6 +32,7 @@ from virttui.drivers.model import (
     DomainState,
     Host,
     HostSnapshot,
+    notable_reason,
 )
 from virttui.drivers.transport import COMMAND_TIMEOUT, CommandResult, Transport
 from virttui.drivers.uri import LibvirtURI
@@ -337,6 +338,7 @@ class VirshDriver(Driver):
             net_rx_bytes=_sum_stat(stats, "net", "rx.bytes"),
             net_tx_bytes=_sum_stat(stats, "net", "tx.bytes"),
             memory_used_kib=_used_memory(stats) if active else None,
+            reason=notable_reason(state, _reason_number(stats)),
         )
 
     @staticmethod
@@ -451,6 +453,12 @@ def _check_name(name: str, what: str = "snapshot name") -> str:
     if not name or any(not ch.isprintable() for ch in name):
         raise OperationInvalid(f"a {what} must be printable and not empty")
     return name
+
+
+def _reason_number(stats: dict[str, str]) -> int | None:
+    """state.reason, or None when it is absent or junk: a reason is worth showing, not failing a poll for."""
+    value = stats.get("state.reason", "")
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _sum_stat(stats: dict[str, str], group: str, key: str) -> int:

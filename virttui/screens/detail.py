@@ -168,9 +168,9 @@ class DomainDetailScreen(LifecycleActions, Screen):
         text.append(f" on {fleet.host(self.uri).label}   ")
         host = fleet.host(self.uri)
         if host.state is not ConnectionState.CONNECTED:  # what is shown is the last state seen, not now
-            text.append(f"{dom.state.value} when last seen ({host.label} is {host.state.value})", style="bold red")
+            text.append(f"{dom.state_text} when last seen ({host.label} is {host.state.value})", style="bold red")
         else:
-            text.append(f"{pending}…" if pending else dom.state.value, style="bold yellow" if pending else "bold")
+            text.append(f"{pending}…" if pending else dom.state_text, style="bold yellow" if pending else "bold")
         text.append(f"   {dom.vcpus} vCPU   {human_kib(dom.memory_kib)} of {human_kib(dom.max_memory_kib)}")
         used = human_kib(dom.memory_used_kib) if dom.memory_used_kib is not None else "n/a"
         text.append(f", used {used}")

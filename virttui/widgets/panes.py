@@ -27,6 +27,8 @@ STATE_STYLES = {
     DomainState.NOSTATE: "dim",
 }
 STATE_ORDER = {state: index for index, state in enumerate(STATE_STYLES)}
+# state reasons that mean something went wrong (a paused guest's full disk, a crash)
+ALARMING_REASONS = frozenset({"I/O error", "watchdog", "crashed", "panicked", "failed", "post-copy failed"})
 HOST_STYLES = {
     ConnectionState.CONNECTED: "green",
     ConnectionState.CONNECTING: "yellow",
@@ -155,14 +157,16 @@ class DomainsTable(DiffTable):
         not 700 (allocation also feeds the garbage collector, a large cost at 2000 domains)."""
         dom = row.domain
         key = domain_key(row.host_uri, dom.uuid)
-        made_from = (dom.name, row.host_label, host_order, dom.state, pending, dom.vcpus, dom.memory_kib, marked)
+        made_from = (dom.name, row.host_label, host_order, dom.state, dom.reason, pending, dom.vcpus, dom.memory_kib,
+                     marked)
         cached = cache.get(key) if cache is not None else None
         if cached is not None and cached[0] == made_from:
             name, host, state, vcpus, mem, uuid = cached[1]
             name_key = name.sort_key[0]
         else:
-            state_text = f"{pending}…" if pending else dom.state.value
-            state_style = "bold yellow" if pending else STATE_STYLES[dom.state]
+            state_text = f"{pending}…" if pending else dom.state_text
+            state_style = "bold yellow" if pending else "bold red" if dom.reason in ALARMING_REASONS \
+                else STATE_STYLES[dom.state]
             name_key = dom.name.casefold()
             # a marked domain (space) is one a bulk action will act on
             name = Cell(f"● {dom.name}" if marked else dom.name, "bold magenta" if marked else "",
