@@ -330,3 +330,30 @@ async def test_a_pasted_escape_sequence_never_reaches_the_filter_or_the_title(de
         assert app.screen.filter_text == "]0;ownedweb[2J"
         title = str(app.screen.query_one(DomainsTable).border_title)
         assert "\x1b" not in title and "\x07" not in title
+
+
+async def test_a_failed_hosts_lockspace_cell_is_what_its_peers_see_not_its_last_own_view(demo, clock):
+    """Whether a host that can't be reached is still live in the lockspace (its guests may still run
+    and hold their leases) is what decides whether its guests may be started elsewhere."""
+    from virttui.widgets.panes import HostsTable
+
+    app = make_app(demo)
+    hv1 = demo.drivers[0]
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot)
+        hosts = app.screen.query_one(HostsTable)
+
+        def lockspace() -> str:
+            return hosts.get_row(hv1.uri)[8].text
+
+        assert lockspace() == "id 1 live"
+        hv1.poll = lost_connection
+        await poll(pilot, clock)
+        assert lockspace() == "id 1 live"  # hv2 and hv3 still see it renew
+        hv1._leases.leave_lockspace()  # noqa: SLF001 - its sanlock stops renewing: the peers see it go
+        await poll(pilot, clock)
+        assert lockspace() == "id 1 not live"
+        for peer in demo.drivers[1:]:
+            peer.poll = lost_connection
+        await poll(pilot, clock)
+        assert lockspace() == "id 1 unknown"  # no one left to ask

@@ -86,6 +86,7 @@ class MainScreen(LifecycleActions, Screen):
         # list (its host failed, it was undefined elsewhere): until the operator moves the cursor,
         # no key acts on a domain they did not choose.
         self._displaced: tuple[str, str] | None = None
+        self._lease_peers: dict[str, list[str]] = {}  # host uri -> hosts that shared its lease directory
 
     def compose(self) -> ComposeResult:
         yield HostsTable(id="hosts")
@@ -238,6 +239,20 @@ class MainScreen(LifecycleActions, Screen):
         if snap is None or snap.leases is None:
             return "-"
         leases = snap.leases
+        fleet = self.app.fleet
+        if fleet.host(uri).state is ConnectionState.CONNECTED:
+            self._lease_peers[uri] = [peer for peer, _ in fleet.lease_dirs().get(fleet.lease_dir_of(uri) or "", [])
+                                      if peer != uri]
+        else:
+            # its own view is from before it failed; whether it is still live in the lockspace (its
+            # guests may still run and hold their leases) is what the hosts that shared its directory
+            # see now (remembered: once they stop seeing it, its view no longer counts as theirs)
+            views = [fleet.snapshot(peer) for peer in self._lease_peers.get(uri, [])
+                     if fleet.host(peer).state is ConnectionState.CONNECTED]
+            views = [snap.leases for snap in views if snap is not None and snap.leases and not snap.leases.error]
+            if not views:
+                return f"id {leases.host_id} unknown"
+            return f"id {leases.host_id} {'live' if leases.host_id in views[0].live_host_ids else 'not live'}"
         if leases.error:
             return f"id {leases.host_id} error"
         live = "live" if leases.host_id in leases.live_host_ids else "not live"
