@@ -14,3 +14,11 @@ from virttui.format import human_bytes
 ])
 def test_sizes(value, shown):
     assert human_bytes(value) == shown
+
+
+def test_a_sparkline_range_names_its_span_once_it_draws_a_line():
+    from virttui.format import percent
+    from virttui.screens.detail import _range
+
+    assert _range([], percent) == "" and _range([5.0], percent) == ""
+    assert _range([16.5, 5.4, 9.0], percent) == "5.4%–16.5% over 3 polls"

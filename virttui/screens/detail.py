@@ -23,6 +23,8 @@ from virttui.messages import FleetUpdated
 from virttui.screens.lifecycle import LIFECYCLE_BINDINGS, LifecycleActions
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from virttui.app import VirtTUI
 
 
@@ -156,6 +158,8 @@ class DomainDetailScreen(LifecycleActions, Screen):
             self.query_one("#io-spark", Sparkline).data = []
             self.query_one("#cpu-label", Label).update("CPU -")
             self.query_one("#io-label", Label).update("Disk I/O -")
+            for graph in self.query(".graph"):
+                graph.border_subtitle = ""
             self._refresh_bindings_if_changed(None)
             return
         self._last_seen = (dom.name, fleet.host(self.uri).label)
@@ -186,8 +190,16 @@ class DomainDetailScreen(LifecycleActions, Screen):
         self.query_one("#io-spark", Sparkline).data = io_data if len(io_data) > 1 else []
         cpu_now = row.cpu_percent if row else None
         io_now = (row.read_bps or 0) + (row.write_bps or 0) if row and row.read_bps is not None else None
-        self.query_one("#cpu-label", Label).update(f"CPU {percent(cpu_now)}")
+        # CPU% is a share of the whole host: 8 vCPUs flat out on a 24-CPU host read 33%, which looks
+        # idle; the share of the guest's own vCPUs says it is saturated.
+        own = None if cpu_now is None or not dom.vcpus else min(100.0, cpu_now * host.cpus / dom.vcpus)
+        vcpus = f"{dom.vcpus} vCPU{'s' if dom.vcpus != 1 else ''}"
+        self.query_one("#cpu-label", Label).update(f"CPU {percent(cpu_now)} host · {percent(own)} of {vcpus}")
         self.query_one("#io-label", Label).update(f"Disk I/O {human_rate(io_now)}")
+        # Sparklines scale from their own lowest to highest sample: the range says what a full bar is.
+        graphs = self.query(".graph")
+        graphs[0].border_subtitle = _range(cpu_data, percent)
+        graphs[1].border_subtitle = _range(io_data, human_rate)
         self._refresh_bindings_if_changed((host.state, dom.state, dom.persistent))
 
     def _refresh_bindings_if_changed(self, offered: tuple[object, ...] | None) -> None:
@@ -226,3 +238,10 @@ def _when(created: int) -> str:
         return time.strftime("%Y-%m-%d %H:%M", time.gmtime(created))
     except (OverflowError, OSError, ValueError):
         return "-"
+
+
+def _range(samples: list[float], show: Callable[[float], str]) -> str:
+    """The span a sparkline is scaled to, e.g. "0.9%–2.3% over 12 polls"; "" until it draws a line."""
+    if len(samples) < 2:
+        return ""
+    return f"{show(min(samples))}–{show(max(samples))} over {len(samples)} polls"
