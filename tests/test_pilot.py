@@ -503,3 +503,21 @@ async def test_a_guest_paused_by_an_io_error_says_so_in_red(app, demo, clock):
         await pilot.press("enter")
         await settle(pilot)
         assert "paused (I/O error)" in pilot.app.screen.query_one("#detail-head").content.plain
+
+
+async def test_z_gives_the_domains_pane_the_whole_screen_and_back(app, demo):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = pilot.app.screen
+        domains = screen.query_one(DomainsTable)
+        rows_before = domains.size.height
+        await pilot.press("tab", "tab")  # focus leaves the Domains pane
+        await pilot.press("z")
+        await pilot.pause()
+        assert not screen.query_one(HostsTable).region
+        assert not screen.query_one("#bottom").region
+        assert domains.size.height >= rows_before + 12
+        assert pilot.app.focused is domains
+        await pilot.press("z")
+        await pilot.pause()
+        assert domains.size.height == rows_before and screen.query_one("#bottom").region

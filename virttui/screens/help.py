@@ -30,6 +30,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("Esc", "clear the filter, else the marks; close a dialog"),
     ("o", "sort: host, name, state, CPU%, memory, vCPUs (kept)"),
     ("C", "choose the Domains columns (remembered)"),
+    ("z", "zoom: the Domains pane alone, full height (z: back)"),
     ("+  -", "add a host by URI and group / remove the selected host"),
     ("x", "clean up unused lease files (preview, confirm)"),
     ("Ctrl+P", "command palette: the main actions by name"),
