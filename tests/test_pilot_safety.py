@@ -344,7 +344,7 @@ async def test_a_failed_hosts_lockspace_cell_is_what_its_peers_see_not_its_last_
         hosts = app.screen.query_one(HostsTable)
 
         def lockspace() -> str:
-            return hosts.get_row(hv1.uri)[8].text
+            return hosts.get_cell(hv1.uri, "lock").text
 
         assert lockspace() == "id 1 live"
         hv1.poll = lost_connection
@@ -357,3 +357,29 @@ async def test_a_failed_hosts_lockspace_cell_is_what_its_peers_see_not_its_last_
             peer.poll = lost_connection
         await poll(pilot, clock)
         assert lockspace() == "id 1 unknown"  # no one left to ask
+
+
+async def test_last_error_shows_only_while_a_host_has_one_and_the_hosts_cursor_stays(demo, clock):
+    """Empty, the column pushed the Lockspace off 80 columns; showing it rebuilds the pane, which
+    must not move the cursor (it chooses whose domains the Domains pane shows)."""
+    from virttui.widgets.panes import HostsTable
+
+    app = make_app(demo)
+    hv1, hv2 = demo.drivers[0], demo.drivers[1]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        hosts = app.screen.query_one(HostsTable)
+        assert "error" not in hosts.shown_columns and "lock" in hosts.shown_columns
+        hosts.move_to_key(hv2.uri)
+        await settle(pilot)
+        assert app.screen.scope()[1] == "hv2"
+        hv1.poll = lost_connection
+        await poll(pilot, clock)
+        assert "error" in hosts.shown_columns
+        assert hosts.get_cell(hv1.uri, "error").text == "ssh: connection reset"
+        assert hosts.highlighted_key == hv2.uri and app.screen.scope()[1] == "hv2"
+        del hv1.poll
+        await poll(pilot, clock)
+        await poll(pilot, clock)
+        assert "error" not in hosts.shown_columns
+        assert hosts.highlighted_key == hv2.uri and app.screen.scope()[1] == "hv2"

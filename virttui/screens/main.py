@@ -216,7 +216,17 @@ class MainScreen(LifecycleActions, Screen):
                     rows.append(HostsTable.row_for(host, counts_of[host.uri], self._lockspace_text(host.uri), branch))
         table = self.query_one(HostsTable)
         before = table.highlighted_key
+        # "Last error" only while there is one: empty, it pushed Hypervisor and Lockspace (the
+        # host_id's health) off an 80-column terminal. Showing or hiding it empties the table.
+        columns = [key for key, _, _ in HostsTable.COLUMNS if key != "error" or any(h.last_error for h in hosts)]
+        relaid = list(table.shown_columns) != columns
+        if relaid:
+            table.show_columns(columns)
+        rows = [(key, table.project(cells)) for key, cells in rows]
         table.sync(rows)
+        if relaid and before is not None and any(key == before for key, _ in rows):
+            table.follow_key = True
+            table.move_to_key(before)
         if before is not None and all(key != before for key, _ in rows):
             # its row went (a host removed, a group folded): to its group's row, or to "all",
             # rather than wherever the cursor slid to
