@@ -477,6 +477,13 @@ async def test_the_filter_finds_a_domain_by_uuid_and_by_disk_path(app, demo, clo
         pilot.app.screen.query_one("#filter").value = "/var/lib/libvirt/images/demo.img"
         await settle(pilot)
         assert visible_names(pilot.app) == ["demo"]
+        # a few letters are a name's, not every UUID's hex or every path's /var/lib
+        pilot.app.screen.query_one("#filter").value = "lib"
+        await settle(pilot)
+        assert visible_names(pilot.app) == []
+        pilot.app.screen.query_one("#filter").value = dom.uuid[:7]
+        await settle(pilot)
+        assert visible_names(pilot.app) == []
 
 
 async def test_a_guest_paused_by_an_io_error_says_so_in_red(app, demo, clock):

@@ -7,12 +7,12 @@ traceback; tracebacks of real bugs go to the log file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-import contextlib
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 

@@ -26,7 +26,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("U", "undefine (asks for its name; storage kept unless ticked)"),
     ("n  v  Del", "details: new snapshot / revert to / delete the selected"),
     ("m", "details: set the balloon memory stats period"),
-    ("/", "filter domains by name, host, state, UUID or disk path"),
+    ("/", "filter by name, host, state, UUID (8+ chars) or /path"),
     ("Esc", "clear the filter, else the marks; close a dialog"),
     ("o", "sort: host, name, state, CPU%, memory, vCPUs (kept)"),
     ("C", "choose the Domains columns (remembered)"),

@@ -371,9 +371,10 @@ class MainScreen(LifecycleActions, Screen):
         if needle and known[3] is None:
             known[3] = [(row.domain.name.casefold(), row.host_label.casefold(), row.domain.state.value.casefold(),
                          row.domain.uuid, "\n".join(disk.source for disk in row.domain.disks).casefold())
-                        for row in domains]  # a UUID from a log line, an image path: found too
+                        for row in domains]  # a UUID from a log line, an image path: found too (see below)
+        fields = _searched_fields(needle)
         for position, row in enumerate(domains):
-            if needle and not any(needle in text for text in known[3][position]):
+            if needle and not any(needle in known[3][position][field] for field in fields):
                 continue
             key, full = DomainsTable.row_for(row, pending.get((row.host_uri, row.domain.uuid)), index, cells,
                                              (row.host_uri, row.domain.uuid) in self.marked)
@@ -621,3 +622,18 @@ class MainScreen(LifecycleActions, Screen):
         if not self.filter_text:
             box.display = False
         self.query_one(DomainsTable).focus()
+
+
+_HEX = frozenset("0123456789abcdef-")
+
+
+def _searched_fields(needle: str) -> tuple[int, ...]:
+    """Which search texts (name, host, state, UUID, disk paths) a filter is matched against. A UUID
+    only for 8 or more hex digits and a disk path only for text with a "/": else a first letter
+    like "b" would match nearly every UUID, and every path through /var/lib."""
+    fields = (0, 1, 2)
+    if len(needle) >= 8 and _HEX.issuperset(needle):
+        fields += (3,)
+    if "/" in needle:
+        fields += (4,)
+    return fields
