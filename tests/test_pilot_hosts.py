@@ -353,3 +353,38 @@ async def test_an_action_of_a_removed_host_ends_silently_even_when_the_uri_is_ad
         new_release.set()
         await settle(pilot)
         assert app.fleet.domain(uri, dom.uuid).state is DomainState.PAUSED
+
+
+async def test_O_inverts_the_sort_and_the_inversion_is_remembered(demo, tmp_path):
+    config = config_for(tmp_path, demo)
+    app = app_with(demo, config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("o", "o", "o", "O")  # by CPU, then smallest first
+        await pilot.pause()
+        table = app.screen.query_one(DomainsTable)
+        assert (table.sort_column, table.sort_reverse) == ("cpu", False)
+        assert "sort CPU% ▲" in str(table.border_title)
+    assert load_config(config.path).domain_sort == "-cpu"
+    again = app_with(demo, load_config(config.path))
+    async with again.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = again.screen.query_one(DomainsTable)
+        assert (table.sort_column, table.sort_reverse) == ("cpu", False)
+        await pilot.press("O")  # back to the usual way: remembered without the "-"
+        await pilot.pause()
+    assert load_config(config.path).domain_sort == "cpu"
+
+
+async def test_ctrl_r_polls_every_host_now(demo):
+    polled = []
+    for driver in demo.drivers:
+        real = driver.poll
+        driver.poll = lambda real=real, uri=driver.uri: polled.append(uri) or real()
+    app = app_with(demo, None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        polled.clear()
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert sorted(polled) == sorted(d.uri for d in demo.drivers)

@@ -268,11 +268,12 @@ class VirtTUI(App):
                 ("Domain details", "XML and sparklines of the selected domain (Enter)", screen.action_open_detail),
                 ("Filter domains", "Filter by name, host, state, UUID or disk path (/)", screen.action_filter),
                 ("Sort domains", "Cycle the sort column (o)", screen.action_sort),
+                ("Invert the sort", "The Domains sort the other way round (O)", screen.action_invert_sort),
                 ("Choose Domains columns", "Show or hide columns of the Domains pane (C)", screen.action_columns),
                 ("Add a host", "Watch another libvirt host, saved to the config file (+)", screen.action_add_host),
                 ("Remove a host", "Stop watching the host under the Hosts cursor (-)", screen.action_remove_host),
                 ("Clean up lease files", "Preview and remove unused lease files (x)", screen.action_cleanup),
-                ("Refresh now", "Poll every host now", self.scheduler.poll_all),
+                ("Refresh now", "Poll every host now (Ctrl+R)", screen.action_refresh_now),
                 ("Help", "Every key (?)", screen.action_help),
             )
             for title, help_text, callback in commands:

@@ -52,6 +52,8 @@ class MainScreen(LifecycleActions, Screen):
         Binding("enter", "open_detail", "Details", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("o", "sort", "Sort", show=False),
+        Binding("O", "invert_sort", "Invert sort", show=False),
+        Binding("ctrl+r", "refresh_now", "Refresh now", show=False),
         Binding("x", "cleanup", "Clean"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("space", "mark", "Mark"),
@@ -131,10 +133,10 @@ class MainScreen(LifecycleActions, Screen):
         known = [key for key in config.domain_columns if key in columns]
         if known:
             domains.show_columns((*known, "name"))
-        sort = config.domain_sort
+        sort = config.domain_sort.removeprefix("-")  # "-cpu": the other way round from usual (O)
         if sort in DomainsTable.SORTABLE and sort in domains.shown_columns:
             domains.sort_column = sort
-            domains.sort_reverse = sort in DomainsTable.BIG_FIRST
+            domains.sort_reverse = (sort in DomainsTable.BIG_FIRST) != config.domain_sort.startswith("-")
         elif domains.sort_column is None:
             domains.sort_column = "name"
 
@@ -493,6 +495,21 @@ class MainScreen(LifecycleActions, Screen):
         table.apply_sort()
         self._refresh_domains()
         self.app.roster.remember(domain_sort=table.sort_column)
+
+    def action_refresh_now(self) -> None:
+        """Poll every host now, not at the next tick (after a change made outside virttui)."""
+        self.app.scheduler.poll_all()
+
+    def action_invert_sort(self) -> None:
+        """The Domains sort the other way round (htop's I): smallest CPU% first, names Z to A."""
+        table = self.query_one(DomainsTable)
+        if table.sort_column is None:
+            return
+        table.sort_reverse = not table.sort_reverse
+        table.apply_sort()
+        self._refresh_domains()
+        inverted = table.sort_reverse != (table.sort_column in DomainsTable.BIG_FIRST)
+        self.app.roster.remember(domain_sort=("-" if inverted else "") + table.sort_column)
 
     def action_columns(self) -> None:
         from virttui.screens.columns import ColumnsScreen
