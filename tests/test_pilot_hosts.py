@@ -13,6 +13,7 @@ from virttui.app import VirtTUI
 from virttui.config import Config, load_config, save_config
 from virttui.drivers.model import ConnectionState, DomainState
 from virttui.drivers.testdriver import TestDriver
+from virttui.format import human_kib
 from virttui.screens.columns import ColumnsScreen
 from virttui.screens.confirm import ConfirmScreen
 from virttui.screens.prompt import PromptScreen
@@ -388,3 +389,17 @@ async def test_ctrl_r_polls_every_host_now(demo):
         await pilot.press("ctrl+r")
         await settle(pilot)
         assert sorted(polled) == sorted(d.uri for d in demo.drivers)
+
+
+async def test_a_chosen_host_shows_what_its_running_guests_take_of_it(demo):
+    """Where a new guest still fits: running vCPUs and memory against the host's CPUs and memory."""
+    app = app_with(demo, None)
+    hv1 = demo.drivers[0]
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        running = [d for d in hv1.poll().domains if d.state.is_active]
+        vcpus, memory = sum(d.vcpus for d in running), sum(d.memory_kib for d in running)
+        app.screen.query_one(HostsTable).move_to_key(hv1.uri)
+        await settle(pilot)
+        title = str(app.screen.query_one(DomainsTable).border_title)
+        assert title.endswith(f" · running {vcpus}/32 vCPU, {human_kib(memory)}/128.0 GiB")

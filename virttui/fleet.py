@@ -8,6 +8,7 @@ the interval the driver measured, as virt-manager's stats manager does.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from virttui.drivers.model import ConnectionState, Domain, DomainState, Host, HostSnapshot
@@ -173,6 +174,22 @@ class Fleet:
             cached = (snap, (sum(1 for d in snap.domains if d.state.is_active), len(snap.domains)))
             self._counts[uri] = cached
         return cached[1]
+
+    def committed(self, uris: Iterable[str]) -> tuple[int, int, int, int]:
+        """(vCPUs, memory KiB) of the running domains and (CPUs, memory KiB) of these connected
+        hosts: where a new guest still fits, and how far the hosts are overcommitted."""
+        vcpus = memory = cpus = host_memory = 0
+        for uri in uris:
+            entry = self._hosts.get(uri)
+            if entry is None or entry.snapshot is None or entry.host.state is not ConnectionState.CONNECTED:
+                continue
+            cpus += entry.host.cpus
+            host_memory += entry.host.memory_kib
+            for dom in entry.snapshot.domains:
+                if dom.state.is_active:
+                    vcpus += dom.vcpus
+                    memory += dom.memory_kib
+        return vcpus, memory, cpus, host_memory
 
     def domain_rows(self, uri: str | None = None) -> list[DomainRow]:
         """Domains of one host, or of every host when uri is None."""

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Input
 from virttui.crash import contained
 from virttui.drivers.base import Action, valid_actions
 from virttui.drivers.model import ConnectionState, Domain, Host
+from virttui.format import human_kib
 from virttui.messages import FleetUpdated
 from virttui.screens.lifecycle import LIFECYCLE_BINDINGS, LifecycleActions
 from virttui.widgets.difftable import Row
@@ -323,6 +324,10 @@ class MainScreen(LifecycleActions, Screen):
             title += f" · filter “{self.filter_text}”"
         if table.sort_column:
             title += f" · sort {SORT_LABELS[table.sort_column]} {'▼' if table.sort_reverse else '▲'}"
+        if shown is not None:  # one host or a group: what its running guests take of it
+            vcpus, memory, cpus, host_memory = fleet.committed(shown)
+            if cpus:
+                title += f" · running {vcpus}/{cpus} vCPU, {human_kib(memory)}/{human_kib(host_memory)}"
         self._set_title(table, title)
 
     def _guard_displaced_cursor(self, table: DomainsTable, before: str | None, rows: list[Row]) -> None:
