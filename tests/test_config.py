@@ -142,3 +142,13 @@ def test_read_bounded_takes_a_file_up_to_its_limit_and_refuses_more(tmp_path):
     assert read_bounded(str(path), limit=100) == b"x" * 100
     with pytest.raises(OSError, match="larger than"):
         read_bounded(str(path), limit=99)
+
+
+def test_read_bounded_takes_dev_null_as_an_empty_file_but_refuses_other_devices():
+    import pytest
+
+    from virttui.boundedread import read_bounded
+
+    assert read_bounded("/dev/null") == b""
+    with pytest.raises(OSError, match="not a regular file"):
+        read_bounded("/dev/zero")

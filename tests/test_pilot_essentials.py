@@ -328,3 +328,26 @@ async def test_polls_that_change_nothing_the_keys_depend_on_leave_the_detail_foo
         driver.suspend(dom.uuid)
         await poll(pilot, clock)
         assert rebuilds == [1]
+
+
+async def test_autostart_waits_for_the_poll_that_shows_the_change_before_toggling_again(demo):
+    """The call was done but the poll after it was slow: a second press computed "on" again from the
+    old snapshot. It now waits until a poll started after the change has come back."""
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        driver, dom = host_of(demo, "mail")
+        before = dom.autostart
+        await select(pilot, demo, "mail")
+        release = blocked(driver, "poll")  # the poll after the change hangs for now
+        await pilot.press("a")
+        await pilot.pause(0.2)
+        await pilot.press("a")
+        await pilot.pause()
+        assert notices(app)[-1].endswith("the previous change is still in progress")
+        release.set()
+        await settle(pilot)
+        assert host_of(demo, "mail")[1].autostart is (not before)
+        await pilot.press("a")
+        await settle(pilot)
+        assert host_of(demo, "mail")[1].autostart is before

@@ -403,3 +403,25 @@ async def test_a_chosen_host_shows_what_its_running_guests_take_of_it(demo):
         await settle(pilot)
         title = str(app.screen.query_one(DomainsTable).border_title)
         assert title.endswith(f" · running {vcpus}/32 vCPU, {human_kib(memory)}/128.0 GiB")
+
+
+async def test_a_host_whose_uri_has_a_password_keeps_its_group_is_shown_masked_and_can_be_removed(demo, tmp_path):
+    """Refused (no passwords in URIs), it stays a host in error under its own URI: the config names
+    it so. Only what is shown is masked."""
+    from virttui.drivers.registry import open_driver_or_placeholder
+
+    secret = "qemu+ssh://bob:s3cret@/system"  # no host part: the label falls back to the URI
+    config = Config(hosts=(*[d.uri for d in demo.drivers], secret), path=str(tmp_path / "config.toml"),
+                    groups=((secret, "rack-z"),))
+    save_config(config)
+    config = load_config(config.path)
+    app = VirtTUI([*demo.drivers, open_driver_or_placeholder(secret)], autopoll=False, config=config)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        assert app.roster.group_of(secret) == "rack-z"
+        assert app.fleet.host(secret).label == "qemu+ssh://bob:***@/system"
+        assert "s3cret" not in "".join(str(cell) for row in app.screen.query_one(HostsTable).rows
+                                       for cell in app.screen.query_one(HostsTable).get_row(row))
+        app.roster.remove(secret)
+        await settle(pilot)
+    assert secret not in load_config(config.path).hosts

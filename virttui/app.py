@@ -154,6 +154,7 @@ class VirtTUI(App):
         self.scheduler.finished(message.snapshot.host.uri, ok=True)
         self.fleet.apply(message.snapshot)
         self.actions.host_polled(message.snapshot.host.uri, message.seq)
+        self.essentials.host_polled(message.snapshot.host.uri, message.seq)
         host = message.snapshot.host
         for warning in host.warnings:
             if (host.uri, warning) not in self._warned:
@@ -171,6 +172,7 @@ class VirtTUI(App):
         failed = replace(known, state=message.host.state, last_error=message.host.last_error, poll_latency_ms=None)
         self.fleet.set_host(self.scheduler.with_retry(failed, delay))
         self.actions.host_polled(message.host.uri, message.seq)
+        self.essentials.host_polled(message.host.uri, message.seq)
         self.host_keys.check(message.host.uri)
         self.broadcast_fleet()
 

@@ -21,6 +21,8 @@ def read_bounded(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        if stat.S_ISCHR(info.st_mode) and info.st_rdev == os.stat(os.devnull).st_rdev:
+            return b""  # /dev/null: an empty file, as OpenSSH's known_hosts=/dev/null habit means it
         if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", path)
         chunks, size = [], 0

@@ -179,7 +179,7 @@ def status_json(snapshots: Sequence[HostSnapshot]) -> dict:
     for snap in snapshots:
         connected = snap.host.state is ConnectionState.CONNECTED
         hosts.append({
-            "uri": snap.host.uri,
+            "uri": snap.host.shown_uri,
             "hostname": snap.host.hostname,
             "state": "connected" if connected else "error",
             "error": snap.host.last_error,
@@ -210,9 +210,9 @@ def status_text(snapshots: Sequence[HostSnapshot]) -> str:
     for snap in snapshots:
         host = snap.host
         if host.state is not ConnectionState.CONNECTED:
-            lines.append(f"{_printable(host.uri)}: error")
+            lines.append(f"{_printable(host.shown_uri)}: error")
             continue
-        lines.append(f"{_printable(host.label)} ({_printable(host.uri)}): {_printable(host.hypervisor)} "
+        lines.append(f"{_printable(host.label)} ({_printable(host.shown_uri)}): {_printable(host.hypervisor)} "
                      f"{_printable(host.hypervisor_version)}, "
                      f"{host.cpus} CPUs, {human_kib(host.memory_kib)}, {len(snap.domains)} domains")
         width = max([len(d.name) for d in snap.domains] + [4])

@@ -38,7 +38,10 @@ class Essentials:
 
     def __init__(self, app: VirtTUI) -> None:
         self.app = app
-        self._running: set[tuple[str, str]] = set()  # (host uri, domain uuid) with a toggle in flight
+        # (host uri, domain uuid) with a toggle in flight, or done but not yet seen by a poll (a press
+        # then would compute the new value from the old state again); done ones -> the poll seq due
+        self._running: set[tuple[str, str]] = set()
+        self._settle_at: dict[tuple[str, str], int] = {}
 
     def _host(self, uri: str) -> str:
         return self.app.fleet.host(uri).label
@@ -59,17 +62,17 @@ class Essentials:
             try:
                 result = call()
             except DriverError as exc:
+                self._release(once_per, settled=False)
                 self.app.call_from_thread(self.app.notify, f"{what} on {self._host(uri)} failed: {exc}",
                                           severity="error", timeout=10, markup=False)
                 return
             except Exception as exc:  # noqa: BLE001 - a bug: log it, one line on screen
+                self._release(once_per, settled=False)
                 log.exception("%s on %s", what, uri)
                 self.app.call_from_thread(self.app.notify, f"{what}: internal error: {exc}", severity="error",
                                           markup=False)
                 return
-            finally:
-                if once_per is not None:
-                    self.app.call_from_thread(lambda: self._running.discard(once_per))
+            self._release(once_per, settled=True)
             if done is not None:
                 self.app.call_from_thread(done, result)
             if success:
@@ -77,6 +80,31 @@ class Essentials:
             self.app.call_from_thread(self.app.scheduler.poll_now, uri)
 
         self.app.run_worker(work, thread=True, group=f"essentials {uri}", name=what, exit_on_error=False)
+
+    def _release(self, key: tuple[str, str] | None, *, settled: bool) -> None:
+        """Worker thread: a failed call frees its key now; a done one once a later poll shows it."""
+        if key is None:
+            return
+
+        def release() -> None:
+            if settled:
+                self._settle_at[key] = self.app.scheduler.next_seq(key[0])
+            else:
+                self._running.discard(key)
+
+        self.app.call_from_thread(release)
+
+    def forget_host(self, uri: str) -> None:
+        """A removed host: none of its changes is waiting (it may be added again)."""
+        self._running = {key for key in self._running if key[0] != uri}
+        self._settle_at = {key: due for key, due in self._settle_at.items() if key[0] != uri}
+
+    def host_polled(self, uri: str, seq: int) -> None:
+        """A poll (or a failed one) arrived: changes made before it started are settled."""
+        for key, due in list(self._settle_at.items()):
+            if key[0] == uri and seq >= due:
+                del self._settle_at[key]
+                self._running.discard(key)
 
     # -- console --------------------------------------------------------------------
     def console(self, uri: str, dom: Domain) -> None:

@@ -124,6 +124,7 @@ class Roster:
         self.app.scheduler.remove(uri)
         self.app.fleet.remove_host(uri)
         self.app.actions.forget_host(uri)
+        self.app.essentials.forget_host(uri)
         self.app.forget_host(uri)
         self._groups.pop(uri, None)
         log.info("host removed: %s", uri)

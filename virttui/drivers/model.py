@@ -183,7 +183,14 @@ class Host:
             return self.hostname
         _, sep, rest = self.uri.partition("://")
         host = rest.split("/", 1)[0].rpartition("@")[2] if sep else ""
-        return host or self.uri
+        return host or self.shown_uri
+
+    @property
+    def shown_uri(self) -> str:
+        """The URI as it may be shown or printed: a password in it (refused anyway) masked."""
+        from virttui.drivers.uri import redacted
+
+        return str(redacted(self.uri))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from virttui.drivers.base import Driver
 from virttui.drivers.errors import InvalidURI
-from virttui.drivers.uri import LibvirtURI, parse_uri, redacted
+from virttui.drivers.uri import LibvirtURI, parse_uri
 
 
 def default_lease_dir() -> str:
@@ -31,15 +31,13 @@ def open_driver(uri: str, *, clock: Callable[[], float] = time.monotonic) -> Dri
 
 
 def check_uri(uri: str) -> None:
-    """InvalidURI for whatever open_driver would refuse, without making a driver: the add-host
-    dialog checks as the operator types, and a URI it let through used to fail only afterwards."""
+    """InvalidURI for whatever open_driver would refuse, without making a driver (or reading
+    ~/.ssh/config): the add-host dialog let such a URI through, and it failed only afterwards."""
     parsed = parse_uri(uri)
     if parsed.is_test:
         _test_host(uri, parsed)
-    elif parsed.transport in ("ssh", "libssh", "libssh2"):
-        from virttui.drivers.ssh import resolve_target
-
-        resolve_target(parsed)
+    elif parsed.transport in ("ssh", "libssh", "libssh2") and not parsed.host:
+        raise InvalidURI(f"{uri}: an ssh URI needs a host")
 
 
 def _test_host(uri: str, parsed: LibvirtURI) -> tuple[str, str, int | None]:
@@ -86,5 +84,5 @@ def open_driver_or_placeholder(uri: str, *, clock: Callable[[], float] = time.mo
     """Like open_driver, but a bad URI becomes a host that reports its error."""
     try:
         return open_driver(uri, clock=clock)
-    except InvalidURI as exc:  # named without its password: the host's URI is shown and logged
-        return UnavailableDriver(str(redacted(uri)), str(exc))
+    except InvalidURI as exc:  # keyed by the URI as configured (remove, groups); shown masked (Host.label)
+        return UnavailableDriver(uri, str(exc))
