@@ -44,3 +44,30 @@ def test_a_run_is_never_taken_for_stale_while_it_is_being_made(tmp_path):
         assert (root / run_id / "lock").exists()
     finally:
         os.close(lock_fd)
+
+
+def test_a_dangling_symlink_as_the_state_root_is_a_clear_error(tmp_path):
+    root = tmp_path / "root"
+    root.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(RealStackError, match="remove it"):
+        _private_root(root)
+
+
+def test_a_signal_the_caller_set_is_left_alone(tmp_path):
+    """`nohup scripts/test.sh`: SIGHUP stays ignored; SIGTERM (default) ends the run like Ctrl+C."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "test_inner.py").write_text(
+        "import signal\n"
+        "def test_handlers():\n"
+        "    assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN\n"
+        "    assert signal.getsignal(signal.SIGTERM).__name__ == '_interrupt'\n")
+    tests_dir = Path(__file__).resolve().parent
+    done = subprocess.run(["nohup", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+                           "realstack.fixtures", "--rootdir", str(tmp_path), "-c", "/dev/null",
+                           str(tmp_path / "test_inner.py")],
+                          env={**os.environ, "PYTHONPATH": str(tests_dir)}, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -26,11 +26,22 @@ def _interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+_replaced: dict[int, object] = {}
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """A CI timeout's SIGTERM or a dropped terminal's SIGHUP ends the run like Ctrl+C, so the
-    stacks' teardown runs; by default either signal killed pytest and left every daemon up."""
+    stacks' teardown runs; by default either signal killed pytest and left every daemon up. A
+    signal the caller set otherwise (`nohup` ignores SIGHUP) is left as it is."""
     for number in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(number, _interrupt)
+        if signal.getsignal(number) is signal.SIG_DFL:
+            _replaced[number] = signal.signal(number, _interrupt)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _replaced:
+        number, previous = _replaced.popitem()
+        signal.signal(number, previous)
 
 
 @pytest.fixture(scope="session")

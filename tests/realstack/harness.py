@@ -1229,8 +1229,11 @@ class RealStack:
 def _private_root(root: Path) -> Path:
     """root, made if need be, and refused unless it is this user's own directory: a directory a
     local user made first in /var/tmp could plant the sanlock shim that root's daemons preload."""
-    root.mkdir(parents=True, exist_ok=True)
-    st = os.lstat(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        st = os.lstat(root)
+    except OSError as exc:  # a dangling symlink there, a file in the way
+        raise RealStackError(f"real stack: {root}: {exc.strerror}; remove it") from None
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
         raise RealStackError(f"real stack: {root} is not a directory owned by this user; remove it")
     root.chmod(0o700)
