@@ -372,6 +372,14 @@ async def test_O_inverts_the_sort_and_the_inversion_is_remembered(demo, tmp_path
         await settle(pilot)
         table = again.screen.query_one(DomainsTable)
         assert (table.sort_column, table.sort_reverse) == ("cpu", False)
+        await pilot.press("C")  # choosing columns keeps the inversion
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+    assert load_config(config.path).domain_sort == "-cpu"
+    third = app_with(demo, load_config(config.path))
+    async with third.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
         await pilot.press("O")  # back to the usual way: remembered without the "-"
         await pilot.pause()
     assert load_config(config.path).domain_sort == "cpu"

@@ -105,6 +105,8 @@ async def test_when_a_failed_host_takes_the_cursor_row_away_no_key_acts_until_it
         await pilot.press("d", "f", "space", "enter")  # no lifecycle key, no mark, no detail screen
         await settle(pilot)
         assert not isinstance(app.screen, ConfirmScreen) and app.screen is screen and not screen.marked
+        said = [str(n.message) for n in app._notifications]  # noqa: SLF001
+        assert said[-1] == "the domain under the cursor went away: move the cursor to choose one"
         assert app.fleet.domain(*[slid_to[0], slid_to[1].uuid]).state is slid_to[1].state
         hv2.poll = healthy_poll  # the host is back before the operator moved: so is the cursor
         await poll(pilot, clock)
@@ -161,6 +163,7 @@ async def test_the_detail_screen_of_a_failed_hosts_domain_offers_no_action(demo,
         await pilot.press("d")
         await settle(pilot)
         assert app.screen is detail  # no confirmation, nothing sent
+        assert [str(n.message) for n in app._notifications][-1] == "hv2 is in error"  # noqa: SLF001 - and why
 
 
 async def test_no_cleanup_is_offered_on_a_host_that_is_not_connected(demo, clock):
@@ -309,7 +312,7 @@ async def test_a_confirmation_answered_after_the_host_failed_does_nothing_and_sa
         await pilot.press("y")
         await settle(pilot)
         assert [str(n.message) for n in app._notifications][-1] == \
-            f"Force off {running[0].name}: not done, hv1 is error"
+            f"Force off {running[0].name}: not done, hv1 is in error"
         del hv1.poll  # the instance attribute: the class's real poll again
         assert {d.uuid: d.state for d in hv1.poll().domains}[running[0].uuid] is DomainState.RUNNING
 

@@ -111,7 +111,7 @@ class ActionRunner:
     def _why_not_now(self, uri: str, uuid: str, action: Action) -> str:
         host = self.app.fleet.host(uri)
         if host.state is not ConnectionState.CONNECTED:
-            return f"{host.label} is {host.state.value}"
+            return f"{host.label} is {'in error' if host.state is ConnectionState.ERROR else host.state.value}"
         now = self.app.fleet.domain(uri, uuid)
         if now is None:
             return "it is gone"

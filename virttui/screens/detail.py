@@ -216,6 +216,12 @@ class DomainDetailScreen(LifecycleActions, Screen):
         dom = self.app.fleet.domain(self.uri, self.uuid)
         return (self.uri, dom) if dom is not None else None
 
+    def why_no_domain(self) -> str:
+        host = self.app.fleet.host(self.uri)
+        if host.state is not ConnectionState.CONNECTED:
+            return f"{host.label} is {'in error' if host.state is ConnectionState.ERROR else host.state.value}"
+        return "the domain is gone"
+
     def on_screen_resume(self) -> None:
         """On top again (a dialog closed): a host key question that had to wait is asked now."""
         self.app.host_keys.ask_deferred()

@@ -29,6 +29,10 @@ class LifecycleActions:
         """(host uri, domain) the keys act on; None when there is none."""
         raise NotImplementedError
 
+    def why_no_domain(self) -> str:
+        """Why current_domain() is None, for a key pressed then."""
+        return "no domain under the cursor"
+
     def lifecycle_allowed(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """check_action's answer for lifecycle actions: True, or None (shown disabled)."""
         current = self.current_domain()
@@ -58,7 +62,7 @@ class LifecycleActions:
             return
         current = self.current_domain()
         if current is None:
-            self.notify("no domain under the cursor", severity="warning", markup=False)  # type: ignore[attr-defined]
+            self.notify(self.why_no_domain(), severity="warning", markup=False)  # type: ignore[attr-defined]
         elif key in acts:
             self._act(acts[key])  # the action runner says why (e.g. "Shutdown: win-test is paused")
         elif key == "c":

@@ -467,6 +467,11 @@ class MainScreen(LifecycleActions, Screen):
     def current_domain(self) -> tuple[str, Domain] | None:
         return None if self._displaced is not None else self.selected_domain()
 
+    def why_no_domain(self) -> str:
+        if self._displaced is not None:
+            return "the domain under the cursor went away: move the cursor to choose one"
+        return "no domain under the cursor"
+
     def action_open_detail(self) -> None:
         selected = self.current_domain()  # not a domain a poll slid under the cursor
         if selected is not None:
@@ -499,7 +504,7 @@ class MainScreen(LifecycleActions, Screen):
         table.sort_reverse = table.sort_column in DomainsTable.BIG_FIRST
         table.apply_sort()
         self._refresh_domains()
-        self.app.roster.remember(domain_sort=table.sort_column)
+        self.app.roster.remember(domain_sort=_remembered_sort(table))
 
     def action_refresh_now(self) -> None:
         """Poll every host now, not at the next tick (after a change made outside virttui)."""
@@ -513,8 +518,7 @@ class MainScreen(LifecycleActions, Screen):
         table.sort_reverse = not table.sort_reverse
         table.apply_sort()
         self._refresh_domains()
-        inverted = table.sort_reverse != (table.sort_column in DomainsTable.BIG_FIRST)
-        self.app.roster.remember(domain_sort=("-" if inverted else "") + table.sort_column)
+        self.app.roster.remember(domain_sort=_remembered_sort(table))
 
     def action_columns(self) -> None:
         from virttui.screens.columns import ColumnsScreen
@@ -537,7 +541,7 @@ class MainScreen(LifecycleActions, Screen):
             table.move_to_key(keep)
         everything = tuple(key for key, _, _ in DomainsTable.COLUMNS)
         self.app.roster.remember(domain_columns=() if columns == everything else columns,
-                                 domain_sort=table.sort_column)
+                                 domain_sort=_remembered_sort(table))
 
     # -- hosts ---------------------------------------------------------------
     def action_add_host(self) -> None:
@@ -659,3 +663,10 @@ def _searched_fields(needle: str) -> tuple[int, ...]:
     if "/" in needle:
         fields += (4,)
     return fields
+
+
+def _remembered_sort(table: DomainsTable) -> str:
+    """The sort as the config keeps it: the column, "-" first when it runs the other way round from
+    usual (O), so every change of sort or columns keeps an inversion."""
+    inverted = table.sort_reverse != (table.sort_column in DomainsTable.BIG_FIRST)
+    return ("-" if inverted else "") + (table.sort_column or "")
