@@ -410,7 +410,7 @@ async def test_a_chosen_host_shows_what_its_running_guests_take_of_it(demo):
         app.screen.query_one(HostsTable).move_to_key(hv1.uri)
         await settle(pilot)
         title = str(app.screen.query_one(DomainsTable).border_title)
-        assert title.endswith(f" · running {vcpus}/32 vCPU, {human_kib(memory)}/128.0 GiB")
+        assert title.endswith(f" · in use {vcpus}/32 vCPU, {human_kib(memory)}/128.0 GiB")
 
 
 async def test_a_host_whose_uri_has_a_password_keeps_its_group_is_shown_masked_and_can_be_removed(demo, tmp_path):

@@ -386,3 +386,27 @@ async def test_last_error_shows_only_while_a_host_has_one_and_the_hosts_cursor_s
         await poll(pilot, clock)
         assert "error" not in hosts.shown_columns
         assert hosts.highlighted_key == hv2.uri and app.screen.scope()[1] == "hv2"
+
+
+async def test_a_bulk_confirmation_answered_after_the_host_failed_says_so_once(demo, clock):
+    app = make_app(demo)
+    hv1 = demo.drivers[0]
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot)
+        running = [d for d in hv1.poll().domains if d.state is DomainState.RUNNING]
+        screen = app.screen
+        screen.marked = {(hv1.uri, d.uuid) for d in running}
+        await pilot.press("f")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        before = len(list(app._notifications))  # noqa: SLF001
+        hv1.poll = lost_connection
+        await poll(pilot, clock)
+        await pilot.press("y")
+        await settle(pilot)
+        said = [str(n.message) for n in app._notifications][before:]  # noqa: SLF001
+        said = [line for line in said if line.startswith("Force off")]  # (the cursor's notice aside)
+        assert len(said) == 1 and said[0].startswith(f"Force off: {len(running)} of {len(running)} not done (")
+        assert said[0].endswith(f"hv1 is in error and {len(running) - 1} more)")
+        del hv1.poll
+        assert all(d.state is DomainState.RUNNING for d in hv1.poll().domains if d in running)

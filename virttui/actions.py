@@ -92,8 +92,18 @@ class ActionRunner:
         def answered(yes: bool | None) -> None:
             if not yes:
                 return
+            refused = []
             for uri, dom in fits:
-                self._run_if_still_valid(uri, dom, action)
+                why = self._why_not_now(uri, dom.uuid, action)
+                if why:
+                    refused.append((dom.name, why))
+                else:
+                    self._run(uri, dom.uuid, dom.name, action)
+            if refused:  # one line, not one per domain
+                name, why = refused[0]
+                more = f" and {len(refused) - 1} more" if len(refused) > 1 else ""
+                self.app.notify(f"{action.label}: {len(refused)} of {len(fits)} not done ({name}: {why}{more})",
+                                severity="warning", markup=False)
             done()
 
         self.app.push_screen(ConfirmScreen(f"{action.label} {len(fits)} domains", body,
@@ -111,7 +121,7 @@ class ActionRunner:
     def _why_not_now(self, uri: str, uuid: str, action: Action) -> str:
         host = self.app.fleet.host(uri)
         if host.state is not ConnectionState.CONNECTED:
-            return f"{host.label} is {'in error' if host.state is ConnectionState.ERROR else host.state.value}"
+            return f"{host.label} is {host.state_words}"
         now = self.app.fleet.domain(uri, uuid)
         if now is None:
             return "it is gone"

@@ -216,10 +216,10 @@ def status_text(snapshots: Sequence[HostSnapshot]) -> str:
                      f"{_printable(host.hypervisor_version)}, "
                      f"{host.cpus} CPUs, {human_kib(host.memory_kib)}, {len(snap.domains)} domains")
         width = max([len(d.name) for d in snap.domains] + [4])
-        lines.append(f"  {'Id':>4}  {'Name':<{width}}  {'State':<12} {'vCPUs':>5} {'Memory':>10}")
+        lines.append(f"  {'Id':>4}  {'Name':<{width}}  {'State':<18} {'vCPUs':>5} {'Memory':>10}")
         for dom in snap.domains:
             dom_id = str(dom.id) if dom.id is not None else "-"
-            lines.append(f"  {dom_id:>4}  {_printable(dom.name):<{width}}  {dom.state_text:<12} "
+            lines.append(f"  {dom_id:>4}  {_printable(dom.name):<{width}}  {dom.state_text:<18} "
                          f"{dom.vcpus:>5} {human_kib(dom.memory_kib):>10}")
     return "\n".join(lines)
 

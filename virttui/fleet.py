@@ -176,8 +176,8 @@ class Fleet:
         return cached[1]
 
     def committed(self, uris: Iterable[str]) -> tuple[int, int, int, int]:
-        """(vCPUs, memory KiB) of the running domains and (CPUs, memory KiB) of these connected
-        hosts: where a new guest still fits, and how far the hosts are overcommitted."""
+        """(vCPUs, memory KiB) of the domains with a process (running, paused...) and (CPUs, memory KiB)
+        of these connected hosts: where a new guest still fits, how far the hosts are overcommitted."""
         vcpus = memory = cpus = host_memory = 0
         for uri in uris:
             entry = self._hosts.get(uri)

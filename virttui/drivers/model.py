@@ -186,6 +186,11 @@ class Host:
         return host or self.shown_uri
 
     @property
+    def state_words(self) -> str:
+        """The connection state as a sentence says it: "hv1 is in error", "hv1 is connecting"."""
+        return "in error" if self.state is ConnectionState.ERROR else self.state.value
+
+    @property
     def shown_uri(self) -> str:
         """The URI as it may be shown or printed: a password in it (refused anyway) masked."""
         from virttui.drivers.uri import redacted

@@ -172,7 +172,7 @@ class DomainDetailScreen(LifecycleActions, Screen):
         text.append(f" on {fleet.host(self.uri).label}   ")
         host = fleet.host(self.uri)
         if host.state is not ConnectionState.CONNECTED:  # what is shown is the last state seen, not now
-            text.append(f"{dom.state_text} when last seen ({host.label} is {host.state.value})", style="bold red")
+            text.append(f"{dom.state_text} when last seen ({host.label} is {host.state_words})", style="bold red")
         else:
             text.append(f"{pending}…" if pending else dom.state_text, style="bold yellow" if pending else "bold")
         text.append(f"   {dom.vcpus} vCPU   {human_kib(dom.memory_kib)} of {human_kib(dom.max_memory_kib)}")
@@ -219,7 +219,7 @@ class DomainDetailScreen(LifecycleActions, Screen):
     def why_no_domain(self) -> str:
         host = self.app.fleet.host(self.uri)
         if host.state is not ConnectionState.CONNECTED:
-            return f"{host.label} is {'in error' if host.state is ConnectionState.ERROR else host.state.value}"
+            return f"{host.label} is {host.state_words}"
         return "the domain is gone"
 
     def on_screen_resume(self) -> None:

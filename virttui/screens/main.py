@@ -254,6 +254,9 @@ class MainScreen(LifecycleActions, Screen):
             return "-"
         leases = snap.leases
         fleet = self.app.fleet
+        if len(self._lease_peers) > len(fleet.uris):  # hosts removed in the console
+            for gone in set(self._lease_peers) - set(fleet.uris):
+                del self._lease_peers[gone]
         if fleet.host(uri).state is ConnectionState.CONNECTED:
             self._lease_peers[uri] = [peer for peer, _ in fleet.lease_dirs().get(fleet.lease_dir_of(uri) or "", [])
                                       if peer != uri]
@@ -324,10 +327,10 @@ class MainScreen(LifecycleActions, Screen):
             title += f" · filter “{self.filter_text}”"
         if table.sort_column:
             title += f" · sort {SORT_LABELS[table.sort_column]} {'▼' if table.sort_reverse else '▲'}"
-        if shown is not None:  # one host or a group: what its running guests take of it
+        if shown is not None:  # one host or a group: what its guests with a process (paused too) take of it
             vcpus, memory, cpus, host_memory = fleet.committed(shown)
             if cpus:
-                title += f" · running {vcpus}/{cpus} vCPU, {human_kib(memory)}/{human_kib(host_memory)}"
+                title += f" · in use {vcpus}/{cpus} vCPU, {human_kib(memory)}/{human_kib(host_memory)}"
         self._set_title(table, title)
 
     def _guard_displaced_cursor(self, table: DomainsTable, before: str | None, rows: list[Row]) -> None:
@@ -349,7 +352,7 @@ class MainScreen(LifecycleActions, Screen):
         if not self.app.scheduler.has(uri):
             return  # the operator removed its host: no news to them (the keys still wait for a move)
         host = self.app.fleet.host(uri)
-        why = "it left the list" if host.state is ConnectionState.CONNECTED else f"{host.label} is {host.state.value}"
+        why = "it left the list" if host.state is ConnectionState.CONNECTED else f"{host.label} is {host.state_words}"
         self.notify(f"The domain under the cursor is gone ({why}); keys act again once you move the cursor",
                     severity="warning", markup=False)
 
@@ -376,7 +379,7 @@ class MainScreen(LifecycleActions, Screen):
             self._searchable[uri] = known
         domains = known[2]
         if needle and known[3] is None:
-            known[3] = [(row.domain.name.casefold(), row.host_label.casefold(), row.domain.state.value.casefold(),
+            known[3] = [(row.domain.name.casefold(), row.host_label.casefold(), row.domain.state_text.casefold(),
                          row.domain.uuid, "\n".join(disk.source for disk in row.domain.disks).casefold())
                         for row in domains]  # a UUID from a log line, an image path: found too (see below)
         fields = _searched_fields(needle)

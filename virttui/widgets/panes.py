@@ -138,7 +138,7 @@ class DomainsTable(DiffTable):
     COLUMNS = (
         ("name", "Name", 16),
         ("host", "Host", 8),
-        ("state", "State", 13),
+        ("state", "State", 18),  # "paused (I/O error)", "shut off (crashed)"
         ("vcpus", "vCPU", 4),
         ("mem", "Memory", 9),
         ("cpu", "CPU%", 6),
