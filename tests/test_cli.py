@@ -344,3 +344,22 @@ def test_a_config_file_that_is_not_a_small_regular_file_is_refused_without_hangi
     done = run("--config", path, "status")
     assert done.returncode == 2
     assert done.stderr.strip() in (f"virttui: {path}: not a regular file", f"virttui: {path}: larger than 16 MiB")
+
+
+def test_a_json_result_that_cannot_be_written_still_names_what_was_removed(monkeypatch, capsys):
+    """--json writes once, at the end: on a full disk the removed files go to stderr instead."""
+    from virttui.locks.hostleases import LeaseAgentError
+
+    uri = fake_sanlock_host(monkeypatch, AgentStoppingAfterTwo(LeaseAgentError("cut")))
+
+    class FullDisk:
+        def write(self, _text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+        def flush(self) -> None: ...
+
+    monkeypatch.setattr(sys, "stdout", FullDisk())
+    assert main(["leases", "cleanup", "-c", uri, "--json"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"virttui: the JSON result could not be written; removed: {GONE}"
+    assert err[-1] == "virttui: cannot write the output: No space left on device"

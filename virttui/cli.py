@@ -365,7 +365,12 @@ def _report_cleanup(args: argparse.Namespace, outcomes: list[CleanupOutcome], er
             result["interrupted"] = True
         if host_problems or errors:
             result["errors"] = host_problems + errors
-        print(json.dumps(result, indent=2), flush=True)
+        try:
+            print(json.dumps(result, indent=2), flush=True)
+        except OutputError:  # written only now: what was removed must not be lost with it
+            removed = " ".join(result["removed"]) or "nothing"
+            print(f"virttui: the JSON result could not be written; removed: {removed}", file=sys.stderr)
+            raise
     for error in errors:
         print(f"virttui: {_printable(error)}", file=sys.stderr)
 
