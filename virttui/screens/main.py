@@ -217,6 +217,8 @@ class MainScreen(LifecycleActions, Screen):
                 for position, host in enumerate(group_hosts):
                     branch = "└ " if position == len(group_hosts) - 1 else "├ "
                     rows.append(HostsTable.row_for(host, counts_of[host.uri], self._lockspace_text(host.uri), branch))
+        for gone in set(self._lease_peers) - set(fleet.uris):  # hosts removed in the console
+            del self._lease_peers[gone]
         table = self.query_one(HostsTable)
         before = table.highlighted_key
         # "Last error" only while there is one: empty, it pushed Hypervisor and Lockspace (the
@@ -254,26 +256,26 @@ class MainScreen(LifecycleActions, Screen):
             return "-"
         leases = snap.leases
         fleet = self.app.fleet
-        if len(self._lease_peers) > len(fleet.uris):  # hosts removed in the console
-            for gone in set(self._lease_peers) - set(fleet.uris):
-                del self._lease_peers[gone]
-        if fleet.host(uri).state is ConnectionState.CONNECTED:
-            self._lease_peers[uri] = [peer for peer, _ in fleet.lease_dirs().get(fleet.lease_dir_of(uri) or "", [])
-                                      if peer != uri]
-        else:
-            # its own view is from before it failed; whether it is still live in the lockspace (its
-            # guests may still run and hold their leases) is what the hosts that shared its directory
-            # see now (remembered: once they stop seeing it, its view no longer counts as theirs)
-            views = [fleet.snapshot(peer) for peer in self._lease_peers.get(uri, [])
-                     if fleet.host(peer).state is ConnectionState.CONNECTED]
-            views = [snap.leases for snap in views if snap is not None and snap.leases and not snap.leases.error]
-            if not views:
-                return f"id {leases.host_id} unknown"
-            return f"id {leases.host_id} {'live' if leases.host_id in views[0].live_host_ids else 'not live'}"
+        if fleet.host(uri).state is not ConnectionState.CONNECTED:
+            return f"id {leases.host_id} {self._liveness_seen_by_peers(uri, leases.host_id)}"
+        self._lease_peers[uri] = [peer for peer, _ in fleet.lease_dirs().get(fleet.lease_dir_of(uri) or "", [])
+                                  if peer != uri]
         if leases.error:
             return f"id {leases.host_id} error"
         live = "live" if leases.host_id in leases.live_host_ids else "not live"
         return f"id {leases.host_id} {live}"
+
+    def _liveness_seen_by_peers(self, uri: str, host_id: int) -> str:
+        """A failed host's own view is from before it failed; whether it is still live in the
+        lockspace (its guests may still run and hold their leases) is what the hosts that shared its
+        directory see now (remembered: once they stop seeing it, its view no longer counts as theirs)."""
+        fleet = self.app.fleet
+        for peer in self._lease_peers.get(uri, []):
+            snap = fleet.snapshot(peer)
+            if fleet.host(peer).state is ConnectionState.CONNECTED and snap is not None and snap.leases \
+                    and not snap.leases.error:
+                return "live" if host_id in snap.leases.live_host_ids else "not live"
+        return "unknown"
 
     @property
     def selected_host(self) -> str | None:
