@@ -542,3 +542,33 @@ def test_a_notable_state_reason_is_shown_with_the_state(state, reason, expected)
     driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), ScriptedTransport([NODE_OK, poll, xml]))
     driver.connect()
     assert driver.poll().domains[0].state_text == expected
+
+
+def test_a_driver_closed_while_its_poll_runs_gives_a_host_error_never_an_assertion():
+    """Quitting closes every driver on its own thread while a poll may still be running (found by
+    a CI run: `assert facts is not None` after close() had cleared the node facts)."""
+    uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"
+    poll = CommandResult(0, f"{uuid} a\n{SECTION_MARKER}\nDomain: 'a'\n  state.state=5\n{SECTION_MARKER}\n"
+                            f"{SECTION_MARKER}\n", "")
+    xml = CommandResult(0, f"<domain type='kvm'><name>a</name><uuid>{uuid}</uuid></domain>", "")
+
+    class ClosedMidPoll(ScriptedTransport):
+        driver: VirshDriver
+
+        def run(self, argv, *, timeout=30.0):  # noqa: ANN001, ANN201
+            answer = super().run(argv, timeout=timeout)
+            if answer is poll:
+                self.driver.close()  # the quit, landing between the poll's virsh run and its end
+            return answer
+
+        def close(self) -> None: ...
+
+    transport = ClosedMidPoll([NODE_OK, poll, xml])
+    driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), transport)
+    transport.driver = driver
+    driver.connect()
+    try:
+        snapshot = driver.poll()
+    except DriverError:
+        return  # a host error is fine: the app is quitting
+    assert snapshot.host.hostname == "hv"  # or the poll finished with the facts it started with

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from virttui.drivers.base import Action, Driver
-from virttui.drivers.errors import DomainNotFound, DriverError, NotSupported, OperationInvalid
+from virttui.drivers.errors import ConnectionFailed, DomainNotFound, DriverError, NotSupported, OperationInvalid
 from virttui.drivers.events import EventWatcher
 from virttui.drivers.model import (
     ConnectionState,
@@ -227,6 +227,9 @@ class VirshDriver(Driver):
             self.connect()
         elif self._polls >= NODE_REFRESH_POLLS:
             self._refresh_node()
+        facts = self._facts  # taken now: close() (quitting, on another thread) clears it mid-poll
+        if facts is None or self._closed:
+            raise ConnectionFailed(f"{self.uri}: closed")
         self._polls += 1
         try:
             out = self._virsh(self._poll_script, what=self.uri)
@@ -254,8 +257,6 @@ class VirshDriver(Driver):
             self._names = {name: uuid for uuid, name in pairs}
         for gone in set(self._xml) - set(states):
             del self._xml[gone]
-        facts = self._facts
-        assert facts is not None
         host = Host(
             uri=self.uri, hostname=facts.hostname, hypervisor=facts.hypervisor,
             hypervisor_version=facts.hypervisor_version, cpus=facts.cpus, memory_kib=facts.memory_kib,
