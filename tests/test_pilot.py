@@ -42,6 +42,14 @@ async def select(pilot, demo, name):
     assert pilot.app.screen.selected_domain()[1].name == name
 
 
+async def open_detail(pilot, demo, name):
+    """Enter on a domain, as the operator opens its detail screen; returns that screen."""
+    await select(pilot, demo, name)
+    await pilot.press("enter")
+    await settle(pilot)
+    return pilot.app.screen
+
+
 def visible_names(app):
     table = app.screen.query_one(DomainsTable)
     return [table.get_row_at(i)[0].text for i in range(table.row_count)]
@@ -212,10 +220,7 @@ async def test_enter_opens_details_with_xml_and_escape_returns(app, demo, clock)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await poll(pilot, clock)
-        await select(pilot, demo, "db-primary")
-        await pilot.press("enter")
-        await settle(pilot)
-        screen = pilot.app.screen
+        screen = await open_detail(pilot, demo, "db-primary")
         assert isinstance(screen, DomainDetailScreen)
         assert "<name>db-primary</name>" in screen.query_one("#xml").content.code
         assert "db-primary on hv1" in screen.query_one("#detail-head").content.plain
@@ -429,10 +434,7 @@ async def test_the_xml_scrolls_sideways_to_the_end_of_its_longest_line(app, demo
     async with app.run_test(size=(50, 40)) as pilot:
         await settle(pilot)
         await poll(pilot, clock)
-        await select(pilot, demo, "db-primary")
-        await pilot.press("enter")
-        await settle(pilot)
-        screen = pilot.app.screen
+        screen = await open_detail(pilot, demo, "db-primary")
         pane = screen.query_one("#xml-scroll")
         longest = max(len(line) for line in screen.query_one("#xml").content.code.splitlines())
         assert longest > pane.scrollable_content_region.width  # else this test shows nothing

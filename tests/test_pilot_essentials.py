@@ -6,7 +6,7 @@ import threading
 
 from helpers import make_app, poll, settle
 from textual.worker import WorkerState
-from test_pilot import host_of, select
+from test_pilot import host_of, open_detail, select
 
 from virttui.drivers.model import DomainState
 from virttui.screens.confirm import ConfirmScreen
@@ -314,10 +314,7 @@ async def test_polls_that_change_nothing_the_keys_depend_on_leave_the_detail_foo
     app = make_app(demo)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        await select(pilot, demo, "web-01")
-        await pilot.press("enter")
-        await settle(pilot)
-        screen = app.screen
+        screen = await open_detail(pilot, demo, "web-01")
         rebuilds = []
         real = screen.refresh_bindings
         screen.refresh_bindings = lambda: rebuilds.append(1) or real()
