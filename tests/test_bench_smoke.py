@@ -61,5 +61,6 @@ def test_real_stack_benchmarks_run_in_quick_form():
     assert out.returncode == 0, out.stderr[-2000:]
     for figure in ("virttui poll, local / bare virsh", "virttui poll, ssh / bare virsh",
                    "peer: launch to populated list", "peer: outside virsh change to on screen",
-                   "cleanup time / virt-sanlock-cleanup", "lease status"):
+                   "cleanup time / virt-sanlock-cleanup", "lease status",
+                   "disk busy during virttui's cleanup / virt-sanlock-cleanup's time"):
         assert figure in out.stdout, out.stdout

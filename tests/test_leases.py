@@ -341,6 +341,19 @@ def test_the_agent_takes_a_file_named_all_as_a_name(lease_dir, capsys):
     assert "usage" in capsys.readouterr().out
 
 
+def test_the_agent_cleans_files_in_the_order_they_lie_on_disk(lease_dir):
+    """By inode (one directory read): neighbours freed together share a discard; md5 order is random."""
+    from virttui.locks import agent
+
+    names = [sanlock_lease_name(f"/disk/{i}") for i in range(20)]
+    for name in names:
+        _leader_file(lease_dir, name)
+    by_inode = sorted(names, key=lambda name: os.stat(lease_dir / name).st_ino)
+    assert by_inode != sorted(names)  # else this test proves nothing
+    assert agent._in_disk_order(str(lease_dir), sorted(names) + ["gone"]) == by_inode + ["gone"]
+    assert agent._in_disk_order(str(lease_dir / "missing"), ["b", "a"]) == ["b", "a"]
+
+
 def test_the_agent_stays_runnable_by_python_3_6():
     """The agent runs on the host's own python3: RHEL/CentOS 8 hypervisors have 3.6 (checked by hand with
     3.6.15: scan and cleanup). Its grammar must be 3.6's, and it must not call what 3.7 added."""
