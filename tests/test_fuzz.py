@@ -784,9 +784,11 @@ clean = st.text(st.characters(codec="utf-8"), max_size=15)
 @FUZZ
 @given(driver=st.from_regex(r"[A-Za-z][A-Za-z0-9]{0,8}", fullmatch=True),
        transport=st.sampled_from(sorted(KNOWN_TRANSPORTS) + [""]),
-       user=clean.filter(lambda u: ":" not in u), host=clean,  # a ':' in the user part, even escaped, is a password
-       port=st.one_of(st.none(), st.integers(1, 65535)), path=clean,
-       params=st.lists(st.tuples(clean.filter(bool), clean), max_size=4))
+       user=clean.filter(lambda u: ":" not in u),  # a ':' in the user part, even escaped, is a password
+       host=st.one_of(st.just(""), st.from_regex(r"[\w.][\w.-]{0,14}", fullmatch=True)),
+       port=st.one_of(st.none(), st.integers(1, 65535)),
+       path=clean.filter(lambda p: "@" not in p),  # '@' after a port: a password with '/' in it, refused
+       params=st.lists(st.tuples(clean.filter(lambda k: k and "@" not in k), clean), max_size=4))
 def test_well_formed_uris_parse_back_every_part(driver, transport, user, host, port, path, params):
     quoted_path = "/" + urllib.parse.quote(path, safe="/") if path else ""
     text = (f"{driver}{'+' + transport if transport else ''}://"
@@ -797,6 +799,18 @@ def test_well_formed_uris_parse_back_every_part(driver, transport, user, host, p
     assert (uri.driver, uri.transport, uri.user, uri.host, uri.port) == (driver.lower(), transport, user, host, port)
     assert uri.path == ("/" + path if quoted_path else "")
     assert list(uri.params) == params
+
+
+@FUZZ
+@given(host=clean)
+def test_any_host_text_is_that_host_or_refused(host):
+    """A host part is a host name or address, or the URI is refused: never a shell word (Match exec)."""
+    try:
+        uri = parse_uri(f"qemu+ssh://{urllib.parse.quote(host, safe='')}/system")
+    except InvalidURI as exc:
+        assert "is not a host name or address" in str(exc)
+    else:
+        assert uri.host == host and not set(host) & set(" ;|&$`'\"<>()\n\t*?!#~{}[]=/")
 
 
 @FUZZ

@@ -211,14 +211,15 @@ async def test_unknown_host_key_is_trusted_only_after_the_operator_accepts(reals
     assert f"[127.0.0.1]:{host.ssh_port} " in known.read_text()
 
 
-def test_a_changed_host_key_is_refused(realstack, tmp_path):
+@pytest.mark.parametrize("query", ["", "&no_verify=1"])  # libvirt: no_verify accepts new keys, still checks known ones
+def test_a_changed_host_key_is_refused(realstack, tmp_path, query):
     host = realstack.hosts[0]
     other = realstack.hosts[1]
     known = tmp_path / "known_hosts"
     # host 1's port with host 2's key: what a man in the middle would look like
     theirs = [line for line in open(realstack.known_hosts) if line.startswith(f"[127.0.0.1]:{other.ssh_port} ")]
     known.write_text("".join(line.replace(f":{other.ssh_port} ", f":{host.ssh_port} ", 1) for line in theirs))
-    driver = open_driver(_uri_with_known_hosts(host, str(known)))
+    driver = open_driver(_uri_with_known_hosts(host, str(known)) + query)
     with pytest.raises(ConnectionFailed, match="CHANGED"):
         driver.connect()
     driver.close()

@@ -1,7 +1,7 @@
 import pytest
 
 from virttui.drivers.errors import InvalidURI
-from virttui.drivers.uri import parse_uri
+from virttui.drivers.uri import parse_uri, redacted
 
 
 def test_parses_ssh_uri_with_user_port_and_params():
@@ -62,3 +62,45 @@ def test_an_embedded_host_id_outside_sanlocks_range_is_refused(host_id):
 def test_the_path_sent_to_the_host_keeps_its_escapes():
     assert parse_uri("qemu+ssh://hv1/sys%3Fmode%3Dlegacy").local_uri == "qemu:///sys%3Fmode%3Dlegacy"
     assert parse_uri("qemu+ssh://hv1/system").local_uri == "qemu:///system"
+
+
+@pytest.mark.parametrize("text", [
+    "qemu+ssh://x%3Btouch%20%2Ftmp%2Fpwned%3B/system",  # %h of an ssh_config `Match exec` goes to a shell
+    "qemu+ssh://-oProxyCommand=x/system",
+    "qemu+ssh://a%20b/system",
+    "qemu+ssh://a$(id)/system",
+    "qemu+ssh://h%0a/system",
+])
+def test_a_host_that_is_no_host_name_is_refused_before_any_use(text):
+    with pytest.raises(InvalidURI, match="is not a host name or address"):
+        parse_uri(text)
+
+
+@pytest.mark.parametrize(("text", "host"), [
+    ("qemu+ssh://hv1.example.com:2222/system", "hv1.example.com"),
+    ("qemu+ssh://[::1]/system", "::1"),
+    ("qemu+ssh://[fe80::1%25eth0]/system", "fe80::1%eth0"),
+    ("qemu+ssh://root@10.0.0.7/system", "10.0.0.7"),
+    ("qemu+ssh://hv_1/system", "hv_1"),
+])
+def test_host_names_and_addresses_are_kept(text, host):
+    assert parse_uri(text).host == host
+
+
+@pytest.mark.parametrize("text", [
+    "qemu+ssh://root:s3cr3t?x@hv1/system",  # the password's '?' starts the query: host "root", port "s3cr3t"
+    "qemu+ssh://root:1234?x@127.0.0.1/system",  # ... and with a numeric password it even looks valid
+    "qemu+ssh://root:12/s3cr3t@hv1/system",  # a '/' in it starts the path
+    "qemu+bogus://root:s3/cr3t@hv1/system",
+])
+def test_a_password_with_a_question_mark_or_slash_is_never_shown(text):
+    assert "s3cr3t" not in str(redacted(text)) and "1234" not in str(redacted(text))
+    with pytest.raises(InvalidURI) as refused:
+        parse_uri(text)
+    assert "s3cr3t" not in str(refused.value) and "1234" not in str(refused.value)
+
+
+def test_an_at_sign_in_a_value_or_a_test_path_is_no_password():
+    assert redacted("qemu+ssh://hv1/system?keyfile=/home/a@b/key") == "qemu+ssh://hv1/system?keyfile=/home/a@b/key"
+    assert parse_uri("qemu+ssh://hv1/system?keyfile=/home/a@b/key").param("keyfile") == "/home/a@b/key"
+    assert redacted("test:///tmp/a@b.xml") == "test:///tmp/a@b.xml"

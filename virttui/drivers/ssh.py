@@ -84,10 +84,13 @@ class _Refuse(paramiko.MissingHostKeyPolicy):
         raise paramiko.SSHException(f"unknown host key for {hostname}")
 
 
-class _AcceptUnverified(paramiko.MissingHostKeyPolicy):
-    """no_verify=1, as the URI asked: accept without saving."""
+class _AcceptUnverified(_Refuse):
+    """no_verify=1, as libvirt means it: a host with no key in known_hosts is accepted (not saved);
+    a known host's key is still checked (a changed one is refused), and a revoked key never passes."""
 
     def missing_host_key(self, client, hostname, key):  # noqa: ANN001, ANN201
+        if key.get_base64() in self.revoked:
+            super().missing_host_key(client, hostname, key)
         log.warning("accepting the unverified host key of %s (no_verify=1)", hostname)
 
 
@@ -344,13 +347,13 @@ class SSHTransport(Transport):
         name = known_host_name(target.address, target.port)
         client = paramiko.SSHClient()
         revoked: frozenset[str] = frozenset()
-        if target.verify and os.path.exists(target.known_hosts):
+        if os.path.exists(target.known_hosts):  # with no_verify too: a known host's key is still checked
             try:
                 revoked = load_known_hosts(target.known_hosts, client.get_host_keys())
             except OSError as exc:
                 raise ConnectionFailed(f"{target.known_hosts}: cannot read known hosts: "
                                        f"{exc.strerror or exc}") from None
-        policy: paramiko.MissingHostKeyPolicy = _Refuse(revoked) if target.verify else _AcceptUnverified()
+        policy: paramiko.MissingHostKeyPolicy = _Refuse(revoked) if target.verify else _AcceptUnverified(revoked)
         client.set_missing_host_key_policy(policy)
         try:
             client.connect(

@@ -15,6 +15,10 @@ _URI_RE = re.compile(
 )
 
 _PORT_RE = re.compile(r"[0-9]{1,5}")
+# A host name (letters, digits, '.', '-', '_'; not starting with '-') or an IP literal (IPv6 with a
+# zone). Anything else is refused before it can reach an ssh_config `Match exec` (paramiko runs it
+# through a shell with %h replaced by the host) or a command line: OpenSSH's CVE-2023-51385 class.
+_HOST_RE = re.compile(r"(?!-)[\w.-]+|[0-9A-Fa-f:.]+(?:%[\w.-]+)?")
 
 KNOWN_TRANSPORTS = {"ssh", "libssh", "libssh2", "tcp", "tls", "unix", "ext"}
 
@@ -69,28 +73,44 @@ def parse_uri(text: str) -> LibvirtURI:
         if not _PORT_RE.fullmatch(match["port"]) or not 0 < int(match["port"]) < 65536:
             raise InvalidURI(f"{redacted(text)}: bad port")
         port = int(match["port"])
+    if _stray_at(match["query"] or "") or (match["port"] and "@" in (match["path"] or "")):
+        raise InvalidURI(f"{redacted(text)}: an '@' after the host (a password in the URI?) is not supported")
     if ":" in unquote(match["user"] or ""):  # never echo it: the URI goes into errors and the Hosts pane
         raise InvalidURI(f"{redacted(text)}: a password in the URI is not supported (use an SSH key or the agent)")
     host = match["host"] or ""
     if host.startswith("["):
         host = host[1:-1]
+    host = unquote(host)
+    if host and not _HOST_RE.fullmatch(host):
+        raise InvalidURI(f"{redacted(text)}: {host[:64]!r} is not a host name or address")
     return LibvirtURI(
         raw=text.strip(),
         driver=match["driver"].lower(),
         transport=transport,
         user=unquote(match["user"] or ""),
-        host=unquote(host),
+        host=host,
         port=port,
         path=unquote(match["path"] or ""),
         params=_query_params(match["query"] or ""),
     )
 
 
+def _stray_at(query: str) -> bool:
+    """An '@' in the query that is in no parameter's value: the end of a user part whose password
+    had a '?' in it (`root:pa?ss@hv1`), not a value like keyfile=/home/a@b/key."""
+    return any("@" in part.partition("=")[0] for part in re.split(r"[&;]", query))
+
+
 def redacted(text: object) -> object:
-    """The URI with whatever follows a ':' in its user part (up to the last '@') masked."""
+    """The URI with whatever follows a ':' in its user part (up to the last '@') masked; where the
+    URI does not parse cleanly, everything up to its last '@' (a password with '?' or '/' in it)."""
     if not isinstance(text, str) or "://" not in text:
         return text
     scheme, _, rest = text.strip().partition("://")
+    match = _URI_RE.match(text.strip())
+    if "@" in rest and (match is None or _stray_at(match["query"] or "")
+                        or (match["port"] and ("@" in (match["path"] or "") or not _PORT_RE.fullmatch(match["port"])))):
+        return f"{scheme}://***@{rest.rpartition('@')[2]}"
     where, query_mark, query = rest.partition("?")  # an '@' in the query (keyfile=/a@b) is no user's
     userinfo, at, after = where.rpartition("@")
     after += query_mark + query
