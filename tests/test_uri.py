@@ -104,3 +104,22 @@ def test_an_at_sign_in_a_value_or_a_test_path_is_no_password():
     assert redacted("qemu+ssh://hv1/system?keyfile=/home/a@b/key") == "qemu+ssh://hv1/system?keyfile=/home/a@b/key"
     assert parse_uri("qemu+ssh://hv1/system?keyfile=/home/a@b/key").param("keyfile") == "/home/a@b/key"
     assert redacted("test:///tmp/a@b.xml") == "test:///tmp/a@b.xml"
+
+
+@pytest.mark.parametrize("port", ["70000", "0", "99999999999999999999"])
+def test_an_ssh_config_port_out_of_range_is_an_error_naming_the_file(tmp_path, port):
+    from virttui.drivers.ssh import resolve_target
+
+    config = tmp_path / "config"
+    config.write_text(f"Host hv1\n    Port {port}\n")
+    with pytest.raises(InvalidURI, match=f"{config}: Port {port} for hv1 is not a port number"):
+        resolve_target(parse_uri("qemu+ssh://hv1/system"), str(config))
+
+
+def test_ssh_config_supplies_port_user_and_address(tmp_path):
+    from virttui.drivers.ssh import resolve_target
+
+    config = tmp_path / "config"
+    config.write_text("Host hv1\n    Port 2222\n    User ops\n    HostName 10.1.2.3\n")
+    target = resolve_target(parse_uri("qemu+ssh://hv1/system"), str(config))
+    assert (target.address, target.port, target.user) == ("10.1.2.3", 2222, "ops")

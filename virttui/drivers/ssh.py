@@ -142,6 +142,8 @@ def resolve_target(uri: LibvirtURI, ssh_config_path: str | None = None) -> SSHTa
         except (OSError, paramiko.SSHException, ValueError) as exc:
             log.warning("ignoring %s: %s", config_path, exc)
     port = uri.port or _int(entry.get("port"), 22)
+    if not 0 < port < 65536:  # else 70000 connects to 4464 and a huge one overflows in socket code
+        raise InvalidURI(f"{config_path}: Port {entry.get('port')} for {uri.host} is not a port number")
     user = uri.user or entry.get("user") or _local_user()
     keys: list[str] = []
     if uri.param("keyfile"):
@@ -169,6 +171,32 @@ def _local_user() -> str:
         return "root"
 
 
+def _answered_within(channel: paramiko.Channel, request, *args: object) -> None:  # noqa: ANN001
+    """Send a channel request (exec_command, get_pty) and wait for the host's answer, at most CONNECT_TIMEOUT.
+
+    paramiko waits for the answer with no timeout: a host that accepts the channel and never answers
+    the request would hang the poll forever, the host shown as connected. A timer closes the channel,
+    which wakes paramiko's wait."""
+    fired = threading.Event()
+    timeout = CONNECT_TIMEOUT
+
+    def give_up() -> None:
+        fired.set()
+        channel.close()
+
+    timer = threading.Timer(timeout, give_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        request(*args)
+    except (OSError, EOFError, paramiko.SSHException):
+        if fired.is_set():
+            raise paramiko.SSHException(f"the host did not answer within {timeout:.0f} s") from None
+        raise
+    finally:
+        timer.cancel()
+
+
 class _ShellSession:
     """One remote /bin/sh on its own channel, running one framed command at a time."""
 
@@ -179,7 +207,7 @@ class _ShellSession:
         self.client = client  # the connection this shell lives on: never pooled with a newer one
         self.marker = "__virttui_" + secrets.token_hex(16)
         self.channel = transport.open_session(timeout=CONNECT_TIMEOUT)
-        self.channel.exec_command("exec /bin/sh")
+        _answered_within(self.channel, self.channel.exec_command, "exec /bin/sh")
         self._out = b""
         self._err = b""
         self._deadline: float | None = None
@@ -506,8 +534,9 @@ class SSHTransport(Transport):
         assert transport is not None
         try:
             channel = transport.open_session(timeout=CONNECT_TIMEOUT)
-            channel.get_pty(term=os.environ.get("TERM", "xterm"), width=columns, height=rows)
-            channel.exec_command(shlex.join(argv))
+            _answered_within(channel, lambda: channel.get_pty(term=os.environ.get("TERM", "xterm"), width=columns,
+                                                              height=rows))
+            _answered_within(channel, channel.exec_command, shlex.join(argv))
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise ConnectionFailed(f"{self.uri.raw}: cannot open a terminal on the host: {exc}") from None
         saved = termios.tcgetattr(stdin_fd) if os.isatty(stdin_fd) else None
@@ -550,7 +579,7 @@ class SSHTransport(Transport):
             transport = client.get_transport()
             assert transport is not None
             channel = transport.open_session(timeout=CONNECT_TIMEOUT)
-            channel.exec_command(shlex.join(["env", "LC_ALL=C.UTF-8", *line_buffered(argv)]))
+            _answered_within(channel, channel.exec_command, shlex.join(["env", "LC_ALL=C.UTF-8", *line_buffered(argv)]))
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise ConnectionFailed(f"{self.uri.raw}: cannot open an SSH channel: {exc}") from None
         return _ChannelStream(channel)
