@@ -29,6 +29,9 @@ def test_fleet_rates_and_history():
 
 
 # -- lease directories: one path, one or several directories ------------------------------------
+from dataclasses import replace  # noqa: E402
+
+from virttui.fleet import merge_views  # noqa: E402
 from virttui.locks.leader import pack_leader, parse_leader  # noqa: E402
 from virttui.locks.model import LeaseDirSnapshot, LeaseFile, LeaseState  # noqa: E402
 from virttui.locks.naming import sanlock_lease_name  # noqa: E402
@@ -103,3 +106,21 @@ def test_the_samples_of_a_domain_that_is_gone_go_with_it():
         fleet.apply(HostSnapshot(host, (running("stays", step), running(f"t{step // 2}", step)), taken_at=float(step)))
     assert fleet.history("test:///a", "stays")[0]
     assert len(fleet._history["test:///a"]) <= 2  # noqa: SLF001
+
+
+def test_two_clusters_numbering_hosts_alike_stay_two_directories_by_their_lockspace_files():
+    """Cluster A's host 1 and cluster B's host 2 each see host_ids 1 and 2 live, in their own
+    lockspaces: the first delta lease of each lockspace file names a different owner."""
+    a1 = replace(_view(1, [1, 2], ["a" * 32], owner=1), lockspace_identity="host-a1-uuid")
+    b2 = replace(_view(2, [1, 2], ["b" * 32], owner=2), lockspace_identity="host-b1-uuid")
+    assert sorted(_fleet(a1, b2).lease_dirs()) == [f"{PATH} · hv1", f"{PATH} · hv2"]
+    same = replace(b2, lockspace_identity="host-a1-uuid")
+    assert list(_fleet(a1, same).lease_dirs()) == [PATH]
+
+
+def test_a_host_any_peer_sees_live_is_not_failing_in_the_merged_view():
+    one = replace(_view(1, [1, 2], ["a" * 32]), failing_host_ids=(2,))  # host 1's daemon: host 2 missed renewals
+    two = _view(2, [1, 2], ["a" * 32])  # host 2 itself: renewing
+    three = replace(_view(3, [1, 2, 3], ["a" * 32]), failing_host_ids=(2,))
+    assert merge_views([one, three]).failing_host_ids == (2,)
+    assert merge_views([one, two, three]).failing_host_ids == ()

@@ -55,7 +55,7 @@ from virttui.drivers.xmlparse import DomainDefinition, parse_domain, parse_xml
 from virttui.locks.leader import LEADER_CHECKSUM_LEN, LEADER_SIZE, LeaderError, pack_leader, parse_leader
 from virttui.locks.libvirtconf import LibvirtConfError, lock_config, parse_libvirt_conf
 from virttui.locks.model import LockConfig
-from virttui.locks.sanlockstatus import DaemonStatus, parse_client_status, parse_host_status
+from virttui.locks.sanlockstatus import DaemonStatus, parse_client_status, parse_host_status, parse_lockspace_hosts
 
 FUZZ = settings(derandomize=True, database=None, deadline=None, max_examples=200,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -896,14 +896,20 @@ def test_a_mutated_or_cut_leader_is_caught(fields, offset, flip, cut):
 
 # == sanlock client status / host_status ===================================================================
 @FUZZ
-@given(st.one_of(any_text, st.lists(st.sampled_from(["s", "r", "p", " ", ":", "\n", "ADD", "REM", "timestamp", "1",
-                                                     "-", "--5", "²", "٣", "9" * 30, "9" * 5000, "LS", "x"]),
+@given(st.one_of(any_text, st.lists(st.sampled_from(["s", "r", "p", "h", "gen", "LIVE", " ", ":", "\n", "ADD", "REM",
+                                                     "timestamp", "1", "-", "--5", "²", "٣", "9" * 30, "9" * 5000,
+                                                     "LS", "x"]),
                                     max_size=40).map("".join)))
 @example("r a:b:c:0:1 p --5\ns ls:²:p:0\n² timestamp 5\n1 timestamp ²\n")
+@example("s LS:1:p:0\nh ² gen 1 timestamp 5 LIVE\nh 1 gen -1 timestamp 5 LIVE\nh 1 gen 1\nhosts not ready\n")
 def test_sanlock_status_parsers_never_raise(text):
     assert isinstance(parse_client_status(text), DaemonStatus)
     hosts = parse_host_status(text)
     assert all(isinstance(k, int) and isinstance(v, int) and k >= 0 and v >= 0 for k, v in hosts.items())
+    joined, states = parse_lockspace_hosts(text.replace("x", "h"), "LS")
+    assert isinstance(joined, bool) and (states is None or all(
+        isinstance(k, int) and k >= 0 and state.generation >= 0 and state.timestamp >= 0
+        for k, state in states.items()))
 
 
 ls_name = st.from_regex(r"[A-Za-z0-9_]{1,48}", fullmatch=True)

@@ -72,8 +72,10 @@ def test_each_hosts_leases_show_held_by_that_host(sanlock_stack, two_guests):
         assert (one.state, one.owner_host_id) == (LeaseState.HELD, 1)
         assert (two.state, two.owner_host_id) == (LeaseState.HELD, 2)
         assert one.holder == f"vthost1/{two_guests[0]}" and two.holder == f"vthost2/{two_guests[1]}"
-        for driver in drivers:
-            assert driver.poll().leases.live_host_ids == (1, 2)
+        views = [driver.poll().leases for driver in drivers]
+        assert [view.live_host_ids for view in views] == [(1, 2), (1, 2)]
+        # both read one lockspace file: its first delta lease names host 1's sanlock daemon
+        assert views[0].lockspace_identity == views[1].lockspace_identity == sanlock_stack.hosts[0].sanlock_host_name
     finally:
         close(drivers)
 
@@ -210,11 +212,26 @@ def test_bad_lease_files_never_crash_nor_go(sanlock_stack):
             os.unlink(os.path.join(sanlock_stack.lease_dir, name))
 
 
-def test_a_stopped_sanlock_daemon_is_reported_per_host_and_cleanup_refuses(sanlock_stack, capsys):
-    h2 = sanlock_stack.hosts[1]
-    stale = os.path.basename(sanlock_stack.make_stale_lease(sanlock_lease_name(f"/stale/{fresh('d')}")))
-    h2.stop_sanlock(graceful=False)
+def _lease_view(host):  # noqa: ANN001 - a TestHost: its lease directory as virttui sees it now
+    driver = open_driver(host.ssh_uri)
+    driver.connect()
     try:
+        return driver.poll().leases
+    finally:
+        driver.close()
+
+
+def test_a_stopped_sanlock_daemon_is_reported_per_host_and_cleanup_refuses(sanlock_stack, capsys):
+    h1, h2 = sanlock_stack.hosts
+    stale = os.path.basename(sanlock_stack.make_stale_lease(sanlock_lease_name(f"/stale/{fresh('d')}")))
+    held_by_2 = sanlock_lease_name(f"/held/{fresh('d')}")
+    hold = h2.hold_lease(held_by_2)
+    h2.stop_sanlock(graceful=False)  # a crash: host 2's leases stay on disk, owned, its renewals stop
+    try:
+        # host 1's sanlock soon calls host 2 FAIL (not yet dead): its lease is still its own
+        _until_true(lambda: 2 in _lease_view(h1).failing_host_ids, 40, "host 1 seeing host 2 failing")
+        view = _lease_view(h1)
+        assert 2 in view.live_host_ids and {f.name: f.held for f in view.files}[held_by_2] is True
         driver = open_driver(h2.ssh_uri)
         driver.connect()
         try:
@@ -230,7 +247,25 @@ def test_a_stopped_sanlock_daemon_is_reported_per_host_and_cleanup_refuses(sanlo
     finally:
         h2.start_sanlock()
         h2.wait_lockspace()
+    # host 2 is back in a new generation: the lease its old generation owned is no longer held by
+    # anyone (sanlock would grant it), though its leader still names host 2
+    _until_true(lambda: 2 in _lease_view(h1).live_host_ids and 2 not in _lease_view(h1).failing_host_ids, 40,
+                "host 1 seeing host 2 live again")
+    view = _lease_view(h1)
+    leader = {f.name: f for f in view.files}[held_by_2]
+    assert leader.leader.owner_id == 2 and leader.held is False
+    hold.abandon()
     os.unlink(os.path.join(sanlock_stack.lease_dir, stale))
+    os.unlink(os.path.join(sanlock_stack.lease_dir, held_by_2))
+
+
+def _until_true(check, timeout: float, what: str) -> None:  # noqa: ANN001
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(1)
 
 
 def test_a_symlink_in_the_lease_directory_is_never_followed_for_deletion(sanlock_stack):

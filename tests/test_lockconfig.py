@@ -220,3 +220,68 @@ def test_without_the_daemons_answers_an_owned_lease_shows_held_not_free(lease_di
     assert snap.error
     assert states[theirs] is LeaseState.HELD  # host 2 live, or not known not to be
     assert states[mine] is (LeaseState.HELD if failing != "host_status" else LeaseState.ORPHAN)
+
+
+GETS_H = (  # `sanlock client gets -h 1` on a host whose peer (host 2) crashed a moment ago
+    "s other:3:/dev/x:0 \n"
+    "h 2 gen 9 timestamp 100 LIVE\n"
+    "s __LIBVIRT__DISKS__:1:/var/lib/libvirt/sanlock/__LIBVIRT__DISKS__:0 \n"
+    "h 1 gen 1 timestamp 63541 LIVE\n"
+    "h 2 gen 1 timestamp 63533 FAIL\n"
+    "h 3 gen 4 timestamp 12 DEAD\n"
+    "h 4 gen 2 timestamp 0 FREE\n"
+    "h x gen y timestamp z LIVE\n"
+)
+
+
+def test_sanlock_gets_hosts_of_one_lockspace():
+    from virttui.locks.sanlockstatus import HostState, parse_lockspace_hosts
+
+    joined, hosts = parse_lockspace_hosts(GETS_H, "__LIBVIRT__DISKS__")
+    assert joined and hosts == {1: HostState(1, 63541, "LIVE"), 2: HostState(1, 63533, "FAIL"),
+                                3: HostState(4, 12, "DEAD"), 4: HostState(2, 0, "FREE")}
+    assert [h for h, state in hosts.items() if state.holding] == [1, 2]
+    not_ready = "s __LIBVIRT__DISKS__:1:/p:0 \nhosts not ready\n"
+    assert parse_lockspace_hosts(not_ready, "__LIBVIRT__DISKS__") == (True, None)
+    assert parse_lockspace_hosts("s other:3:/dev/x:0 \n", "__LIBVIRT__DISKS__") == (False, None)
+
+
+@pytest.mark.parametrize(("hosts", "held", "error"), [
+    ("h 1 gen 1 timestamp 9 LIVE\nh 2 gen 1 timestamp 60 LIVE\n", True, ""),
+    ("h 1 gen 1 timestamp 9 LIVE\nh 2 gen 1 timestamp 60 FAIL\n", True, ""),  # not dead yet: still its lease
+    ("h 1 gen 1 timestamp 9 LIVE\nh 2 gen 1 timestamp 60 DEAD\n", False, ""),  # sanlock grants it now
+    ("h 1 gen 1 timestamp 9 LIVE\nh 2 gen 2 timestamp 60 LIVE\n", False, ""),  # rejoined: gen 1's lease is stale
+    ("hosts not ready\n", True, ""),  # joined a moment ago: unknown for seconds, the leader decides
+])
+def test_another_hosts_lease_is_held_while_sanlock_says_its_owner_holds_it(lease_dir, hosts, held, error):
+    from virttui.locks.leader import pack_leader
+    from virttui.locks.model import LOCKSPACE_NAME
+
+    name = sanlock_lease_name("/images/theirs.qcow2")
+    with open(lease_dir / name, "wb") as handle:
+        handle.write(pack_leader(space_name=LOCKSPACE_NAME, resource_name=name, owner_id=2,
+                                 owner_generation=1, lver=1, timestamp=1234))
+        handle.truncate(1 << 20)
+
+    class Daemon:
+        def scan(self, directory, lockspace, with_sanlock):  # noqa: ANN001, ANN202
+            raw = scan(directory, lockspace, False)
+            raw.update(status="daemon 0\n", status_error="", hosts_error="",
+                       hosts=f"s {LOCKSPACE_NAME}:1:{directory}/{LOCKSPACE_NAME}:0 \n{hosts}")
+            return raw
+
+    config = LockConfig(manager="sanlock", auto_disk_leases=True, disk_lease_dir=str(lease_dir), host_id=1)
+    snap = HostLeaseManager(config, Daemon()).snapshot()
+    assert {f.name: f.held for f in snap.files} == {name: held} and snap.error == error
+    assert snap.failing_host_ids == ((2,) if "FAIL" in hosts else ())
+
+
+def test_a_lockspace_this_host_has_not_joined_is_an_error_and_hosts_count_as_unknown(lease_dir):
+    class Daemon:
+        def scan(self, directory, lockspace, with_sanlock):  # noqa: ANN001, ANN202
+            raw = scan(directory, lockspace, False)
+            raw.update(status="daemon 0\n", status_error="", hosts="s other:3:/dev/x:0 \n", hosts_error="")
+            return raw
+
+    config = LockConfig(manager="sanlock", auto_disk_leases=True, disk_lease_dir=str(lease_dir), host_id=1)
+    assert "lockspace __LIBVIRT__DISKS__ is not joined" in HostLeaseManager(config, Daemon()).snapshot().error

@@ -242,11 +242,14 @@ class Fleet:
                 continue
             host_id = snap.leases.host_id if snap.leases is not None else 0
             for dom in snap.domains:
-                running = dom.state.is_active
+                # libvirt releases a guest's leases while it is paused (and starts a migration's
+                # target paused, without them): only a running guest holds its disks
+                paused = dom.state is DomainState.PAUSED
+                running = dom.state.is_active and not paused
                 for disk in dom.disks:
-                    if disk.source and disk.device == "disk":
+                    if disk.has_lease_path:
                         uses.append(DiskUse(entry.host.label, host_id, dom.name, disk.source, running,
-                                            disk.needs_exclusive_lease, host_key=uri))
+                                            disk.needs_exclusive_lease, host_key=uri, paused=paused))
         return uses
 
     def lease_rows(self) -> list[tuple[str, LeaseStatus]]:
@@ -316,10 +319,14 @@ class _LeaseView:
 def same_lease_dir(one: LeaseDirSnapshot, other: LeaseDirSnapshot) -> bool:
     """Whether two hosts' views of one path are one shared directory.
 
-    sanlock's evidence first: hosts sharing a lockspace see each other's host_ids live, and two
-    live hosts can't share a host_id there. Without it (a daemon down, a lockspace still being
-    joined, virtlockd's lockspaces, which have no host_ids), the same set of lease files.
+    sanlock's evidence first: a lockspace file whose first delta lease names another owner is
+    another file; hosts sharing a lockspace see each other's host_ids live, and two live hosts
+    can't share a host_id there (host_ids alone can't tell clusters apart: each numbers its hosts
+    from 1). Without it (a daemon down, a lockspace still being joined, virtlockd's lockspaces,
+    which have no host_ids), the same set of lease files.
     """
+    if one.lockspace_identity and other.lockspace_identity and one.lockspace_identity != other.lockspace_identity:
+        return False
     if one.manager == other.manager == "sanlock" and not one.error and not other.error:
         if one.host_id != other.host_id and (other.host_id in one.live_host_ids or one.host_id in other.live_host_ids):
             return True
@@ -355,7 +362,9 @@ def merge_views(views: list[LeaseDirSnapshot]) -> LeaseDirSnapshot:
         return first
     held = {f.name for view in views for f in view.files if f.held}
     live = tuple(sorted({h for view in views for h in view.live_host_ids}))
+    failing = tuple(sorted({h for view in views for h in view.failing_host_ids} - {
+        h for view in views for h in view.live_host_ids if h not in view.failing_host_ids}))
     readable = next((view for view in views if not view.error), first)
     files = tuple(replace(f, held=f.name in held) for f in readable.files)
-    return replace(readable, files=files, live_host_ids=live)
+    return replace(readable, files=files, live_host_ids=live, failing_host_ids=failing)
 

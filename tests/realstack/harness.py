@@ -424,6 +424,11 @@ class LeaseHold:
             raise RealStackError(f"{self.host.name}: lease {self.name} still held after its holder exited: "
                                  f"{problem}\n{self.host.sanlock_status()}\n{stack.lease_leader(self.name)}")
 
+    def abandon(self) -> None:
+        """End the holder without waiting for an on-disk release: after its host's sanlock daemon
+        crashed nothing releases it, and the leader keeps naming the host, as after a real crash."""
+        self.host._stop_daemon(self._component)
+
     def __enter__(self) -> LeaseHold:
         return self
 

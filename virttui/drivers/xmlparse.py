@@ -141,4 +141,6 @@ def _parse_disk(disk: etree._Element, what: str, domain: str) -> Disk:
         format=driver.get("type", "") if driver is not None else "",
         readonly=disk.find("readonly") is not None,
         shareable=disk.find("shareable") is not None,
+        kind=disk.get("type") or ("file" if source is not None and source.get("file") else
+                                  "block" if source is not None and source.get("dev") else "file"),
     )

@@ -151,8 +151,11 @@ def scan(directory, lockspace, with_sanlock):
     result["files"] = [_read_head(directory, name) for name in names]
     if with_sanlock:
         result["status"], result["status_error"] = _run(["sanlock", "client", "status"])
-        result["host_status"], result["host_status_error"] = _run(
-            ["sanlock", "client", "host_status", "-s", lockspace])
+        # each host_id's state (LIVE, FAIL, DEAD...) and generation; host_status only where gets can't
+        result["hosts"], result["hosts_error"] = _run(["sanlock", "client", "gets", "-h", "1"])
+        if result["hosts_error"]:
+            result["host_status"], result["host_status_error"] = _run(
+                ["sanlock", "client", "host_status", "-s", lockspace])
     return result
 
 

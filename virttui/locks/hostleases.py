@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from virttui.locks.candidates import name_refusal, refusal
-from virttui.locks.leader import LeaderError, parse_leader
+from virttui.locks.leader import DELTA_DISK_MAGIC, LeaderError, parse_leader
 from virttui.locks.model import LOCKSPACE_NAME, CleanupOutcome, CleanupReport, LeaseDirSnapshot, LeaseFile, LockConfig
-from virttui.locks.sanlockstatus import parse_client_status, parse_host_status
+from virttui.locks.sanlockstatus import HostState, parse_client_status, parse_host_status, parse_lockspace_hosts
 
 ProgressCallback = Callable[[int, int, CleanupOutcome], None]
 AGENT_SOURCE = (Path(__file__).parent / "agent.py").read_text(encoding="utf-8")
@@ -50,6 +50,15 @@ def _agent_line(line: str) -> dict:
             or not ("total" in item or "fatal" in item or {"name", "path", "removed"} <= item.keys())):
         raise LeaseAgentError(f"lease agent: unreadable output {line.strip()[:80]!r}")
     return item
+
+
+def _lockspace_identity(entry: dict) -> str:
+    """The owner name of the lockspace file's first delta lease, or "" (unreadable, never joined)."""
+    try:
+        record = parse_leader(bytes.fromhex(str(entry.get("head", ""))), magic=DELTA_DISK_MAGIC)
+    except (LeaderError, ValueError):
+        return ""
+    return record.resource_name if record.checksum_ok else ""
 
 
 class AgentRunner:
@@ -175,32 +184,50 @@ class HostLeaseManager:
         if self.manager == "lockd":
             return self._lockd_snapshot(raw)
         daemon = parse_client_status(raw.get("status") or "")
-        live = parse_host_status(raw.get("host_status") or "")
-        live_ids = tuple(sorted(h for h, ts in live.items() if ts))
+        hosts, hosts_problem = self._lockspace_hosts(raw)
         mine = {key.partition(":")[2] for key in daemon.resources if key.startswith(self.lockspace + ":")}
         # Where the daemon did not answer, the leader record decides: a lease it says is owned counts as held.
-        unsure = (bool(raw.get("status_error")), bool(raw.get("host_status_error")))
+        unsure = (bool(raw.get("status_error")), hosts is None)
         files = []
+        identity = ""
         for entry in raw.get("files", []):
             name = str(entry.get("name", ""))
             if name == self.lockspace:
+                identity = _lockspace_identity(entry)
                 continue
-            files.append(self._lease_file(entry, name, mine, live_ids, unsure))
+            files.append(self._lease_file(entry, name, mine, hosts or {}, unsure))
         # Without the daemon's answers nothing here can say what is held: the error shows, and a dry
         # run keeps every file (a real cleanup asks sanlock itself, file by file).
-        warnings = "; ".join(f"{what}: {raw[key]}" for key, what in (("status_error", "client status"),
-                                                                    ("host_status_error", "host_status"))
-                             if raw.get(key))
+        status_problem = f"client status: {raw['status_error']}" if raw.get("status_error") else ""
+        warnings = "; ".join(filter(None, (status_problem, hosts_problem)))
         return LeaseDirSnapshot(
             directory=self.directory, host_id=self.host_id, auto_disk_leases=self.config.auto_disk_leases,
-            lockspace=self.lockspace, files=tuple(files), live_host_ids=live_ids,
+            lockspace=self.lockspace, files=tuple(files),
+            live_host_ids=tuple(sorted(h for h, state in (hosts or {}).items() if state.holding)),
+            failing_host_ids=tuple(sorted(h for h, state in (hosts or {}).items() if state.state == "FAIL")),
+            lockspace_identity=identity,
             error=f"sanlock daemon on this host: {warnings}" if warnings else "",
         )
 
-    def _lease_file(self, entry: dict, name: str, mine: set[str], live: tuple[int, ...],
+    def _lockspace_hosts(self, raw: dict) -> tuple[dict[int, HostState] | None, str]:
+        """Each host_id's state in the lockspace (`gets -h 1`; from `host_status` timestamps where
+        that failed), or None and what went wrong. Hosts "not ready" (joined moments ago) are None
+        without a complaint: it passes in seconds, and meanwhile owned leases count as held."""
+        if raw.get("hosts") is not None and not raw.get("hosts_error"):
+            joined, hosts = parse_lockspace_hosts(raw["hosts"], self.lockspace)
+            return hosts, "" if joined else f"gets: lockspace {self.lockspace} is not joined"
+        if raw.get("host_status_error") or raw.get("host_status") is None:
+            why = raw.get("host_status_error") or raw.get("hosts_error") or "no answer"
+            return None, f"host_status: {why}"
+        return {host_id: HostState(0, timestamp, "LIVE" if timestamp else "FREE")
+                for host_id, timestamp in parse_host_status(raw["host_status"]).items()}, ""
+
+    def _lease_file(self, entry: dict, name: str, mine: set[str], hosts: dict[int, HostState],
                     unsure: tuple[bool, bool] = (False, False)) -> LeaseFile:
-        """unsure: (`client status` failed, `host_status` failed): what this host holds, or which
-        hosts are live, is then unknown, and an owned leader record is taken as held."""
+        """unsure: (`client status` failed, the lockspace's hosts are unknown): what this host holds,
+        or which hosts are live, is then unknown, and an owned leader record is taken as held.
+        Another host's lease is held while sanlock sees its owner holding (not DEAD or FREE) in the
+        generation that took it: a lease from before the owner rejoined (a crash and restart) is not."""
         path = os.path.join(self.directory, name)
         if entry.get("error"):
             return LeaseFile(name=name, path=path, size=int(entry.get("size") or 0), error=str(entry["error"]))
@@ -209,8 +236,10 @@ class HostLeaseManager:
         except (LeaderError, ValueError) as exc:
             return LeaseFile(name=name, path=path, size=int(entry.get("size") or 0), error=str(exc))
         own = record.owner_id == self.host_id
+        owner = hosts.get(record.owner_id)
+        owner_holds = owner is not None and owner.holding and record.owner_generation >= owner.generation
         held = name in mine or (record.timestamp != 0 and (
-            (not own and (record.owner_id in live or unsure[1])) or (own and unsure[0])))
+            (not own and (owner_holds or unsure[1])) or (own and unsure[0])))
         return LeaseFile(name=name, path=path, size=int(entry.get("size") or 0), leader=record, held=held)
 
     def _lockd_snapshot(self, raw: dict) -> LeaseDirSnapshot:

@@ -67,7 +67,11 @@ class LeaseDirSnapshot:
     lockspace: str = LOCKSPACE_NAME
     files: tuple[LeaseFile, ...] = ()
     error: str = ""  # the directory itself could not be read
-    live_host_ids: tuple[int, ...] = ()
+    live_host_ids: tuple[int, ...] = ()  # holding their leases: LIVE, or FAIL (renewals failing, not yet dead)
+    failing_host_ids: tuple[int, ...] = ()  # FAIL: stopped renewing; their leases stay theirs until DEAD
+    # The owner name in the lockspace file's first delta lease (host_id 1's): two views of one path
+    # that read different names are two directories (two clusters on libvirt's default path).
+    lockspace_identity: str = ""
     manager: str = "sanlock"  # "lockd": sha256-named files held by virtlockd's fcntl locks, no leader record
 
     def lease_name(self, disk_path: str) -> str:

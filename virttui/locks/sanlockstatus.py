@@ -1,4 +1,4 @@
-"""Parsers for `sanlock client status` and `sanlock client host_status -s LOCKSPACE`."""
+"""Parsers for `sanlock client status`, `sanlock client gets -h 1` and `sanlock client host_status -s LOCKSPACE`."""
 
 from __future__ import annotations
 
@@ -56,3 +56,45 @@ def parse_host_status(text: str) -> dict[int, int]:
             if host_id is not None and timestamp is not None:
                 hosts[host_id] = timestamp
     return hosts
+
+
+# sanlock's view of a host_id in a lockspace (`gets -h 1`). Only DEAD and FREE hosts hold no leases:
+# a FAIL host has stopped renewing but is not yet past host_dead_seconds, so sanlock still refuses
+# its leases to anyone; UNKNOWN is a host it has not watched long enough to say.
+HOLDING_STATES = frozenset({"LIVE", "FAIL", "UNKNOWN"})
+
+
+@dataclass(frozen=True)
+class HostState:
+    """One host_id of a lockspace as this host's sanlock daemon sees it."""
+
+    generation: int
+    timestamp: int
+    state: str  # LIVE, FAIL, DEAD, FREE or UNKNOWN
+
+    @property
+    def holding(self) -> bool:
+        """Whether leases it owns are still its own (sanlock refuses them to others)."""
+        return self.state in HOLDING_STATES
+
+
+def parse_lockspace_hosts(text: str, lockspace: str) -> tuple[bool, dict[int, HostState] | None]:
+    """(joined, host_id -> state) from the `h ID gen G timestamp T STATE` lines under `s LOCKSPACE:...`;
+    the states are None when the lockspace is not listed (not joined) or its hosts are "not ready"
+    (joined moments ago: sanlock has not read the other hosts' delta leases yet)."""
+    hosts: dict[int, HostState] = {}
+    inside = joined = ready = False
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "s" and len(words) > 1:
+            inside = words[1].split(":")[0] == lockspace
+            joined = ready = joined or inside
+        elif inside and words[:3] == ["hosts", "not", "ready"]:
+            ready = False
+        elif inside and words[0] == "h" and len(words) >= 7 and words[2] == "gen" and words[4] == "timestamp":
+            host_id, generation, timestamp = _number(words[1]), _number(words[3]), _number(words[5])
+            if host_id is not None and generation is not None and timestamp is not None:
+                hosts[host_id] = HostState(generation, timestamp, words[6])
+    return joined, (hosts if ready else None)

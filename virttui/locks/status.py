@@ -21,6 +21,7 @@ class DiskUse:
     running: bool
     exclusive: bool  # read-write and not shareable: needs the lease
     host_key: str = ""  # what tells hosts apart (the URI); two hosts may share a hostname
+    paused: bool = False  # active but holding no leases (libvirt releases them on pause)
 
     @property
     def host_identity(self) -> str:
@@ -61,14 +62,15 @@ def compute_lease_status(leases: LeaseDirSnapshot, uses: Iterable[DiskUse]) -> l
             rows.append(LeaseStatus(lease.name, lease.path, disk, LeaseState.CONFLICT, owner, domains,
                                     "running on " + _host_labels(users)))
         elif lease.held:
-            holder = [u for u in users if u.running and (not owner or u.host_id in (0, owner))]
+            holder = [u for u in users if u.running and u.exclusive and (not owner or u.host_id in (0, owner))]
             detail = f"host {owner}" if owner else "held"
             holder_label = f"{holder[0].host}/{holder[0].domain}" if holder else ""
             if holder:
                 detail += f", domain {holder[0].domain}"
             others = sorted({f"{u.host}/{u.domain}" for u in users if not u.running and u.exclusive})
             if others:
-                detail += "; starting " + ", ".join(others) + " would conflict"
+                verb = "resuming" if all(u.paused for u in users if not u.running and u.exclusive) else "starting"
+                detail += f"; {verb} " + ", ".join(others) + " would conflict"
             rows.append(LeaseStatus(lease.name, lease.path, disk, LeaseState.HELD, owner, domains, detail,
                                     holder_label))
         elif not users:

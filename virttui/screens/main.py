@@ -37,9 +37,18 @@ from virttui.widgets.panes import (
 
 if TYPE_CHECKING:
     from virttui.app import VirtTUI
+    from virttui.locks.model import LeaseDirSnapshot
 
 SORT_LABELS = {"name": "name", "host": "host", "state": "state", "cpu": "CPU%", "mem": "memory", "vcpus": "vCPUs"}
 
+
+
+def _liveness(leases: LeaseDirSnapshot, host_id: int) -> str:
+    """A host_id in a lockspace as sanlock sees it: "failing" has stopped renewing but still holds its
+    leases until sanlock declares it dead (host_dead_seconds, 80 s at the default io_timeout)."""
+    if host_id in leases.failing_host_ids:
+        return "failing"
+    return "live" if host_id in leases.live_host_ids else "not live"
 
 class MainScreen(LifecycleActions, Screen):
     """Four panes; lifecycle keys act on the domain under the Domains cursor."""
@@ -262,8 +271,7 @@ class MainScreen(LifecycleActions, Screen):
                                   if peer != uri]
         if leases.error:
             return f"id {leases.host_id} error"
-        live = "live" if leases.host_id in leases.live_host_ids else "not live"
-        return f"id {leases.host_id} {live}"
+        return f"id {leases.host_id} {_liveness(leases, leases.host_id)}"
 
     def _liveness_seen_by_peers(self, uri: str, host_id: int) -> str:
         """A failed host's own view is from before it failed; whether it is still live in the
@@ -274,7 +282,7 @@ class MainScreen(LifecycleActions, Screen):
             snap = fleet.snapshot(peer)
             if fleet.host(peer).state is ConnectionState.CONNECTED and snap is not None and snap.leases \
                     and not snap.leases.error:
-                return "live" if host_id in snap.leases.live_host_ids else "not live"
+                return _liveness(snap.leases, host_id)
         return "unknown"
 
     @property
