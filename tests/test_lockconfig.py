@@ -285,3 +285,21 @@ def test_a_lockspace_this_host_has_not_joined_is_an_error_and_hosts_count_as_unk
 
     config = LockConfig(manager="sanlock", auto_disk_leases=True, disk_lease_dir=str(lease_dir), host_id=1)
     assert "lockspace __LIBVIRT__DISKS__ is not joined" in HostLeaseManager(config, Daemon()).snapshot().error
+
+
+@pytest.mark.parametrize(("manager", "printed"), [
+    ("sanlock", '{"files": [{"name": "x", "size": 1e999, "error": "boom"}]}'),  # int(inf): OverflowError
+    ("sanlock", '{"files": [{"name": "x", "size": Infinity, "error": "boom"}]}'),
+    ("lockd", '{"files": [{"name": "x", "size": NaN}]}'),
+    ("sanlock", "[" * 100000 + "]" * 100000),  # RecursionError in the JSON parser
+])
+def test_a_hosts_agent_printing_hostile_json_is_a_lease_directory_error(manager, printed):
+    from virttui.drivers.transport import CommandResult
+
+    class Host:  # what the host's "python3" printed
+        def run(self, argv, timeout=30.0):  # noqa: ANN001, ANN202
+            return CommandResult(0, printed, "")
+
+    config = LockConfig(manager=manager, auto_disk_leases=True, host_id=1, file_lockspace_dir="/var/lib/libvirt/lockd")
+    snap = HostLeaseManager(config, AgentRunner(Host())).snapshot()
+    assert snap.error.startswith("lease directory ") and snap.files == ()

@@ -40,10 +40,22 @@ class LeaseAgentError(OSError):
         return self.strerror
 
 
+def _json(text: str) -> object:
+    """The agent's JSON, ValueError where a host's python3 printed something else: a nesting too deep
+    for the parser (RecursionError) included, and no NaN or Infinity (a size of Infinity is no size)."""
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not a number: {constant}")
+
+    try:
+        return json.loads(text, parse_constant=refuse)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def _agent_line(line: str) -> dict:
     """One line of a cleanup agent's output: {"total": N}, {"fatal": ...} or an outcome."""
     try:
-        item = json.loads(line)
+        item = _json(line)
     except ValueError:
         item = None
     if (not isinstance(item, dict) or not isinstance(item.get("total", 0), int)
@@ -84,7 +96,7 @@ class AgentRunner:
 
             return agent.scan(directory, lockspace, with_sanlock)
         argv = self._agent("scan", directory, lockspace, *(["sanlock"] if with_sanlock else []))
-        return json.loads(self._run(argv) or "{}")
+        return _json(self._run(argv) or "{}")
 
     def cleanup(self, directory: str, lockspace: str, names: list[str] | None) -> Iterator[dict]:
         """One outcome dict per file, as each is done. names None: every file but the lockspace,
@@ -175,7 +187,7 @@ class HostLeaseManager:
             return self._error(f"lease directory {self.directory}: {exc}")
         try:
             return self._snapshot_from(raw)
-        except (AttributeError, TypeError, ValueError, KeyError):  # a host's python3 answered nonsense
+        except (AttributeError, TypeError, ValueError, KeyError, OverflowError):  # a host's python3 answered nonsense
             return self._error(f"lease directory {self.directory}: the lease agent's answer is unreadable")
 
     def _snapshot_from(self, raw: dict) -> LeaseDirSnapshot:
