@@ -572,3 +572,25 @@ def test_a_driver_closed_while_its_poll_runs_gives_a_host_error_never_an_asserti
     except DriverError:
         return  # a host error is fine: the app is quitting
     assert snapshot.host.hostname == "hv"  # or the poll finished with the facts it started with
+
+
+def test_a_lock_config_file_that_cannot_be_read_is_a_warning_not_a_missing_file(tmp_path):
+    """The driver's own shell, run for real: a 0600 qemu.conf read by a non-root login looked absent,
+    and the host showed no lock manager where sanlock ran. (Root reads any file: a directory stands in.)"""
+    unreadable = tmp_path / "qemu.conf"
+    unreadable.mkdir()
+    sanlock_conf = tmp_path / "qemu-sanlock.conf"
+    sanlock_conf.write_text("auto_disk_leases = 1\n")
+
+    class Host(ScriptedTransport):
+        def run(self, argv, *, timeout=30.0):  # noqa: ANN001, ANN201
+            if argv[0] == "sh":
+                paths = [str(unreadable), str(sanlock_conf), str(tmp_path / "absent.conf")]
+                return LocalTransport().run([*argv[:4], *paths])
+            return super().run(argv, timeout=timeout)
+
+    parsed = parse_uri("qemu+ssh://hv1/system")
+    driver = VirshDriver("qemu+ssh://hv1/system", parsed, Host([NODE_OK]))
+    driver.connect()
+    assert driver.lease_manager() is None
+    assert driver._lock_warning.startswith("lock configuration: cannot read /etc/libvirt/qemu.conf")

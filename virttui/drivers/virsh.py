@@ -66,6 +66,7 @@ POLL_COMMANDS = (
 POLL_COMMANDS_WAITING = tuple(command.replace(" --nowait", "") for command in POLL_COMMANDS)
 NODE_COMMANDS = ("nodeinfo", "hostname", "version")
 MISSING = "@@virttui-missing@@"
+UNREADABLE = "@@virttui-unreadable@@"
 LONG_ACTION_TIMEOUT = 900.0  # seconds: snapshots and storage removal of big guests
 BATCH_BYTES = 32 * 1024  # one virsh script at most: a quarter of Linux's 128 KiB argument cap
 # Full node facts again every so many polls: memory can be hot-added, libvirt upgraded.
@@ -161,11 +162,18 @@ class VirshDriver(Driver):
             return None, (f"lock configuration not read: virttui reads a host's files over SSH only, "
                           f"not {self.parsed.transport or 'tcp'}; no disk leases shown for this host")
         files = (QEMU_CONF, SANLOCK_CONF, LOCKD_CONF)
-        shell = f'for f; do echo {SECTION_MARKER}; cat -- "$f" 2>/dev/null || printf %s {MISSING}; done'
+        # a file that can't be read is not a file that isn't there: qemu.conf is often 0600, and a
+        # non-root login reading it as missing would show "no lock manager" where sanlock runs
+        shell = (f'for f; do echo {SECTION_MARKER}; if [ ! -e "$f" ]; then printf %s {MISSING}; '
+                 f'else cat -- "$f" 2>/dev/null || printf %s {UNREADABLE}; fi; done')
         result = self.transport.run(["sh", "-c", shell, "sh", *files])
         texts = [None if part == MISSING else part for part in split_sections(result.stdout, 4)[1:]]
         if len(texts) != len(files):
             return None, "cannot read the libvirt lock configuration"
+        unreadable = [path for path, text in zip(files, texts, strict=True) if text and text.endswith(UNREADABLE)]
+        if unreadable:
+            return None, (f"lock configuration: cannot read {', '.join(unreadable)} (a login that may not "
+                          f"read it?); no disk leases shown for this host")
         try:
             self.lock_config = lock_config(*texts)
         except LibvirtConfError as exc:
