@@ -35,6 +35,7 @@ from virttui.drivers.virsh import MISSING, VirshDriver, script
 from virttui.drivers.virshsession import VirshSession
 from virttui.drivers.virshparse import (
     SECTION_MARKER,
+    VirshEvent,
     parse_domstats,
     parse_event,
     parse_node_facts,
@@ -594,3 +595,18 @@ def test_a_lock_config_file_that_cannot_be_read_is_a_warning_not_a_missing_file(
     driver.connect()
     assert driver.lease_manager() is None
     assert driver._lock_warning.startswith("lock configuration: cannot read /etc/libvirt/qemu.conf")
+
+
+@pytest.mark.parametrize(("line", "kind", "name"), [  # virsh 9's own formats (virsh-domain-event.c)
+    ("event 'tray-change' for domain 'vm1' disk hdc: opened", "tray-change", "vm1"),
+    ("event 'disk-change' for domain 'vm 1' disk vdb: /a.iso -> /b.iso: dropped", "disk-change", "vm 1"),
+    ("event 'agent-lifecycle' for domain 'vm1': state: 'connected' reason: 'channel event'", "agent-lifecycle",
+     "vm1"),
+    ("event 'migration-iteration' for domain 'a': b': iteration: '3'", "migration-iteration", "a': b"),
+    ("event 'tunable' for domain 'vm1':", "tunable", "vm1"),
+    ("event 'reboot' for domain 'vm1'", "reboot", "vm1"),
+    ("event 'balloon-change' for domain 'vm1': 1048576KiB", "balloon-change", "vm1"),
+])
+def test_event_lines_of_every_shape_name_their_domain(line, kind, name):
+    """A wrong name ("" for a tray change) re-fetched the XML of every domain on the host."""
+    assert parse_event(line + "\n") == VirshEvent(kind, name)

@@ -124,7 +124,7 @@ def parse_node_facts(nodeinfo: str, hostname: str, version: str) -> NodeFacts:
     return NodeFacts(hostname.strip(), cpus, memory, hypervisor, hv_version)
 
 
-_EVENT_RE = re.compile(r"^event '(?P<kind>[^']+)' for domain '(?P<name>.*)'(?::.*)?$")
+_EVENT_RE = re.compile(r"^event '(?P<kind>[^']+)' for domain '(?P<name>.*)'(?:[: ].*)?$")
 
 
 @dataclass(frozen=True)
@@ -135,18 +135,30 @@ class VirshEvent:
     domain: str  # name; "" for events not about one domain
 
 
+# Where the name ends, for the kinds whose detail is not plain `: DETAIL` (virsh-domain-event.c):
+# a disk's events name the disk first, and two kinds quote words in their detail.
+_NAME_ENDS = {"disk-change": "' disk ", "tray-change": "' disk ", "agent-lifecycle": "': state: '",
+              "migration-iteration": "': iteration: '"}
+
+
 def parse_event(line: str) -> VirshEvent | None:
     """An event line, or None for anything else virsh prints."""
     line = line.rstrip("\n")
     match = _EVENT_RE.match(line)
     if match:
-        name = match["name"]
-        # A name may itself contain "': "; the detail never contains "'". So a line ending in "'" has
-        # no detail (reboot, …) and the name runs to that quote; else it ends at the last "': ".
-        cut = line.rfind("': ")
-        if not line.endswith("'") and cut > len("event '' for domain '"):
-            name = line[line.find(" for domain '") + len(" for domain '"):cut]
-        return VirshEvent(match["kind"], name)
+        rest = line[line.find(" for domain '") + len(" for domain '"):]
+        end = _NAME_ENDS.get(match["kind"])
+        if end is not None and end in rest:
+            return VirshEvent(match["kind"], rest[:rest.rfind(end)])
+        # A name may itself contain "': "; other details never contain "'". So a line ending in "'"
+        # has no detail (reboot, ...) and the name runs to that quote; one ending in "':" is followed by
+        # tab-indented lines (tunable, job-completed); else the name ends at the last "': ".
+        if rest.endswith("'"):
+            return VirshEvent(match["kind"], rest[:-1])
+        if rest.endswith("':"):
+            return VirshEvent(match["kind"], rest[:-2])
+        cut = rest.rfind("': ")
+        return VirshEvent(match["kind"], rest[:cut] if cut >= 0 else match["name"])
     if line.startswith("event '"):
         return VirshEvent(line[len("event '"):].partition("'")[0], "")
     return None
