@@ -303,3 +303,23 @@ def test_a_hosts_agent_printing_hostile_json_is_a_lease_directory_error(manager,
     config = LockConfig(manager=manager, auto_disk_leases=True, host_id=1, file_lockspace_dir="/var/lib/libvirt/lockd")
     snap = HostLeaseManager(config, AgentRunner(Host())).snapshot()
     assert snap.error.startswith("lease directory ") and snap.files == ()
+
+
+def test_the_agent_never_opens_what_is_not_a_regular_file(tmp_path, monkeypatch):
+    """A device node in a shared lease directory would be opened on every host, every poll (a
+    tape rewinds, a watchdog arms): the agent looks first (lstat) and opens regular files only."""
+    from virttui.locks import agent
+
+    tmp_path = tmp_path / "leases"
+    tmp_path.mkdir()
+    os.mkfifo(tmp_path / ("f" * 32))
+    os.symlink("/etc/passwd", tmp_path / ("a" * 32))
+    lease = write_free_lease(str(tmp_path), "/images/a.qcow2")
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda path, *args: opened.append(os.path.basename(path)) or real_open(path, *args))
+    errors = {f["name"]: f.get("error") for f in scan(str(tmp_path), "__LIBVIRT__DISKS__", False)["files"]}
+    assert errors == {"f" * 32: "not a regular file", "a" * 32: "symbolic link, not followed",
+                      os.path.basename(lease): None}
+    assert agent._safe_target(str(tmp_path), "f" * 32) == (None, "not a regular file")
+    assert opened == [os.path.basename(lease)]

@@ -90,6 +90,11 @@ def _open_and_read_head(path):
     on NFS a cached leader can be stale, and cached pages cost the daemon an invalidation on each
     direct write. Where the filesystem refuses O_DIRECT, a buffered read. Returns (fd, head)."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    seen = os.lstat(path)  # never open a device node: its driver's open acts (a tape rewinds)
+    if stat.S_ISLNK(seen.st_mode):
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
+    if not stat.S_ISREG(seen.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file")
     try:
         fd = os.open(path, flags | os.O_DIRECT)
     except OSError as exc:
@@ -97,7 +102,10 @@ def _open_and_read_head(path):
             raise
         fd = os.open(path, flags)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != (seen.st_dev, seen.st_ino):
+            raise OSError(errno.EAGAIN, "replaced while being read")
+        if not stat.S_ISREG(info.st_mode):
             return fd, None
         buf = getattr(_buffers, "buf", None)
         if buf is None:
