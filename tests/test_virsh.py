@@ -302,9 +302,13 @@ def test_an_event_stream_that_opens_again_says_so_and_every_xml_is_fetched_again
     assert len(dumps) == 3 and transport.answers == []
 
 
-def test_the_poll_asks_for_stats_without_waiting_and_falls_back_on_a_virsh_without_nowait():
+@pytest.mark.parametrize("refusal", [
+    "error: command 'domstats' doesn't support option --nowait\n",  # an older virsh
+    "error: unsupported flags (0x20000000) in function qemuConnectGetAllDomainStats\n",  # an older daemon
+])
+def test_the_poll_asks_for_stats_without_waiting_and_falls_back_on_a_virsh_without_nowait(refusal):
     uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"
-    old_virsh = CommandResult(1, "", "error: command 'domstats' doesn't support option --nowait\n")
+    old_virsh = CommandResult(1, "", refusal)
     listing = CommandResult(0, f"{uuid} a\n{SECTION_MARKER}\nDomain: 'a'\n  state.state=1\n{SECTION_MARKER}\n"
                                f"{SECTION_MARKER}\n", "")
     xml = CommandResult(0, f"<domain type='kvm'><name>a</name><uuid>{uuid}</uuid></domain>", "")

@@ -66,6 +66,13 @@ POLL_COMMANDS = (
 POLL_COMMANDS_WAITING = tuple(command.replace(" --nowait", "") for command in POLL_COMMANDS)
 NODE_COMMANDS = ("nodeinfo", "hostname", "version")
 MISSING = "@@virttui-missing@@"
+NOWAIT_FLAG = 0x20000000  # VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT, libvirt 4.5
+
+
+def _refuses_nowait(message: str) -> bool:
+    """An older virsh says so by name; a newer virsh reaching an older daemon (tcp, tls) gets the
+    daemon's virCheckFlags wording, which names only the flag's bits."""
+    return "nowait" in message or f"unsupported flags (0x{NOWAIT_FLAG:x})" in message
 UNREADABLE = "@@virttui-unreadable@@"
 LONG_ACTION_TIMEOUT = 900.0  # seconds: snapshots and storage removal of big guests
 BATCH_BYTES = 32 * 1024  # one virsh script at most: a quarter of Linux's 128 KiB argument cap
@@ -242,7 +249,7 @@ class VirshDriver(Driver):
         try:
             out = self._virsh(self._poll_script, what=self.uri)
         except DriverError as exc:
-            if "nowait" not in str(exc) or self._poll_script == _POLL_SCRIPT_WAITING:
+            if not _refuses_nowait(str(exc)) or self._poll_script == _POLL_SCRIPT_WAITING:
                 raise
             self._poll_script = _POLL_SCRIPT_WAITING  # an older virsh: without the option
             out = self._virsh(self._poll_script, what=self.uri)
