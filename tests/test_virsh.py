@@ -614,3 +614,16 @@ def test_a_lock_config_file_that_cannot_be_read_is_a_warning_not_a_missing_file(
 def test_event_lines_of_every_shape_name_their_domain(line, kind, name):
     """A wrong name ("" for a tray change) re-fetched the XML of every domain on the host."""
     assert parse_event(line + "\n") == VirshEvent(kind, name)
+
+
+def test_a_name_with_a_leading_space_is_not_fetched_again_every_poll():
+    uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"
+    listing = CommandResult(0, f"{uuid}  db\n{SECTION_MARKER}\nDomain: ' db'\n  state.state=1\n{SECTION_MARKER}\n"
+                               f"{SECTION_MARKER}\n", "")
+    xml = CommandResult(0, f"<domain type='kvm'><name> db</name><uuid>{uuid}</uuid></domain>", "")
+    transport = ScriptedTransport([NODE_OK, listing, xml, listing, listing])
+    driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), transport)
+    driver.connect()
+    for _ in range(3):
+        driver.poll()
+    assert [c[-1] for c in transport.commands if "dumpxml" in c[-1]] == [f"dumpxml {uuid}"]

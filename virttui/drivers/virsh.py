@@ -293,8 +293,9 @@ class VirshDriver(Driver):
         wanted = []
         for uuid, name in pairs:
             cached = self._xml.get(uuid)
+            # (the XML's name is read stripped: " db" in the listing is "db" there, and no rename)
             if cached is None or cached.active != states[uuid].is_active or name in stale \
-                    or cached.definition.name != name:
+                    or cached.definition.name != name.strip():
                 wanted.append(uuid)
         if not wanted:
             return
