@@ -110,3 +110,24 @@ def test_a_command_is_given_up_at_its_deadline_however_often_the_host_sends_a_by
     with pytest.raises(socket.timeout):
         shell.run("virsh list", 0.3)
     assert time.monotonic() < shell.channel.until  # given up at the deadline, not when the host was done
+
+
+def test_a_big_answer_and_a_big_stderr_come_out_whole_and_the_marker_is_searched_once_per_byte(monkeypatch):
+    """8 MiB in 32 KiB packets: the buffer grows in place and only its new tail is searched (growing
+    bytes and searching from the start made a 32 MiB answer cost 12 s of CPU, holding the GIL)."""
+    output = b"".join(b"%07d domain line\n" % i for i in range(8 * 1024 * 1024 // 20))
+    out, err = framed(output, 3)
+    err = b"warning\n" * 100_000 + err
+    shell = session(out, err, 32768)
+    searched = []
+    real_find = bytearray.find
+
+    class CountingBuffer(bytearray):
+        def find(self, sub, start=0, *rest):  # noqa: ANN001, ANN201
+            searched.append(len(self) - start)
+            return real_find(self, sub, start, *rest)
+
+    monkeypatch.setattr("virttui.drivers.ssh.bytearray", CountingBuffer, raising=False)
+    result = shell.run("virsh", 30.0)
+    assert (result.returncode, result.stdout.encode(), result.stderr) == (3, output, "warning\n" * 100_000)
+    assert searched and sum(searched) < 2 * (len(out) + len(err))  # linear, not quadratic

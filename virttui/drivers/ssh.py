@@ -217,12 +217,9 @@ class _ShellSession:
         self.start(command, timeout)
         self._deadline = time.monotonic() + timeout
         head = f"\n{self.marker} ".encode()
-        while head not in self._out:
-            self._out += self._recv(self.channel.recv)
-        before, _, rest = self._out.partition(head)
-        while b"\n" not in rest:
-            rest += self._recv(self.channel.recv)
-        code, _, self._out = rest.partition(b"\n")
+        out, at = self._read_until(self._out, head, self.channel.recv)
+        out, end = self._read_until(out, b"\n", self.channel.recv, start=at + len(head))
+        before, code, self._out = out[:at], out[at + len(head):end], out[end + 1:]
         err = self._drain_stderr()
         try:
             returncode = int(code)
@@ -261,10 +258,20 @@ class _ShellSession:
 
     def _drain_stderr(self) -> bytes:
         tail = f"\n{self.marker}\n".encode()
-        while tail not in self._err:
-            self._err += self._recv(self.channel.recv_stderr)
-        err, _, self._err = self._err.partition(tail)
-        return err
+        data, at = self._read_until(self._err, tail, self.channel.recv_stderr)
+        self._err = data[at + len(tail):]
+        return data[:at]
+
+    def _read_until(self, data: bytes, marker: bytes, read, start: int = 0) -> tuple[bytes, int]:  # noqa: ANN001
+        """data and what the host sends after it, until marker appears at or after start; returns
+        (all of it, where the marker is). Linear in the output: a bytearray grows in place and only
+        its new tail is searched (bytes += and a search from the start made a 32 MiB answer cost
+        12 s of CPU, holding the GIL the console needs)."""
+        buffer = bytearray(data)
+        while (found := buffer.find(marker, start)) < 0:
+            start = max(start, len(buffer) - len(marker) + 1)
+            buffer += self._recv(read)
+        return bytes(buffer), found
 
     def _recv(self, read) -> bytes:  # noqa: ANN001 - channel.recv or recv_stderr
         if self._deadline is not None:
