@@ -32,8 +32,9 @@ def test_the_issue_test_vector():
 
 
 def test_libvirt_config_syntax():
-    entries = parse_libvirt_conf('a = 1\nb = "two"\nc = [ "x",\n  "y", # comment\n]\nd = """multi\nline"""\ne=-3\n')
-    assert entries == {"a": 1, "b": "two", "c": ["x", "y"], "d": "multi\nline", "e": -3}
+    entries = parse_libvirt_conf('a = 1 # one\nb = "two"\nc = [ "x",\n  "y",\n]\nd = """multi\nline"""\ne=-3\r'
+                                 'f = 4; g = 5\n# the end\n')
+    assert entries == {"a": 1, "b": "two", "c": ["x", "y"], "d": "multi\nline", "e": -3, "f": 4, "g": 5}
 
 
 @pytest.mark.parametrize("text, line", [
@@ -42,6 +43,11 @@ def test_libvirt_config_syntax():
     ("a = 1\n\n= 3\n", 3),
     ("a = [1, 2\nb = 2\n", 2),
     ("a = 1 2\n", 1),
+    ('a = [ "x", # no comments inside a list\n "y" ]\n', 1),  # as libvirt 9: "expecting a value"
+    ("_a = 1\n", 1),
+    ("a.b = 1\n", 1),
+    ("; a = 1\n", 1),
+    ("\n\n", 3),  # nothing but newlines: libvirt wants a name at the end
 ])
 def test_malformed_config_names_file_and_line(text, line):
     with pytest.raises(LibvirtConfError, match=rf"^/etc/libvirt/x.conf:{line}: "):

@@ -2,7 +2,8 @@
 
 `name = value` entries, one per line or separated by `;`; values are integers,
 strings in single, double or triple double quotes, or `[ lists, ]` that may
-span lines; `#` starts a comment. Errors name the file and the line.
+span lines (with no comments inside); `#` starts a comment after a value or on
+a line of its own. Errors name the file and the line.
 """
 
 from __future__ import annotations
@@ -19,9 +20,16 @@ class LibvirtConfError(ValueError):
     """A config file libvirt itself would refuse; str() is `FILE:LINE: problem`."""
 
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
-_INT = re.compile(r"[+-]?[0-9]+")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # virConfParseName: a letter, then letters, digits, '_'
+_DIGITS = re.compile(r"[0-9]+")
+BLANKS = " \t"
+EOLS = "\n\r"  # virconf.c's IS_EOL: a lone '\r' ends a line too
 MAX_LIST_DEPTH = 64  # no lock setting is a list at all; deeper nesting would only exhaust the stack
+
+
+class Negative(int):
+    """A number written with '-' (libvirt keeps it as a signed long long): no bool or unsigned setting takes it,
+    even -0."""
 
 
 @dataclass
@@ -41,93 +49,127 @@ class _Cursor:
         self.line += self.text.count("\n", self.pos, self.pos + count)
         self.pos += count
 
-    def skip_blanks(self, newlines: bool) -> None:
-        """Skip spaces and comments (and newlines when inside a list)."""
-        while self.pos < len(self.text):
-            char = self.text[self.pos]
-            if char in " \t\r" or (newlines and char == "\n"):
-                self.advance()
-            elif char == "#":
-                end = self.text.find("\n", self.pos)
-                self.advance((end if end >= 0 else len(self.text)) - self.pos)
-            else:
-                return
+    def skip(self, chars: str) -> None:
+        while self.pos < len(self.text) and self.text[self.pos] in chars:
+            self.advance()
+
+    def skip_to_eol(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos] not in EOLS:
+            self.pos += 1
 
 
 def parse_libvirt_conf(text: str, where: str = "config") -> dict[str, Value]:
-    """Every entry of a libvirt config file. A name set twice keeps its first value: libvirt's
-    virConfGetValue returns the first entry it finds (the later one is still parsed, so its syntax
-    errors are reported)."""
+    """Every entry of a libvirt config file, read as virconf.c's virConfParse reads it (checked
+    against libvirt itself by tests/test_libvirtconf_reference.py). A name set twice keeps its
+    first value: virConfGetValue returns the first entry it finds (the later one is still parsed,
+    so its syntax errors are reported)."""
     cur = _Cursor(text, where)
     entries: dict[str, Value] = {}
-    while True:
-        cur.skip_blanks(newlines=True)
-        if cur.peek() == ";":
-            cur.advance()
-            continue
-        if not cur.peek():
-            return entries
-        match = _NAME.match(text, cur.pos)
-        if not match:
-            raise cur.error(f"expecting a name, got {cur.peek()!r}")
-        name = match.group()
-        cur.advance(len(name))
-        cur.skip_blanks(newlines=False)
-        if cur.peek() != "=":
-            raise cur.error(f"expecting '=' after {name}")
+    while cur.pos < len(text):
+        _statement(cur, entries)
+        _separator(cur)
+    return entries
+
+
+def _statement(cur: _Cursor, entries: dict[str, Value]) -> None:
+    """`name = value [# comment]`, or a comment line (virConfParseStatement)."""
+    cur.skip(BLANKS + EOLS)
+    if cur.peek() == "#":
+        cur.skip_to_eol()
+        return
+    match = _NAME.match(cur.text, cur.pos)
+    if not match:  # also a file of nothing but blank lines: libvirt refuses that too
+        raise cur.error(f"expecting a name, got {cur.peek()!r}" if cur.peek() else "expecting a name at end of file")
+    name = match.group()
+    cur.advance(len(name))
+    cur.skip(BLANKS)
+    if cur.peek() != "=":
+        raise cur.error(f"expecting an assignment ('=') after {name}")
+    cur.advance()
+    entries.setdefault(name, _value(cur))
+    cur.skip(BLANKS)
+    if cur.peek() == "#":
+        cur.skip_to_eol()
+
+
+def _separator(cur: _Cursor) -> None:
+    """The end of a line or a ';' between statements (virConfParseSeparator)."""
+    cur.skip(BLANKS)
+    if not cur.peek():
+        return
+    if cur.peek() in EOLS:
+        cur.skip(BLANKS + EOLS)
+    elif cur.peek() == ";":
         cur.advance()
-        cur.skip_blanks(newlines=False)
-        entries.setdefault(name, _value(cur))
-        cur.skip_blanks(newlines=False)
-        if cur.peek() not in ("\n", ";", ""):
-            raise cur.error(f"expecting a separator after the value of {name}")
+        cur.skip(BLANKS + EOLS)
+    else:
+        raise cur.error(f"expecting a separator (end of line or ';'), got {cur.peek()!r}")
 
 
 def _value(cur: _Cursor, depth: int = 0) -> Value:
+    """A string, a number or a list (virConfParseValue); inside a list, no comments."""
+    cur.skip(BLANKS)
     char = cur.peek()
     if char == "[":
-        if depth >= MAX_LIST_DEPTH:
-            raise cur.error(f"lists nested more than {MAX_LIST_DEPTH} deep")
-        cur.advance()
-        items: list = []
-        while True:
-            cur.skip_blanks(newlines=True)
-            if cur.peek() == "]":
-                cur.advance()
-                return items
-            if not cur.peek():
-                raise cur.error("unterminated list")
-            items.append(_value(cur, depth + 1))
-            cur.skip_blanks(newlines=True)
-            if cur.peek() == ",":
-                cur.advance()
-            elif cur.peek() != "]":
-                raise cur.error("expecting ',' or ']' in a list")
-    if cur.text.startswith('"""', cur.pos):
+        return _list(cur, depth)
+    if cur.text.startswith('"""', cur.pos) and cur.pos + 6 < len(cur.text):
         end = cur.text.find('"""', cur.pos + 3)
         if end < 0:
-            raise cur.error("unterminated triple-quoted string")
+            raise cur.error("unterminated string")
         value = cur.text[cur.pos + 3:end]
         cur.advance(end + 3 - cur.pos)
         return value
     if char in ("'", '"'):
-        end = cur.text.find(char, cur.pos + 1)
-        newline = cur.text.find("\n", cur.pos + 1)
-        if end < 0 or (0 <= newline < end):
+        end = cur.pos + 1
+        while end < len(cur.text) and cur.text[end] not in (char, "\n", "\r"):
+            end += 1
+        if end >= len(cur.text) or cur.text[end] != char:
             raise cur.error("unterminated string")
         value = cur.text[cur.pos + 1:end]
         cur.advance(end + 1 - cur.pos)
         return value
-    match = _INT.match(cur.text, cur.pos)
-    if match:
-        digits = match.group()
-        # libvirt keeps a (long long): anything longer is out of range (and int() refuses > 4300 digits)
-        number = int(digits) if len(digits.lstrip("+-").lstrip("0")) <= 20 else None
-        if number is None or not -(2**63) <= number < 2**64:
-            raise cur.error(f"number out of range: {digits[:30]}{'…' if len(digits) > 30 else ''}")
-        cur.advance(len(digits))
-        return number
+    if char and (char in "+-" or char.isascii() and char.isdigit()):
+        return _number(cur)
     raise cur.error(f"expecting a value, got {char!r}" if char else "expecting a value at end of file")
+
+
+def _list(cur: _Cursor, depth: int) -> list:
+    if depth >= MAX_LIST_DEPTH:
+        raise cur.error(f"lists nested more than {MAX_LIST_DEPTH} deep")
+    cur.advance()
+    items: list = []
+    cur.skip(BLANKS + EOLS)
+    if cur.peek() and cur.peek() != "]":
+        items.append(_value(cur, depth + 1))
+        cur.skip(BLANKS + EOLS)
+    while cur.peek() and cur.peek() != "]":
+        if cur.peek() != ",":
+            raise cur.error(f"expecting a separator in list, got {cur.peek()!r}")
+        cur.advance()
+        cur.skip(BLANKS + EOLS)
+        if cur.peek() == "]":
+            break
+        items.append(_value(cur, depth + 1))
+        cur.skip(BLANKS + EOLS)
+    if cur.peek() != "]":
+        raise cur.error("list is not closed with ]")
+    cur.advance()
+    return items
+
+
+def _number(cur: _Cursor) -> int:
+    sign = cur.peek() if cur.peek() in "+-" else ""
+    match = _DIGITS.match(cur.text, cur.pos + len(sign))
+    if not match:
+        raise cur.error("unterminated number")
+    digits = match.group()
+    # libvirt keeps a (long long): anything longer is out of range (and int() refuses > 4300 digits)
+    number = int(digits) if len(digits.lstrip("0")) <= 20 else None
+    if number is None or number >= 2**64 or (sign == "-" and number > 2**63):
+        shown = sign + digits
+        raise cur.error(f"number out of range: {shown[:30]}{'…' if len(shown) > 30 else ''}")
+    cur.advance(len(sign) + len(digits))
+    return Negative(-number) if sign == "-" else number
 
 
 QEMU_CONF = "/etc/libvirt/qemu.conf"
@@ -138,10 +180,12 @@ DEFAULT_LOCKD_DIR = ""  # lockd's file_lockspace_dir has no default: it is off u
 
 def _typed(entries: dict[str, Value], name: str, kind: type, where: str, default: object) -> object:
     value = entries.get(name, default)
-    if kind is bool:
-        if not isinstance(value, int) or value not in (0, 1):  # as libvirt's virConfGetValueBool
+    if kind is bool:  # as libvirt's virConfGetValueBool: unsigned, 0 or 1
+        if not isinstance(value, int) or isinstance(value, Negative) or value not in (0, 1):
             raise LibvirtConfError(f"{where}: {name} must be 0 or 1")
         return bool(value)
+    if kind is int and isinstance(value, Negative):  # every number setting read here is unsigned (UInt)
+        raise LibvirtConfError(f"{where}: {name} must not be negative, not {value}")
     if not isinstance(value, kind):
         raise LibvirtConfError(f"{where}: {name} must be {'a string' if kind is str else 'a number'}")
     return value
