@@ -329,3 +329,21 @@ def test_the_agent_never_opens_what_is_not_a_regular_file(tmp_path, monkeypatch)
                       os.path.basename(lease): None}
     assert agent._safe_target(str(tmp_path), "f" * 32) == (None, "not a regular file")
     assert opened == [os.path.basename(lease)]
+
+
+def test_virtlockd_has_its_own_auto_disk_leases_and_device_lockspaces(tmp_path):
+    from virttui.locks.status import DiskUse, compute_lease_status
+
+    tmp_path = tmp_path / "lockd"
+    tmp_path.mkdir()
+    off = lock_config('lock_manager = "lockd"\n', "auto_disk_leases = 1\n",
+                      f'auto_disk_leases = 0\nfile_lockspace_dir = "{tmp_path}"\n')
+    assert (off.manager, off.auto_disk_leases, off.device_lockspaces) == ("lockd", False, False)
+    on = lock_config('lock_manager = "lockd"\n', None, f'file_lockspace_dir = "{tmp_path}"\n'
+                     'lvm_lockspace_dir = "/var/lib/libvirt/lockd/lvmvolumes"\n')
+    assert (on.auto_disk_leases, on.device_lockspaces) == (True, True)  # virtlockd's default is on
+    uses = [DiskUse("hv1", 0, "web", "/images/web.qcow2", True, True),
+            DiskUse("hv1", 0, "db", "/dev/vg0/db", True, True)]
+    missing = {row.disk for row in compute_lease_status(HostLeaseManager(on, AgentRunner()).snapshot(), uses)}
+    assert missing == {"/images/web.qcow2"}  # the LV's lease is in the LVM lockspace, by its UUID
+    assert compute_lease_status(HostLeaseManager(off, AgentRunner()).snapshot(), uses) == []

@@ -264,8 +264,9 @@ class HostLeaseManager:
             key = (*entry.get("dev", (0, 0)), entry.get("ino", 0))
             files.append(LeaseFile(name=name, path=path, size=int(entry.get("size") or 0),
                                    error=str(entry.get("error") or ""), held=key in locked))
-        return LeaseDirSnapshot(directory=self.directory, host_id=0, auto_disk_leases=True, lockspace="",
-                                files=tuple(files), manager="lockd")
+        return LeaseDirSnapshot(directory=self.directory, host_id=0, auto_disk_leases=self.config.auto_disk_leases,
+                                lockspace="", files=tuple(files), manager="lockd",
+                                devices_elsewhere=self.config.device_lockspaces)
 
     def _error(self, message: str) -> LeaseDirSnapshot:
         return LeaseDirSnapshot(directory=self.directory, host_id=self.host_id, lockspace=self.lockspace,

@@ -215,13 +215,19 @@ def lock_config(qemu: str | None, sanlock: str | None, lockd: str | None) -> Loc
     san = parse_libvirt_conf(sanlock, SANLOCK_CONF) if sanlock else {}
     lockd_entries = parse_libvirt_conf(lockd, LOCKD_CONF) if lockd else {}
     _check_ranges(san, lockd_entries)
+    # each plugin has its own auto_disk_leases: sanlock's is off unless set, virtlockd's on
+    auto = bool(_typed(lockd_entries, "auto_disk_leases", bool, LOCKD_CONF, 1) if manager == "lockd" else
+                _typed(san, "auto_disk_leases", bool, SANLOCK_CONF, 0))
+    device_dirs = [_typed(lockd_entries, key, str, LOCKD_CONF, "") for key in ("lvm_lockspace_dir",
+                                                                                "scsi_lockspace_dir")]
     return LockConfig(
         manager=str(manager),
-        auto_disk_leases=bool(_typed(san, "auto_disk_leases", bool, SANLOCK_CONF, 0)),
+        auto_disk_leases=auto,
         disk_lease_dir=str(_typed(san, "disk_lease_dir", str, SANLOCK_CONF, DEFAULT_LEASE_DIR)),
         host_id=int(_typed(san, "host_id", int, SANLOCK_CONF, 0)),  # type: ignore[arg-type]
         require_lease_for_disks=bool(_typed(san, "require_lease_for_disks", bool, SANLOCK_CONF,
                                             int(not san.get("auto_disk_leases", 0)))),
         io_timeout=int(_typed(san, "io_timeout", int, SANLOCK_CONF, 0)),  # type: ignore[arg-type]
         file_lockspace_dir=str(_typed(lockd_entries, "file_lockspace_dir", str, LOCKD_CONF, DEFAULT_LOCKD_DIR)),
+        device_lockspaces=any(device_dirs),
     )

@@ -15,12 +15,15 @@ class LockConfig:
     """A host's libvirt lock settings (qemu.conf + qemu-sanlock.conf + qemu-lockd.conf)."""
 
     manager: str = "nop"  # "sanlock", "lockd" or "nop"
-    auto_disk_leases: bool = False
+    auto_disk_leases: bool = False  # the manager's own setting: qemu-sanlock.conf's, or qemu-lockd.conf's
     disk_lease_dir: str = DEFAULT_LEASE_DIR
     host_id: int = 0
     require_lease_for_disks: bool = True
     io_timeout: int = 0
     file_lockspace_dir: str = ""
+    # lockd's lvm_lockspace_dir / scsi_lockspace_dir: logical volumes and SCSI disks are then leased
+    # there by LV UUID or WWN, not as sha256-named files in file_lockspace_dir
+    device_lockspaces: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class LeaseDirSnapshot:
     lockspace: str = LOCKSPACE_NAME
     files: tuple[LeaseFile, ...] = ()
     error: str = ""  # the directory itself could not be read
+    devices_elsewhere: bool = False  # lockd: /dev disks are leased in LVM/SCSI lockspaces, not here
     live_host_ids: tuple[int, ...] = ()  # holding their leases: LIVE, or FAIL (renewals failing, not yet dead)
     failing_host_ids: tuple[int, ...] = ()  # FAIL: stopped renewing; their leases stay theirs until DEAD
     # The owner name in the lockspace file's first delta lease (host_id 1's): two views of one path

@@ -86,7 +86,8 @@ def compute_lease_status(leases: LeaseDirSnapshot, uses: Iterable[DiskUse]) -> l
 def _missing(leases: LeaseDirSnapshot, by_name: dict[str, list[DiskUse]], present: set[str]) -> list[LeaseStatus]:
     rows = []
     for name, users in sorted(by_name.items()):
-        running = [u for u in users if u.running and u.exclusive]
+        running = [u for u in users if u.running and u.exclusive
+                   and not (leases.devices_elsewhere and u.path.startswith("/dev/"))]
         if name in present or not running:
             continue
         hosts = {u.host_identity for u in running}
