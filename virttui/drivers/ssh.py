@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import paramiko
 
 from virttui.drivers.errors import ConnectionFailed, InvalidURI
-from virttui.drivers.knownhosts import load_known_hosts
+from virttui.drivers.knownhosts import lists_key, load_known_hosts
 from virttui.drivers.transport import COMMAND_TIMEOUT, CommandResult, LineStream, Transport, line_buffered
 from virttui.drivers.uri import LibvirtURI
 
@@ -372,17 +372,27 @@ class SSHTransport(Transport):
             self._drop_locked()
             self._client = self._open_client()
 
+    def _listed(self, name: str, key: paramiko.PKey) -> bool:
+        try:
+            return lists_key(self.target.known_hosts, name, key)
+        except OSError:
+            return False
+
     @staticmethod
     def _alive(client: paramiko.SSHClient) -> bool:
         transport = client.get_transport()
         return transport is not None and transport.is_active()
 
-    def _open_client(self) -> paramiko.SSHClient:
+    def _open_client(self, listed_key: paramiko.PKey | None = None) -> paramiko.SSHClient:
+        """A connected client. listed_key: a key known_hosts lists for the host beside another of its
+        type, which paramiko alone would call changed: the one key to expect on a second try."""
         target = self.target
         name = known_host_name(target.address, target.port)
         client = paramiko.SSHClient()
         revoked: frozenset[str] = frozenset()
-        if os.path.exists(target.known_hosts):  # with no_verify too: a known host's key is still checked
+        if listed_key is not None:
+            client.get_host_keys().add(name, listed_key.get_name(), listed_key)
+        elif os.path.exists(target.known_hosts):  # with no_verify too: a known host's key is still checked
             try:
                 revoked = load_known_hosts(target.known_hosts, client.get_host_keys())
             except OSError as exc:
@@ -399,6 +409,8 @@ class SSHTransport(Transport):
             )
         except paramiko.BadHostKeyException as exc:
             client.close()
+            if listed_key is None and self._listed(name, exc.key):
+                return self._open_client(listed_key=exc.key)
             raise HostKeyChanged(
                 f"{self.uri.raw}: the SSH host key of {name} has CHANGED (now {exc.key.get_name()} {fingerprint(exc.key)}); "
                 f"refusing to connect. If the change is expected, remove the old key from {target.known_hosts}"
