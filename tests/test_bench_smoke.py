@@ -7,6 +7,7 @@ finite numbers, never whether a target was met (that depends on the machine).
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
@@ -59,8 +60,10 @@ def test_real_stack_benchmarks_run_in_quick_form():
     out = subprocess.run([sys.executable, "-m", "virttui.bench", "--quick", "--only", "poll", "--only", "peer",
                           "--only", "leases"], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]
-    for figure in ("virttui poll, local / bare virsh", "virttui poll, ssh / bare virsh",
-                   "peer: launch to populated list", "peer: outside virsh change to on screen",
-                   "cleanup time / virt-sanlock-cleanup", "lease status",
-                   "disk busy during virttui's cleanup / virt-sanlock-cleanup's time"):
+    figures = ["virttui poll, local / bare virsh", "virttui poll, ssh / bare virsh", "peer: launch to populated list",
+               "peer: outside virsh change to on screen", "cleanup time / virt-sanlock-cleanup", "lease status"]
+    runs = os.stat("/var/tmp").st_dev  # where the harness keeps its lease directory
+    if os.path.exists(f"/sys/dev/block/{os.major(runs)}:{os.minor(runs)}/stat"):  # a block device's busy time
+        figures.append("disk busy during virttui's cleanup / virt-sanlock-cleanup's time")
+    for figure in figures:
         assert figure in out.stdout, out.stdout

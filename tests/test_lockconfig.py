@@ -249,6 +249,12 @@ def test_sanlock_gets_hosts_of_one_lockspace():
     assert [h for h, state in hosts.items() if state.holding] == [1, 2]
     not_ready = "s __LIBVIRT__DISKS__:1:/p:0 \nhosts not ready\n"
     assert parse_lockspace_hosts(not_ready, "__LIBVIRT__DISKS__") == (True, None)
+    # ... whatever lockspace sanlock lists after it, and when it says "hosts error" or lists none
+    assert parse_lockspace_hosts(not_ready + "s lvm_vg:1:/dev/vg/lvmlock:0 \nh 1 gen 1 timestamp 5 LIVE\n",
+                                 "__LIBVIRT__DISKS__") == (True, None)
+    errors = "s __LIBVIRT__DISKS__:1:/p:0 \nhosts error -28\n"
+    assert parse_lockspace_hosts(errors, "__LIBVIRT__DISKS__") == (True, None)
+    assert parse_lockspace_hosts("s __LIBVIRT__DISKS__:1:/p:0 \n", "__LIBVIRT__DISKS__") == (True, None)
     assert parse_lockspace_hosts("s other:3:/dev/x:0 \n", "__LIBVIRT__DISKS__") == (False, None)
 
 

@@ -36,18 +36,19 @@ class _StallingServer(paramiko.ServerInterface):
         return False
 
 
-def _serve(host_key: paramiko.PKey, release: threading.Event, transports: list) -> socket.socket:
-    """A listening socket whose connections are served by _StallingServer with host_key."""
+def _serve(host_keys: list[paramiko.PKey], release: threading.Event, transports: list) -> socket.socket:
+    """A listening socket whose connections are served by _StallingServer, the Nth with host_keys[N]
+    (the last key from then on): a man in the middle may answer a second connection differently."""
     listener = socket.create_server(("127.0.0.1", 0))
 
     def accept() -> None:
-        while True:
+        for index in range(1000):
             try:
                 conn, _ = listener.accept()
             except OSError:
                 return
             server = paramiko.Transport(conn)
-            server.add_server_key(host_key)
+            server.add_server_key(host_keys[min(index, len(host_keys) - 1)])
             transports.append(server)
             server.start_server(server=_StallingServer(release))
 
@@ -56,14 +57,15 @@ def _serve(host_key: paramiko.PKey, release: threading.Event, transports: list) 
 
 
 @pytest.fixture
-def fake_host(tmp_path):
-    """(host key, port, URI with known_hosts=<tmp>/known_hosts): the known_hosts file is the test's to write."""
+def fake_host(tmp_path, request):
+    """(host key, port, URI with known_hosts=<tmp>/known_hosts): the known_hosts file is the test's to
+    write. Parametrized indirectly with more keys, later connections present those."""
     host_key = paramiko.ECDSAKey.generate()
     client_key = paramiko.ECDSAKey.generate()
     client_key.write_private_key_file(str(tmp_path / "id"))
     release = threading.Event()
     transports: list = []
-    listener = _serve(host_key, release, transports)
+    listener = _serve([host_key, *getattr(request, "param", [])], release, transports)
     port = listener.getsockname()[1]
     yield host_key, port, (f"qemu+ssh://u@127.0.0.1:{port}/system?keyfile={tmp_path / 'id'}"
                            f"&known_hosts={tmp_path / 'known_hosts'}")
@@ -132,3 +134,47 @@ def test_a_key_listed_only_as_revoked_or_for_another_host_is_not_listed(tmp_path
                      f"@revoked hv2 {other.get_name()} {other.get_base64()}\n")
     assert lists_key(str(known), "hv1", key) and not lists_key(str(known), "hv2", key)
     assert not lists_key(str(known), "hv2", other)  # revoked
+
+
+def _ed25519() -> paramiko.PKey:
+    """A fresh Ed25519 key (paramiko can't generate one; cryptography can)."""
+    import io
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    pem = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                                     serialization.NoEncryption())
+    return paramiko.Ed25519Key.from_private_key(io.StringIO(pem.decode()))
+
+
+MITM_KEY = _ed25519()
+
+
+@pytest.mark.parametrize("fake_host", [[MITM_KEY]], indirect=True)
+@pytest.mark.parametrize("query", ["", "&no_verify=1"])
+def test_the_second_try_for_a_listed_key_still_refuses_a_revoked_one(fake_host, tmp_path, query):
+    """The first connection shows a listed key paramiko did not keep, so virttui tries again; a man in
+    the middle answers that try with a key known_hosts revokes. It must still be refused."""
+    host_key, port, uri = fake_host
+    other = paramiko.ECDSAKey.generate()
+    name = f"[127.0.0.1]:{port}"
+    (tmp_path / "known_hosts").write_text(f"{name} {host_key.get_name()} {host_key.get_base64()}\n"
+                                          f"{name} {other.get_name()} {other.get_base64()}\n"
+                                          f"@revoked * {MITM_KEY.get_name()} {MITM_KEY.get_base64()}\n")
+    transport = ssh.SSHTransport(parse_uri(uri + query), ssh_config_path=str(tmp_path / "no-config"))
+    with pytest.raises(ConnectionFailed, match="revoked"):
+        transport.connect()
+    assert transport.pending_key is None  # never offered for trust
+    transport.close()
+
+
+def test_no_verify_refuses_a_known_host_showing_a_key_of_another_type(fake_host, tmp_path):
+    """hv1 is on file with an Ed25519 key; a man in the middle offers only ECDSA: not "a new host"."""
+    host_key, port, uri = fake_host
+    (tmp_path / "known_hosts").write_text(f"[127.0.0.1]:{port} {MITM_KEY.get_name()} {MITM_KEY.get_base64()}\n")
+    transport = ssh.SSHTransport(parse_uri(uri + "&no_verify=1"), ssh_config_path=str(tmp_path / "no-config"))
+    with pytest.raises(ConnectionFailed):
+        transport.connect()
+    assert transport.pending_key is not None and transport.pending_key.key == host_key  # offered, not taken
+    transport.close()

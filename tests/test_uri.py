@@ -91,13 +91,15 @@ def test_host_names_and_addresses_are_kept(text, host):
     "qemu+ssh://root:s3cr3t?x@hv1/system",  # the password's '?' starts the query: host "root", port "s3cr3t"
     "qemu+ssh://root:1234?x@127.0.0.1/system",  # ... and with a numeric password it even looks valid
     "qemu+ssh://root:12/s3cr3t@hv1/system",  # a '/' in it starts the path
+    "qemu+ssh://root:/s3cr3t@hv1/system",  # ... even right after the colon: an empty port
     "qemu+bogus://root:s3/cr3t@hv1/system",
 ])
 def test_a_password_with_a_question_mark_or_slash_is_never_shown(text):
-    assert "s3cr3t" not in str(redacted(text)) and "1234" not in str(redacted(text))
+    secrets = ("cr3t", "1234")
+    assert not any(secret in str(redacted(text)) for secret in secrets)
     with pytest.raises(InvalidURI) as refused:
         parse_uri(text)
-    assert "s3cr3t" not in str(refused.value) and "1234" not in str(refused.value)
+    assert not any(secret in str(refused.value) for secret in secrets)
 
 
 def test_an_at_sign_in_a_value_or_a_test_path_is_no_password():

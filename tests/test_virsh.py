@@ -579,26 +579,32 @@ def test_a_driver_closed_while_its_poll_runs_gives_a_host_error_never_an_asserti
     assert snapshot.host.hostname == "hv"  # or the poll finished with the facts it started with
 
 
-def test_a_lock_config_file_that_cannot_be_read_is_a_warning_not_a_missing_file(tmp_path):
+@pytest.mark.parametrize(("unreadable", "warned"), [
+    (0, "/etc/libvirt/qemu.conf"), (1, "/etc/libvirt/qemu-sanlock.conf"), (2, "")])
+def test_a_lock_config_file_that_cannot_be_read_is_a_warning_not_a_missing_file(tmp_path, unreadable, warned):
     """The driver's own shell, run for real: a 0600 qemu.conf read by a non-root login looked absent,
-    and the host showed no lock manager where sanlock ran. (Root reads any file: a directory stands in.)"""
-    unreadable = tmp_path / "qemu.conf"
-    unreadable.mkdir()
-    sanlock_conf = tmp_path / "qemu-sanlock.conf"
-    sanlock_conf.write_text("auto_disk_leases = 1\n")
+    and the host showed no lock manager where sanlock ran. Only qemu.conf and the chosen manager's
+    own file matter: an unreadable qemu-lockd.conf on a sanlock host changes nothing. (Root reads
+    any file: a directory stands in for one it may not.)"""
+    paths = [tmp_path / "qemu.conf", tmp_path / "qemu-sanlock.conf", tmp_path / "qemu-lockd.conf"]
+    paths[0].write_text('lock_manager = "sanlock"\n')
+    paths[1].write_text("auto_disk_leases = 1\nhost_id = 1\n")
+    paths[unreadable].unlink(missing_ok=True)
+    paths[unreadable].mkdir()
 
     class Host(ScriptedTransport):
         def run(self, argv, *, timeout=30.0):  # noqa: ANN001, ANN201
             if argv[0] == "sh":
-                paths = [str(unreadable), str(sanlock_conf), str(tmp_path / "absent.conf")]
-                return LocalTransport().run([*argv[:4], *paths])
+                return LocalTransport().run([*argv[:4], *map(str, paths)])
             return super().run(argv, timeout=timeout)
 
-    parsed = parse_uri("qemu+ssh://hv1/system")
-    driver = VirshDriver("qemu+ssh://hv1/system", parsed, Host([NODE_OK]))
+    driver = VirshDriver("qemu+ssh://hv1/system", parse_uri("qemu+ssh://hv1/system"), Host([NODE_OK]))
     driver.connect()
-    assert driver.lease_manager() is None
-    assert driver._lock_warning.startswith("lock configuration: cannot read /etc/libvirt/qemu.conf")
+    warning = driver._lock_warning  # noqa: SLF001 - what the next poll's snapshot carries
+    if warned:
+        assert driver.lease_manager() is None and warning.startswith(f"lock configuration: cannot read {warned}")
+    else:
+        assert driver.lease_manager() is not None and warning == ""
 
 
 @pytest.mark.parametrize(("line", "kind", "name"), [  # virsh 9's own formats (virsh-domain-event.c)

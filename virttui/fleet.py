@@ -323,7 +323,10 @@ def same_lease_dir(one: LeaseDirSnapshot, other: LeaseDirSnapshot) -> bool:
     another file; hosts sharing a lockspace see each other's host_ids live, and two live hosts
     can't share a host_id there (host_ids alone can't tell clusters apart: each numbers its hosts
     from 1). Without it (a daemon down, a lockspace still being joined, virtlockd's lockspaces,
-    which have no host_ids), the same set of lease files.
+    which have no host_ids), the same set of lease files. (Host 1's daemon restarting between two
+    hosts' polls, under a new random name, splits one directory for that poll: harmless, as
+    cleanup keeps sanlock's rule whatever directory a file is shown in; merging two clusters'
+    files would hide some and mislabel others until they parted.)
     """
     if one.lockspace_identity and other.lockspace_identity and one.lockspace_identity != other.lockspace_identity:
         return False

@@ -86,10 +86,12 @@ class _Refuse(paramiko.MissingHostKeyPolicy):
 
 class _AcceptUnverified(_Refuse):
     """no_verify=1, as libvirt means it: a host with no key in known_hosts is accepted (not saved);
-    a known host's key is still checked (a changed one is refused), and a revoked key never passes."""
+    a known host's key is still checked: a changed one is refused, and so is a key of a type not on
+    file for it (a man in the middle offering only another type), which is offered for trust as
+    with strict checking. A revoked key never passes."""
 
     def missing_host_key(self, client, hostname, key):  # noqa: ANN001, ANN201
-        if key.get_base64() in self.revoked:
+        if key.get_base64() in self.revoked or client.get_host_keys().lookup(hostname):
             super().missing_host_key(client, hostname, key)
         log.warning("accepting the unverified host key of %s (no_verify=1)", hostname)
 
@@ -390,14 +392,18 @@ class SSHTransport(Transport):
         name = known_host_name(target.address, target.port)
         client = paramiko.SSHClient()
         revoked: frozenset[str] = frozenset()
-        if listed_key is not None:
-            client.get_host_keys().add(name, listed_key.get_name(), listed_key)
-        elif os.path.exists(target.known_hosts):  # with no_verify too: a known host's key is still checked
+        if os.path.exists(target.known_hosts):  # with no_verify too: a known host's key is still checked
             try:
                 revoked = load_known_hosts(target.known_hosts, client.get_host_keys())
             except OSError as exc:
                 raise ConnectionFailed(f"{target.known_hosts}: cannot read known hosts: "
                                        f"{exc.strerror or exc}") from None
+        if listed_key is not None:  # in place of the one of its type paramiko kept: the rest still counts
+            known = client.get_host_keys().lookup(name)
+            if known is None:
+                client.get_host_keys().add(name, listed_key.get_name(), listed_key)
+            else:
+                known[listed_key.get_name()] = listed_key
         policy: paramiko.MissingHostKeyPolicy = _Refuse(revoked) if target.verify else _AcceptUnverified(revoked)
         client.set_missing_host_key_policy(policy)
         try:

@@ -73,7 +73,7 @@ def parse_uri(text: str) -> LibvirtURI:
         if not _PORT_RE.fullmatch(match["port"]) or not 0 < int(match["port"]) < 65536:
             raise InvalidURI(f"{redacted(text)}: bad port")
         port = int(match["port"])
-    if _stray_at(match["query"] or "") or (match["port"] and "@" in (match["path"] or "")):
+    if _spilled_password(match):
         raise InvalidURI(f"{redacted(text)}: an '@' after the host (a password in the URI?) is not supported")
     if ":" in unquote(match["user"] or ""):  # never echo it: the URI goes into errors and the Hosts pane
         raise InvalidURI(f"{redacted(text)}: a password in the URI is not supported (use an SSH key or the agent)")
@@ -95,10 +95,13 @@ def parse_uri(text: str) -> LibvirtURI:
     )
 
 
-def _stray_at(query: str) -> bool:
-    """An '@' in the query that is in no parameter's value: the end of a user part whose password
-    had a '?' in it (`root:pa?ss@hv1`), not a value like keyfile=/home/a@b/key."""
-    return any("@" in part.partition("=")[0] for part in re.split(r"[&;]", query))
+def _spilled_password(match: re.Match) -> bool:
+    """An '@' where the end of a user part lands when its password has a '?' or '/' in it: in the
+    query but in no parameter's value (`root:pa?ss@hv1`; keyfile=/home/a@b/key is a value), or in
+    the path after a port, even an empty one (`root:/pass@hv1`, `root:12/ss@hv1`)."""
+    query, path = match["query"] or "", match["path"] or ""
+    return (any("@" in part.partition("=")[0] for part in re.split(r"[&;]", query))
+            or (match["port"] is not None and "@" in path))
 
 
 def redacted(text: object) -> object:
@@ -108,8 +111,8 @@ def redacted(text: object) -> object:
         return text
     scheme, _, rest = text.strip().partition("://")
     match = _URI_RE.match(text.strip())
-    if "@" in rest and (match is None or _stray_at(match["query"] or "")
-                        or (match["port"] and ("@" in (match["path"] or "") or not _PORT_RE.fullmatch(match["port"])))):
+    if "@" in rest and (match is None or _spilled_password(match)
+                        or (match["port"] and not _PORT_RE.fullmatch(match["port"]))):
         return f"{scheme}://***@{rest.rpartition('@')[2]}"
     where, query_mark, query = rest.partition("?")  # an '@' in the query (keyfile=/a@b) is no user's
     userinfo, at, after = where.rpartition("@")

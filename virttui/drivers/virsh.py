@@ -66,14 +66,8 @@ POLL_COMMANDS = (
 POLL_COMMANDS_WAITING = tuple(command.replace(" --nowait", "") for command in POLL_COMMANDS)
 NODE_COMMANDS = ("nodeinfo", "hostname", "version")
 MISSING = "@@virttui-missing@@"
-NOWAIT_FLAG = 0x20000000  # VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT, libvirt 4.5
-
-
-def _refuses_nowait(message: str) -> bool:
-    """An older virsh says so by name; a newer virsh reaching an older daemon (tcp, tls) gets the
-    daemon's virCheckFlags wording, which names only the flag's bits."""
-    return "nowait" in message or f"unsupported flags (0x{NOWAIT_FLAG:x})" in message
 UNREADABLE = "@@virttui-unreadable@@"
+NOWAIT_FLAG = 0x20000000  # VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT, libvirt 4.5
 LONG_ACTION_TIMEOUT = 900.0  # seconds: snapshots and storage removal of big guests
 BATCH_BYTES = 32 * 1024  # one virsh script at most: a quarter of Linux's 128 KiB argument cap
 # Full node facts again every so many polls: memory can be hot-added, libvirt upgraded.
@@ -103,6 +97,12 @@ class _CachedXML:
     active: bool  # whether the domain was running when this XML was taken
     dom_id: int | None
 
+
+
+def _refuses_nowait(message: str) -> bool:
+    """An older virsh says so by name; a newer virsh reaching an older daemon (tcp, tls) gets the
+    daemon's virCheckFlags wording, which names only the flag's bits."""
+    return "nowait" in message or f"unsupported flags (0x{NOWAIT_FLAG:x})" in message
 
 class VirshDriver(Driver):
     """A libvirt host behind `virsh -c URI`, run through a Transport."""
@@ -177,14 +177,18 @@ class VirshDriver(Driver):
         texts = [None if part == MISSING else part for part in split_sections(result.stdout, 4)[1:]]
         if len(texts) != len(files):
             return None, "cannot read the libvirt lock configuration"
-        unreadable = [path for path, text in zip(files, texts, strict=True) if text and text.endswith(UNREADABLE)]
-        if unreadable:
-            return None, (f"lock configuration: cannot read {', '.join(unreadable)} (a login that may not "
-                          f"read it?); no disk leases shown for this host")
+        unreadable = {path for path, text in zip(files, texts, strict=True) if text and text.endswith(UNREADABLE)}
+        texts = [None if path in unreadable else text for path, text in zip(files, texts, strict=True)]
         try:
-            self.lock_config = lock_config(*texts)
+            self.lock_config = None if QEMU_CONF in unreadable else lock_config(*texts)
         except LibvirtConfError as exc:
             return None, f"lock configuration: {exc}"
+        # only the files that matter: qemu.conf, and the chosen lock manager's own
+        needed = QEMU_CONF if self.lock_config is None else {"sanlock": SANLOCK_CONF, "lockd": LOCKD_CONF}.get(
+            self.lock_config.manager)
+        if needed in unreadable:
+            return None, (f"lock configuration: cannot read {needed} (a login that may not read it?); "
+                          f"no disk leases shown for this host")
         if self.lock_config.manager not in ("sanlock", "lockd") or (
                 self.lock_config.manager == "lockd" and not self.lock_config.file_lockspace_dir):
             return None, ""

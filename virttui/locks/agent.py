@@ -105,8 +105,6 @@ def _open_and_read_head(path):
         info = os.fstat(fd)
         if (info.st_dev, info.st_ino) != (seen.st_dev, seen.st_ino):
             raise OSError(errno.EAGAIN, "replaced while being read")
-        if not stat.S_ISREG(info.st_mode):
-            return fd, None
         buf = getattr(_buffers, "buf", None)
         if buf is None:
             buf = _buffers.buf = mmap.mmap(-1, HEAD_READ)  # page-aligned, as O_DIRECT wants
@@ -136,10 +134,7 @@ def _read_head(directory, name):
     try:
         info = os.fstat(fd)
         entry.update(size=info.st_size, dev=[os.major(info.st_dev), os.minor(info.st_dev)], ino=info.st_ino)
-        if head is None:
-            entry["error"] = "not a regular file"
-        else:
-            entry["head"] = head.hex()
+        entry["head"] = head.hex()
     except OSError as exc:
         entry["error"] = exc.strerror
     finally:
@@ -187,9 +182,6 @@ def _safe_target(directory, name):
         fd, head = _open_and_read_head(path)
     except OSError as exc:
         return None, "symbolic link, not followed" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
-    if head is None:
-        os.close(fd)
-        return None, "not a regular file"
     if len(head) < SECTOR:
         os.close(fd)
         return None, "not a lease (shorter than one sector)"

@@ -114,7 +114,8 @@ def _value(cur: _Cursor, depth: int = 0) -> Value:
         return _list(cur, depth)
     if cur.text.startswith('"""', cur.pos) and cur.pos + 6 < len(cur.text):
         end = cur.text.find('"""', cur.pos + 3)
-        if end < 0:
+        if end < 0:  # libvirt names the line it stopped scanning on, two characters before the end
+            cur.advance(max(0, len(cur.text) - 2 - cur.pos))
             raise cur.error("unterminated string")
         value = cur.text[cur.pos + 3:end]
         cur.advance(end + 3 - cur.pos)

@@ -80,21 +80,22 @@ class HostState:
 
 def parse_lockspace_hosts(text: str, lockspace: str) -> tuple[bool, dict[int, HostState] | None]:
     """(joined, host_id -> state) from the `h ID gen G timestamp T STATE` lines under `s LOCKSPACE:...`;
-    the states are None when the lockspace is not listed (not joined) or its hosts are "not ready"
-    (joined moments ago: sanlock has not read the other hosts' delta leases yet)."""
+    the states are None when the lockspace is not listed (not joined), its hosts are "not ready"
+    (joined moments ago: sanlock has not read the other hosts' delta leases yet), sanlock says
+    `hosts error N`, or it lists no host at all (not even this one): nothing is known then."""
     hosts: dict[int, HostState] = {}
-    inside = joined = ready = False
+    inside = joined = failed = False
     for line in text.splitlines():
         words = line.split()
         if not words:
             continue
         if words[0] == "s" and len(words) > 1:
             inside = words[1].split(":")[0] == lockspace
-            joined = ready = joined or inside
-        elif inside and words[:3] == ["hosts", "not", "ready"]:
-            ready = False
+            joined = joined or inside
+        elif inside and words[0] == "hosts":  # "hosts not ready", "hosts error -28"
+            failed = True
         elif inside and words[0] == "h" and len(words) >= 7 and words[2] == "gen" and words[4] == "timestamp":
             host_id, generation, timestamp = _number(words[1]), _number(words[3]), _number(words[5])
             if host_id is not None and generation is not None and timestamp is not None:
                 hosts[host_id] = HostState(generation, timestamp, words[6])
-    return joined, (hosts if ready else None)
+    return joined, (hosts if joined and hosts and not failed else None)
