@@ -86,12 +86,12 @@ class _Refuse(paramiko.MissingHostKeyPolicy):
 
 class _AcceptUnverified(_Refuse):
     """no_verify=1, as libvirt means it: a host with no key in known_hosts is accepted (not saved);
-    a known host's key is still checked: a changed one is refused, and so is a key of a type not on
-    file for it (a man in the middle offering only another type), which is offered for trust as
-    with strict checking. A revoked key never passes."""
+    a known host's key is still checked (paramiko asks a policy only about hosts it has no key for
+    at all: a changed key, or one of a type not on file, is refused as CHANGED). A revoked key never
+    passes."""
 
     def missing_host_key(self, client, hostname, key):  # noqa: ANN001, ANN201
-        if key.get_base64() in self.revoked or client.get_host_keys().lookup(hostname):
+        if key.get_base64() in self.revoked:
             super().missing_host_key(client, hostname, key)
         log.warning("accepting the unverified host key of %s (no_verify=1)", hostname)
 
