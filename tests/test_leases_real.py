@@ -15,6 +15,7 @@ import uuid as uuidlib
 import pytest
 from helpers import settle
 from test_realhosts import _select, _until
+from test_realstack_sanlock import wait_until
 
 from virttui.app import VirtTUI
 from virttui.cli import main
@@ -229,7 +230,7 @@ def test_a_stopped_sanlock_daemon_is_reported_per_host_and_cleanup_refuses(sanlo
     h2.stop_sanlock(graceful=False)  # a crash: host 2's leases stay on disk, owned, its renewals stop
     try:
         # host 1's sanlock soon calls host 2 FAIL (not yet dead): its lease is still its own
-        _until_true(lambda: 2 in _lease_view(h1).failing_host_ids, 40, "host 1 seeing host 2 failing")
+        wait_until(lambda: 2 in _lease_view(h1).failing_host_ids, 40, "host 1 seeing host 2 failing")
         view = _lease_view(h1)
         assert 2 in view.live_host_ids and {f.name: f.held for f in view.files}[held_by_2] is True
         driver = open_driver(h2.ssh_uri)
@@ -249,7 +250,7 @@ def test_a_stopped_sanlock_daemon_is_reported_per_host_and_cleanup_refuses(sanlo
         h2.wait_lockspace()
     # host 2 is back in a new generation: the lease its old generation owned is no longer held by
     # anyone (sanlock would grant it), though its leader still names host 2
-    _until_true(lambda: 2 in _lease_view(h1).live_host_ids and 2 not in _lease_view(h1).failing_host_ids, 40,
+    wait_until(lambda: 2 in _lease_view(h1).live_host_ids and 2 not in _lease_view(h1).failing_host_ids, 40,
                 "host 1 seeing host 2 live again")
     view = _lease_view(h1)
     leader = {f.name: f for f in view.files}[held_by_2]
@@ -258,14 +259,6 @@ def test_a_stopped_sanlock_daemon_is_reported_per_host_and_cleanup_refuses(sanlo
     os.unlink(os.path.join(sanlock_stack.lease_dir, stale))
     os.unlink(os.path.join(sanlock_stack.lease_dir, held_by_2))
 
-
-def _until_true(check, timeout: float, what: str) -> None:  # noqa: ANN001
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(1)
 
 
 def test_a_symlink_in_the_lease_directory_is_never_followed_for_deletion(sanlock_stack):
