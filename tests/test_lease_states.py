@@ -81,3 +81,10 @@ def test_the_hosts_pane_says_failing_for_a_host_that_stopped_renewing():
 
     view = LeaseDirSnapshot(LEASES, 1, live_host_ids=(1, 2), failing_host_ids=(2,))
     assert [_liveness(view, host_id) for host_id in (1, 2, 3)] == ["live", "failing", "not live"]
+
+
+def test_a_lease_of_a_failing_host_says_so():
+    path = "/images/db.qcow2"
+    snap = LeaseDirSnapshot(LEASES, 1, files=(_lease(path, 2),), live_host_ids=(1, 2), failing_host_ids=(2,))
+    row = compute_lease_status(snap, [DiskUse("hv2", 2, "db", path, True, True)])[0]
+    assert (row.state, row.detail) == (LeaseState.HELD, "host 2, domain db; host 2 is failing (not renewing)")

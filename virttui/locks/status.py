@@ -67,6 +67,8 @@ def compute_lease_status(leases: LeaseDirSnapshot, uses: Iterable[DiskUse]) -> l
             holder_label = f"{holder[0].host}/{holder[0].domain}" if holder else ""
             if holder:
                 detail += f", domain {holder[0].domain}"
+            if owner in leases.failing_host_ids:  # its lease until sanlock declares it dead
+                detail += f"; host {owner} is failing (not renewing)"
             others = sorted({f"{u.host}/{u.domain}" for u in users if not u.running and u.exclusive})
             if others:
                 verb = "resuming" if all(u.paused for u in users if not u.running and u.exclusive) else "starting"
