@@ -60,6 +60,15 @@ async def test_snapshot_create_revert_delete_from_the_detail_screen(demo):
         await settle(pilot)
         assert [(s.name, s.description) for s in driver.snapshots(dom.uuid)] == [("before", "known good")]
         assert app.screen.query_one("#snapshots").row_count == 1
+        await pilot.press("n")  # the same name again: refused in the dialog, not by the hypervisor later
+        await pilot.pause()
+        await pilot.press(*"before", "enter", "enter")  # name, then the (empty) description: Create
+        await pilot.pause()
+        assert isinstance(app.screen, PromptScreen)
+        assert "a snapshot of that name exists" in str(app.screen.query_one("#prompt-error").render())
+        await pilot.press("escape")
+        await settle(pilot)
+        assert len(driver.snapshots(dom.uuid)) == 1
         await pilot.press("f")  # force off, then revert brings it back running
         await pilot.pause()
         await pilot.press("y")

@@ -188,8 +188,14 @@ class Essentials:
             note="Used memory shows once the guest's balloon driver reports it; otherwise n/a."), answered)
 
     # -- snapshots --------------------------------------------------------------------
-    def create_snapshot(self, uri: str, dom: Domain, done: Callable[[object], None]) -> None:
+    def create_snapshot(self, uri: str, dom: Domain, done: Callable[[object], None],
+                        taken: frozenset[str] = frozenset()) -> None:
+        """taken: the domain's snapshot names as last listed: one of those is refused in the dialog,
+        before the call (the hypervisor would refuse it anyway, as an error after the wait)."""
         from virttui.screens.prompt import Field, PromptScreen
+
+        def name_check(text: str) -> str:
+            return _name_check(text) or ("a snapshot of that name exists" if text.strip() in taken else "")
 
         def answered(values: dict[str, str] | None) -> None:
             if values is None:
@@ -200,7 +206,7 @@ class Essentials:
                      success=f"snapshot {name} of {dom.name} taken")
 
         self.app.push_screen(PromptScreen(f"New snapshot of {dom.name}", [
-            Field("name", "Name", placeholder="before-upgrade", check=_name_check),
+            Field("name", "Name", placeholder="before-upgrade", check=name_check),
             Field("description", "Description (optional)",
                   check=lambda text: "" if not text else _printable(text)),
         ], ok_label="Create"), answered)

@@ -48,6 +48,7 @@ class DomainDetailScreen(LifecycleActions, Screen):
         self.uuid = uuid
         self._last_seen: tuple[str, str] | None = None  # (domain name, host label) as last shown
         self._offered: tuple[object, ...] | None = ()  # what the Footer's keys were last checked against
+        self._snapshot_names: frozenset[str] = frozenset()  # as last listed: a new one can't reuse them
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-head")
@@ -91,6 +92,7 @@ class DomainDetailScreen(LifecycleActions, Screen):
     def _show_snapshots(self, snaps: list[DomainSnapshot] | None, error: str) -> None:
         table = self.query_one("#snapshots", DataTable)
         table.clear()
+        self._snapshot_names = frozenset(snap.name for snap in snaps or ())
         if snaps is None:
             table.border_title = Content(f"Snapshots: {error}")  # plain text, not markup
             return
@@ -109,7 +111,7 @@ class DomainDetailScreen(LifecycleActions, Screen):
     def action_new_snapshot(self) -> None:
         current = self.current_domain()
         if current is not None:
-            self.app.essentials.create_snapshot(*current, self.load_snapshots)
+            self.app.essentials.create_snapshot(*current, self.load_snapshots, self._snapshot_names)
 
     def action_revert_snapshot(self) -> None:
         current, name = self.current_domain(), self.selected_snapshot()
