@@ -162,6 +162,17 @@ class ScriptedTransport(Transport):
         raise ConnectionFailed("no events here")
 
 
+UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"
+
+
+def one_domain(name: str = "a", stats: str = "state.state=5") -> tuple[CommandResult, CommandResult]:
+    """A poll's canned answer listing one domain (UUID, with these domstats lines), and its dumpxml answer."""
+    lines = "".join(f"  {line}\n" for line in stats.split("\n"))
+    poll = CommandResult(0, f"{UUID} {name}\n{SECTION_MARKER}\nDomain: '{name}'\n{lines}{SECTION_MARKER}\n"
+                            f"{SECTION_MARKER}\n", "")
+    return poll, CommandResult(0, f"<domain type='kvm'><name>{name}</name><uuid>{UUID}</uuid></domain>", "")
+
+
 NODE_OK = CommandResult(0, f"CPU(s): 4\nMemory size: 1024 KiB\n{SECTION_MARKER}\nhv\n{SECTION_MARKER}\n"
                            "Running hypervisor: QEMU 7.2.0\n", "")
 
@@ -181,9 +192,7 @@ def test_garbage_from_virsh_is_a_clear_host_error(answer):
 
 
 def test_xml_that_is_not_libvirts_is_a_clear_error():
-    uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"
-    poll = CommandResult(0, f"{uuid} a\n{SECTION_MARKER}\nDomain: 'a'\n  state.state=5\n{SECTION_MARKER}\n"
-                            f"{SECTION_MARKER}\n", "")
+    poll, _ = one_domain()
     driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"),
                          ScriptedTransport([NODE_OK, poll, CommandResult(0, "<html><body/></html>", "")]))
     driver.connect()
@@ -195,10 +204,7 @@ def test_xml_that_is_not_libvirts_is_a_clear_error():
 def test_a_host_reached_without_ssh_never_gets_this_machines_lock_configuration(uri):
     """virsh reaches it over TLS or TCP, but virttui can read files only here: they would be this machine's,
     and a cleanup would act on this machine's lease directory."""
-    uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"
-    poll = CommandResult(0, f"{uuid} a\n{SECTION_MARKER}\nDomain: 'a'\n  state.state=5\n{SECTION_MARKER}\n"
-                            f"{SECTION_MARKER}\n", "")
-    xml = CommandResult(0, f"<domain type='kvm'><name>a</name><uuid>{uuid}</uuid></domain>", "")
+    poll, xml = one_domain()
 
     class NoLocalFiles(ScriptedTransport):
         def run(self, argv, *, timeout=30.0):  # noqa: ANN001, ANN201
@@ -226,11 +232,8 @@ def test_a_domain_undefined_between_the_listing_and_its_xml_is_left_out_not_a_fa
 
 def test_absurd_counts_in_domstats_cost_nothing():
     """block.count / net.count of 10**11 used to walk 10**11 indexes: the host's poll never ended."""
-    uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"
-    listing = CommandResult(0, f"{uuid} a\n{SECTION_MARKER}\nDomain: 'a'\n  state.state=1\n"
-                               f"  block.count=100000000000\n  net.count=100000000000\n  net.0.rx.bytes=5\n"
-                               f"{SECTION_MARKER}\n{SECTION_MARKER}\n", "")
-    xml = CommandResult(0, f"<domain type='kvm'><name>a</name><uuid>{uuid}</uuid></domain>", "")
+    listing, xml = one_domain(stats="state.state=1\nblock.count=100000000000\nnet.count=100000000000\n"
+                                    "net.0.rx.bytes=5")
     driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), ScriptedTransport([NODE_OK, listing, xml]))
     driver.connect()
     started = time.monotonic()
@@ -285,10 +288,7 @@ def test_an_event_stream_that_opens_again_says_so_and_every_xml_is_fetched_again
         watcher.stop()
     assert heard[:3] == [("lifecycle", "a"), ("reopened", ""), ("lifecycle", "a")]
 
-    uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"
-    listing = CommandResult(0, f"{uuid} a\n{SECTION_MARKER}\nDomain: 'a'\n  state.state=5\n{SECTION_MARKER}\n"
-                               f"{SECTION_MARKER}\n", "")
-    xml = CommandResult(0, f"<domain type='kvm'><name>a</name><uuid>{uuid}</uuid></domain>", "")
+    listing, xml = one_domain()
     transport = ScriptedTransport([NODE_OK, listing, xml, listing, NODE_OK, listing, xml, listing, xml])
     driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), transport)
     driver.connect()
@@ -307,11 +307,8 @@ def test_an_event_stream_that_opens_again_says_so_and_every_xml_is_fetched_again
     "error: unsupported flags (0x20000000) in function qemuConnectGetAllDomainStats\n",  # an older daemon
 ])
 def test_the_poll_asks_for_stats_without_waiting_and_falls_back_on_a_virsh_without_nowait(refusal):
-    uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"
     old_virsh = CommandResult(1, "", refusal)
-    listing = CommandResult(0, f"{uuid} a\n{SECTION_MARKER}\nDomain: 'a'\n  state.state=1\n{SECTION_MARKER}\n"
-                               f"{SECTION_MARKER}\n", "")
-    xml = CommandResult(0, f"<domain type='kvm'><name>a</name><uuid>{uuid}</uuid></domain>", "")
+    listing, xml = one_domain(stats="state.state=1")
     transport = ScriptedTransport([NODE_OK, old_virsh, listing, xml, listing])
     driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), transport)
     driver.connect()
@@ -540,10 +537,7 @@ def test_slow_commands_get_their_own_virsh_and_minutes_not_the_sessions_30_secon
     (3, "junk", "paused"),  # a reason is worth showing, not failing the poll for
 ])
 def test_a_notable_state_reason_is_shown_with_the_state(state, reason, expected):
-    uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"
-    poll = CommandResult(0, f"{uuid} a\n{SECTION_MARKER}\nDomain: 'a'\n  state.state={state}\n"
-                            f"  state.reason={reason}\n{SECTION_MARKER}\n{SECTION_MARKER}\n", "")
-    xml = CommandResult(0, f"<domain type='kvm'><name>a</name><uuid>{uuid}</uuid></domain>", "")
+    poll, xml = one_domain(stats=f"state.state={state}\nstate.reason={reason}")
     driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), ScriptedTransport([NODE_OK, poll, xml]))
     driver.connect()
     assert driver.poll().domains[0].state_text == expected
@@ -552,10 +546,7 @@ def test_a_notable_state_reason_is_shown_with_the_state(state, reason, expected)
 def test_a_driver_closed_while_its_poll_runs_gives_a_host_error_never_an_assertion():
     """Quitting closes every driver on its own thread while a poll may still be running (found by
     a CI run: `assert facts is not None` after close() had cleared the node facts)."""
-    uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"
-    poll = CommandResult(0, f"{uuid} a\n{SECTION_MARKER}\nDomain: 'a'\n  state.state=5\n{SECTION_MARKER}\n"
-                            f"{SECTION_MARKER}\n", "")
-    xml = CommandResult(0, f"<domain type='kvm'><name>a</name><uuid>{uuid}</uuid></domain>", "")
+    poll, xml = one_domain()
 
     class ClosedMidPoll(ScriptedTransport):
         driver: VirshDriver
@@ -623,13 +614,10 @@ def test_event_lines_of_every_shape_name_their_domain(line, kind, name):
 
 
 def test_a_name_with_a_leading_space_is_not_fetched_again_every_poll():
-    uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"
-    listing = CommandResult(0, f"{uuid}  db\n{SECTION_MARKER}\nDomain: ' db'\n  state.state=1\n{SECTION_MARKER}\n"
-                               f"{SECTION_MARKER}\n", "")
-    xml = CommandResult(0, f"<domain type='kvm'><name> db</name><uuid>{uuid}</uuid></domain>", "")
+    listing, xml = one_domain(" db", stats="state.state=1")
     transport = ScriptedTransport([NODE_OK, listing, xml, listing, listing])
     driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), transport)
     driver.connect()
     for _ in range(3):
         driver.poll()
-    assert [c[-1] for c in transport.commands if "dumpxml" in c[-1]] == [f"dumpxml {uuid}"]
+    assert [c[-1] for c in transport.commands if "dumpxml" in c[-1]] == [f"dumpxml {UUID}"]
