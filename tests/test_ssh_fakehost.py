@@ -50,7 +50,10 @@ def _serve(host_keys: list[paramiko.PKey], release: threading.Event, transports:
             server = paramiko.Transport(conn)
             server.add_server_key(host_keys[min(index, len(host_keys) - 1)])
             transports.append(server)
-            server.start_server(server=_StallingServer(release))
+            try:
+                server.start_server(server=_StallingServer(release))
+            except (paramiko.SSHException, EOFError, OSError):
+                continue  # the client hung up mid-handshake (a refused host key): serve the next one
 
     threading.Thread(target=accept, daemon=True).start()
     return listener
