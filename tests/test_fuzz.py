@@ -39,7 +39,6 @@ from virttui.drivers.transport import LocalTransport
 from virttui.drivers.uri import KNOWN_TRANSPORTS, LibvirtURI, parse_uri
 from virttui.drivers.virsh import VirshDriver
 from virttui.drivers.virshparse import (
-    SECTION_MARKER,
     NodeFacts,
     VirshEvent,
     parse_domstats,
@@ -47,6 +46,7 @@ from virttui.drivers.virshparse import (
     parse_names,
     parse_node_facts,
     parse_uuid_names,
+    new_marker,
     split_sections,
     stat_int,
     virsh_error,
@@ -114,7 +114,7 @@ def test_virsh_output_parsers_raise_only_parse_errors(text, count):
     assert isinstance(parse_names(text), set)
     facts = only(ParseError, parse_node_facts, text, text, text)
     assert facts is None or isinstance(facts, NodeFacts)
-    parts = only(ParseError, split_sections, text, count)
+    parts = only(ParseError, split_sections, text, count, SECTION_MARKER)
     assert parts is None or len(parts) == count
     for line in (text, *text.split("\n")):
         event = parse_event(line)
@@ -202,6 +202,7 @@ def test_node_facts_parse_back(cpus, memory, hostname, noise, hv):
     assert facts == NodeFacts(hostname.strip(), cpus, memory, hv[0], hv[1])
 
 
+SECTION_MARKER = new_marker()
 section = st.text(max_size=40).filter(lambda s: SECTION_MARKER not in s and not s.startswith("\n"))
 
 
@@ -209,10 +210,10 @@ section = st.text(max_size=40).filter(lambda s: SECTION_MARKER not in s and not 
 @given(st.lists(section, min_size=1, max_size=6), st.integers(0, 8))
 def test_sections_split_back_exactly(parts, wrong):
     text = (SECTION_MARKER + "\n").join(parts)
-    assert split_sections(text, len(parts)) == parts
+    assert split_sections(text, len(parts), SECTION_MARKER) == parts
     if wrong != len(parts):
         with pytest.raises(ParseError, match="sections"):
-            split_sections(text, wrong)
+            split_sections(text, wrong, SECTION_MARKER)
 
 
 event_kind = st.from_regex(r"[a-z][a-z-]{0,20}", fullmatch=True)

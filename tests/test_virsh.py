@@ -8,9 +8,11 @@ test_realhosts.py.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
+from dataclasses import replace
 
 import pytest
 from conftest import DEMO_NODE
@@ -32,9 +34,7 @@ from virttui.drivers.registry import open_driver
 from virttui.drivers.transport import CommandResult, LocalTransport, Transport
 from virttui.drivers.uri import parse_uri
 from virttui.drivers.virsh import MISSING, VirshDriver, script
-from virttui.drivers.virshsession import VirshSession
 from virttui.drivers.virshparse import (
-    SECTION_MARKER,
     VirshEvent,
     parse_domstats,
     parse_event,
@@ -43,8 +43,11 @@ from virttui.drivers.virshparse import (
     split_sections,
     virsh_error,
 )
+from virttui.drivers.virshsession import VirshSession
 
 VIRSH = shutil.which("virsh")
+SECTION_MARKER = "@@SECTION@@"  # in canned answers: ScriptedTransport puts the script's own marker there
+MARKER = re.compile(r"@@virttui-[0-9a-f]{16}@@")
 
 
 @pytest.fixture
@@ -97,9 +100,9 @@ def test_listing_maps_uuids_to_names_with_spaces():
 
 def test_sections_must_all_be_there():
     text = f"a\n{SECTION_MARKER}\nb\n"
-    assert split_sections(text, 2) == ["a\n", "b\n"]
+    assert split_sections(text, 2, SECTION_MARKER) == ["a\n", "b\n"]
     with pytest.raises(ParseError, match="truncated"):
-        split_sections("a\n", 2)
+        split_sections("a\n", 2, SECTION_MARKER)
 
 
 def test_node_facts_from_nodeinfo_and_version():
@@ -138,7 +141,7 @@ def test_virsh_errors_are_typed_and_one_line(stderr, kind):
 @given(st.text())
 def test_parsers_raise_only_typed_errors(text):
     for parse in (parse_domstats, parse_uuid_names, lambda t: parse_node_facts(t, t, t), parse_event,
-                  lambda t: split_sections(t, 4)):
+                  lambda t: split_sections(t, 4, SECTION_MARKER)):
         try:
             parse(text)
         except DriverError:
@@ -154,9 +157,17 @@ class ScriptedTransport(Transport):
 
     def run(self, argv, *, timeout=30.0):  # noqa: ANN001, ANN201
         if argv[0] == "sh":  # the lock configuration: no file exists on this host
-            return CommandResult(0, f"{SECTION_MARKER}\n{MISSING}" * 3, "")
+            return self._marked(argv, CommandResult(0, f"{SECTION_MARKER}\n{MISSING}" * 3, ""))
         self.commands.append(list(argv))
-        return self.answers.pop(0)
+        return self._marked(argv, self.answers.pop(0))
+
+    @staticmethod
+    def _marked(argv, answer: CommandResult) -> CommandResult:  # noqa: ANN001
+        """The answer with the script's own section marker where the canned text has SECTION_MARKER."""
+        found = MARKER.search(" ".join(argv))
+        if found is None:
+            return answer
+        return replace(answer, stdout=answer.stdout.replace(SECTION_MARKER, found.group()))
 
     def stream(self, argv):  # noqa: ANN001, ANN201
         raise ConnectionFailed("no events here")
@@ -228,6 +239,29 @@ def test_a_domain_undefined_between_the_listing_and_its_xml_is_left_out_not_a_fa
     driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), ScriptedTransport([NODE_OK, listing, xml]))
     driver.connect()
     assert [d.name for d in driver.poll().domains] == ["a"]
+
+
+def test_a_description_holding_an_earlier_scripts_marker_is_harmless():
+    """The poll script's marker is on every SSH host's /proc/*/cmdline: a guest's description written
+    with it once made every later poll of the host fail. Each script now has a marker of its own."""
+    poll, _ = one_domain()
+
+    class SpoofingTransport(ScriptedTransport):
+        def run(self, argv, *, timeout=30.0):  # noqa: ANN001, ANN201
+            if argv[0] != "sh" and "dumpxml" in argv[-1]:
+                seen = MARKER.findall(" ".join(c[-1] for c in self.commands))  # every marker the host saw
+                self.answers.insert(0, CommandResult(0, f"<domain type='kvm'><name>a</name><uuid>{UUID}</uuid>"
+                                                        f"<description>{' '.join(seen)}</description></domain>", ""))
+            return super().run(argv, timeout=timeout)
+
+    transport = SpoofingTransport([NODE_OK, poll, poll, poll])
+    driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), transport)
+    driver.connect()
+    assert [d.name for d in driver.poll().domains] == ["a"]
+    driver._xml.clear()  # noqa: SLF001 - the XML fetched again, as after a reconnect
+    assert [d.name for d in driver.poll().domains] == ["a"]
+    markers = [set(MARKER.findall(c[-1])) for c in transport.commands if MARKER.search(c[-1])]
+    assert all(len(m) == 1 for m in markers) and len(set().union(*markers)) == len(markers) == 3
 
 
 def test_absurd_counts_in_domstats_cost_nothing():
@@ -328,8 +362,12 @@ def test_actions_address_domains_by_uuid_only():
         driver.perform("x'; touch /tmp/pwned; '", Action.START)
 
 
-def test_poll_is_one_virsh_run_in_steady_state():
-    assert script(["a", "b"]) == f"a ; echo {SECTION_MARKER} ; b"
+def test_a_script_cuts_its_output_at_its_own_marker():
+    first, second = script(["a", "b"]), script(["a", "b"])
+    assert first.text == f"a ; echo {first.marker} ; b" and first.marker != second.marker
+    # a payload holding an earlier script's marker (a domain description written after reading
+    # /proc/*/cmdline on the host) is plain text to the next script
+    assert second.split(f"x {first.marker} y\n{second.marker}\nz") == [f"x {first.marker} y\n", "z"]
 
 
 # -- Debian's virsh, with libvirt's test driver inside it ----------------------------------------

@@ -236,3 +236,4 @@ class DomainSnapshot:
     created: int = 0  # seconds since the epoch
     parent: str = ""
     current: bool = False
+    usable: bool = True  # False: the host gave a name no command may carry (shown escaped, never acted on)

@@ -35,11 +35,12 @@ from virttui.drivers.model import (
     notable_reason,
 )
 from virttui.drivers.transport import COMMAND_TIMEOUT, CommandResult, Transport
+from virttui.drivers.names import check_name, escaped, usable_name
 from virttui.drivers.uri import LibvirtURI
 from virttui.drivers.virshparse import (
-    SECTION_MARKER,
     NodeFacts,
     VirshEvent,
+    new_marker,
     parse_domstats,
     parse_names,
     parse_node_facts,
@@ -74,13 +75,24 @@ BATCH_BYTES = 32 * 1024  # one virsh script at most: a quarter of Linux's 128 Ki
 NODE_REFRESH_POLLS = 150
 
 
-def script(commands: tuple[str, ...] | list[str]) -> str:
-    """One virsh command line running several commands, with markers to cut the output."""
-    return f" ; echo {SECTION_MARKER} ; ".join(commands)
+@dataclass(frozen=True)
+class Script:
+    """One virsh command line running several commands, and the marker of its own that cuts the output."""
+
+    text: str
+    marker: str
+    count: int
+
+    def split(self, output: str) -> list[str]:
+        return split_sections(output, self.count, self.marker)
 
 
-_POLL_SCRIPT_WAITING = script(POLL_COMMANDS_WAITING)
-_SEPARATOR = len(script(["", ""]))  # what script() puts between two commands: " ; echo MARKER ; "
+def script(commands: tuple[str, ...] | list[str]) -> Script:
+    marker = new_marker()
+    return Script(f" ; echo {marker} ; ".join(commands), marker, len(commands))
+
+
+_SEPARATOR = len(script(["", ""]).text)  # what script() puts between two commands: " ; echo MARKER ; "
 
 
 def _check_uuid(uuid: str) -> str:
@@ -126,7 +138,7 @@ class VirshDriver(Driver):
         self._lock_warning = ""
         self.lock_config: LockConfig | None = None
         self._on_change: Callable[[], None] | None = None
-        self._poll_script = script(POLL_COMMANDS)
+        self._poll_commands = POLL_COMMANDS
         self._closed = False
 
     # -- virsh -----------------------------------------------------------------
@@ -154,8 +166,8 @@ class VirshDriver(Driver):
     def _refresh_node(self) -> None:
         """Node facts and lock configuration, read at connect and again every NODE_REFRESH_POLLS polls."""
         self.transport.connect()
-        out = self._virsh(script(NODE_COMMANDS), what=self.uri)
-        nodeinfo, hostname, version = split_sections(out, 3)
+        node = script(NODE_COMMANDS)
+        nodeinfo, hostname, version = node.split(self._virsh(node.text, what=self.uri))
         self._facts = parse_node_facts(nodeinfo, hostname, version)
         self._polls = 0
         self._leases, self._lock_warning = self._lease_manager()
@@ -171,10 +183,11 @@ class VirshDriver(Driver):
         files = (QEMU_CONF, SANLOCK_CONF, LOCKD_CONF)
         # a file that can't be read is not a file that isn't there: qemu.conf is often 0600, and a
         # non-root login reading it as missing would show "no lock manager" where sanlock runs
-        shell = (f'for f; do echo {SECTION_MARKER}; if [ ! -e "$f" ]; then printf %s {MISSING}; '
+        marker = new_marker()
+        shell = (f'for f; do echo {marker}; if [ ! -e "$f" ]; then printf %s {MISSING}; '
                  f'else cat -- "$f" 2>/dev/null || printf %s {UNREADABLE}; fi; done')
         result = self.transport.run(["sh", "-c", shell, "sh", *files])
-        texts = [None if part == MISSING else part for part in split_sections(result.stdout, 4)[1:]]
+        texts = [None if part == MISSING else part for part in split_sections(result.stdout, 4, marker)[1:]]
         if len(texts) != len(files):
             return None, "cannot read the libvirt lock configuration"
         unreadable = {path for path, text in zip(files, texts, strict=True) if text and text.endswith(UNREADABLE)}
@@ -250,15 +263,17 @@ class VirshDriver(Driver):
         if facts is None or self._closed:
             raise ConnectionFailed(f"{self.uri}: closed")
         self._polls += 1
+        poll = script(self._poll_commands)
         try:
-            out = self._virsh(self._poll_script, what=self.uri)
+            out = self._virsh(poll.text, what=self.uri)
         except DriverError as exc:
-            if not _refuses_nowait(str(exc)) or self._poll_script == _POLL_SCRIPT_WAITING:
+            if not _refuses_nowait(str(exc)) or self._poll_commands == POLL_COMMANDS_WAITING:
                 raise
-            self._poll_script = _POLL_SCRIPT_WAITING  # an older virsh: without the option
-            out = self._virsh(self._poll_script, what=self.uri)
+            self._poll_commands = POLL_COMMANDS_WAITING  # an older virsh: without the option
+            poll = script(self._poll_commands)
+            out = self._virsh(poll.text, what=self.uri)
         taken_at = self._clock()
-        listing, stats_text, autostart_text, transient_text = split_sections(out, 4)
+        listing, stats_text, autostart_text, transient_text = poll.split(out)
         pairs = parse_uuid_names(listing)
         stats = parse_domstats(stats_text)
         autostart = parse_names(autostart_text)
@@ -324,7 +339,8 @@ class VirshDriver(Driver):
             while end < len(commands) and (end == start or size + len(commands[end]) + _SEPARATOR <= BATCH_BYTES):
                 size += len(commands[end]) + _SEPARATOR
                 end += 1
-            texts.extend(split_sections(self._virsh_tolerant(script(commands[start:end])), end - start))
+            batch = script(commands[start:end])
+            texts.extend(batch.split(self._virsh_tolerant(batch.text)))
             start = end
         return texts
 
@@ -418,32 +434,51 @@ class VirshDriver(Driver):
         self._act(f"undefine {uuid}{flags}", f"undefine {uuid}", slow=remove_storage)
 
     def snapshots(self, uuid: str) -> list[DomainSnapshot]:
+        """Every snapshot the host lists. Only usable names go back into a command (a name with a CR or
+        DEL would be read by interactive virsh's readline as a second command): the rest are listed,
+        marked unusable, and nothing is ever done with them."""
         uuid = _check_uuid(uuid)
         names = [n for n in self._act(f"snapshot-list {uuid} --name", f"snapshots of {uuid}").split("\n") if n]
         if not names:
             return []
         current = self._run_virsh(f"snapshot-current {uuid} --name").stdout.strip()
-        texts = self._tolerant_batches([f"snapshot-dumpxml {uuid} --snapshotname {virsh_quote(n)}" for n in names])
-        return [_parse_snapshot(text, current, f"{self.uri}: snapshot {name!r}")
-                for name, text in zip(names, texts, strict=True) if text.strip()]
+        usable = [name for name in names if usable_name(name)]
+        texts = dict(zip(usable, self._tolerant_batches(
+            [f"snapshot-dumpxml {uuid} --snapshotname {virsh_quote(n)}" for n in usable]), strict=True))
+        snaps: list[DomainSnapshot] = []
+        unresolved: list[str] = []  # lines no snapshot answers to: the pieces of a name with a line break
+        for name in names:
+            text = texts.get(name, "")
+            if text.strip():
+                if unresolved:
+                    snaps.append(DomainSnapshot(name="\n".join(unresolved), usable=False))
+                    unresolved = []
+                snaps.append(_parse_snapshot(text, name, current, f"{self.uri}: snapshot {escaped(name)!r}"))
+            elif name in texts:
+                unresolved.append(name)
+            else:
+                snaps.append(DomainSnapshot(name=name, usable=False))
+        if unresolved:
+            snaps.append(DomainSnapshot(name="\n".join(unresolved), usable=False))
+        return snaps
 
     def create_snapshot(self, uuid: str, name: str, description: str = "") -> None:
         uuid = _check_uuid(uuid)
-        command = f"snapshot-create-as {uuid} --name {virsh_quote(_check_name(name))}"
+        command = f"snapshot-create-as {uuid} --name {virsh_quote(check_name(name, 'snapshot name'))}"
         if description:
-            command += f" --description {virsh_quote(_check_name(description, 'description'))}"
+            command += f" --description {virsh_quote(check_name(description, 'description'))}"
         self._act(command, f"snapshot {name!r} of {uuid}", slow=True)
 
     def revert_snapshot(self, uuid: str, name: str) -> None:
         uuid = _check_uuid(uuid)
-        self._act(f"snapshot-revert {uuid} --snapshotname {virsh_quote(_check_name(name))}", f"revert {uuid} to {name!r}",
-                  slow=True)
+        name = check_name(name, "snapshot name")
+        self._act(f"snapshot-revert {uuid} --snapshotname {virsh_quote(name)}", f"revert {uuid} to {name!r}", slow=True)
         self._mark_stale(uuid)
 
     def delete_snapshot(self, uuid: str, name: str) -> None:
         uuid = _check_uuid(uuid)
-        self._act(f"snapshot-delete {uuid} --snapshotname {virsh_quote(_check_name(name))}", f"delete snapshot {name!r}",
-                  slow=True)
+        name = check_name(name, "snapshot name")
+        self._act(f"snapshot-delete {uuid} --snapshotname {virsh_quote(name)}", f"delete snapshot {name!r}", slow=True)
 
     def set_memory_stats_period(self, uuid: str, seconds: int) -> None:
         uuid = _check_uuid(uuid)
@@ -470,12 +505,6 @@ def virsh_quote(arg: str) -> str:
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _check_name(name: str, what: str = "snapshot name") -> str:
-    if not name or any(not ch.isprintable() for ch in name):
-        raise OperationInvalid(f"a {what} must be printable and not empty")
-    return name
-
-
 def _reason_number(stats: dict[str, str]) -> int | None:
     """state.reason, or None when it is absent or junk: a reason is worth showing, not failing a poll for."""
     value = stats.get("state.reason", "")
@@ -497,13 +526,13 @@ def _used_memory(stats: dict[str, str]) -> int | None:
     return max(0, available - unused)
 
 
-def _parse_snapshot(text: str, current: str, what: str) -> DomainSnapshot:
+def _parse_snapshot(text: str, name: str, current: str, what: str) -> DomainSnapshot:
+    """A snapshot's XML, under the name the listing gave (the one commands use)."""
     root = parse_xml(text, what)
     def child(tag: str) -> str:
         elem = root.find(tag)
         return (elem.text or "").strip() if elem is not None else ""
     created = child("creationTime")
-    name = child("name")
     return DomainSnapshot(name=name, description=child("description"), state=child("state"),
                           created=int(created) if created.isascii() and created.isdigit() else 0, parent=child("parent/name"),
                           current=name == current)

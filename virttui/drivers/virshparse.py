@@ -19,9 +19,13 @@ from virttui.drivers.errors import (
     OperationInvalid,
     ParseError,
 )
+from virttui.drivers.names import escaped
 
-# Random per process: a host cannot name a domain after a marker it cannot know.
-SECTION_MARKER = f"@@virttui-{secrets.token_hex(8)}@@"
+
+def new_marker() -> str:
+    """A fresh section marker for one script: a host sees a script's marker (in /proc/*/cmdline) only
+    while that script runs, so no title or description can be written with it in advance."""
+    return f"@@virttui-{secrets.token_hex(8)}@@"
 
 
 def _lines(text: str) -> list[str]:
@@ -30,14 +34,14 @@ def _lines(text: str) -> list[str]:
     return text.split("\n")
 
 
-def split_sections(text: str, count: int) -> list[str]:
+def split_sections(text: str, count: int, marker: str) -> list[str]:
     """Cut one virsh run's output at the `echo` markers between its commands.
 
     One-shot virsh ends an `echo` with a newline; quiet or interactive virsh does not, so one
-    newline after a marker is dropped if present. The marker is random per process, so no
-    domain can be named after it.
+    newline after a marker is dropped if present. The marker is the script's own (new_marker):
+    an earlier script's marker in a payload is plain text here.
     """
-    parts = text.split(SECTION_MARKER)
+    parts = text.split(marker)
     if len(parts) != count:
         raise ParseError(f"virsh printed {len(parts)} sections where {count} were expected (truncated output?)")
     return [parts[0]] + [part[1:] if part.startswith("\n") else part for part in parts[1:]]
@@ -169,15 +173,9 @@ _CONNECT_ERRORS = ("failed to connect", "Failed to connect socket", "no connecti
 _LEASE_ERRORS = ("Failed to acquire lock", "resource busy", "sanlock", "lease", "Lockspace")
 
 
-def _printable(text: str) -> str:
-    """Control characters (terminal escapes, bidi overrides…) from a host shown as escapes, never sent raw
-    to the operator's terminal by a notification or a CLI error."""
-    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
-
-
 def virsh_error(stderr: str, returncode: int, what: str) -> DriverError:
     """The typed error for a failed virsh run, with libvirt's own one-line message."""
-    lines = [_printable(line.strip()) for line in stderr.splitlines() if line.strip()]
+    lines = [escaped(line.strip()) for line in stderr.splitlines() if line.strip()]
     message = "; ".join(line[len("error: "):] if line.startswith("error: ") else line for line in lines)
     message = message[:400] or f"exit status {returncode}"
     if returncode == 127 or "command not found" in message or "virsh: not found" in message:

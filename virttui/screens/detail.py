@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, Label, Sparkline, Static
 from virttui.crash import contained
 from virttui.drivers.errors import DriverError
 from virttui.drivers.model import ConnectionState, Domain, DomainSnapshot
+from virttui.drivers.names import escaped
 from virttui.format import human_kib, human_rate, percent
 from virttui.messages import FleetUpdated
 from virttui.screens.lifecycle import LIFECYCLE_BINDINGS, LifecycleActions
@@ -48,6 +49,7 @@ class DomainDetailScreen(LifecycleActions, Screen):
         self.uuid = uuid
         self._last_seen: tuple[str, str] | None = None  # (domain name, host label) as last shown
         self._offered: tuple[object, ...] | None = ()  # what the Footer's keys were last checked against
+        self._snapshots: dict[str, DomainSnapshot] = {}  # by row key
         self._snapshot_names: frozenset[str] = frozenset()  # as last listed: a new one can't reuse them
 
     def compose(self) -> ComposeResult:
@@ -93,20 +95,35 @@ class DomainDetailScreen(LifecycleActions, Screen):
         table = self.query_one("#snapshots", DataTable)
         table.clear()
         self._snapshot_names = frozenset(snap.name for snap in snaps or ())
+        self._snapshots = {str(index): snap for index, snap in enumerate(snaps or ())}
         if snaps is None:
             table.border_title = Content(f"Snapshots: {error}")  # plain text, not markup
             return
         table.border_title = Content(f"Snapshots · {len(snaps)}" if snaps else "Snapshots · none (n creates one)")
-        for snap in snaps:
-            taken = _when(snap.created)
-            name = Text(("● " if snap.current else "  ") + snap.name, style="bold" if snap.current else "")
-            table.add_row(name, taken, snap.state or "-", Text(snap.description), key=snap.name)
+        for key, snap in self._snapshots.items():
+            name = Text(("● " if snap.current else "  ") + escaped(snap.name), style="bold" if snap.current else "")
+            description = Text(escaped(snap.description))
+            if not snap.usable:
+                name.append(" ⚠ unusable name", style="bold red")
+                description = Text("no action: its name holds control characters", style="red")
+            table.add_row(name, Text(_when(snap.created)), Text(escaped(snap.state) or "-"), description, key=key)
 
-    def selected_snapshot(self) -> str | None:
+    def selected_snapshot(self) -> DomainSnapshot | None:
         table = self.query_one("#snapshots", DataTable)
         if table.row_count == 0:
             return None
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self._snapshots.get(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value or "")
+
+    def _actionable_snapshot(self) -> str | None:
+        """The selected snapshot's name, if a command may carry it; otherwise says why not."""
+        snap = self.selected_snapshot()
+        if snap is None:
+            return None
+        if not snap.usable:
+            self.notify(f"Snapshot {escaped(snap.name)!r}: its name holds control characters; "
+                        "virttui never sends it to the host", severity="warning", markup=False)
+            return None
+        return snap.name
 
     def action_new_snapshot(self) -> None:
         current = self.current_domain()
@@ -114,12 +131,12 @@ class DomainDetailScreen(LifecycleActions, Screen):
             self.app.essentials.create_snapshot(*current, self.load_snapshots, self._snapshot_names)
 
     def action_revert_snapshot(self) -> None:
-        current, name = self.current_domain(), self.selected_snapshot()
+        current, name = self.current_domain(), self._actionable_snapshot()
         if current is not None and name is not None:
             self.app.essentials.revert_snapshot(*current, name, self.load_snapshots)
 
     def action_delete_snapshot(self) -> None:
-        current, name = self.current_domain(), self.selected_snapshot()
+        current, name = self.current_domain(), self._actionable_snapshot()
         if current is not None and name is not None:
             self.app.essentials.delete_snapshot(*current, name, self.load_snapshots)
 
