@@ -34,8 +34,8 @@ from virttui.drivers.model import (
     HostSnapshot,
     notable_reason,
 )
-from virttui.drivers.transport import COMMAND_TIMEOUT, CommandResult, Transport
 from virttui.drivers.names import check_name, escaped, usable_name
+from virttui.drivers.transport import COMMAND_TIMEOUT, CommandResult, Transport
 from virttui.drivers.uri import LibvirtURI
 from virttui.drivers.virshparse import (
     NodeFacts,
@@ -534,8 +534,8 @@ def _parse_snapshot(text: str, name: str, current: str, what: str) -> DomainSnap
         return (elem.text or "").strip() if elem is not None else ""
     created = child("creationTime")
     return DomainSnapshot(name=name, description=child("description"), state=child("state"),
-                          created=int(created) if created.isascii() and created.isdigit() else 0, parent=child("parent/name"),
-                          current=name == current)
+                          created=int(created) if created.isascii() and created.isdigit() else 0,
+                          parent=child("parent/name"), current=name == current)
 
 
 def open_virsh_driver(uri: str, parsed: LibvirtURI, *, clock: Callable[[], float] = time.monotonic) -> VirshDriver:
