@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -115,14 +116,33 @@ def _setup_logging(path: str | None) -> None:
         state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
         path = os.path.join(state, "virttui", "virttui.log")
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        handler = logging.FileHandler(path, encoding="utf-8")
+        handler = _private_log_handler(path)
     except OSError:
         return  # logging is a help, never a reason to fail
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+
+
+def _private_log_handler(path: str) -> logging.FileHandler:
+    """The log lists every host (URIs with user names and key paths): a directory virttui creates is
+    0700, the file 0600 whatever the umask, and a symlink planted at the file's name is not followed."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):  # an existing one (the cwd of `--log ./x.log`) is not virttui's to change
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            os.fchmod(fd, 0o600)  # a log an older virttui left world-readable
+        stream = os.fdopen(fd, "a", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
+    handler = logging.FileHandler(path, encoding="utf-8", delay=True)  # delay: it writes to our stream
+    handler.stream = stream
+    return handler
 
 
 @contextmanager

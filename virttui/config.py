@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import tempfile
 from dataclasses import dataclass, field, replace
 
 from virttui.boundedread import read_bounded
@@ -58,6 +60,8 @@ def load_config(path: str | None = None) -> Config:
         raise ConfigError(f"{path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except RecursionError:  # tomllib recurses per nesting level: `a = [[[[...` would end in a traceback
+        raise ConfigError(f"{path}: nested too deeply") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     hosts, groups = [], []
@@ -125,7 +129,15 @@ def save_config(config: Config, previous: Config | None = None) -> None:
     import tomlkit
     from tomlkit.exceptions import TOMLKitError
 
-    path = os.path.realpath(config.path or default_config_path())
+    given = os.path.abspath(config.path or default_config_path())
+    # A symlinked config (dotfiles) is edited at its target, the link kept; trusted only where nobody
+    # else could have planted the link (the target's directory is checked when writing).
+    path = os.path.realpath(given)
+    if os.path.islink(given):
+        try:
+            _check_directory(path, os.path.dirname(given))
+        except OSError as exc:
+            raise ConfigError(f"{path}: {exc.strerror or exc}") from None
     try:
         with open(path, encoding="utf-8") as handle:
             doc = tomlkit.parse(handle.read())
@@ -136,13 +148,14 @@ def save_config(config: Config, previous: Config | None = None) -> None:
         except TOMLKitError as exc:
             raise ConfigError(f"{path}: not written: {exc}") from None
         previous = None
-    except (OSError, UnicodeDecodeError, TOMLKitError) as exc:
-        why = getattr(exc, "strerror", None) or str(exc)
+    except (OSError, UnicodeDecodeError, TOMLKitError, RecursionError) as exc:
+        # RecursionError: this tomlkit caps nesting itself (ParseError); one that recursed would raise it
+        why = getattr(exc, "strerror", None) or ("nested too deeply" if isinstance(exc, RecursionError) else str(exc))
         raise ConfigError(f"{path}: not rewritten, it cannot be read back: {why}") from None
     try:
         _apply(doc, config, previous)
         text = tomlkit.dumps(doc)
-    except (TOMLKitError, ValueError) as exc:  # a value TOML cannot hold: the file is left as it is
+    except (TOMLKitError, ValueError, RecursionError) as exc:  # a value TOML cannot hold: the file is left as it is
         raise ConfigError(f"{path}: not rewritten: {exc}") from None
     _write_atomically(path, text, mode)
 
@@ -214,25 +227,44 @@ def _trim_trailing_blank_lines(table) -> None:  # noqa: ANN001 - tomlkit Table
     table.add(tomlkit.nl())
 
 
+def _check_directory(path: str, directory: str) -> None:
+    """Refuse a directory someone else can write to: they could swap in their own file or name it
+    before virttui writes (the file holds the host URIs)."""
+    info = os.stat(directory)
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(f"{path}: not written: its directory is writable by group or others (chmod go-w {directory})")
+    if info.st_uid not in (os.geteuid(), 0):
+        raise ConfigError(f"{path}: not written: its directory is owned by another user (uid {info.st_uid})")
+
+
 def _write_atomically(path: str, text: str, mode: int) -> None:
-    """A crash mid-write leaves the old file or the new one, never half of one, and no temp file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
+    """A crash mid-write leaves the old file or the new one, never half of one, and no temp file.
+
+    path is already resolved (save_config writes through a symlinked config to its target, as an
+    editor would); the temp file is mkstemp's: a fresh name, O_EXCL, so a planted symlink can't redirect it.
+    """
+    directory = os.path.dirname(path)
+    tmp = ""
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-        try:
-            os.fchmod(fd, mode)  # as the file was, whatever the umask says
-            os.write(fd, text.encode("utf-8"))
+        if not os.path.isdir(directory):
+            os.makedirs(directory, mode=0o700, exist_ok=True)  # the file holds host URIs (user names, key paths)
+        _check_directory(path, directory)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-", dir=directory)
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(fd, mode)  # as the file was (new: 0600), whatever the umask says
+            handle.write(text.encode("utf-8"))
+            handle.flush()
             os.fsync(fd)
-        finally:
-            os.close(fd)
         os.replace(tmp, path)
+        tmp = ""
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise ConfigError(f"{path}: {exc.strerror}") from None
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def with_host(config: Config, uri: str, group: str = "") -> Config:

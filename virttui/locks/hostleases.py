@@ -86,9 +86,11 @@ class AgentRunner:
         The host's own /usr/bin/python3 when it has one, else python3 from the login PATH: a
         PATH that starts with pyenv shims (as on this test machine) costs ~85 ms a run.  -S: the
         agent needs only the standard library, and skipping site-packages saves ~30 ms more.
+        -I: with -c the login's cwd (its home) would come first on sys.path, so a json.py there would
+        run as the agent; isolated mode also ignores PYTHON* variables and the user's site-packages.
         """
-        return ["sh", "-c", 'p=/usr/bin/python3; [ -x "$p" ] || p="$0"; exec "$p" -S "$@"', self.python,
-                "-c", AGENT_SOURCE, *args]
+        return ["sh", "-c", 'p=/usr/bin/python3; [ -x "$p" ] || p="$0"; exec "$p" "$@"', self.python,
+                "-I", "-S", "-c", AGENT_SOURCE, *args]
 
     def scan(self, directory: str, lockspace: str, with_sanlock: bool) -> dict:
         if self.transport is None:
