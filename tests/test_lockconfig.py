@@ -317,26 +317,6 @@ def test_a_hosts_agent_printing_hostile_json_is_a_lease_directory_error(manager,
     assert snap.error.startswith("lease directory ") and snap.files == ()
 
 
-def test_the_agent_never_opens_what_is_not_a_regular_file(tmp_path, monkeypatch):
-    """A device node in a shared lease directory would be opened on every host, every poll (a
-    tape rewinds, a watchdog arms): the agent looks first (lstat) and opens regular files only."""
-    from virttui.locks import agent
-
-    tmp_path = tmp_path / "leases"
-    tmp_path.mkdir()
-    os.mkfifo(tmp_path / ("f" * 32))
-    os.symlink("/etc/passwd", tmp_path / ("a" * 32))
-    lease = write_free_lease(str(tmp_path), "/images/a.qcow2")
-    opened = []
-    real_open = os.open
-    monkeypatch.setattr(os, "open", lambda path, *args: opened.append(os.path.basename(path)) or real_open(path, *args))
-    errors = {f["name"]: f.get("error") for f in scan(str(tmp_path), "__LIBVIRT__DISKS__", False)["files"]}
-    assert errors == {"f" * 32: "not a regular file", "a" * 32: "symbolic link, not followed",
-                      os.path.basename(lease): None}
-    assert agent._safe_target(str(tmp_path), "f" * 32) == (None, "not a regular file")
-    assert opened == [os.path.basename(lease)]
-
-
 def test_virtlockd_has_its_own_auto_disk_leases_and_device_lockspaces(tmp_path):
     from virttui.locks.status import DiskUse, compute_lease_status
 

@@ -85,22 +85,32 @@ HEAD_READ = 4096  # one O_DIRECT read: a whole logical block on 512-byte and 4K-
 _buffers = threading.local()
 
 
-def _open_and_read_head(path):
-    """Open a lease file and read its first sector as sanlock does, past the page cache (O_DIRECT):
-    on NFS a cached leader can be stale, and cached pages cost the daemon an invalidation on each
-    direct write. Where the filesystem refuses O_DIRECT, a buffered read. Returns (fd, head)."""
+def _open_dir(directory):
+    """The lease directory's fd: every entry is looked up in it (dir_fd), never by a path that a
+    renamed or swapped component could lead elsewhere between two steps."""
+    # The configured directory itself may be a symlink (to an NFS mount, say): the operator chose it,
+    # so it is followed, once, here; entries inside it never are.
+    return os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _open_and_read_head(dfd, name):
+    """Open a lease file (name in the directory open as dfd) and read its first sector as sanlock
+    does, past the page cache (O_DIRECT): on NFS a cached leader can be stale, and cached pages cost
+    the daemon an invalidation on each direct write. Where the filesystem refuses O_DIRECT, a
+    buffered read. Returns (fd, head)."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-    seen = os.lstat(path)  # never open a device node: its driver's open acts (a tape rewinds)
+    # never open a device node: its driver's open acts (a tape rewinds)
+    seen = os.stat(name, dir_fd=dfd, follow_symlinks=False)
     if stat.S_ISLNK(seen.st_mode):
         raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
     if not stat.S_ISREG(seen.st_mode):
         raise OSError(errno.EINVAL, "not a regular file")
     try:
-        fd = os.open(path, flags | os.O_DIRECT)
+        fd = os.open(name, flags | os.O_DIRECT, dir_fd=dfd)
     except OSError as exc:
         if exc.errno != errno.EINVAL:
             raise
-        fd = os.open(path, flags)
+        fd = os.open(name, flags, dir_fd=dfd)
     try:
         info = os.fstat(fd)
         if (info.st_dev, info.st_ino) != (seen.st_dev, seen.st_ino):
@@ -121,13 +131,12 @@ def _open_and_read_head(path):
         raise
 
 
-def _read_head(directory, name):
+def _read_head(dfd, name):
     """The file's first sector. Closing it would drop POSIX locks THIS process held on it; the
     agent and virttui hold none (lockd's locks belong to virtlockd), so scanning never frees a lease."""
-    path = os.path.join(directory, name)
     entry = {"name": name}
     try:
-        fd, head = _open_and_read_head(path)
+        fd, head = _open_and_read_head(dfd, name)
     except OSError as exc:
         entry["error"] = "symbolic link, not followed" if exc.errno == errno.ELOOP else exc.strerror
         return entry
@@ -146,12 +155,20 @@ def scan(directory, lockspace, with_sanlock):
     """Everything lease status needs from this host, as one JSON-able dict."""
     result = {"dir": directory, "files": [], "error": ""}
     try:
-        names = sorted(os.listdir(directory))
+        dfd = _open_dir(directory)
     except OSError as exc:
         result["error"] = exc.strerror or str(exc)
         return result
-    result["locks"] = _locked_inodes()  # first: reading the files can't change what others hold
-    result["files"] = [_read_head(directory, name) for name in names]
+    try:
+        try:
+            names = sorted(os.listdir(dfd))
+        except OSError as exc:
+            result["error"] = exc.strerror or str(exc)
+            return result
+        result["locks"] = _locked_inodes()  # first: reading the files can't change what others hold
+        result["files"] = [_read_head(dfd, name) for name in names]
+    finally:
+        os.close(dfd)
     if with_sanlock:
         result["status"], result["status_error"] = _run(["sanlock", "client", "status"])
         # each host_id's state (LIVE, FAIL, DEAD...) and generation; host_status only where gets can't
@@ -171,15 +188,15 @@ def every_candidate(directory, lockspace):
     return [name for name in names if name != lockspace], ""
 
 
-def _safe_target(directory, name):
-    """The open fd of a lease file that is safe to remove, or the reason it is not."""
+def _safe_target(dfd, path, name):
+    """The open fd of a lease file (name in the directory open as dfd, path for sanlock) that is safe
+    to remove, or the reason it is not."""
     if not LEASE_NAME.match(name):
         return None, "not a lease file name"
-    path = os.path.join(directory, name)
     if len(os.fsencode(path)) >= PATH_LEN:  # sanlock would be handed a cut path: another file
         return None, "path too long for sanlock"
     try:
-        fd, head = _open_and_read_head(path)
+        fd, head = _open_and_read_head(dfd, name)
     except OSError as exc:
         return None, "symbolic link, not followed" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
     if len(head) < SECTOR:
@@ -196,7 +213,7 @@ def _in_disk_order(directory, names):
     files freed in one journal commit get one merged discard and fewer metadata writes (measured:
     1000 stale leases, 12 % fewer discards, 16 % fewer writes, 3-4 % less disk time than in md5
     order, which is random). One directory read, no stat per file; unknown names go last."""
-    try:
+    try:  # by path: only an ordering hint, and os.scandir takes no fd before python 3.7
         with os.scandir(directory) as entries:
             inodes = {entry.name: entry.inode() for entry in entries}
     except OSError:
@@ -205,12 +222,26 @@ def _in_disk_order(directory, names):
     return sorted(names, key=lambda name: inodes.get(name, last))
 
 
-def _same_file(fd, path):
+def _replaced(fd, dfd, directory, name):
+    """Why the lease sanlock just acquired may not be the file open as fd ('' if it is). sanlock
+    opens the path itself, so both the directory at that path and the name in it must still be
+    the ones checked."""
     try:
-        mine, there = os.fstat(fd), os.lstat(path)
-    except OSError:
-        return False
-    return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
+        there = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return "vanished while checking"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    mine = os.fstat(fd)
+    if (mine.st_dev, mine.st_ino) != (there.st_dev, there.st_ino):
+        return "replaced while checking"
+    try:
+        named, opened = os.stat(directory), os.fstat(dfd)
+    except OSError as exc:
+        return "lease directory: %s" % (exc.strerror or exc)
+    if (named.st_dev, named.st_ino) != (opened.st_dev, opened.st_ino):
+        return "lease directory replaced while checking"
+    return ""
 
 
 # Concurrent acquisitions. Measured on the 2-core test machine, 400 stale leases (the daemon not
@@ -233,9 +264,6 @@ def cleanup(directory, lockspace, names):
     waiting on direct I/O), which is what makes this several times faster than one
     `sanlock client command` process per file.
     """
-    import concurrent.futures
-    import threading
-
     directory = os.path.realpath(directory)
     for name in names:  # answered without the daemon: nothing of it is asked about these
         if not LEASE_NAME.match(name):
@@ -244,6 +272,24 @@ def cleanup(directory, lockspace, names):
     names = _in_disk_order(directory, [name for name in names if LEASE_NAME.match(name)])
     if not names:
         return
+    try:
+        dfd = _open_dir(directory)
+    except OSError as exc:
+        yield {"fatal": "lease directory %s: %s" % (directory, exc.strerror or exc)}
+        return
+    outcomes = _cleanup_leases(dfd, directory, lockspace, names)
+    try:
+        for outcome in outcomes:
+            yield outcome
+    finally:
+        outcomes.close()  # its workers stop before the fd they use is closed
+        os.close(dfd)
+
+
+def _cleanup_leases(dfd, directory, lockspace, names):
+    """cleanup's outcomes for lease-named files, each looked up in the directory open as dfd."""
+    import concurrent.futures
+
     try:
         lib = ctypes.CDLL("libsanlock_client.so.1", use_errno=True)
     except OSError as exc:
@@ -268,7 +314,7 @@ def cleanup(directory, lockspace, names):
             local.sock = sock
             with socks_lock:
                 socks.append(sock)
-        return _cleanup_one(lib, sock, directory, lockspace, name)
+        return _cleanup_one(lib, sock, dfd, directory, lockspace, name)
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(WORKERS, len(names))))
     futures = [pool.submit(one, name) for name in names]
@@ -283,9 +329,9 @@ def cleanup(directory, lockspace, names):
             os.close(sock)  # ends the registration: sanlock drops anything still held
 
 
-def _cleanup_one(lib, sock, directory, lockspace, name):
+def _cleanup_one(lib, sock, dfd, directory, lockspace, name):
     path = os.path.join(directory, name)
-    fd, reason = _safe_target(directory, name)
+    fd, reason = _safe_target(dfd, path, name)
     if fd is None:
         return {"name": name, "path": path, "removed": False, "reason": reason}
     try:
@@ -293,16 +339,19 @@ def _cleanup_one(lib, sock, directory, lockspace, name):
         res.lockspace_name = lockspace.encode()
         res.name = name.encode()  # 32 characters: checked by _safe_target
         res.num_disks = 1
+        # sanlock takes only a path: _replaced checks afterwards that it led to this fd's file
         res.disks[0].path = os.fsencode(path)  # under PATH_LEN bytes: checked by _safe_target
         args = (ctypes.POINTER(_Resource) * 1)(ctypes.pointer(res))
         rv = lib.sanlock_acquire(sock, -1, ACQUIRE_OWNER_NOWAIT, 1, args, None)
         if rv < 0:
-            why = "held by this host" if rv == -errno.EEXIST else SANLOCK_ERRORS.get(rv) or (os.strerror(-rv) if -rv < 200 else "sanlock error %d" % rv)
+            why = "held by this host" if rv == -errno.EEXIST else SANLOCK_ERRORS.get(rv) or (
+                os.strerror(-rv) if -rv < 200 else "sanlock error %d" % rv)
             return {"name": name, "path": path, "removed": False, "reason": why}
         try:
-            if not _same_file(fd, path):  # never remove a file that replaced the one we checked
-                return {"name": name, "path": path, "removed": False, "reason": "replaced while checking"}
-            os.unlink(path)  # while holding the lease: nobody can be using it
+            why = _replaced(fd, dfd, directory, name)  # never remove a file whose lease we may not hold
+            if why:
+                return {"name": name, "path": path, "removed": False, "reason": why}
+            os.unlink(name, dir_fd=dfd)  # while holding the lease: nobody can be using it
             return {"name": name, "path": path, "removed": True, "reason": ""}
         except OSError as exc:
             return {"name": name, "path": path, "removed": False, "reason": exc.strerror or str(exc)}

@@ -245,10 +245,22 @@ class EmbeddedLeaseStore:
         return self.lease_path(disk_path) in self._held
 
     # -- reading -----------------------------------------------------------
+    def _open_dir(self) -> int:
+        """The lease directory's fd: its entries are looked up in it (dir_fd), never by a path that a
+        renamed or swapped component could lead elsewhere between two steps."""
+        # The configured directory itself may be a symlink (to an NFS mount, say): the operator chose
+        # it, so it is followed, once, here; entries inside it never are.
+        return os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
     def snapshot(self) -> LeaseDirSnapshot:
         """Every file of the directory with its leader record and whether it is held."""
         try:
-            names = sorted(os.listdir(self.directory))
+            dfd = self._open_dir()
+            try:
+                names = sorted(os.listdir(dfd))
+                files = tuple(self._read_file(dfd, name) for name in names if name != self.lockspace)
+            finally:
+                os.close(dfd)
         except OSError as exc:
             return LeaseDirSnapshot(
                 directory=self.directory,
@@ -256,7 +268,6 @@ class EmbeddedLeaseStore:
                 lockspace=self.lockspace,
                 error=f"lease directory {self.directory}: {exc.strerror}",
             )
-        files = tuple(self._read_file(name) for name in names if name != self.lockspace)
         return LeaseDirSnapshot(
             directory=self.directory,
             host_id=self.host_id,
@@ -265,10 +276,10 @@ class EmbeddedLeaseStore:
             live_host_ids=self.live_host_ids(),
         )
 
-    def _read_file(self, name: str) -> LeaseFile:
+    def _read_file(self, dfd: int, name: str) -> LeaseFile:
         path = os.path.join(self.directory, name)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd)
         except OSError as exc:
             reason = "symbolic link" if exc.errno == errno.ELOOP else exc.strerror
             return LeaseFile(name=name, path=path, error=f"unreadable: {reason}")
@@ -298,25 +309,32 @@ class EmbeddedLeaseStore:
     ) -> CleanupReport:
         """Remove each lease file only while holding its lease, as virt-sanlock-cleanup does."""
         try:
-            listing = sorted(os.listdir(self.directory))
+            dfd = self._open_dir()
         except OSError as exc:
             raise LeaseDirError(exc.errno, f"lease directory {self.directory}: {exc.strerror}") from exc
-        wanted = None if names is None else set(names)
-        todo = [n for n in listing if n != self.lockspace and (wanted is None or n in wanted)]
-        outcomes = []
-        for index, name in enumerate(todo, 1):
-            outcome = self._cleanup_one(name, dry_run)
-            outcomes.append(outcome)
-            if progress is not None:
-                progress(index, len(todo), outcome)
+        try:
+            try:
+                listing = sorted(os.listdir(dfd))
+            except OSError as exc:
+                raise LeaseDirError(exc.errno, f"lease directory {self.directory}: {exc.strerror}") from exc
+            wanted = None if names is None else set(names)
+            todo = [n for n in listing if n != self.lockspace and (wanted is None or n in wanted)]
+            outcomes = []
+            for index, name in enumerate(todo, 1):
+                outcome = self._cleanup_one(dfd, name, dry_run)
+                outcomes.append(outcome)
+                if progress is not None:
+                    progress(index, len(todo), outcome)
+        finally:
+            os.close(dfd)
         return CleanupReport(lockspace=self.lockspace, outcomes=tuple(outcomes))
 
-    def _cleanup_one(self, name: str, dry_run: bool) -> CleanupOutcome:
+    def _cleanup_one(self, dfd: int, name: str, dry_run: bool) -> CleanupOutcome:
         path = os.path.join(self.directory, name)
         if why := name_refusal(name):
             return CleanupOutcome(name, path, removed=False, reason=why)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+            fd = os.open(name, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd)
         except OSError as exc:
             reason = "symbolic link, not followed" if exc.errno == errno.ELOOP else exc.strerror
             return CleanupOutcome(name, path, removed=False, reason=reason)
@@ -334,14 +352,14 @@ class EmbeddedLeaseStore:
             why = refusal(name, leader, self.lockspace, mine.st_size)  # what sanlock would refuse
             if why:
                 return CleanupOutcome(name, path, removed=False, reason=why)
-            try:
-                on_disk = os.lstat(path)
+            try:  # the name must still be the file whose lock is held: never remove what replaced it
+                on_disk = os.stat(name, dir_fd=dfd, follow_symlinks=False)
             except FileNotFoundError:
                 return CleanupOutcome(name, path, removed=False, reason="vanished")
             if (on_disk.st_dev, on_disk.st_ino) != (mine.st_dev, mine.st_ino):
                 return CleanupOutcome(name, path, removed=False, reason="replaced while checking")
             if not dry_run:
-                os.unlink(path)  # still holding the lease: nobody can be using it
+                os.unlink(name, dir_fd=dfd)  # still holding the lease: nobody can be using it
             return CleanupOutcome(name, path, removed=True)
         except OSError as exc:
             return CleanupOutcome(name, path, removed=False, reason=exc.strerror or str(exc))
