@@ -189,16 +189,30 @@ def test_an_existing_world_readable_log_is_tightened(tmp_path, umask_022, root_l
     assert path.read_text().startswith("old line\n") and "new line" in path.read_text()
 
 
-def test_a_symlink_at_the_log_path_is_not_followed(tmp_path, root_logger):
+def test_a_symlink_planted_at_the_default_log_path_is_not_followed(tmp_path, root_logger, monkeypatch):
     victim = tmp_path / "victim"
     victim.write_text(VICTIM)
-    path = tmp_path / "virttui.log"
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    path = tmp_path / "state" / "virttui" / "virttui.log"
+    path.parent.mkdir(parents=True)
     path.symlink_to(victim)
-    cli._setup_logging(str(path))  # noqa: SLF001 - no log then, and no failure either
+    cli._setup_logging(None)  # noqa: SLF001 - no log then, and no failure either
     logging.getLogger("virttui").error("host added: qemu+ssh://root@hv1/system")
     for handler in root_logger.handlers:
         handler.flush()
     assert victim.read_text() == VICTIM
+
+
+def test_a_log_path_the_operator_names_may_be_a_symlink(tmp_path, root_logger):
+    """`--log /dev/stderr` and the like: the operator chose it, nobody planted it."""
+    target = tmp_path / "real.log"
+    path = tmp_path / "named.log"
+    path.symlink_to(target)
+    cli._setup_logging(str(path))  # noqa: SLF001
+    logging.getLogger("virttui").error("written")
+    for handler in root_logger.handlers:
+        handler.flush()
+    assert "written" in target.read_text()
 
 
 # -- remote lease agent ----------------------------------------------------------------------------
