@@ -394,6 +394,8 @@ async def test_lease_files_truncated_while_scanned_never_crash(sanlock_stack, ca
         with caplog.at_level(logging.ERROR):
             async with app.run_test(size=(120, 40)) as pilot:
                 await wait(pilot, lambda: connected(app, one, two) and app.fleet.snapshot(two).leases is not None)
+                for driver in drivers:  # a pass over the files on every poll, so every poll meets the mangling
+                    driver.lease_manager().slow_interval = 0.0
                 thread.start()
                 deadline = time.monotonic() + 2.0
                 while time.monotonic() < deadline:

@@ -7,12 +7,13 @@ the interval the driver measured, as virt-manager's stats manager does.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from virttui.drivers.model import ConnectionState, Domain, DomainState, Host, HostSnapshot
-from virttui.locks.model import LeaseDirSnapshot, LeaseState, LeaseStatus
+from virttui.locks.model import LeaseDirSnapshot, LeaseFile, LeaseState, LeaseStatus
 from virttui.locks.naming import lockd_lease_name, sanlock_lease_name
 from virttui.locks.status import DiskUse, compute_lease_status
 
@@ -44,6 +45,15 @@ class _HostEntry:
     rates: dict[str, tuple[float | None, float | None, float | None]] = field(default_factory=dict)
     # uuid -> (domain, its total disk bytes read, written) in `snapshot`, for the next apply's deltas
     by_uuid: dict[str, tuple[Domain, int, int]] = field(default_factory=dict)
+    lease_inputs: tuple = ()  # what lease status took from `snapshot` (see _lease_inputs)
+
+
+def _lease_inputs(snap: HostSnapshot) -> tuple:
+    """What lease status takes from a host's snapshot: its lease view (the same object while its
+    driver saw no change) and which disks its domains use, in which state."""
+    return (snap.leases, tuple((dom.name, dom.state, tuple((disk.source, disk.needs_exclusive_lease)
+                                                            for disk in dom.disks if disk.has_lease_path))
+                               for dom in snap.domains))
 
 
 def _by_uuid(snap: HostSnapshot) -> dict[str, tuple[Domain, int, int]]:
@@ -126,11 +136,14 @@ class Fleet:
         if len(history) > len(current):  # domains gone (transient ones come and go): their samples too
             for uuid in [uuid for uuid in history if uuid not in current]:
                 del history[uuid]
+        lease_inputs = _lease_inputs(snap)
+        if lease_inputs != entry.lease_inputs or entry.host.label != snap.host.label:
+            self._lease_cache = None  # lease status is rebuilt only when what it is built from changed
         entry.snapshot = snap
         entry.by_uuid = current
         entry.host = snap.host
         entry.rates = rates
-        self._lease_cache = None
+        entry.lease_inputs = lease_inputs
 
     def add_host(self, uri: str) -> None:
         """A host added at run time: listed at once, as connecting, after the others."""
@@ -358,16 +371,35 @@ def _sharing_groups(views: list[tuple[str, LeaseDirSnapshot]]) -> list[list[tupl
 
 
 def merge_views(views: list[LeaseDirSnapshot]) -> LeaseDirSnapshot:
-    """One directory seen by several hosts: each host's daemon knows only its own holds, so a lease
-    is held if any host says so, and a host_id is live if any host sees it live."""
+    """One directory seen by several hosts. A lease a connected host's daemon holds is held (by that
+    host, whatever the leader record last read says); one whose owner is a connected host with an
+    answering daemon is held only if that daemon says so; any other lease is held if any host's
+    view says so. A host_id is live if any host sees it live."""
     first = views[0]
     if len(views) == 1:
         return first
+    claimed: dict[str, int] = {}
+    answering: set[int] = set()  # host_ids whose daemon said what they hold
+    for view in views:
+        if view.daemon_held is not None and view.manager == "sanlock" and view.host_id:
+            answering.add(view.host_id)
+            for name in view.daemon_held:
+                claimed.setdefault(name, view.host_id)
     held = {f.name for view in views for f in view.files if f.held}
     live = tuple(sorted({h for view in views for h in view.live_host_ids}))
     failing = tuple(sorted({h for view in views for h in view.failing_host_ids} - {
         h for view in views for h in view.live_host_ids if h not in view.failing_host_ids}))
-    readable = next((view for view in views if not view.error), first)
-    files = tuple(replace(f, held=f.name in held) for f in readable.files)
-    return replace(readable, files=files, live_host_ids=live, failing_host_ids=failing)
-
+    readable = next((view for view in views if not view.error and view.complete),
+                    next((view for view in views if not view.error), first))
+    files = []
+    for lease in readable.files:
+        if lease.name in claimed:
+            files.append(replace(lease, held=True, daemon_owner=claimed[lease.name]))
+        elif lease.leader is not None and lease.leader.owner_id in answering:
+            files.append(replace(lease, held=False, daemon_owner=0))
+        else:
+            files.append(replace(lease, held=lease.name in held))
+    present = {lease.name for lease in readable.files}
+    files.extend(LeaseFile(name=name, path=os.path.join(readable.directory, name), held=True, daemon_owner=owner)
+                 for name, owner in sorted(claimed.items()) if name not in present)
+    return replace(readable, files=tuple(files), live_host_ids=live, failing_host_ids=failing)

@@ -170,7 +170,11 @@ class VirshDriver(Driver):
         nodeinfo, hostname, version = node.split(self._virsh(node.text, what=self.uri))
         self._facts = parse_node_facts(nodeinfo, hostname, version)
         self._polls = 0
-        self._leases, self._lock_warning = self._lease_manager()
+        leases, self._lock_warning = self._lease_manager()
+        if leases is None or self._leases is None or leases.config != self._leases.config:
+            if self._leases is not None:  # the same configuration keeps what its manager has read
+                self._leases.close()
+            self._leases = leases
 
     def _lease_manager(self):  # noqa: ANN202 - (HostLeaseManager | None, warning)
         """The host's sanlock lease directory, if its libvirt uses sanlock; a bad config is a warning."""
@@ -218,6 +222,8 @@ class VirshDriver(Driver):
         self.unwatch()
         if self.session is not None:
             self.session.close()
+        if self._leases is not None:
+            self._leases.close()
         self.transport.close()
         self._facts = None
 
@@ -297,7 +303,7 @@ class VirshDriver(Driver):
             state=ConnectionState.CONNECTED, poll_latency_ms=round((time.monotonic() - started) * 1000, 1),
             warnings=(self._lock_warning,) if self._lock_warning else (),
         )
-        leases = self._leases.snapshot() if self._leases is not None else None
+        leases = self._leases.poll_snapshot() if self._leases is not None else None
         return HostSnapshot(host=host, domains=tuple(sorted(domains, key=lambda d: d.name)), taken_at=taken_at,
                             leases=leases)
 

@@ -16,6 +16,7 @@ platform python of RHEL/CentOS 8 hypervisors.
 import ctypes
 import errno
 import fcntl
+import hashlib
 import json
 import mmap
 import os
@@ -131,10 +132,28 @@ def _open_and_read_head(dfd, name):
         raise
 
 
-def _read_head(dfd, name):
+def fingerprint(name, info):
+    """What changes when a lease file is written, replaced or resized, in 12 hex digits: a caller that
+    holds a file's fingerprint has its current leader record and need not read it again."""
+    text = "%s/%d/%r/%r/%d" % (name, info.st_size, info.st_mtime, info.st_ctime, info.st_ino)
+    return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=6).hexdigest()
+
+
+def _read_head(dfd, name, with_head=True):
     """The file's first sector. Closing it would drop POSIX locks THIS process held on it; the
     agent and virttui hold none (lockd's locks belong to virtlockd), so scanning never frees a lease."""
     entry = {"name": name}
+    if not with_head:  # lockd: no leader record, only which inode the name is
+        try:
+            info = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except OSError as exc:
+            entry["error"] = exc.strerror
+            return entry
+        entry.update(size=info.st_size, dev=[os.major(info.st_dev), os.minor(info.st_dev)], ino=info.st_ino,
+                     fp=fingerprint(name, info))
+        if not stat.S_ISREG(info.st_mode):
+            entry["error"] = "not a regular file"
+        return entry
     try:
         fd, head = _open_and_read_head(dfd, name)
     except OSError as exc:
@@ -142,7 +161,8 @@ def _read_head(dfd, name):
         return entry
     try:
         info = os.fstat(fd)
-        entry.update(size=info.st_size, dev=[os.major(info.st_dev), os.minor(info.st_dev)], ino=info.st_ino)
+        entry.update(size=info.st_size, dev=[os.major(info.st_dev), os.minor(info.st_dev)], ino=info.st_ino,
+                     fp=fingerprint(name, info))
         entry["head"] = head.hex()
     except OSError as exc:
         entry["error"] = exc.strerror
@@ -170,13 +190,69 @@ def scan(directory, lockspace, with_sanlock):
     finally:
         os.close(dfd)
     if with_sanlock:
-        result["status"], result["status_error"] = _run(["sanlock", "client", "status"])
-        # each host_id's state (LIVE, FAIL, DEAD...) and generation; host_status only where gets can't
-        result["hosts"], result["hosts_error"] = _run(["sanlock", "client", "gets", "-h", "1"])
-        if result["hosts_error"]:
-            result["host_status"], result["host_status_error"] = _run(
-                ["sanlock", "client", "host_status", "-s", lockspace])
+        _daemon(result, lockspace)
     return result
+
+
+def _daemon(result, lockspace):
+    """What the host's sanlock daemon holds and which host_ids it sees live: no storage I/O."""
+    result["status"], result["status_error"] = _run(["sanlock", "client", "status"])
+    # each host_id's state (LIVE, FAIL, DEAD...) and generation; host_status only where gets can't
+    result["hosts"], result["hosts_error"] = _run(["sanlock", "client", "gets", "-h", "1"])
+    if result["hosts_error"]:
+        result["host_status"], result["host_status_error"] = _run(
+            ["sanlock", "client", "host_status", "-s", lockspace])
+
+
+def poll(directory, lockspace, with_sanlock, known=None, reread=(), identity=False, with_heads=True):
+    """One poll's worth: the daemon's view (sanlock's answers, the kernel lock table), and only
+    what can have changed on storage. known: None reads no file at all; else the fingerprints the
+    caller holds, and the directory is listed with each entry's fingerprint, the first sector read
+    only of files whose fingerprint is not known or that are named in reread. identity: also the
+    lockspace file's first sector. "reads" counts the sectors read."""
+    # the kernel lock table is what virtlockd holds; a sanlock host's daemon says what it holds
+    result = {"dir": directory, "error": "", "reads": 0, "locks": [] if with_sanlock else _locked_inodes()}
+    if known is not None or identity:
+        try:
+            dfd = _open_dir(directory)
+        except OSError as exc:
+            result["error"] = exc.strerror or str(exc)
+            return result
+        try:
+            if identity:
+                result["lockspace_head"] = _read_head(dfd, lockspace)
+                result["reads"] += 1
+            if known is not None:
+                result["files"] = _changed_entries(dfd, lockspace, known, set(reread), with_heads, result)
+        except OSError as exc:
+            result["error"] = exc.strerror or str(exc)
+            return result
+        finally:
+            os.close(dfd)
+    if with_sanlock:
+        _daemon(result, lockspace)
+    return result
+
+
+def _changed_entries(dfd, lockspace, known, reread, with_heads, result):
+    entries = []
+    for name in sorted(os.listdir(dfd)):
+        if name == lockspace:
+            continue
+        try:
+            info = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except OSError:
+            continue  # gone since the listing
+        fp = fingerprint(name, info)
+        if fp in known and name not in reread:
+            entries.append({"name": name, "fp": fp})
+            continue
+        entry = _read_head(dfd, name, with_heads)
+        entry.setdefault("fp", fp)
+        if with_heads and "head" in entry:
+            result["reads"] += 1
+        entries.append(entry)
+    return entries
 
 
 def every_candidate(directory, lockspace):
@@ -365,6 +441,11 @@ def main(argv):
     if len(argv) >= 3 and argv[0] == "scan":
         print(json.dumps(scan(argv[1], argv[2], len(argv) > 3 and argv[3] == "sanlock")))
         return 0
+    if len(argv) >= 3 and argv[0] == "poll":
+        options = _poll_options(argv[3:])
+        if options is not None:
+            print(json.dumps(poll(argv[1], argv[2], **options)))
+            return 0
     if len(argv) >= 4 and argv[0] == "cleanup" and (argv[3:] == ["--all"] or argv[3] == "--"):
         if argv[3] == "--all":  # a file named "--all" arrives as "-- --all", never as this
             names, error = every_candidate(argv[1], argv[2])
@@ -376,8 +457,32 @@ def main(argv):
             names = argv[4:]
         _write_outcomes(cleanup(argv[1], argv[2], names))
         return 0
-    print(json.dumps({"fatal": "usage: agent scan DIR LOCKSPACE [sanlock] | cleanup DIR LOCKSPACE (--all|-- NAME...)"}))
+    print(json.dumps({"fatal": "usage: agent scan DIR LOCKSPACE [sanlock] | poll DIR LOCKSPACE [OPTION...] | "
+                                "cleanup DIR LOCKSPACE (--all|-- NAME...)"}))
     return 2
+
+
+def _poll_options(args):
+    """poll's options: sanlock, identity, no-heads, list (the directory, knowing no fingerprint),
+    known=FP,FP... and reread=NAME,NAME... (each may repeat: one argument stays under Linux's cap)."""
+    options = {"with_sanlock": False, "known": None, "reread": [], "identity": False, "with_heads": True}
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if arg == "sanlock":
+            options["with_sanlock"] = True
+        elif arg == "identity":
+            options["identity"] = True
+        elif arg == "no-heads":
+            options["with_heads"] = False
+        elif arg == "list":
+            options["known"] = options["known"] or set()
+        elif key == "known":
+            options["known"] = (options["known"] or set()) | set(filter(None, value.split(",")))
+        elif key == "reread":
+            options["reread"].extend(filter(None, value.split(",")))
+        else:
+            return None
+    return options
 
 
 def _write_outcomes(outcomes):

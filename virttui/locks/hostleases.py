@@ -10,13 +10,18 @@ which host_ids are live in the lockspace.
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from virttui.locks.candidates import name_refusal, refusal
+from virttui.locks.dircache import LeaseDirCache
 from virttui.locks.leader import DELTA_DISK_MAGIC, LeaderError, parse_leader
 from virttui.locks.model import LOCKSPACE_NAME, CleanupOutcome, CleanupReport, LeaseDirSnapshot, LeaseFile, LockConfig
+from virttui.locks.readers import DEFAULT_FULL_INTERVAL, DEFAULT_SLOW_INTERVAL, ELECTION, ReaderElection
 from virttui.locks.sanlockstatus import HostState, parse_client_status, parse_host_status, parse_lockspace_hosts
 
 ProgressCallback = Callable[[int, int, CleanupOutcome], None]
@@ -26,6 +31,7 @@ AGENT_SOURCE = (Path(__file__).parent / "agent.py").read_text(encoding="utf-8")
 # names and the agent's source stay under that (tested).  A cleanup of "everything" sends no
 # names: the agent lists the directory itself.
 CLEANUP_CHUNK = 1000
+ARG_CHUNK = 60 * 1024  # bytes of one `known=` or `reread=` argument of the agent's poll
 CLEANUP_LINE_TIMEOUT = 120.0  # seconds without an outcome before a remote cleanup is given up
 
 
@@ -73,6 +79,22 @@ def _lockspace_identity(entry: dict) -> str:
     return record.resource_name if record.checksum_ok else ""
 
 
+def _chunked(option: str, values: list[str]) -> list[str]:
+    """option=V,V,... arguments, each under ARG_CHUNK bytes: Linux caps one argument at 128 KiB."""
+    args: list[str] = []
+    current: list[str] = []
+    size = 0
+    for value in values:
+        if current and size + len(value) + 1 > ARG_CHUNK:
+            args.append(f"{option}={','.join(current)}")
+            current, size = [], 0
+        current.append(value)
+        size += len(value) + 1
+    if current:
+        args.append(f"{option}={','.join(current)}")
+    return args
+
+
 class AgentRunner:
     """Runs agent commands on the host: in-process (local) or through a transport (remote)."""
 
@@ -99,6 +121,19 @@ class AgentRunner:
             return agent.scan(directory, lockspace, with_sanlock)
         argv = self._agent("scan", directory, lockspace, *(["sanlock"] if with_sanlock else []))
         return _json(self._run(argv) or "{}")
+
+    def poll(self, directory: str, lockspace: str, *, with_sanlock: bool, known: set[str] | None,
+             reread: list[str], identity: bool, with_heads: bool) -> dict:
+        """The agent's poll (see agent.poll): the daemon's view, and only files that changed."""
+        if self.transport is None:
+            from virttui.locks import agent
+
+            return agent.poll(directory, lockspace, with_sanlock, known, reread, identity, with_heads)
+        args = [*(["sanlock"] if with_sanlock else []), *(["identity"] if identity else []),
+                *([] if with_heads else ["no-heads"])]
+        if known is not None:
+            args += ["list", *_chunked("known", sorted(known)), *_chunked("reread", reread)]
+        return _json(self._run(self._agent("poll", directory, lockspace, *args)) or "{}")
 
     def cleanup(self, directory: str, lockspace: str, names: list[str] | None) -> Iterator[dict]:
         """One outcome dict per file, as each is done. names None: every file but the lockspace,
@@ -170,9 +205,18 @@ class AgentRunner:
 
 
 class HostLeaseManager:
-    """One real host's view of its sanlock lease directory."""
+    """One real host's view of its sanlock (or virtlockd) lease directory.
 
-    def __init__(self, config: LockConfig, runner: AgentRunner, *, lockspace: str = LOCKSPACE_NAME) -> None:
+    snapshot() reads every file, fresh (`leases status`, a dry run, a cleanup preview);
+    poll_snapshot() reads only what can have changed (see docs/leases.md): what this host's daemon
+    holds on every poll, leader records of files that changed at most every slow_interval, and
+    only when this host is its directory's reader (readers.ELECTION).
+    """
+
+    def __init__(self, config: LockConfig, runner: AgentRunner, *, lockspace: str = LOCKSPACE_NAME,
+                 slow_interval: float = DEFAULT_SLOW_INTERVAL, full_interval: float = DEFAULT_FULL_INTERVAL,
+                 election: ReaderElection = ELECTION, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
         self.config = config
         self.runner = runner
         self.lockspace = lockspace
@@ -180,7 +224,18 @@ class HostLeaseManager:
         self.directory = os.path.normpath(config.file_lockspace_dir if self.manager == "lockd"
                                           else config.disk_lease_dir)
         self.host_id = config.host_id if self.manager == "sanlock" else 0
+        self.slow_interval = slow_interval
+        self.full_interval = full_interval
+        self._election = election
+        self._clock = clock
+        self._wall = wall
+        self._private_key = ("private", id(self))
+        self._key: Hashable = self._private_key
+        self._identity_checked: float | None = None
+        self._built: tuple | None = None  # what self._view was built from
+        self._view: LeaseDirSnapshot | None = None
 
+    # -- fresh ---------------------------------------------------------------
     def snapshot(self) -> LeaseDirSnapshot:
         """Every file with its leader record, whether it is held, and which host_ids are live."""
         try:
@@ -188,40 +243,137 @@ class HostLeaseManager:
         except (LeaseAgentError, ValueError) as exc:
             return self._error(f"lease directory {self.directory}: {exc}")
         try:
-            return self._snapshot_from(raw)
+            if raw.get("error"):
+                return self._error(f"lease directory {self.directory}: {raw['error']}")
+            identity = next((_lockspace_identity(e) for e in raw.get("files", []) if e.get("name") == self.lockspace),
+                            "")
+            cache = self._cache_for(identity)
+            with cache.lock:
+                cache.update([e for e in raw.get("files", []) if e.get("name") != self.lockspace], self._decode,
+                             now=self._clock(), wall=self._wall(), reads=len(raw.get("files", [])))
+                return self._view_from(raw, cache, fresh=True)
         except (AttributeError, TypeError, ValueError, KeyError, OverflowError):  # a host's python3 answered nonsense
             return self._error(f"lease directory {self.directory}: the lease agent's answer is unreadable")
 
-    def _snapshot_from(self, raw: dict) -> LeaseDirSnapshot:
-        if raw.get("error"):
-            return self._error(f"lease directory {self.directory}: {raw['error']}")
+    # -- incremental ---------------------------------------------------------
+    def poll_snapshot(self) -> LeaseDirSnapshot:
+        """This poll's view, from what changed since the last (the result is the same object while
+        nothing did)."""
+        now = self._clock()
+        identity_due = self.manager == "sanlock" and (
+            self._identity_checked is None or now - self._identity_checked >= self.slow_interval)
+        # the first poll learns which directory this is before reading it: its readers may be elsewhere
+        first = self.manager == "sanlock" and self._identity_checked is None
+        for _attempt in range(2):  # a second round trip only when the directory turned out to be another one
+            cache = self._election.cache(self._key)
+            passing = not first and self._election.claim(self._key, self) and cache.due(now, self.slow_interval)
+            with cache.lock:
+                known = cache.known() if passing else None
+                reread = cache.rotation(self._rotation_size(cache)) if passing else []
+            try:
+                raw = self.runner.poll(self.directory, self.lockspace, with_sanlock=self.manager == "sanlock",
+                                       known=known, reread=reread, identity=identity_due,
+                                       with_heads=self.manager == "sanlock")
+            except (LeaseAgentError, OSError, ValueError) as exc:
+                self._election.release(self, self._key)  # another host reads at its next poll
+                return self._error(f"lease directory {self.directory}: {exc}")
+            try:
+                if raw.get("error"):
+                    self._election.release(self, self._key)
+                    return self._error(f"lease directory {self.directory}: {raw['error']}")
+                if passing:
+                    with cache.lock:
+                        cache.update(raw.get("files", []), self._decode, now=now, wall=self._wall(),
+                                     reads=int(raw.get("reads") or 0))
+                if identity_due:
+                    identity_due = first = False
+                    self._identity_checked = now
+                    self._rekey(_lockspace_identity(raw.get("lockspace_head") or {}))
+                    cache = self._election.cache(self._key)
+                    if cache.last_pass is None:
+                        continue  # nobody has read this directory yet: read it now, not a poll later
+                with cache.lock:
+                    return self._view_from(raw, cache)
+            except (AttributeError, TypeError, ValueError, KeyError, OverflowError):
+                self._election.release(self, self._key)
+                return self._error(f"lease directory {self.directory}: the lease agent's answer is unreadable")
+        with cache.lock:
+            return self._view_from(raw, cache)  # the reader is another host, whose pass is still to come
+
+    def close(self) -> None:
+        """The host went away: another host reads its directories from now on."""
+        self._election.release(self)
+        self._election.forget(self._private_key)
+
+    def _rekey(self, identity: str) -> bool:
+        """The cache this host's view comes from: shared by every host that names this path and sees
+        the same lockspace (its first delta lease's owner), private without that evidence."""
+        key: Hashable = ("sanlock", self.directory, self.lockspace, identity) if identity else self._private_key
+        if key == self._key:
+            return False
+        self._election.release(self, self._key)
+        self._key = key
+        self._built = None
+        return True
+
+    def _cache_for(self, identity: str) -> LeaseDirCache:
+        if self.manager == "sanlock":
+            self._rekey(identity)
+            self._identity_checked = self._clock()
+        return self._election.cache(self._key)
+
+    def _rotation_size(self, cache: LeaseDirCache) -> int:
+        """How many leader records a pass reads whatever their fingerprint: every one within full_interval."""
+        if not cache.files or self.full_interval <= 0:
+            return 0
+        return math.ceil(len(cache.files) * self.slow_interval / self.full_interval)
+
+    # -- building a view -----------------------------------------------------
+    def _decode(self, entry: dict, name: str) -> LeaseFile:
+        """A file as read, its `held` left to each poll."""
+        path = os.path.join(self.directory, name)
+        size = int(entry.get("size") or 0)
+        if entry.get("error"):
+            return LeaseFile(name=name, path=path, size=size, error=str(entry["error"]))
         if self.manager == "lockd":
-            return self._lockd_snapshot(raw)
+            return LeaseFile(name=name, path=path, size=size)
+        try:
+            record = parse_leader(bytes.fromhex(str(entry.get("head", ""))))
+        except (LeaderError, ValueError) as exc:
+            return LeaseFile(name=name, path=path, size=size, error=str(exc))
+        return LeaseFile(name=name, path=path, size=size, leader=record)
+
+    def _view_from(self, raw: dict, cache: LeaseDirCache, *, fresh: bool = False) -> LeaseDirSnapshot:
+        if self.manager == "lockd":
+            return self._lockd_view(raw, cache)
         daemon = parse_client_status(raw.get("status") or "")
         hosts, hosts_problem = self._lockspace_hosts(raw)
-        mine = {key.partition(":")[2] for key in daemon.resources if key.startswith(self.lockspace + ":")}
+        mine = frozenset(key.partition(":")[2] for key in daemon.resources if key.startswith(self.lockspace + ":"))
         # Where the daemon did not answer, the leader record decides: a lease it says is owned counts as held.
         unsure = (bool(raw.get("status_error")), hosts is None)
-        files = []
-        identity = ""
-        for entry in raw.get("files", []):
-            name = str(entry.get("name", ""))
-            if name == self.lockspace:
-                identity = _lockspace_identity(entry)
-                continue
-            files.append(self._lease_file(entry, name, mine, hosts or {}, unsure))
-        # Without the daemon's answers nothing here can say what is held: the error shows, and a dry
-        # run keeps every file (a real cleanup asks sanlock itself, file by file).
         status_problem = f"client status: {raw['status_error']}" if raw.get("status_error") else ""
         warnings = "; ".join(filter(None, (status_problem, hosts_problem)))
-        return LeaseDirSnapshot(
+        inputs = (self._key, cache.version, cache.as_of, mine, None if hosts is None else sorted(hosts.items()),
+                  unsure, warnings)
+        if not fresh and self._view is not None and inputs == self._built:
+            return self._view
+        files = [self._held_file(cached.file, mine, hosts or {}, unsure) for _, cached in sorted(cache.files.items())]
+        # held by this host's daemon, its file not read yet (a guest started since the last pass)
+        files.extend(LeaseFile(name=name, path=os.path.join(self.directory, name), held=True,
+                               daemon_owner=self.host_id) for name in sorted(mine - cache.files.keys()))
+        # Without the daemon's answers nothing here can say what is held: the error shows, and a dry
+        # run keeps every file (a real cleanup asks sanlock itself, file by file).
+        view = LeaseDirSnapshot(
             directory=self.directory, host_id=self.host_id, auto_disk_leases=self.config.auto_disk_leases,
             lockspace=self.lockspace, files=tuple(files),
             live_host_ids=tuple(sorted(h for h, state in (hosts or {}).items() if state.holding)),
             failing_host_ids=tuple(sorted(h for h, state in (hosts or {}).items() if state.state == "FAIL")),
-            lockspace_identity=identity,
+            lockspace_identity=self._key[3] if self._key != self._private_key else "",  # type: ignore[index]
             error=f"sanlock daemon on this host: {warnings}" if warnings else "",
+            daemon_held=None if unsure[0] else mine, complete=cache.last_pass is not None, as_of=cache.as_of,
         )
+        self._built, self._view = inputs, view
+        return view
 
     def _lockspace_hosts(self, raw: dict) -> tuple[dict[int, HostState] | None, str]:
         """Each host_id's state in the lockspace (`gets -h 1`; from `host_status` timestamps where
@@ -236,39 +388,37 @@ class HostLeaseManager:
         return {host_id: HostState(0, timestamp, "LIVE" if timestamp else "FREE")
                 for host_id, timestamp in parse_host_status(raw["host_status"]).items()}, ""
 
-    def _lease_file(self, entry: dict, name: str, mine: set[str], hosts: dict[int, HostState],
-                    unsure: tuple[bool, bool] = (False, False)) -> LeaseFile:
+    def _held_file(self, lease: LeaseFile, mine: frozenset[str], hosts: dict[int, HostState],
+                   unsure: tuple[bool, bool] = (False, False)) -> LeaseFile:
         """unsure: (`client status` failed, the lockspace's hosts are unknown): what this host holds,
         or which hosts are live, is then unknown, and an owned leader record is taken as held.
         Another host's lease is held while sanlock sees its owner holding (not DEAD or FREE) in the
         generation that took it: a lease from before the owner rejoined (a crash and restart) is not."""
-        path = os.path.join(self.directory, name)
-        if entry.get("error"):
-            return LeaseFile(name=name, path=path, size=int(entry.get("size") or 0), error=str(entry["error"]))
-        try:
-            record = parse_leader(bytes.fromhex(str(entry.get("head", ""))))
-        except (LeaderError, ValueError) as exc:
-            return LeaseFile(name=name, path=path, size=int(entry.get("size") or 0), error=str(exc))
+        record = lease.leader
+        if record is None:
+            return lease
+        if lease.name in mine:
+            return replace(lease, held=True, daemon_owner=self.host_id)
         own = record.owner_id == self.host_id
         owner = hosts.get(record.owner_id)
         owner_holds = owner is not None and owner.holding and record.owner_generation >= owner.generation
-        held = name in mine or (record.timestamp != 0 and (
-            (not own and (owner_holds or unsure[1])) or (own and unsure[0])))
-        return LeaseFile(name=name, path=path, size=int(entry.get("size") or 0), leader=record, held=held)
+        held = record.timestamp != 0 and ((not own and (owner_holds or unsure[1])) or (own and unsure[0]))
+        return replace(lease, held=True) if held else lease
 
-    def _lockd_snapshot(self, raw: dict) -> LeaseDirSnapshot:
+    def _lockd_view(self, raw: dict, cache: LeaseDirCache) -> LeaseDirSnapshot:
         """virtlockd's file lockspace: sha256-named files, held while the kernel lock table has their inode."""
-        locked = {tuple(lock) for lock in raw.get("locks", [])}
-        files = []
-        for entry in raw.get("files", []):
-            name = str(entry.get("name", ""))
-            path = os.path.join(self.directory, name)
-            key = (*entry.get("dev", (0, 0)), entry.get("ino", 0))
-            files.append(LeaseFile(name=name, path=path, size=int(entry.get("size") or 0),
-                                   error=str(entry.get("error") or ""), held=key in locked))
-        return LeaseDirSnapshot(directory=self.directory, host_id=0, auto_disk_leases=self.config.auto_disk_leases,
-                                lockspace="", files=tuple(files), manager="lockd",
-                                devices_elsewhere=self.config.device_lockspaces)
+        locked = frozenset(tuple(lock) for lock in raw.get("locks", []))
+        inputs = (self._key, cache.version, locked)
+        if self._view is not None and inputs == self._built:
+            return self._view
+        files = tuple(replace(cached.file, held=cached.inode in locked) if cached.inode else cached.file
+                      for _, cached in sorted(cache.files.items()))
+        view = LeaseDirSnapshot(directory=self.directory, host_id=0, auto_disk_leases=self.config.auto_disk_leases,
+                                lockspace="", files=files, manager="lockd",
+                                devices_elsewhere=self.config.device_lockspaces,
+                                complete=cache.last_pass is not None, as_of=cache.as_of)
+        self._built, self._view = inputs, view
+        return view
 
     def _error(self, message: str) -> LeaseDirSnapshot:
         return LeaseDirSnapshot(directory=self.directory, host_id=self.host_id, lockspace=self.lockspace,

@@ -58,6 +58,9 @@ class LeaseFile:
     leader: LeaderRecord | None = None
     error: str = ""  # why the file could not be read as a lease
     held: bool = False  # the lease is owned right now (kernel lock, or a live sanlock owner)
+    # host_id whose lock-manager daemon says it holds this lease right now (0: none said so); such a
+    # lease is shown held before its file was read, and its leader record's owner never overrides it
+    daemon_owner: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,14 @@ class LeaseDirSnapshot:
     # that read different names are two directories (two clusters on libvirt's default path).
     lockspace_identity: str = ""
     manager: str = "sanlock"  # "lockd": sha256-named files held by virtlockd's fcntl locks, no leader record
+    # What this host's own daemon holds (sanlock `client status`, or the kernel's lock table for an
+    # embedded host), read without storage I/O; None when the daemon did not answer. Merged views
+    # take it as the truth for leases whose owner is this host.
+    daemon_held: frozenset[str] | None = None
+    # False: a view that only reports its daemon (another host reads this directory's files); its
+    # `files` are the leases it holds, nothing more
+    complete: bool = True
+    as_of: float = 0.0  # time.time() of the oldest leader record behind `files` (0: unknown)
 
     def lease_name(self, disk_path: str) -> str:
         """The file name this directory's lock manager gives a disk's lease."""

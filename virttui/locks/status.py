@@ -52,9 +52,11 @@ def compute_lease_status(leases: LeaseDirSnapshot, uses: Iterable[DiskUse]) -> l
         disk = users[0].path if users else ""
         domains = _labels(users)
         running_hosts = {u.host_identity for u in users if u.running and u.exclusive}
-        owner = lease.leader.owner_id if lease.leader and lease.leader.owner_id else None
+        # the daemon holding it says who owns it now; the leader record may be older than that
+        owner = lease.daemon_owner or (lease.leader.owner_id if lease.leader and lease.leader.owner_id else None)
         bad_checksum = lease.leader is not None and not lease.leader.checksum_ok and not lease.held
-        if lease.error or (lease.leader is None and leases.manager == "sanlock") or bad_checksum:
+        unread = lease.leader is None and not lease.daemon_owner  # a daemon's lease not read yet is no fault
+        if lease.error or (unread and leases.manager == "sanlock") or bad_checksum:
             # a bad checksum: sanlock refuses the lease (-214), so it is neither free nor removable
             why = lease.error or ("leader record checksum mismatch" if bad_checksum else "")
             rows.append(LeaseStatus(lease.name, lease.path, disk, LeaseState.CORRUPT, None, domains, why))

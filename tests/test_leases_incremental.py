@@ -1,0 +1,181 @@
+"""A host's lease view reads only what can have changed (HostLeaseManager.poll_snapshot).
+
+The agent runs in process on a private directory; the sanlock daemon's answers are given by each
+test. Storage reads are counted where they happen: the agent's first-sector reads.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from virttui.fleet import merge_views
+from virttui.locks import agent
+from virttui.locks.embedded import write_free_lease
+from virttui.locks.hostleases import AgentRunner, HostLeaseManager
+from virttui.locks.leader import DELTA_DISK_MAGIC, DELTA_DISK_VERSION, pack_leader
+from virttui.locks.model import LOCKSPACE_NAME, LeaseState, LockConfig
+from virttui.locks.naming import sanlock_lease_name
+from virttui.locks.readers import ReaderElection
+from virttui.locks.status import compute_lease_status
+
+
+class Daemon(AgentRunner):
+    """The agent in process, with a sanlock daemon that holds `held` and sees `live` host_ids live."""
+
+    def __init__(self, host_id: int, live: tuple[int, ...] = (1, 2)) -> None:
+        super().__init__()
+        self.host_id = host_id
+        self.live = live
+        self.held: set[str] = set()
+        self.reads = 0
+        self.fail = False
+
+    def _answers(self, raw: dict, directory: str) -> dict:
+        raw["status"] = "".join(f"r {LOCKSPACE_NAME}:{name}:{directory}/{name}:0:1 p 99\n" for name in self.held)
+        raw["status_error"] = ""
+        raw["hosts"] = f"s {LOCKSPACE_NAME}:{self.host_id}:{directory}/{LOCKSPACE_NAME}:0 \n" + "".join(
+            f"h {h} gen 1 timestamp 100 LIVE\n" for h in self.live)
+        raw["hosts_error"] = ""
+        return raw
+
+    def poll(self, directory, lockspace, **options):  # noqa: ANN001, ANN003, ANN201
+        if self.fail:
+            raise OSError("connection lost")
+        raw = agent.poll(directory, lockspace, False, options["known"], options["reread"], options["identity"],
+                         options["with_heads"])
+        self.reads += raw["reads"]
+        return self._answers(raw, directory)
+
+    def scan(self, directory, lockspace, with_sanlock):  # noqa: ANN001, ANN201
+        raw = agent.scan(directory, lockspace, False)
+        self.reads += len(raw["files"])
+        return self._answers(raw, directory)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def lease_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "leases"
+    directory.mkdir()
+    lockspace = directory / LOCKSPACE_NAME
+    lockspace.write_bytes(pack_leader(space_name=LOCKSPACE_NAME, resource_name="cluster-a", owner_id=1,
+                                      owner_generation=1, timestamp=5, magic=DELTA_DISK_MAGIC,
+                                      version=DELTA_DISK_VERSION).ljust(1 << 20, b"\0"))
+    return directory
+
+
+def manager(directory: Path, host_id: int, election: ReaderElection, clock: Clock) -> HostLeaseManager:
+    config = LockConfig(manager="sanlock", auto_disk_leases=True, disk_lease_dir=str(directory), host_id=host_id)
+    return HostLeaseManager(config, Daemon(host_id), election=election, clock=clock)
+
+
+def disks(count: int) -> list[str]:
+    return [f"/images/guest-{i}.qcow2" for i in range(count)]
+
+
+def test_a_steady_directory_costs_no_reads_until_its_slow_pass_and_then_only_a_rotation(lease_dir):
+    for disk in disks(2000):
+        write_free_lease(str(lease_dir), disk, last_owner=2)
+    clock = Clock()
+    host = manager(lease_dir, 1, ReaderElection(clock), clock)
+    first = host.poll_snapshot()
+    assert len(first.files) == 2000 and first.complete and not first.error
+    assert host.runner.reads == 2001  # every leader record once, and the lockspace file's
+    for _ in range(10):
+        clock.now += 2
+        assert host.poll_snapshot() is first  # nothing changed: the same view, not a rebuilt one
+    assert host.runner.reads == 2001
+    clock.now += 30
+    host.poll_snapshot()
+    assert host.runner.reads == 2001 + 1 + 100  # the lockspace's identity, and 2000 x 30 s / 600 s re-read
+    # reads a second in steady state, at a 2 s poll: (1 + 100) / 30 s, far under the 20 a second allowed
+    assert (1 + 100) / 30 < 20
+
+
+def test_a_changed_file_is_read_at_the_next_pass_and_a_fresh_snapshot_sees_it_at_once(lease_dir):
+    names = [os.path.basename(write_free_lease(str(lease_dir), disk)) for disk in disks(20)]
+    clock = Clock()
+    host = manager(lease_dir, 1, ReaderElection(clock), clock)
+    host.poll_snapshot()
+    write_free_lease(str(lease_dir), "/images/guest-3.qcow2", last_owner=7, lver=9)  # another host took and freed it
+    os.unlink(lease_dir / names[5])
+    fresh = {f.name: f for f in host.snapshot().files}  # the cleanup preview, a dry run, `leases status`
+    assert fresh[names[3]].leader.owner_id == 7 and names[5] not in fresh
+    clock.now += 31
+    polled = {f.name: f for f in host.poll_snapshot().files}
+    assert polled[names[3]].leader.lver == 9 and names[5] not in polled
+
+
+def test_one_reader_per_shared_directory_and_another_takes_over_when_it_fails(lease_dir):
+    for disk in disks(300):
+        write_free_lease(str(lease_dir), disk)
+    clock = Clock()
+    election = ReaderElection(clock)
+    one, two = manager(lease_dir, 1, election, clock), manager(lease_dir, 2, election, clock)
+    one.poll_snapshot()
+    two_view = two.poll_snapshot()
+    assert one.runner.reads == 301 and two.runner.reads == 1  # host 2 read only the lockspace's identity
+    assert len(two_view.files) == 300 and two_view.complete  # its view shares what host 1 read
+    one.runner.fail = True
+    clock.now += 31
+    assert one.poll_snapshot().error  # the reader's agent failed: it gives way at once
+    two.poll_snapshot()
+    assert two.runner.reads > 1  # host 2 made this cycle's pass
+
+
+def test_a_connected_hosts_daemon_decides_at_once_and_names_the_holder(lease_dir):
+    """Host 2 starts a guest: its daemon holds the new lease before anyone read the file; it stops
+    the guest: the lease is free at the next poll, though the leader record read earlier says owned."""
+    clock = Clock()
+    election = ReaderElection(clock)
+    one, two = manager(lease_dir, 1, election, clock), manager(lease_dir, 2, election, clock)
+    one.poll_snapshot()
+    two.poll_snapshot()
+    name = sanlock_lease_name("/images/new.qcow2")
+    two.runner.held.add(name)
+    write_free_lease(str(lease_dir), "/images/new.qcow2", last_owner=2)
+    merged = merge_views([one.poll_snapshot(), two.poll_snapshot()])
+    row = {s.name: s for s in compute_lease_status(merged, [])}[name]
+    assert (row.state, row.owner_host_id) == (LeaseState.HELD, 2)
+    clock.now += 31  # the file is read, with a leader record that says host 2 owns it
+    one.poll_snapshot()
+    two.runner.held.clear()
+    merged = merge_views([one.poll_snapshot(), two.poll_snapshot()])
+    assert {s.name: s for s in compute_lease_status(merged, [])}[name].state is LeaseState.ORPHAN
+
+
+def test_the_incremental_view_matches_a_fresh_read_after_random_changes(lease_dir):
+    rng = random.Random(7)
+    clock = Clock()
+    host = manager(lease_dir, 1, ReaderElection(clock), clock)
+    paths = disks(60)
+    for disk in paths[:30]:
+        write_free_lease(str(lease_dir), disk)
+    host.poll_snapshot()
+    for _round in range(8):
+        for _ in range(10):
+            disk = rng.choice(paths)
+            name = lease_dir / sanlock_lease_name(disk)
+            action = rng.choice(["add", "remove", "rewrite", "truncate"])
+            if action == "remove":
+                name.unlink(missing_ok=True)
+            elif action == "truncate" and name.exists():
+                os.truncate(name, rng.choice([0, 100, 511]))
+            else:
+                write_free_lease(str(lease_dir), disk, last_owner=rng.randrange(0, 5), lver=rng.randrange(1, 50))
+        clock.now += 31
+        polled = host.poll_snapshot()
+        fresh = host.snapshot()
+        assert [(f.name, f.leader, f.error, f.held) for f in polled.files] == \
+               [(f.name, f.leader, f.error, f.held) for f in fresh.files]

@@ -1,0 +1,78 @@
+"""Who reads a shared lease directory's files: one connected host per directory, per cycle.
+
+Every host on a shared lease directory sees the same files, so one of them reading the leader
+records is enough; the others report only what their own lock daemon holds, which costs the
+storage nothing. The reader renews its claim with each poll; a reader that fails (its agent errs,
+or it stops polling) gives way, and another host takes over at its next poll.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+from virttui.locks.dircache import LeaseDirCache
+
+DEFAULT_SLOW_INTERVAL = 30.0  # seconds between passes over the files of a directory
+DEFAULT_FULL_INTERVAL = 600.0  # seconds within which every leader record is read again, changed or not
+MIN_CLAIM_SECONDS = 5.0  # a reader not heard from for this long (and 3 of its poll gaps) gives way
+
+
+@dataclass
+class _Claim:
+    owner: object
+    renewed: float
+    gap: float = 0.0  # between the owner's last two renewals
+
+
+class ReaderElection:
+    """Thread-safe: hosts poll on worker threads."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._claims: dict[Hashable, _Claim] = {}
+        self._caches: dict[Hashable, LeaseDirCache] = {}
+        self._lock = threading.Lock()
+
+    def cache(self, key: Hashable) -> LeaseDirCache:
+        """The files of the directory `key`, as its readers last read them."""
+        with self._lock:
+            found = self._caches.get(key)
+            if found is None:
+                found = self._caches[key] = LeaseDirCache()
+            return found
+
+    def forget(self, key: Hashable) -> None:
+        """A private directory's cache, when its only host went away."""
+        with self._lock:
+            self._caches.pop(key, None)
+            self._claims.pop(key, None)
+
+    def claim(self, key: Hashable, owner: object) -> bool:
+        """Whether owner reads the directory `key` this cycle; renews its claim when it does."""
+        now = self._clock()
+        with self._lock:
+            current = self._claims.get(key)
+            if current is not None and current.owner is owner:
+                current.gap, current.renewed = now - current.renewed, now
+                return True
+            if current is None or now - current.renewed > max(MIN_CLAIM_SECONDS, 3 * current.gap):
+                self._claims[key] = _Claim(owner, now)
+                return True
+            return False
+
+    def release(self, owner: object, key: Hashable | None = None) -> None:
+        """owner gives up `key` (its read failed), or every directory it reads (its host went away)."""
+        with self._lock:
+            for known in [k for k, c in self._claims.items() if c.owner is owner and key in (None, k)]:
+                del self._claims[known]
+
+    def reader(self, key: Hashable) -> object | None:
+        with self._lock:
+            current = self._claims.get(key)
+            return None if current is None else current.owner
+
+
+ELECTION = ReaderElection()  # one per process: every host this console watches takes part
