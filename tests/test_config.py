@@ -152,3 +152,26 @@ def test_read_bounded_takes_dev_null_as_an_empty_file_but_refuses_other_devices(
     assert read_bounded("/dev/null") == b""
     with pytest.raises(OSError, match="not a regular file"):
         read_bounded("/dev/zero")
+
+
+def test_lease_read_intervals(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[leases]\nslow_interval = 10\nfull_interval = 300\n")
+    config = load_config(str(path))
+    assert (config.lease_slow_interval, config.lease_full_interval) == (10.0, 300.0)
+    assert (Config().lease_slow_interval, Config().lease_full_interval) == (30.0, 600.0)
+    for text, problem in (("[leases]\nslow_interval = 0\n", "from 1 to 86400"),
+                          ("[leases]\nslow_interval = true\n", "from 1 to 86400"),
+                          ("[leases]\nslow_interval = 60\nfull_interval = 30\n", "not be shorter"),
+                          ("leases = 3\n", "must be a table")):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=problem):
+            load_config(str(path))
+
+
+def test_the_sample_config_loads(tmp_path):
+    from pathlib import Path
+
+    sample = Path(__file__).parent.parent / "assets" / "config.sample.toml"
+    config = load_config(str(sample))
+    assert config.lease_slow_interval == 30.0 and "qemu:///system" in config.hosts

@@ -162,6 +162,9 @@ def open_hosts(args: argparse.Namespace) -> Iterator[tuple[list[Driver], float, 
         interval = config.poll_interval
     elif not 0.2 <= interval <= 3600:  # also refuses nan and inf, as the config file's check does
         raise UsageError("--poll-interval must be a number of seconds from 0.2 to 3600")
+    from virttui.locks.readers import ELECTION
+
+    ELECTION.slow_interval, ELECTION.full_interval = config.lease_slow_interval, config.lease_full_interval
     uris = list(dict.fromkeys(args.connect or []))  # a host named twice is one host
     demo = None
     if getattr(args, "demo", False) or not uris:

@@ -34,6 +34,8 @@ class Config:
     groups: tuple[tuple[str, str], ...] = ()  # (uri, group) for hosts that have one
     domain_sort: str = ""  # remembered sort column of the Domains pane
     domain_columns: tuple[str, ...] = ()  # remembered visible columns, () = all
+    lease_slow_interval: float = 30.0  # [leases] slow_interval: seconds between reads of changed lease files
+    lease_full_interval: float = 600.0  # [leases] full_interval: every lease file read again within this
 
     def group_of(self, uri: str) -> str:
         return dict(self.groups).get(uri, "")
@@ -90,8 +92,22 @@ def load_config(path: str | None = None) -> Config:
     columns = ui.get("domain_columns", [])
     if not isinstance(sort, str) or not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise ConfigError(f"{path}: ui.domain_sort must be a string and ui.domain_columns a list of strings")
+    slow, full = _lease_intervals(data.get("leases", {}), path)
     return Config(hosts=tuple(hosts), poll_interval=float(interval), path=path, groups=tuple(groups),
-                  domain_sort=sort, domain_columns=tuple(columns))
+                  domain_sort=sort, domain_columns=tuple(columns), lease_slow_interval=slow, lease_full_interval=full)
+
+
+def _lease_intervals(leases: object, path: str) -> tuple[float, float]:
+    """[leases] slow_interval and full_interval: how often lease files are read (docs/leases.md)."""
+    if not isinstance(leases, dict):
+        raise ConfigError(f"{path}: [leases] must be a table")
+    slow, full = leases.get("slow_interval", 30.0), leases.get("full_interval", 600.0)
+    for name, value in (("slow_interval", slow), ("full_interval", full)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 1 <= value <= 86400:
+            raise ConfigError(f"{path}: leases.{name} must be a number of seconds from 1 to 86400")
+    if full < slow:
+        raise ConfigError(f"{path}: leases.full_interval must not be shorter than leases.slow_interval")
+    return float(slow), float(full)
 
 
 def _toml_string(text: str) -> str:

@@ -21,7 +21,7 @@ from virttui.locks.candidates import name_refusal, refusal
 from virttui.locks.dircache import LeaseDirCache
 from virttui.locks.leader import DELTA_DISK_MAGIC, LeaderError, parse_leader
 from virttui.locks.model import LOCKSPACE_NAME, CleanupOutcome, CleanupReport, LeaseDirSnapshot, LeaseFile, LockConfig
-from virttui.locks.readers import DEFAULT_FULL_INTERVAL, DEFAULT_SLOW_INTERVAL, ELECTION, ReaderElection
+from virttui.locks.readers import ELECTION, ReaderElection
 from virttui.locks.sanlockstatus import HostState, parse_client_status, parse_host_status, parse_lockspace_hosts
 
 ProgressCallback = Callable[[int, int, CleanupOutcome], None]
@@ -214,7 +214,7 @@ class HostLeaseManager:
     """
 
     def __init__(self, config: LockConfig, runner: AgentRunner, *, lockspace: str = LOCKSPACE_NAME,
-                 slow_interval: float = DEFAULT_SLOW_INTERVAL, full_interval: float = DEFAULT_FULL_INTERVAL,
+                 slow_interval: float | None = None, full_interval: float | None = None,
                  election: ReaderElection = ELECTION, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
         self.config = config
@@ -224,9 +224,9 @@ class HostLeaseManager:
         self.directory = os.path.normpath(config.file_lockspace_dir if self.manager == "lockd"
                                           else config.disk_lease_dir)
         self.host_id = config.host_id if self.manager == "sanlock" else 0
-        self.slow_interval = slow_interval
-        self.full_interval = full_interval
         self._election = election
+        self._slow_interval = slow_interval
+        self._full_interval = full_interval
         self._clock = clock
         self._wall = wall
         self._private_key = ("private", id(self))
@@ -234,6 +234,20 @@ class HostLeaseManager:
         self._identity_checked: float | None = None
         self._built: tuple | None = None  # what self._view was built from
         self._view: LeaseDirSnapshot | None = None
+
+    @property
+    def slow_interval(self) -> float:
+        """Seconds between passes over the files: this host's own, else the console's policy."""
+        return self._election.slow_interval if self._slow_interval is None else self._slow_interval
+
+    @slow_interval.setter
+    def slow_interval(self, seconds: float) -> None:
+        self._slow_interval = seconds
+
+    @property
+    def full_interval(self) -> float:
+        """Seconds within which every leader record is read again, changed or not."""
+        return self._election.full_interval if self._full_interval is None else self._full_interval
 
     # -- fresh ---------------------------------------------------------------
     def snapshot(self) -> LeaseDirSnapshot:

@@ -32,6 +32,9 @@ class ReaderElection:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
+        # the console's policy (config [leases]), for every host that sets none of its own
+        self.slow_interval = DEFAULT_SLOW_INTERVAL
+        self.full_interval = DEFAULT_FULL_INTERVAL
         self._claims: dict[Hashable, _Claim] = {}
         self._caches: dict[Hashable, LeaseDirCache] = {}
         self._lock = threading.Lock()
