@@ -30,7 +30,19 @@ import paramiko
 
 from virttui.drivers.errors import ConnectionFailed, InvalidURI
 from virttui.drivers.knownhosts import lists_key, load_known_hosts
-from virttui.drivers.transport import COMMAND_TIMEOUT, CommandResult, LineStream, Transport, line_buffered
+from virttui.drivers.transport import (
+    COMMAND_TIMEOUT,
+    MAX_COMMAND_OUTPUT,
+    MAX_LINE,
+    READ_CHUNK,
+    CommandResult,
+    LineStream,
+    OverCap,
+    Transport,
+    line_buffered,
+    mib,
+    over_cap,
+)
 from virttui.drivers.uri import LibvirtURI
 
 log = logging.getLogger(__name__)
@@ -199,18 +211,29 @@ def _answered_within(channel: paramiko.Channel, request, *args: object) -> None:
         timer.cancel()
 
 
+def _peer_name(transport: paramiko.Transport | None) -> str:
+    """The host a connection reaches, as errors about what it sent name it."""
+    try:
+        return str(transport.getpeername()[0])  # type: ignore[union-attr]
+    except (AttributeError, OSError, IndexError, TypeError):
+        return "SSH host"
+
+
 class _ShellSession:
     """One remote /bin/sh on its own channel, running one framed command at a time."""
+
+    name = "SSH host"  # the host, as errors name it
 
     def __init__(self, client: paramiko.SSHClient) -> None:
         transport = client.get_transport()
         if transport is None or not transport.is_active():
             raise ConnectionFailed("SSH connection is closed")
         self.client = client  # the connection this shell lives on: never pooled with a newer one
+        self.name = _peer_name(transport)
         self.marker = "__virttui_" + secrets.token_hex(16)
         self.channel = transport.open_session(timeout=CONNECT_TIMEOUT)
         _answered_within(self.channel, self.channel.exec_command, "exec /bin/sh")
-        self._out = b""
+        self._out = bytearray()  # stdout read past what was returned; consumed from its front
         self._err = b""
         self._deadline: float | None = None
 
@@ -221,7 +244,7 @@ class _ShellSession:
         head = f"\n{self.marker} ".encode()
         out, at = self._read_until(self._out, head, self.channel.recv)
         out, end = self._read_until(out, b"\n", self.channel.recv, start=at + len(head))
-        before, code, self._out = out[:at], out[at + len(head):end], out[end + 1:]
+        before, code, self._out = out[:at], out[at + len(head):end], bytearray(out[end + 1:])
         err = self._drain_stderr()
         try:
             returncode = int(code)
@@ -238,25 +261,53 @@ class _ShellSession:
         self.channel.sendall(script.encode("utf-8", "surrogateescape"))  # a name read as bytes goes back as them
 
     def next_line(self) -> bytes | int:
-        """The started command's next stdout line, or its exit status once its output ended."""
+        """The started command's next stdout line, or its exit status once its output ended.
+
+        Linear in the output: the buffer is consumed from its front (O(1) for a bytearray) and no
+        byte is searched twice; a line over MAX_LINE is a ConnectionFailed."""
         head = f"\n{self.marker} ".encode()
+        if not isinstance(self._out, bytearray):
+            self._out = bytearray(self._out)
+        buffer = self._out
+        scan = 0  # buffer[:scan] holds no newline
         while True:
-            end = self._out.find(head)
-            newline = self._out.find(b"\n", 0, len(self._out) if end < 0 else end)
-            if newline >= 0 and (end >= 0 or not head.startswith(self._out[newline:])):
-                line, self._out = self._out[:newline + 1], self._out[newline + 1:]
-                return line  # a whole line, and its newline is not the framing's
-            if end > 0:
-                line, self._out = self._out[:end], self._out[end:]
-                return line  # the last line, without a newline of its own
-            if end == 0 and b"\n" in self._out[len(head):]:
-                code, _, self._out = self._out[len(head):].partition(b"\n")
-                self._drain_stderr()
-                try:
-                    return int(code)
-                except ValueError:
-                    raise ConnectionFailed("SSH session answered out of frame") from None
-            self._out += self._recv(self.channel.recv)
+            newline = buffer.find(b"\n", scan)
+            if newline < 0:
+                scan = len(buffer)
+            elif buffer.startswith(head, newline):  # the framing starts with a newline: this one's
+                return self._take(newline) if newline > 0 else self._status(len(head))
+            elif len(buffer) - newline >= len(head) or not head.startswith(buffer[newline:]):
+                return self._take(newline + 1)  # a whole line, and its newline is not the framing's
+            else:
+                scan = newline  # maybe the framing's start: more is needed to tell
+            if (scan if newline < 0 else newline) > MAX_LINE:
+                raise over_cap(self.name, MAX_LINE, "an output line")
+            buffer += self._recv(self.channel.recv)
+
+    def _take(self, size: int) -> bytes:
+        """The first size bytes of the output read ahead: one line."""
+        if size > MAX_LINE + 1:
+            raise over_cap(self.name, MAX_LINE, "an output line")
+        line = bytes(self._out[:size])
+        del self._out[:size]
+        return line
+
+    def _status(self, framing: int) -> int:
+        """The exit status after the framing (its first `framing` bytes) at the front of the output read ahead."""
+        buffer = self._out
+        start = framing
+        while (end := buffer.find(b"\n", start)) < 0:
+            if len(buffer) > MAX_LINE:
+                raise over_cap(self.name, MAX_LINE, "an output line")
+            start = len(buffer)
+            buffer += self._recv(self.channel.recv)
+        code = bytes(buffer[framing:end])
+        del buffer[:end + 1]
+        self._drain_stderr()
+        try:
+            return int(code)
+        except ValueError:
+            raise ConnectionFailed("SSH session answered out of frame") from None
 
     def _drain_stderr(self) -> bytes:
         tail = f"\n{self.marker}\n".encode()
@@ -271,6 +322,8 @@ class _ShellSession:
         12 s of CPU, holding the GIL the console needs)."""
         buffer = bytearray(data)
         while (found := buffer.find(marker, start)) < 0:
+            if len(buffer) > MAX_COMMAND_OUTPUT:
+                raise over_cap(self.name)
             start = max(start, len(buffer) - len(marker) + 1)
             buffer += self._recv(read)
         return bytes(buffer), found
@@ -281,7 +334,7 @@ class _ShellSession:
             if left <= 0:
                 raise socket.timeout("timed out")
             self.channel.settimeout(left)
-        data = read(65536)
+        data = read(READ_CHUNK)
         if not data:
             raise ConnectionFailed("SSH session closed by the host")
         return data
@@ -299,16 +352,51 @@ class _ShellSession:
 
 
 class _ChannelStream(LineStream):
+    """A long-running command's stdout on its own channel, each line at most MAX_LINE bytes.
+
+    Read here rather than with paramiko's makefile readline, which has no bound on a line and
+    rescans it whole at every packet."""
+
     def __init__(self, channel: paramiko.Channel) -> None:
         self._channel = channel
-        self._file = channel.makefile("rb")  # bytes: a line that is not UTF-8 is replaced, not fatal
+        self._buffer = bytearray()  # read past the lines returned; consumed from its front
+        self._ended = False
 
     def readline(self) -> str:
+        buffer = self._buffer
+        scan = 0  # buffer[:scan] holds no newline
+        while (newline := buffer.find(b"\n", scan)) < 0:
+            if len(buffer) > MAX_LINE:
+                return self._over_cap()
+            if self._ended:  # the last line, without a newline of its own; then ""
+                line = bytes(buffer)
+                buffer.clear()
+                return line.decode("utf-8", "replace")
+            scan = len(buffer)
+            buffer += self._recv()
+        if newline > MAX_LINE:
+            return self._over_cap()
+        line = bytes(buffer[:newline + 1])
+        del buffer[:newline + 1]
+        return line.decode("utf-8", "replace")  # bytes: a line that is not UTF-8 is replaced, not fatal
+
+    def _recv(self) -> bytes:
         try:
-            line = self._file.readline()
+            data = self._channel.recv(READ_CHUNK)
         except (OSError, EOFError, paramiko.SSHException, socket.timeout):
-            return ""
-        return line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+            data = b""
+        if not data:
+            self._ended = True
+        return data
+
+    def _over_cap(self) -> str:
+        """A line past MAX_LINE: the stream ends here (its reader reopens it), nothing more is buffered."""
+        log.error("%s: a streamed line over %s; the stream is ended",
+                  _peer_name(self._channel.get_transport()), mib(MAX_LINE))
+        self._ended = True
+        self._buffer.clear()
+        self.close()
+        return ""
 
     def close(self) -> None:
         try:
@@ -331,7 +419,9 @@ class _SessionLines(LineStream):
             return ""
         try:
             item = session.next_line()
-        except (OSError, EOFError, paramiko.SSHException, ConnectionFailed):
+        except (OSError, EOFError, paramiko.SSHException, ConnectionFailed) as exc:
+            if isinstance(exc, OverCap):
+                log.error("command output stream ended: %s", exc)
             self._give_back(ok=False)  # timed out or broken: the session's framing is lost
             return ""
         if isinstance(item, int):

@@ -7,18 +7,42 @@ driver sees only this interface, so local and remote hosts share one driver.
 
 from __future__ import annotations
 
+import logging
 import os
+import selectors
 import shlex
 import signal
 import subprocess
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from virttui.drivers.errors import ConnectionFailed
 
+log = logging.getLogger(__name__)
+
 COMMAND_TIMEOUT = 30.0  # seconds any single command may take before the host is called unresponsive
+# What a host may send: more is a broken or hostile host, dropped with an error rather than
+# buffered until the console runs out of memory.
+MAX_COMMAND_OUTPUT = 64 * 1024 * 1024  # one command's stdout (and, apart, its stderr)
+MAX_LINE = 1024 * 1024  # one line of a line stream (an event, an agent's outcome)
+READ_CHUNK = 65536
+
+
+def mib(size: int) -> str:
+    """A cap as its error messages name it ("64 MiB")."""
+    return f"{size / (1024 * 1024):g} MiB"
+
+
+class OverCap(ConnectionFailed):
+    """A host sent more than a cap allows; what it sends next is not read."""
+
+
+def over_cap(who: str, size: int = MAX_COMMAND_OUTPUT, what: str = "answer") -> OverCap:
+    """The error for a host whose answer (or one line of it) went past a cap."""
+    return OverCap(f"{who}: {what} over {mib(size)}")
 
 
 @dataclass(frozen=True)
@@ -81,17 +105,25 @@ def line_buffered(argv: Sequence[str]) -> list[str]:
 
 
 class _ProcessStream(LineStream):
-    def __init__(self, proc: subprocess.Popen) -> None:
+    def __init__(self, proc: subprocess.Popen, name: str = "") -> None:
         self._proc = proc
+        self._name = name or "local command"
+        self._ended = False
 
     def readline(self) -> str:
         stdout = self._proc.stdout
-        if stdout is None:
+        if stdout is None or self._ended:
             return ""
-        try:
-            return stdout.readline()
+        try:  # at most MAX_LINE + 1 characters: a line without end must not grow without bound
+            line = stdout.readline(MAX_LINE + 1)
         except (OSError, ValueError):
             return ""
+        if len(line) > MAX_LINE and not line.endswith("\n"):
+            log.error("%s: a line over %s; its stream is ended", self._name, mib(MAX_LINE))
+            self._ended = True
+            self.close()
+            return ""
+        return line
 
     def exit_status(self) -> int | None:
         try:
@@ -124,15 +156,19 @@ class LocalTransport(Transport):
 
     def run(self, argv: Sequence[str], *, timeout: float = COMMAND_TIMEOUT) -> CommandResult:
         try:
-            proc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
-                                  env=_c_locale())
+            proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=_c_locale())
         except FileNotFoundError:
             raise ConnectionFailed(f"{argv[0]}: command not found on this machine") from None
+        except OSError as exc:
+            raise ConnectionFailed(f"{argv[0]}: {exc.strerror}") from None
+        try:
+            returncode, out, err = _collect(proc, timeout, argv[0])
         except subprocess.TimeoutExpired:
             raise ConnectionFailed(f"{argv[0]} did not answer within {timeout:g} s") from None
         except OSError as exc:
             raise ConnectionFailed(f"{argv[0]}: {exc.strerror}") from None
-        return CommandResult(proc.returncode, _decode(proc.stdout), _decode(proc.stderr))
+        return CommandResult(returncode, _decode(out), _decode(err))
 
     def interactive(self, argv: Sequence[str]) -> int:
         """Run argv on this terminal (the caller has handed it over) and return its exit status."""
@@ -148,7 +184,39 @@ class LocalTransport(Transport):
                                     start_new_session=True)
         except OSError as exc:
             raise ConnectionFailed(f"{argv[0]}: {exc.strerror}") from None
-        return _ProcessStream(proc)
+        return _ProcessStream(proc, argv[0])
+
+
+def _collect(proc: subprocess.Popen, timeout: float, name: str) -> tuple[int, bytes, bytes]:
+    """A child's exit status, stdout and stderr, like communicate() but each at most MAX_COMMAND_OUTPUT
+    (else OverCap; TimeoutExpired past the timeout); the child is killed unless it ended."""
+    assert proc.stdout is not None and proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    out, err = bytearray(), bytearray()
+    try:
+        with selectors.DefaultSelector() as selector:  # not select(): a console with many hosts has fds past 1024
+            selector.register(proc.stdout, selectors.EVENT_READ, out)
+            selector.register(proc.stderr, selectors.EVENT_READ, err)
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(proc.args, timeout)
+                for key, _ in selector.select(left):
+                    chunk = os.read(key.fd, READ_CHUNK)
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                        continue
+                    buffer = key.data
+                    buffer += chunk
+                    if len(buffer) > MAX_COMMAND_OUTPUT:
+                        raise over_cap(name)
+        return proc.wait(timeout=max(0.0, deadline - time.monotonic())), bytes(out), bytes(err)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
 
 
 def _c_locale() -> dict[str, str]:

@@ -23,10 +23,29 @@ import subprocess
 import threading
 import time
 
-from virttui.drivers.errors import ConnectionFailed
-from virttui.drivers.transport import CommandResult
+from virttui.drivers.errors import ConnectionFailed, DriverError
+from virttui.drivers.transport import MAX_COMMAND_OUTPUT, READ_CHUNK, CommandResult, over_cap
 
 _PROMPT_AT_END = re.compile(r"virsh [#>] $")  # interactive virsh's prompt before the marker line's echo
+# Interactive virsh reads its stdin with readline even from a pipe: CR ends a line, DEL and other
+# controls edit it, so a name carrying one could smuggle a second command. C1 controls go too.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class UnsafeCommand(DriverError):
+    """A command line interactive virsh would not read as written; refused before anything is sent."""
+
+
+def check_command_line(uri: str, command: str) -> None:
+    """Raise UnsafeCommand for a line with a control character, or one that is not encodable text."""
+    found = _CONTROL.search(command)
+    if found is not None:
+        raise UnsafeCommand(f"{uri}: refusing a virsh command line with the control character "
+                            f"U+{ord(found.group()):04X} (a name with control characters cannot be used here)")
+    try:
+        command.encode()
+    except UnicodeEncodeError:
+        raise UnsafeCommand(f"{uri}: refusing a virsh command line that is not valid text") from None
 
 
 class VirshSession:
@@ -58,7 +77,10 @@ class VirshSession:
         return proc
 
     def run(self, command: str, timeout: float) -> CommandResult:
-        """Run one virsh command line; returncode 1 when virsh reported an error."""
+        """Run one virsh command line; returncode 1 when virsh reported an error.
+
+        UnsafeCommand for a line with a control character: refused, the session untouched."""
+        check_command_line(self.uri, command)
         with self._lock:
             if self._closed:
                 raise ConnectionFailed(f"{self.uri}: the connection is closed")
@@ -88,49 +110,59 @@ class VirshSession:
         deadline = time.monotonic() + timeout
         out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
         watched = [out_fd, err_fd]  # stderr read as it comes: a full stderr pipe (64 KiB) would stall virsh
-        while marker not in out:
+        start = 0  # only the new tail is searched: the whole answer each time is quadratic
+        while (found := out.find(marker, start)) < 0:
+            start = max(0, len(out) - len(marker) + 1)
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ConnectionFailed(f"{self.uri}: virsh did not answer within {timeout:g} s")
             ready, _, _ = select.select(watched, [], [], left)
             if err_fd in ready:
                 try:
-                    chunk: bytes | None = os.read(err_fd, 65536)
+                    chunk: bytes | None = os.read(err_fd, READ_CHUNK)
                 except BlockingIOError:
                     chunk = None
                 if chunk == b"":
                     watched.remove(err_fd)
                 elif chunk:
                     err += chunk
+                    if len(err) > MAX_COMMAND_OUTPUT:
+                        raise over_cap(self.uri)
             if out_fd in ready:
-                chunk = os.read(out_fd, 65536)
+                chunk = os.read(out_fd, READ_CHUNK)
                 if not chunk:
-                    said = (err.decode("utf-8", "replace") + self._drain(proc)).split()
+                    said = (err + self._drain(proc, 4096)).decode("utf-8", "replace").split()
                     raise ConnectionFailed(f"{self.uri}: virsh exited: {' '.join(said)[-200:]}")
                 out += chunk
-        text = out[:out.index(marker)].decode("utf-8", "replace")
+                if len(out) > MAX_COMMAND_OUTPUT:
+                    raise over_cap(self.uri)
+        text = out[:found].decode("utf-8", "replace")
         echoed = text.find(line)  # drop the prompt and virsh's echo of the command line ...
         if echoed >= 0:
             text = text[echoed + len(line):]
         echoed = text.rfind(marker_line)  # ... and of the marker's line, with its prompt
         if echoed >= 0:
             text = _PROMPT_AT_END.sub("", text[:echoed])
-        stderr = err.decode("utf-8", "replace") + self._drain(proc)
+        rest = self._drain(proc, MAX_COMMAND_OUTPUT - len(err) + 1)
+        if len(err) + len(rest) > MAX_COMMAND_OUTPUT:
+            raise over_cap(self.uri)
+        stderr = (err + rest).decode("utf-8", "replace")
         return CommandResult(1 if "error:" in stderr else 0, text, stderr)
 
     @staticmethod
-    def _drain(proc: subprocess.Popen) -> str:
+    def _drain(proc: subprocess.Popen, limit: int) -> bytes:
+        """What stderr holds now, up to about limit bytes."""
         assert proc.stderr is not None
         data = bytearray()
-        while True:
+        while len(data) < limit:
             try:
-                chunk = os.read(proc.stderr.fileno(), 65536)
+                chunk = os.read(proc.stderr.fileno(), READ_CHUNK)
             except BlockingIOError:
                 break
             if not chunk:
                 break
             data += chunk
-        return data.decode("utf-8", "replace")
+        return bytes(data)
 
     @staticmethod
     def _kill(proc: subprocess.Popen) -> None:
