@@ -212,23 +212,23 @@ def poll(directory, lockspace, with_sanlock, known=None, reread=(), identity=Fal
     lockspace file's first sector. "reads" counts the sectors read."""
     # the kernel lock table is what virtlockd holds; a sanlock host's daemon says what it holds
     result = {"dir": directory, "error": "", "reads": 0, "locks": [] if with_sanlock else _locked_inodes()}
-    if known is not None or identity:
-        try:
-            dfd = _open_dir(directory)
-        except OSError as exc:
-            result["error"] = exc.strerror or str(exc)
-            return result
-        try:
-            if identity:
-                result["lockspace_head"] = _read_head(dfd, lockspace)
-                result["reads"] += 1
-            if known is not None:
-                result["files"] = _changed_entries(dfd, lockspace, known, set(reread), with_heads, result)
-        except OSError as exc:
-            result["error"] = exc.strerror or str(exc)
-            return result
-        finally:
-            os.close(dfd)
+    # the directory is opened on every poll (a lookup, no data read): a host that lost its mount says so
+    try:
+        dfd = _open_dir(directory)
+    except OSError as exc:
+        result["error"] = exc.strerror or str(exc)
+        return result
+    try:
+        if identity:
+            result["lockspace_head"] = _read_head(dfd, lockspace)
+            result["reads"] += 1
+        if known is not None:
+            result["files"] = _changed_entries(dfd, lockspace, known, set(reread), with_heads, result)
+    except OSError as exc:
+        result["error"] = exc.strerror or str(exc)
+        return result
+    finally:
+        os.close(dfd)
     if with_sanlock:
         _daemon(result, lockspace)
     return result
