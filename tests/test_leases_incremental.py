@@ -179,3 +179,37 @@ def test_the_incremental_view_matches_a_fresh_read_after_random_changes(lease_di
         fresh = host.snapshot()
         assert [(f.name, f.leader, f.error, f.held) for f in polled.files] == \
                [(f.name, f.leader, f.error, f.held) for f in fresh.files]
+
+
+def test_a_host_added_after_every_other_went_away_reads_afresh(lease_dir):
+    """A cache nobody uses any more is dropped: files read before a host was there are never trusted."""
+    write_free_lease(str(lease_dir), "/images/a.qcow2")
+    clock = Clock()
+    election = ReaderElection(clock)
+    gone = manager(lease_dir, 1, election, clock)
+    gone.poll_snapshot()
+    gone.close()
+    write_free_lease(str(lease_dir), "/images/b.qcow2")
+    later = manager(lease_dir, 1, election, clock)
+    assert len(later.poll_snapshot().files) == 2 and later.runner.reads == 3
+
+
+def test_hosts_that_only_ask_their_daemon_read_no_identity_until_the_reader_finds_the_directory_moved(lease_dir):
+    write_free_lease(str(lease_dir), "/images/a.qcow2")
+    clock = Clock()
+    election = ReaderElection(clock)
+    one, two = manager(lease_dir, 1, election, clock), manager(lease_dir, 2, election, clock)
+    one.poll_snapshot()
+    two.poll_snapshot()
+    for _ in range(5):  # three passes of host 1's: host 2 reads nothing at all
+        clock.now += 31
+        one.poll_snapshot()
+        two.poll_snapshot()
+    assert two.runner.reads == 1
+    (lease_dir / LOCKSPACE_NAME).write_bytes(pack_leader(  # host 1's daemon restarted under another name
+        space_name=LOCKSPACE_NAME, resource_name="cluster-a-2", owner_id=1, owner_generation=2, timestamp=9,
+        magic=DELTA_DISK_MAGIC, version=DELTA_DISK_VERSION).ljust(1 << 20, b"\0"))
+    clock.now += 31
+    assert one.poll_snapshot().lockspace_identity == "cluster-a-2"
+    assert two.poll_snapshot().lockspace_identity == "cluster-a-2"  # told by the move, it checked its own
+    assert two.runner.reads == 2

@@ -14,7 +14,12 @@ import time
 
 from virttui.bench.stats import Table
 from virttui.drivers.registry import open_driver
+from virttui.fleet import merge_views
+from virttui.locks.embedded import write_free_lease
+from virttui.locks.model import LeaseState
 from virttui.locks.naming import sanlock_lease_name
+from virttui.locks.readers import ELECTION
+from virttui.locks.status import compute_lease_status
 
 
 def _build(stack, stale: list[str], held: list[str]) -> list:  # noqa: ANN001 - RealStack, LeaseHold
@@ -112,3 +117,68 @@ def bench_leases(table: Table, stack, *, quick: bool) -> None:  # noqa: ANN001 -
     table.add(f"cleanup time / virt-sanlock-cleanup, median of {rounds}", statistics.median(ratios), "x", 0.3)
     table.add("cleanup left the same files as virt-sanlock-cleanup (1 = yes)", float(same), "", 1.0,
               higher_is_better=True)
+    bench_lease_reads(table, stack, quick=quick)
+
+
+POLL_SECONDS = 2.0  # the console's default poll interval
+
+
+def bench_lease_reads(table: Table, stack, *, quick: bool) -> None:  # noqa: ANN001 - RealStack with sanlock
+    """Storage reads the console causes on a shared lease directory, polled as the console polls (every
+    2 s, leases on): one SSH host, then both; and how soon a lease taken by a connected host, or by one
+    the console is not connected to, shows. A window spans at least one pass over the files."""
+    files = 200 if quick else 2000
+    slow = 3.0 if quick else 30.0
+    window = 2 * slow + 1
+    paths = [write_free_lease(str(stack.lease_dir), f"/bench/poll/{i}") for i in range(files)]
+    saved = ELECTION.slow_interval
+    ELECTION.slow_interval = slow
+    drivers = [open_driver(host.ssh_uri) for host in stack.hosts]
+    try:
+        for driver in drivers:
+            driver.connect()
+        rates = {}
+        for count in (1, 2):
+            polled = drivers[:count]
+            for driver in polled:
+                driver.poll()  # the first poll reads every file once: the steady state comes after
+            before = sum(driver.lease_manager().reads for driver in polled)
+            deadline = time.monotonic() + window
+            while time.monotonic() < deadline:
+                time.sleep(POLL_SECONDS)
+                for driver in polled:
+                    driver.poll()
+            rates[count] = (sum(driver.lease_manager().reads for driver in polled) - before) / window
+        table.add(f"storage reads/s, 1 ssh host, {files} lease files, steady (2 s polls)", rates[1], "/s", 20.0)
+        table.add("storage reads/s, 2 ssh hosts sharing them / 1 host's", rates[2] / max(rates[1], 1e-9), "x", 1.2)
+        table.add("lease taken by a connected host: on screen after", _shows(stack, drivers, "connected"), "s",
+                  POLL_SECONDS + 0.5)
+        table.add(f"lease taken by a host not connected: on screen after (slow interval {slow:g} s)",
+                  _shows(stack, drivers[:1], "elsewhere"), "s", slow + POLL_SECONDS)
+    finally:
+        ELECTION.slow_interval = saved
+        for driver in drivers:
+            driver.close()
+        for path in paths:
+            os.unlink(path)
+
+
+def _shows(stack, drivers: list, tag: str) -> float:  # noqa: ANN001 - RealStack
+    """Seconds from host 2 taking a lease until the merged view of `drivers`, polled every 2 s, shows it held."""
+    name = sanlock_lease_name(f"/bench/show/{tag}")
+    stack.make_stale_lease(name)
+    for driver in drivers:
+        driver.poll()
+    hold = stack.hosts[1].hold_lease(name)
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < 120:
+            time.sleep(POLL_SECONDS)  # the hold came just after a poll: the worst case, a whole interval
+            views = [driver.poll().leases for driver in drivers]
+            rows = {row.name: row for row in compute_lease_status(merge_views(views), [])}
+            if name in rows and rows[name].state is LeaseState.HELD:
+                return time.monotonic() - started
+        return float("inf")
+    finally:
+        hold.release()
+        os.unlink(os.path.join(stack.lease_dir, name))

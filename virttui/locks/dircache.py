@@ -31,6 +31,7 @@ class LeaseDirCache:
         self.last_pass: float | None = None  # monotonic time of the last pass over the directory
         self.as_of = 0.0  # wall time of that pass
         self.reads = 0  # leader records read into this cache (storage reads)
+        self.moves = 0  # times a host found this directory's lockspace changed: every host checks its own
         self._rotation = 0
         self._pending: set[str] = set()  # listed, but never read into this cache: read at the next pass
 

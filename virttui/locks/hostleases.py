@@ -232,8 +232,10 @@ class HostLeaseManager:
         self._private_key = ("private", id(self))
         self._key: Hashable = self._private_key
         self._identity_checked: float | None = None
+        self._moves_seen = 0  # the directory's `moves` when this host last checked which directory it is
         self._built: tuple | None = None  # what self._view was built from
         self._view: LeaseDirSnapshot | None = None
+        self.reads = 0  # sectors this host's agent read from the lease storage (benchmarks count them)
 
     @property
     def slow_interval(self) -> float:
@@ -263,6 +265,7 @@ class HostLeaseManager:
                             "")
             cache = self._cache_for(identity)
             with cache.lock:
+                self.reads += len(raw.get("files", []))
                 cache.update([e for e in raw.get("files", []) if e.get("name") != self.lockspace], self._decode,
                              now=self._clock(), wall=self._wall(), reads=len(raw.get("files", [])))
                 return self._view_from(raw, cache, fresh=True)
@@ -274,13 +277,18 @@ class HostLeaseManager:
         """This poll's view, from what changed since the last (the result is the same object while
         nothing did)."""
         now = self._clock()
-        identity_due = self.manager == "sanlock" and (
-            self._identity_checked is None or now - self._identity_checked >= self.slow_interval)
+        sanlock = self.manager == "sanlock"
         # the first poll learns which directory this is before reading it: its readers may be elsewhere
-        first = self.manager == "sanlock" and self._identity_checked is None
+        first = sanlock and self._identity_checked is None
+        identity_read = False
         for _attempt in range(2):  # a second round trip only when the directory turned out to be another one
-            cache = self._election.cache(self._key)
+            cache = self._election.cache(self._key, self)
             passing = not first and self._election.claim(self._key, self) and cache.due(now, self.slow_interval)
+            # which directory this is: read with each pass, by the others only if the reader found it
+            # moved (host 1's daemon restarted under a new name), else every full_interval
+            identity_due = sanlock and not identity_read and (
+                first or passing or cache.moves != self._moves_seen
+                or now - (self._identity_checked or 0.0) >= self.full_interval)
             with cache.lock:
                 known = cache.known() if passing else None
                 reread = cache.rotation(self._rotation_size(cache)) if passing else []
@@ -292,6 +300,7 @@ class HostLeaseManager:
                 self._election.release(self, self._key)  # another host reads at its next poll
                 return self._error(f"lease directory {self.directory}: {exc}")
             try:
+                self.reads += int(raw.get("reads") or 0)
                 if raw.get("error"):
                     self._election.release(self, self._key)
                     return self._error(f"lease directory {self.directory}: {raw['error']}")
@@ -300,10 +309,10 @@ class HostLeaseManager:
                         cache.update(raw.get("files", []), self._decode, now=now, wall=self._wall(),
                                      reads=int(raw.get("reads") or 0))
                 if identity_due:
-                    identity_due = first = False
-                    self._identity_checked = now
+                    first, identity_read = False, True
+                    self._identity_checked, self._moves_seen = now, cache.moves
                     self._rekey(_lockspace_identity(raw.get("lockspace_head") or {}))
-                    cache = self._election.cache(self._key)
+                    cache = self._election.cache(self._key, self)
                     if cache.last_pass is None:
                         continue  # nobody has read this directory yet: read it now, not a poll later
                 with cache.lock:
@@ -316,8 +325,7 @@ class HostLeaseManager:
 
     def close(self) -> None:
         """The host went away: another host reads its directories from now on."""
-        self._election.release(self)
-        self._election.forget(self._private_key)
+        self._election.leave(self)
 
     def _rekey(self, identity: str) -> bool:
         """The cache this host's view comes from: shared by every host that names this path and sees
@@ -325,16 +333,19 @@ class HostLeaseManager:
         key: Hashable = ("sanlock", self.directory, self.lockspace, identity) if identity else self._private_key
         if key == self._key:
             return False
-        self._election.release(self, self._key)
+        if self._key != self._private_key:  # the others of that directory check theirs at their next poll
+            self._election.cache(self._key).moves += 1
+        self._election.leave(self, self._key)
         self._key = key
         self._built = None
+        self._moves_seen = self._election.cache(key, self).moves
         return True
 
     def _cache_for(self, identity: str) -> LeaseDirCache:
         if self.manager == "sanlock":
             self._rekey(identity)
             self._identity_checked = self._clock()
-        return self._election.cache(self._key)
+        return self._election.cache(self._key, self)
 
     def _rotation_size(self, cache: LeaseDirCache) -> int:
         """How many leader records a pass reads whatever their fingerprint: every one within full_interval."""

@@ -37,21 +37,36 @@ class ReaderElection:
         self.full_interval = DEFAULT_FULL_INTERVAL
         self._claims: dict[Hashable, _Claim] = {}
         self._caches: dict[Hashable, LeaseDirCache] = {}
+        self._members: dict[Hashable, set[int]] = {}  # id() of each host whose view comes from the cache
         self._lock = threading.Lock()
 
-    def cache(self, key: Hashable) -> LeaseDirCache:
-        """The files of the directory `key`, as its readers last read them."""
+    def cache(self, key: Hashable, member: object = None) -> LeaseDirCache:
+        """The files of the directory `key`, as its readers last read them; member's view comes from it."""
         with self._lock:
             found = self._caches.get(key)
             if found is None:
                 found = self._caches[key] = LeaseDirCache()
+            if member is not None:
+                self._members.setdefault(key, set()).add(id(member))
             return found
 
     def forget(self, key: Hashable) -> None:
-        """A private directory's cache, when its only host went away."""
+        """A directory's cache and claim, whoever used them."""
         with self._lock:
             self._caches.pop(key, None)
             self._claims.pop(key, None)
+            self._members.pop(key, None)
+
+    def leave(self, member: object, key: Hashable | None = None) -> None:
+        """member no longer reads `key` (or any directory): a cache nobody uses is dropped, so a host
+        added later reads afresh rather than trusting files read before it was there."""
+        self.release(member, key)
+        with self._lock:
+            for known in [k for k, ids in self._members.items() if id(member) in ids and key in (None, k)]:
+                self._members[known].discard(id(member))
+                if not self._members[known]:
+                    del self._members[known]
+                    self._caches.pop(known, None)
 
     def claim(self, key: Hashable, owner: object) -> bool:
         """Whether owner reads the directory `key` this cycle; renews its claim when it does."""
