@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import select
+import signal
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from textual import events
 from textual.app import App, SystemCommand
@@ -31,8 +38,23 @@ from virttui.roster import Roster
 from virttui.screens.main import MainScreen
 from virttui.widgets import textual_fixes  # noqa: F401 - patches Textual on import
 
+if TYPE_CHECKING:
+    from textual.driver import Driver as TerminalDriver
+
 log = logging.getLogger(__name__)
 CLEANABLE = (LeaseState.FREE, LeaseState.ORPHAN)
+# Ending on a signal or a lost terminal, hosts still closing and thread workers still running get
+# until LEAVE_GRACE after it (the console must be gone within 3 s); on q, QUIT_GRACE each (a close
+# could wait out a 30 s command).
+LEAVE_GRACE = 1.5
+QUIT_GRACE = 3.0
+_ended_in_terminal = False  # a console ran in a real terminal and has ended (see ended_in_terminal)
+
+
+def ended_in_terminal() -> bool:
+    """Whether a console ran in a real terminal (not headless) and has ended, the terminal restored:
+    virttui.launch then exits without the interpreter's teardown."""
+    return _ended_in_terminal
 
 
 class VirtTUI(App):
@@ -68,6 +90,8 @@ class VirtTUI(App):
         self._notices = list(notices)
         self._signals: list[int] = []  # SIGTERM, SIGHUP: handled by the event loop while the console runs
         self._signals_loop = None
+        self._leave_by: float | None = None  # monotonic deadline, once a signal or the terminal's loss ends it
+        self._worker_threads: _WorkerThreads | None = None
         self.collector = CycleCollector(self, busy=self.scheduler.polling)
         self._warned: set[tuple[str, str]] = set()
 
@@ -80,19 +104,51 @@ class VirtTUI(App):
         for notice in self._notices:
             self.notify(notice, severity="warning", timeout=10, markup=False)
         self._exit_on_signals()
+        if not self.is_headless:
+            import asyncio
+
+            self._worker_threads = _WorkerThreads(min(32, (os.cpu_count() or 1) + 4))  # ThreadPoolExecutor's
+            asyncio.get_running_loop().set_default_executor(self._worker_threads)
         self.scheduler.start()
+
+    def get_driver_class(self) -> type[TerminalDriver]:
+        """Textual's own driver, but on Linux the one that notices a terminal gone without a SIGHUP."""
+        driver_class = super().get_driver_class()
+        try:
+            from textual.drivers.linux_driver import LinuxDriver
+        except ImportError:  # no termios: not a POSIX terminal
+            return driver_class
+        return _hangup_aware_driver() if driver_class is LinuxDriver else driver_class
+
+    def terminal_gone(self) -> None:
+        """The terminal's input hung up (a tmux pane killed under `bash -c 'virttui; sleep 60'`, whose
+        virttui gets no SIGHUP): end as on SIGHUP, rather than poll on for nobody."""
+        if self._leave_by is None:
+            log.warning("the terminal went away (its input hung up): ending as on SIGHUP")
+        self._leave(128 + signal.SIGHUP)
+
+    def _leave(self, code: int) -> None:
+        """End the console now, as q does, with `code`: no poll starts and no poll result is applied
+        meanwhile (at 2000 domains the results and their repaints queued ahead of the exit took
+        seconds), and hosts still closing and workers still running get until LEAVE_GRACE from now."""
+        if self._leave_by is not None:
+            return
+        self._leave_by = time.monotonic() + LEAVE_GRACE
+        self.scheduler.stop()
+        if self._worker_threads is not None:
+            self._worker_threads.deadline = self._leave_by
+        self.exit(return_code=code)
 
     def _exit_on_signals(self) -> None:
         """SIGTERM (kill, systemctl stop) and SIGHUP (the SSH session or tmux pane gone) end the console as
         q does, with 128 + the signal: the terminal restored, virsh sessions and event streams closed.
         (Textual's driver handles only SIGTSTP, SIGCONT and SIGWINCH: killed, it left the tty raw.)"""
         import asyncio
-        import signal
 
         loop = asyncio.get_running_loop()
         for number in (signal.SIGTERM, signal.SIGHUP):
             try:
-                loop.add_signal_handler(number, lambda code=128 + number: self.exit(return_code=code))
+                loop.add_signal_handler(number, lambda code=128 + number: self._leave(code))
             except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signal
                 continue
             self._signals_loop = loop
@@ -116,21 +172,23 @@ class VirtTUI(App):
         log.info("debug log pane on; the full log is in the log file")
 
     def on_unmount(self) -> None:
+        global _ended_in_terminal
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
         self.collector.stop()
         self.scheduler.stop()
-        self._close_drivers(self.scheduler.drivers)
+        wait = QUIT_GRACE if self._leave_by is None else max(0.0, self._leave_by - time.monotonic())
+        self._close_drivers(self.scheduler.drivers, wait)
         if self._signals_loop is not None:
             for number in self._signals:
                 self._signals_loop.remove_signal_handler(number)
+        if not self.is_headless:
+            _ended_in_terminal = True
 
     @staticmethod
-    def _close_drivers(drivers: list[Driver], wait: float = 3.0) -> None:
+    def _close_drivers(drivers: list[Driver], wait: float = QUIT_GRACE) -> None:
         """Close every host at once, off the UI thread, waiting `wait` seconds at most: a host mid-poll
         or unreachable must not freeze the screen on q (a close could wait out a 30 s command)."""
-        import threading
-
         from virttui.polling import close_driver
 
         threads = [threading.Thread(target=close_driver, args=(d,), name=f"close {d.uri}", daemon=True)
@@ -140,6 +198,11 @@ class VirtTUI(App):
         deadline = time.monotonic() + wait
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        for driver, thread in zip(drivers, threads, strict=True):
+            if thread.is_alive():
+                # Still closing (a connect under way holds the host's lock): a second close, the
+                # CLI's on its way out, would wait on the same host, after the console has gone.
+                driver.close = _closing_already  # type: ignore[method-assign]
 
     def forget_host(self, uri: str) -> None:
         """A removed host: its shown warnings and refused host keys; added again, it starts afresh."""
@@ -169,7 +232,8 @@ class VirtTUI(App):
         delay = self.scheduler.finished(message.host.uri, ok=False)
         # the host as last seen (its name, CPUs, memory), now in error: not a bare URI row
         known = self.fleet.host(message.host.uri)
-        failed = replace(known, state=message.host.state, last_error=message.host.last_error, poll_latency_ms=None)
+        error = self.host_keys.explain(message.host.uri, message.host.last_error)
+        failed = replace(known, state=message.host.state, last_error=error, poll_latency_ms=None)
         self.fleet.set_host(self.scheduler.with_retry(failed, delay))
         self.actions.host_polled(message.host.uri, message.seq)
         self.essentials.host_polled(message.host.uri, message.seq)
@@ -180,7 +244,7 @@ class VirtTUI(App):
     def on_host_changed(self, message: HostChanged) -> None:
         """The host's event stream saw a change made anywhere: show it now, not at the next tick."""
         if self.scheduler.has(message.uri) and self.fleet.host(message.uri).state is ConnectionState.CONNECTED:
-            self.scheduler.poll_now(message.uri)
+            self.scheduler.poll_on_event(message.uri)
 
     @contained
     def on_action_finished(self, message: ActionFinished) -> None:
@@ -189,6 +253,8 @@ class VirtTUI(App):
 
     def broadcast_fleet(self) -> None:
         """Tell every screen on the stack that the fleet changed."""
+        if self._leave_by is not None:
+            return  # a repaint nobody will see, ahead of the exit
         for screen in self.screen_stack:
             screen.post_message(FleetUpdated())
 
@@ -280,3 +346,123 @@ class VirtTUI(App):
             )
             for title, help_text, callback in commands:
                 yield SystemCommand(title, help_text, callback)
+            for uri in self.host_keys.declined:
+                yield SystemCommand(f"Ask again about {self.fleet.host(uri).label}'s host key",
+                                    "Show the trust dialog for its unknown SSH host key again (K)",
+                                    lambda uri=uri: self.host_keys.review(uri))
+
+
+def _closing_already() -> None:
+    """Stands in for the close of a host whose close has run past the console's end, on its thread."""
+
+
+class _WorkerThreads(ThreadPoolExecutor):
+    """The event loop's default executor, where Textual runs thread workers (polls, actions, closes):
+    at most `workers` at once, as before, but on daemon threads, and shut down waiting QUIT_GRACE
+    seconds at most (or until `deadline`). asyncio.run waits for every thread worker as the app
+    ends: a poll held up by an unreachable host (up to a 30 s command timeout), or 20 polls queued
+    behind 6 threads at 2000 domains, held the exit long after the screen was gone."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(max_workers=workers)  # starts no thread of its own: submit is replaced
+        self.deadline: float | None = None  # monotonic; set when the console must end by then
+        self._slots = threading.BoundedSemaphore(workers)
+        self._threads: set[threading.Thread] = set()
+        self._guard = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+
+        def run() -> None:
+            with self._slots:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        result = fn(*args, **kwargs)
+                    except BaseException as exc:  # noqa: BLE001 - handed to whoever awaits it, as the pool does
+                        future.set_exception(exc)
+                    else:
+                        future.set_result(result)
+            with self._guard:
+                self._threads.discard(threading.current_thread())
+
+        thread = threading.Thread(target=run, name="virttui worker", daemon=True)
+        with self._guard:
+            self._threads.add(thread)
+        thread.start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if wait:
+            deadline = self.deadline if self.deadline is not None else time.monotonic() + QUIT_GRACE
+            with self._guard:
+                threads = list(self._threads)
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        super().shutdown(wait=False, cancel_futures=cancel_futures)
+
+
+@functools.cache
+def _hangup_aware_driver() -> type[TerminalDriver]:
+    """Textual's LinuxDriver, ending the console when its terminal goes away without a SIGHUP.
+
+    The input thread then read EOF in a busy loop (or died of EIO, shown as a traceback), and the
+    console polled on unseen. The Textual internals relied on, all here: LinuxDriver.fileno (the
+    fd it reads), run_input_thread letting a read error out, and Driver._app and Driver._loop.
+    """
+    from textual.drivers.linux_driver import LinuxDriver
+
+    class HangupAwareDriver(LinuxDriver):
+        _gone = False
+        _stop_watch: int | None = None
+
+        def start_application_mode(self) -> None:
+            super().start_application_mode()
+            stop_read, self._stop_watch = os.pipe()
+            threading.Thread(target=self._watch_hangup, args=(stop_read,), name="virttui hangup watch",
+                             daemon=True).start()
+
+        def stop_application_mode(self) -> None:
+            if self._stop_watch is not None:
+                os.close(self._stop_watch)  # the watch wakes on its pipe's hangup and ends
+                self._stop_watch = None
+            super().stop_application_mode()
+
+        def _watch_hangup(self, stop_read: int) -> None:
+            """Sleeps until the terminal hangs up (POLLHUP: a pty whose other side closed, a pipe at
+            EOF) or the watch is stopped: no wakeups meanwhile, nothing read."""
+            poller = select.poll()
+            poller.register(self.fileno, 0)  # no events asked: POLLHUP, POLLERR and POLLNVAL come anyway
+            poller.register(stop_read, select.POLLIN)
+            try:
+                ready = poller.poll()
+            finally:
+                os.close(stop_read)
+            if any(fd == self.fileno for fd, _ in ready):
+                self.terminal_gone()
+
+        def run_input_thread(self) -> None:
+            try:
+                super().run_input_thread()
+            except OSError:  # EIO: the terminal went away under a read
+                self.terminal_gone()
+
+        def terminal_gone(self) -> None:
+            if self._gone:
+                return
+            # Nothing is written from now on: the writer thread dies of EIO, and writes queued
+            # behind it would block the UI thread once its queue is full.
+            self._gone = True
+            try:
+                self._loop.call_soon_threadsafe(self._app.terminal_gone)
+            except RuntimeError:  # the event loop has closed: the console has ended anyway
+                pass
+
+        def write(self, data: str) -> None:
+            if not self._gone:
+                super().write(data)
+
+        def close(self) -> None:
+            if not self._gone:  # else stopping the writer thread could wait on its full queue forever
+                super().close()
+
+    return HangupAwareDriver

@@ -3,7 +3,9 @@
 Polls of one host never overlap (requests during a poll are remembered and
 make one poll after a pause as long as that poll took), so threads never pile
 up behind a slow host nor does an event storm keep it busy, and a
-failing host backs off exponentially without slowing the others.
+failing host backs off exponentially without slowing the others. Polls asked
+for by a host's events are at least half an interval apart: a guest can make
+its host send events without end (a reboot loop, RTC or balloon changes).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class _HostLoop:
         self.failures = 0
         self.timer: Timer | None = None
         self.spacing = False  # `timer` is the pause before a re-poll, not the periodic poll
+        self.event_timer: Timer | None = None  # the poll for events that came within the gap
+        self.event_polled = float("-inf")  # monotonic time the latest event-driven poll was asked for
         self.started = 0.0  # monotonic time the latest poll started
         self.seq = 0  # sequence number of the latest poll started
         self.first_seq = 0  # polls numbered below this belong to an earlier loop of the same URI
@@ -65,6 +69,7 @@ class PollScheduler:
         # One numbering for every loop, so a late message from a removed host's poll can never be
         # taken for a poll of the same URI added again.
         self._last_seq = 0
+        self._stopped = False  # the console is ending: no poll starts, no result is applied
 
     def driver(self, uri: str) -> Driver:
         return self._loops[uri].driver
@@ -86,7 +91,7 @@ class PollScheduler:
     def owns(self, uri: str, seq: int) -> bool:
         """Whether a poll message belongs to this host's current loop (not a removed one's)."""
         loop = self._loops.get(uri)
-        return loop is not None and seq >= loop.first_seq
+        return loop is not None and seq >= loop.first_seq and not self._stopped
 
     def add(self, driver: Driver) -> None:
         """A host added at run time: its loop starts with a poll now."""
@@ -104,9 +109,7 @@ class PollScheduler:
         loop = self._loops.pop(uri, None)
         if loop is None:
             return
-        if loop.timer is not None:
-            loop.timer.stop()
-            loop.timer = None
+        _stop_timers(loop)
         with loop.lock:
             loop.retired = True
             close_now = not loop.in_flight
@@ -118,6 +121,8 @@ class PollScheduler:
         """First polls: in-process hosts right here, so the first frame already shows their domains
         (measured: the empty frames painted while waiting for the worker threads cost ~90 ms of a
         ~420 ms start with the demo); every other host on its worker as always."""
+        if self._stopped:
+            return
         for uri, loop in self._loops.items():
             if loop.driver.polls_in_process:
                 loop.running = True
@@ -141,7 +146,7 @@ class PollScheduler:
     def poll_now(self, uri: str) -> None:
         """Poll this host as soon as possible (after a poll in flight and the pause that follows it)."""
         loop = self._loops.get(uri)
-        if loop is None:  # removed meanwhile (an action's follow-up poll of a host just removed)
+        if loop is None or self._stopped:  # removed meanwhile (an action's follow-up poll of a host just removed)
             return
         if loop.spacing:
             return  # a re-poll is already due, right after its pause
@@ -151,12 +156,36 @@ class PollScheduler:
         if loop.running:
             loop.again = True
             return
+        if loop.event_timer is not None:  # this poll starts after those events: it shows their changes
+            loop.event_timer.stop()
+            loop.event_timer = None
         loop.running = True
         loop.started = self._monotonic()
         self._last_seq += 1
         loop.seq = seq = self._last_seq
         self.app.run_worker(lambda: self._poll(loop, seq), thread=True, group=f"poll {uri}",
                             name=f"poll {uri}", exit_on_error=False)
+
+    def poll_on_event(self, uri: str) -> None:
+        """The host's event stream reported a change: poll now, unless an event-driven poll was asked
+        for less than half an interval ago; then one poll at the end of that gap serves every
+        event that came meanwhile. A quiet host's first event is still polled at once."""
+        loop = self._loops.get(uri)
+        if loop is None or self._stopped or loop.event_timer is not None:
+            return
+        now = self._monotonic()
+        wait = loop.event_polled + self.interval / 2 - now
+        if wait <= 0:
+            loop.event_polled = now
+            self.poll_now(uri)
+        else:
+            loop.event_timer = self.app.set_timer(wait, lambda: self._event_poll(uri, loop))
+
+    def _event_poll(self, uri: str, loop: _HostLoop) -> None:
+        loop.event_timer = None
+        if self._loops.get(uri) is loop:
+            loop.event_polled = self._monotonic()
+            self.poll_now(uri)
 
     def next_seq(self, uri: str) -> int:
         """A number every later poll of this host carries or exceeds (numbers only grow)."""
@@ -165,7 +194,7 @@ class PollScheduler:
     def _poll(self, loop: _HostLoop, seq: int) -> None:
         """Runs in a worker thread: never touches widgets, only posts messages."""
         with loop.lock:
-            if loop.retired:
+            if loop.retired or self._stopped:  # queued behind other workers while the console ended
                 return
             loop.in_flight = True
         try:
@@ -243,11 +272,19 @@ class PollScheduler:
         return replace(host, retry_in_s=delay) if delay is not None else host
 
     def stop(self) -> None:
+        """The console is ending: no poll starts from now on and results still arriving are not
+        applied (at 2000 domains each costs the UI thread time the exit needs)."""
+        self._stopped = True
         for loop in self._loops.values():
-            loop.spacing = False
-            if loop.timer is not None:
-                loop.timer.stop()
-                loop.timer = None
+            _stop_timers(loop)
+
+
+def _stop_timers(loop: _HostLoop) -> None:
+    loop.spacing = False
+    for timer in (loop.timer, loop.event_timer):
+        if timer is not None:
+            timer.stop()
+    loop.timer = loop.event_timer = None
 
 
 def close_driver(driver: Driver) -> None:

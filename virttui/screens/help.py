@@ -33,6 +33,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("C", "choose the Domains columns (remembered)"),
     ("z", "zoom: the Domains pane alone, full height (z: back)"),
     ("+  -", "add a host by URI and group / remove the selected host"),
+    ("K", "ask again about a host key you declined (Hosts cursor)"),
     ("x", "clean up unused lease files (preview, confirm)"),
     ("Ctrl+P", "command palette: the main actions by name"),
     ("?", "this help"),

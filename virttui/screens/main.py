@@ -74,6 +74,7 @@ class MainScreen(LifecycleActions, Screen):
         # Footer recompose on every Tab into or out of it (~40 ms at 2000 domains, measured).
         Binding("plus", "add_host", "Add host", show=False),
         Binding("minus", "remove_host", "Remove host", show=False),
+        Binding("K", "review_host_key", "Check host key", show=False),
     ]
 
     app: VirtTUI
@@ -566,6 +567,10 @@ class MainScreen(LifecycleActions, Screen):
             self.notify("put the Hosts cursor on the host to remove", severity="warning", markup=False)
             return
         self.app.roster.ask_remove(uri)
+
+    def action_review_host_key(self) -> None:
+        """Ask again about a host key the operator declined: the Hosts cursor's host, else the first such."""
+        self.app.host_keys.review(self.selected_host)
 
     # -- filter --------------------------------------------------------------
     def action_filter(self) -> None:
