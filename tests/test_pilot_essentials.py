@@ -358,3 +358,27 @@ async def test_autostart_waits_for_the_poll_that_shows_the_change_before_togglin
         await pilot.press("a")
         await settle(pilot)
         assert host_of(demo, "mail")[1].autostart is before
+
+
+async def test_snapshot_cells_from_the_host_are_text_never_markup(demo):
+    """A snapshot's state and description are the host's words: `[red]` in them is shown, not obeyed."""
+    from rich.text import Text
+    from textual.widgets import DataTable
+
+    from virttui.drivers.model import DomainSnapshot
+
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        driver, dom = host_of(demo, "db-primary")
+        app.push_screen(DomainDetailScreen(driver.uri, dom.uuid))
+        await settle(pilot)
+        screen = app.screen
+        screen._show_snapshots([DomainSnapshot(name="[b]n[/b]", description="[red]d", state="[link=x]s",  # noqa: SLF001
+                                               created=1), DomainSnapshot(name="x\x1b[2J", usable=False)], "")
+        table = screen.query_one("#snapshots", DataTable)
+        cells = [table.get_row_at(0)[i] for i in range(4)]
+        assert all(isinstance(cell, Text) for cell in cells)
+        assert [cell.plain for cell in cells] == ["  [b]n[/b]", "1970-01-01 00:00", "[link=x]s", "[red]d"]
+        unsafe = table.get_row_at(1)[0].plain
+        assert "\\x1b[2J" in unsafe and "\x1b" not in unsafe and "unusable name" in unsafe
