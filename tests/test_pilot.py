@@ -268,6 +268,28 @@ async def test_cleanup_previews_confirms_and_removes_only_stale_leases(app, demo
         assert all(leases.get_row_at(i)[0].text == "held" for i in range(leases.row_count))
 
 
+async def test_the_cleanup_preview_reads_the_directory_afresh(app, demo, lease_dir):
+    """The polls' view of lease files may be a pass old (docs/leases.md); a preview never is: a stale
+    file left since the last poll, and a lease taken since by a host of another console, are both as
+    they are now."""
+    from virttui.locks.embedded import EmbeddedLeaseStore, write_free_lease
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        stale = os.path.basename(write_free_lease(str(lease_dir), "/nowhere/left-behind.qcow2"))
+        elsewhere = EmbeddedLeaseStore(str(lease_dir), 9)
+        taken = os.path.basename(elsewhere.acquire("/nowhere/taken.qcow2"))
+        try:
+            known = {status.name for _, status in pilot.app.fleet.lease_rows()}
+            assert stale not in known and taken not in known  # no poll since
+            await pilot.press("x")
+            await pilot.pause()
+            names = {s.name for s in pilot.app.screen.candidates}
+            assert stale in names and taken not in names
+        finally:
+            elsewhere.release_all()
+
+
 async def test_cleanup_keeps_a_lease_taken_between_preview_and_confirm(app, demo, lease_dir):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)

@@ -31,7 +31,7 @@ from virttui.essentials import Essentials
 from virttui.firstpoll import FirstPoll
 from virttui.fleet import Fleet
 from virttui.hostkeys import HostKeyPrompter
-from virttui.locks.model import LeaseState
+from virttui.locks.model import LeaseDirSnapshot, LeaseState
 from virttui.messages import ActionFinished, FleetUpdated, HostChanged, HostFailed, HostPolled
 from virttui.polling import PollScheduler
 from virttui.roster import Roster
@@ -297,9 +297,7 @@ class VirtTUI(App):
 
     # -- lease cleanup ---------------------------------------------------------
     def open_cleanup(self, host_uri: str | None) -> None:
-        """Preview the removable lease files of a host's directory and offer to remove them."""
-        from virttui.screens.cleanup import CleanupScreen
-
+        """Preview the removable lease files of a host's directory, read afresh, and offer to remove them."""
         uris = [host_uri] if host_uri else self.fleet.uris
         for uri in uris:
             manager = self.scheduler.driver(uri).lease_manager()
@@ -308,18 +306,34 @@ class VirtTUI(App):
                 continue
             if self.fleet.host(uri).state is not ConnectionState.CONNECTED:
                 continue  # its last snapshot is stale, and the cleanup would go to a host that is not there
-            own = self.fleet.lease_dir_of(uri)
-            candidates = [status for directory, status in self.fleet.lease_rows()
-                          if directory == own and status.state in CLEANABLE]
+            from virttui.locks.embedded import EmbeddedLeaseStore
 
-            def done(removed: int | None, uri: str = uri) -> None:
-                if removed:
-                    self.notify(f"lease cleanup removed {removed} file{'s' if removed != 1 else ''}", markup=False)
-                self.scheduler.poll_now(uri)
+            if isinstance(manager, EmbeddedLeaseStore):  # in this process, and quick: no wait to show
+                self._preview_cleanup(uri, manager, manager.snapshot())
+                return
 
-            self.push_screen(CleanupScreen(manager, self.fleet.host(uri).label, candidates), done)
+            def read(uri: str = uri, manager=manager) -> None:  # noqa: ANN001 - a LeaseManager
+                fresh = manager.snapshot()  # never the polls' view: a file may have changed since its last pass
+                self.call_from_thread(self._preview_cleanup, uri, manager, fresh)
+
+            self.notify(f"reading {self.fleet.host(uri).label}'s lease directory…", timeout=3, markup=False)
+            self.run_worker(read, thread=True, group="cleanup preview", exclusive=True, exit_on_error=False)
             return
         self.notify("no host with a lease directory is connected", severity="warning", markup=False)
+
+    def _preview_cleanup(self, uri: str, manager, fresh: LeaseDirSnapshot) -> None:  # noqa: ANN001
+        from virttui.screens.cleanup import CleanupScreen
+
+        if not self.fleet.has(uri) or self.fleet.host(uri).state is not ConnectionState.CONNECTED:
+            return  # removed or failed while its directory was read
+        candidates = [status for status in self.fleet.fresh_lease_rows(uri, fresh) if status.state in CLEANABLE]
+
+        def done(removed: int | None, uri: str = uri) -> None:
+            if removed:
+                self.notify(f"lease cleanup removed {removed} file{'s' if removed != 1 else ''}", markup=False)
+            self.scheduler.poll_now(uri)
+
+        self.push_screen(CleanupScreen(manager, self.fleet.host(uri).label, candidates), done)
 
     # -- command palette -------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

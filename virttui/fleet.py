@@ -265,6 +265,17 @@ class Fleet:
                                             disk.needs_exclusive_lease, host_key=uri, paused=paused))
         return uses
 
+    def has(self, uri: str) -> bool:
+        return uri in self._hosts
+
+    def fresh_lease_rows(self, uri: str, fresh: LeaseDirSnapshot) -> list[LeaseStatus]:
+        """The status rows of uri's lease directory with `fresh` (a full read, just made) in place of
+        uri's polled view: what a cleanup preview shows."""
+        view = self._leases()
+        group = view.dirs.get(view.dir_of.get(uri, ""), [(uri, fresh)])
+        views = [fresh] + [other for peer, other in group if peer != uri]  # the fresh files first: they win
+        return compute_lease_status(merge_views(views), self.disk_uses([peer for peer, _ in group]))
+
     def lease_rows(self) -> list[tuple[str, LeaseStatus]]:
         """(lease directory, status) for every lease file and missing lease."""
         return self._leases().rows
