@@ -378,9 +378,12 @@ class HostLeaseManager:
         unsure = (bool(raw.get("status_error")), hosts is None)
         status_problem = f"client status: {raw['status_error']}" if raw.get("status_error") else ""
         warnings = "; ".join(filter(None, (status_problem, hosts_problem)))
-        inputs = (self._key, cache.version, cache.as_of, mine, None if hosts is None else sorted(hosts.items()),
-                  unsure, warnings)
+        # a host's renewal timestamp moves every few seconds and changes nothing shown: not an input
+        states = None if hosts is None else sorted((h, state.generation, state.state) for h, state in hosts.items())
+        inputs = (self._key, cache.version, mine, states, unsure, warnings)
         if not fresh and self._view is not None and inputs == self._built:
+            if self._view.as_of != cache.as_of:  # a pass that found nothing new: equal, so nothing is rebuilt
+                self._view = replace(self._view, as_of=cache.as_of)
             return self._view
         files = [self._held_file(cached.file, mine, hosts or {}, unsure) for _, cached in sorted(cache.files.items())]
         # held by this host's daemon, its file not read yet (a guest started since the last pass)
@@ -435,6 +438,8 @@ class HostLeaseManager:
         locked = frozenset(tuple(lock) for lock in raw.get("locks", []))
         inputs = (self._key, cache.version, locked)
         if self._view is not None and inputs == self._built:
+            if self._view.as_of != cache.as_of:
+                self._view = replace(self._view, as_of=cache.as_of)
             return self._view
         files = tuple(replace(cached.file, held=cached.inode in locked) if cached.inode else cached.file
                       for _, cached in sorted(cache.files.items()))

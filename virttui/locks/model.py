@@ -87,7 +87,9 @@ class LeaseDirSnapshot:
     # False: a view that only reports its daemon (another host reads this directory's files); its
     # `files` are the leases it holds, nothing more
     complete: bool = True
-    as_of: float = 0.0  # time.time() of the oldest leader record behind `files` (0: unknown)
+    # time.time() of the last pass over the files (0: unknown); left out of equality, so a pass that
+    # found nothing new rebuilds nothing downstream
+    as_of: float = field(default=0.0, compare=False)
 
     def lease_name(self, disk_path: str) -> str:
         """The file name this directory's lock manager gives a disk's lease."""

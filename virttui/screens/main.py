@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.content import Content
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.message_pump import MessagePumpClosed
 from textual.reactive import Reactive
 from textual.screen import Screen
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from virttui.app import VirtTUI
     from virttui.locks.model import LeaseDirSnapshot
 
+LEASE_AGE_EPOCH = 1e9  # an as_of before 2001 is no wall time (a test's stepped clock): no age shown
 SORT_LABELS = {"name": "name", "host": "host", "state": "state", "cpu": "CPU%", "mem": "memory", "vcpus": "vCPUs"}
 
 
@@ -101,6 +103,7 @@ class MainScreen(LifecycleActions, Screen):
         # no key acts on a domain they did not choose.
         self._displaced: tuple[str, str] | None = None
         self._lease_peers: dict[str, list[str]] = {}  # host uri -> hosts that shared its lease directory
+        self._leases_shown: tuple[object, str, str] | None = None  # (fleet's lease rows, their summary, error)
 
     def compose(self) -> ComposeResult:
         yield HostsTable(id="hosts")
@@ -439,16 +442,31 @@ class MainScreen(LifecycleActions, Screen):
     def _refresh_leases(self) -> None:
         table = self.query_one(LeasesTable)
         rows = self.app.fleet.lease_rows()
-        table.sync([LeasesTable.row_for(directory, status) for directory, status in rows])
-        dirs = self.app.fleet.lease_dirs()
-        errors = [view.error for views in dirs.values() for _, view in views if view.error]
-        counts: dict[str, int] = {}
-        for _, status in rows:
-            counts[status.state.value] = counts.get(status.state.value, 0) + 1
-        title = "Leases · " + (", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none")
-        if errors:
-            title += f" · {errors[0]}"
-        self._set_title(table, title)
+        if self._leases_shown is None or self._leases_shown[0] is not rows:
+            # the fleet rebuilds its rows only when something changed: the same list, nothing to sync
+            table.sync([LeasesTable.row_for(directory, status) for directory, status in rows])
+            dirs = self.app.fleet.lease_dirs()
+            errors = [view.error for views in dirs.values() for _, view in views if view.error]
+            counts: dict[str, int] = {}
+            for _, status in rows:
+                counts[status.state.value] = counts.get(status.state.value, 0) + 1
+            summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none"
+            self._leases_shown = (rows, summary, errors[0] if errors else "")
+        _, summary, error = self._leases_shown
+        age = self._lease_files_age()
+        self._set_title(table, f"Leases · {summary}" + (f" · files read {age} s ago" if age else "")
+                        + (f" · {error}" if error else ""))
+
+    def _lease_files_age(self) -> int:
+        """Seconds since the oldest pass over lease files behind the pane, in steps of 10, once it is
+        10 s or more (0 before): what its daemons hold is current, a file's leader record that old."""
+        fleet = self.app.fleet
+        passes = [snap.leases.as_of for uri in fleet.uris if (snap := fleet.snapshot(uri)) is not None
+                  and snap.leases is not None and snap.leases.as_of > LEASE_AGE_EPOCH]
+        if not passes:
+            return 0
+        age = int(time.time() - min(passes)) // 10 * 10
+        return age if age >= 10 else 0
 
     # -- selection -----------------------------------------------------------
     @on(DataTable.RowHighlighted, "#hosts")
