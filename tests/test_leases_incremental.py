@@ -46,7 +46,7 @@ class Daemon(AgentRunner):
         if self.fail:
             raise OSError("connection lost")
         raw = agent.poll(directory, lockspace, False, options["known"], options["reread"], options["identity"],
-                         options["with_heads"])
+                         options["with_heads"], options["budget"], options["rate"])
         self.reads += raw["reads"]
         return self._answers(raw, directory)
 
@@ -76,6 +76,7 @@ def lease_dir(tmp_path: Path) -> Path:
 
 
 def manager(directory: Path, host_id: int, election: ReaderElection, clock: Clock) -> HostLeaseManager:
+    election.read_rate, election.read_budget = 0.0, 0  # as fast as the disk answers, unless a test says
     config = LockConfig(manager="sanlock", auto_disk_leases=True, disk_lease_dir=str(directory), host_id=host_id)
     return HostLeaseManager(config, Daemon(host_id), election=election, clock=clock)
 
@@ -213,3 +214,25 @@ def test_hosts_that_only_ask_their_daemon_read_no_identity_until_the_reader_find
     assert one.poll_snapshot().lockspace_identity == "cluster-a-2"
     assert two.poll_snapshot().lockspace_identity == "cluster-a-2"  # told by the move, it checked its own
     assert two.runner.reads == 2
+
+
+def test_a_pass_reads_at_most_its_budget_spaced_out_and_the_next_polls_go_on(lease_dir):
+    """sanlock renews on the same storage: a burst of reads would queue its renewal behind them."""
+    import time
+
+    for disk in disks(50):
+        write_free_lease(str(lease_dir), disk)
+    clock = Clock()
+    election = ReaderElection(clock)
+    host = manager(lease_dir, 1, election, clock)
+    election.read_rate, election.read_budget = 200.0, 20
+    started = time.monotonic()
+    first = host.poll_snapshot()
+    assert time.monotonic() - started >= 19 / 200  # 20 reads, 5 ms apart
+    assert host.runner.reads == 1 + 20 and len(first.files) == 20
+    host.poll_snapshot()  # no slow interval to wait: the pass goes on at the next poll
+    assert host.runner.reads == 1 + 40
+    assert len(host.poll_snapshot().files) == 50 and host.runner.reads == 1 + 50
+    clock.now += 2
+    host.poll_snapshot()
+    assert host.runner.reads == 51  # done: nothing more until the slow interval

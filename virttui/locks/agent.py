@@ -25,6 +25,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 
 SECTOR = 512
 NAME_LEN = 48
@@ -204,12 +205,17 @@ def _daemon(result, lockspace):
             ["sanlock", "client", "host_status", "-s", lockspace])
 
 
-def poll(directory, lockspace, with_sanlock, known=None, reread=(), identity=False, with_heads=True):
+def poll(directory, lockspace, with_sanlock, known=None, reread=(), identity=False, with_heads=True,
+         budget=0, rate=0.0):
     """One poll's worth: the daemon's view (sanlock's answers, the kernel lock table), and only
     what can have changed on storage. known: None reads no file at all; else the fingerprints the
     caller holds, and the directory is listed with each entry's fingerprint, the first sector read
     only of files whose fingerprint is not known or that are named in reread. identity: also the
-    lockspace file's first sector. "reads" counts the sectors read."""
+    lockspace file's first sector. "reads" counts the sectors read.
+
+    budget: at most this many first sectors read (0: no limit); files left unread are listed with
+    "pending". rate: at most this many reads a second, spaced out, so that sanlock's own renewals
+    on the same storage never queue behind a burst of them (0: as fast as the storage answers)."""
     # the kernel lock table is what virtlockd holds; a sanlock host's daemon says what it holds
     result = {"dir": directory, "error": "", "reads": 0, "locks": [] if with_sanlock else _locked_inodes()}
     # the directory is opened on every poll (a lookup, no data read): a host that lost its mount says so
@@ -223,7 +229,8 @@ def poll(directory, lockspace, with_sanlock, known=None, reread=(), identity=Fal
             result["lockspace_head"] = _read_head(dfd, lockspace)
             result["reads"] += 1
         if known is not None:
-            result["files"] = _changed_entries(dfd, lockspace, known, set(reread), with_heads, result)
+            pacer = _Pacer(rate, budget)
+            result["files"] = _changed_entries(dfd, lockspace, known, set(reread), with_heads, result, pacer)
     except OSError as exc:
         result["error"] = exc.strerror or str(exc)
         return result
@@ -234,8 +241,30 @@ def poll(directory, lockspace, with_sanlock, known=None, reread=(), identity=Fal
     return result
 
 
-def _changed_entries(dfd, lockspace, known, reread, with_heads, result):
+class _Pacer:
+    """Spaces reads at most `rate` a second, and stops after `budget` of them."""
+
+    def __init__(self, rate, budget):
+        self.gap = 1.0 / rate if rate and rate > 0 else 0.0
+        self.left = budget if budget and budget > 0 else -1
+        self.next_at = 0.0
+
+    def take(self):
+        """Whether one more read may be made now (after waiting its turn)."""
+        if self.left == 0:
+            return False
+        self.left -= 1
+        if self.gap:
+            now = time.monotonic()
+            if now < self.next_at:
+                time.sleep(self.next_at - now)
+            self.next_at = max(now, self.next_at) + self.gap
+        return True
+
+
+def _changed_entries(dfd, lockspace, known, reread, with_heads, result, pacer):
     entries = []
+    wanted = []  # files to read: changed ones first, then those named to be read again
     for name in sorted(os.listdir(dfd)):
         if name == lockspace:
             continue
@@ -246,6 +275,11 @@ def _changed_entries(dfd, lockspace, known, reread, with_heads, result):
         fp = fingerprint(name, info)
         if fp in known and name not in reread:
             entries.append({"name": name, "fp": fp})
+        else:
+            wanted.append((fp in known, name, fp))
+    for _again, name, fp in sorted(wanted):
+        if with_heads and not pacer.take():
+            entries.append({"name": name, "fp": fp, "pending": True})
             continue
         entry = _read_head(dfd, name, with_heads)
         entry.setdefault("fp", fp)
@@ -465,7 +499,8 @@ def main(argv):
 def _poll_options(args):
     """poll's options: sanlock, identity, no-heads, list (the directory, knowing no fingerprint),
     known=FP,FP... and reread=NAME,NAME... (each may repeat: one argument stays under Linux's cap)."""
-    options = {"with_sanlock": False, "known": None, "reread": [], "identity": False, "with_heads": True}
+    options = {"with_sanlock": False, "known": None, "reread": [], "identity": False, "with_heads": True,
+               "budget": 0, "rate": 0.0}
     for arg in args:
         key, _, value = arg.partition("=")
         if arg == "sanlock":
@@ -480,6 +515,8 @@ def _poll_options(args):
             options["known"] = (options["known"] or set()) | set(filter(None, value.split(",")))
         elif key == "reread":
             options["reread"].extend(filter(None, value.split(",")))
+        elif key in ("budget", "rate") and value.replace(".", "", 1).isdigit():
+            options[key] = float(value) if key == "rate" else int(value)
         else:
             return None
     return options

@@ -34,9 +34,11 @@ class LeaseDirCache:
         self.moves = 0  # times a host found this directory's lockspace changed: every host checks its own
         self._rotation = 0
         self._pending: set[str] = set()  # listed, but never read into this cache: read at the next pass
+        self.unread = 0  # files the last pass listed as changed but left unread: the next poll goes on
 
     def due(self, now: float, interval: float) -> bool:
-        return self.last_pass is None or now - self.last_pass >= interval
+        """A pass is due: none yet, the last left files unread (its read budget ran out), or interval passed."""
+        return self.last_pass is None or self.unread > 0 or now - self.last_pass >= interval
 
     def known(self) -> set[str]:
         return {cached.fingerprint for cached in self.files.values()}
@@ -58,10 +60,16 @@ class LeaseDirCache:
         """A pass's entries: {"name", "fp"} for a file unchanged, with "head" or "error" for one read."""
         files: dict[str, CachedFile] = {}
         changed = False
+        unread = 0
         for entry in entries:
             name = str(entry.get("name", ""))
             fingerprint = str(entry.get("fp", ""))
             old = self.files.get(name)
+            if entry.get("pending"):  # over this pass's read budget: as it was, read at the next poll
+                unread += 1
+                if old is not None:
+                    files[name] = old
+                continue
             if "head" not in entry and "error" not in entry and "ino" not in entry:
                 if old is None or old.fingerprint != fingerprint:
                     self._pending.add(name)  # known to a pass that raced another: read at the next pass
@@ -76,5 +84,6 @@ class LeaseDirCache:
         if changed or files.keys() != self.files.keys():
             self.version += 1
         self.files = files
+        self.unread = unread
         self.last_pass, self.as_of = now, wall
         self.reads += reads

@@ -123,14 +123,14 @@ class AgentRunner:
         return _json(self._run(argv) or "{}")
 
     def poll(self, directory: str, lockspace: str, *, with_sanlock: bool, known: set[str] | None,
-             reread: list[str], identity: bool, with_heads: bool) -> dict:
+             reread: list[str], identity: bool, with_heads: bool, budget: int = 0, rate: float = 0.0) -> dict:
         """The agent's poll (see agent.poll): the daemon's view, and only files that changed."""
         if self.transport is None:
             from virttui.locks import agent
 
-            return agent.poll(directory, lockspace, with_sanlock, known, reread, identity, with_heads)
+            return agent.poll(directory, lockspace, with_sanlock, known, reread, identity, with_heads, budget, rate)
         args = [*(["sanlock"] if with_sanlock else []), *(["identity"] if identity else []),
-                *([] if with_heads else ["no-heads"])]
+                *([] if with_heads else ["no-heads"]), f"budget={int(budget)}", f"rate={float(rate):g}"]
         if known is not None:
             args += ["list", *_chunked("known", sorted(known)), *_chunked("reread", reread)]
         return _json(self._run(self._agent("poll", directory, lockspace, *args)) or "{}")
@@ -287,15 +287,16 @@ class HostLeaseManager:
             # which directory this is: read with each pass, by the others only if the reader found it
             # moved (host 1's daemon restarted under a new name), else every full_interval
             identity_due = sanlock and not identity_read and (
-                first or passing or cache.moves != self._moves_seen
+                first or (passing and not cache.unread) or cache.moves != self._moves_seen
                 or now - (self._identity_checked or 0.0) >= self.full_interval)
             with cache.lock:
                 known = cache.known() if passing else None
-                reread = cache.rotation(self._rotation_size(cache)) if passing else []
+                reread = cache.rotation(self._rotation_size(cache)) if passing and not cache.unread else []
             try:
                 raw = self.runner.poll(self.directory, self.lockspace, with_sanlock=self.manager == "sanlock",
                                        known=known, reread=reread, identity=identity_due,
-                                       with_heads=self.manager == "sanlock")
+                                       with_heads=self.manager == "sanlock", budget=self._election.read_budget,
+                                       rate=self._election.read_rate)
             except (LeaseAgentError, OSError, ValueError) as exc:
                 self._election.release(self, self._key)  # another host reads at its next poll
                 return self._error(f"lease directory {self.directory}: {exc}")
@@ -380,7 +381,7 @@ class HostLeaseManager:
         warnings = "; ".join(filter(None, (status_problem, hosts_problem)))
         # a host's renewal timestamp moves every few seconds and changes nothing shown: not an input
         states = None if hosts is None else sorted((h, state.generation, state.state) for h, state in hosts.items())
-        inputs = (self._key, cache.version, mine, states, unsure, warnings)
+        inputs = (self._key, cache.version, cache.unread, mine, states, unsure, warnings)
         if not fresh and self._view is not None and inputs == self._built:
             if self._view.as_of != cache.as_of:  # a pass that found nothing new: equal, so nothing is rebuilt
                 self._view = replace(self._view, as_of=cache.as_of)
@@ -398,7 +399,8 @@ class HostLeaseManager:
             failing_host_ids=tuple(sorted(h for h, state in (hosts or {}).items() if state.state == "FAIL")),
             lockspace_identity=self._key[3] if self._key != self._private_key else "",  # type: ignore[index]
             error=f"sanlock daemon on this host: {warnings}" if warnings else "",
-            daemon_held=None if unsure[0] else mine, complete=cache.last_pass is not None, as_of=cache.as_of,
+            daemon_held=None if unsure[0] else mine, complete=cache.last_pass is not None and not cache.unread,
+            as_of=cache.as_of,
         )
         self._built, self._view = inputs, view
         return view

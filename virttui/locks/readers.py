@@ -17,7 +17,11 @@ from virttui.locks.dircache import LeaseDirCache
 
 DEFAULT_SLOW_INTERVAL = 30.0  # seconds between passes over the files of a directory
 DEFAULT_FULL_INTERVAL = 600.0  # seconds within which every leader record is read again, changed or not
-MIN_CLAIM_SECONDS = 5.0  # a reader not heard from for this long (and 3 of its poll gaps) gives way
+# Leader records a poll reads at most, and how fast: spaced out, sanlock's renewals on the same
+# storage never queue behind a burst of them (docs/leases.md); the rest are read at the next polls.
+DEFAULT_READ_RATE = 100.0
+DEFAULT_READ_BUDGET = 200
+MIN_CLAIM_SECONDS = 10.0  # a reader not heard from for this long (and 3 of its poll gaps) gives way
 
 
 @dataclass
@@ -35,6 +39,8 @@ class ReaderElection:
         # the console's policy (config [leases]), for every host that sets none of its own
         self.slow_interval = DEFAULT_SLOW_INTERVAL
         self.full_interval = DEFAULT_FULL_INTERVAL
+        self.read_rate = DEFAULT_READ_RATE
+        self.read_budget = DEFAULT_READ_BUDGET
         self._claims: dict[Hashable, _Claim] = {}
         self._caches: dict[Hashable, LeaseDirCache] = {}
         self._members: dict[Hashable, set[int]] = {}  # id() of each host whose view comes from the cache

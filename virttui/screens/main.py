@@ -454,7 +454,9 @@ class MainScreen(LifecycleActions, Screen):
             self._leases_shown = (rows, summary, errors[0] if errors else "")
         _, summary, error = self._leases_shown
         age = self._lease_files_age()
-        self._set_title(table, f"Leases · {summary}" + (f" · files read {age} s ago" if age else "")
+        reading = any(not view.complete for views in self.app.fleet.lease_dirs().values() for _, view in views)
+        self._set_title(table, f"Leases · {summary}" + (" · reading lease files…" if reading else "")
+                        + (f" · files read {age} s ago" if age else "")
                         + (f" · {error}" if error else ""))
 
     def _lease_files_age(self) -> int:
