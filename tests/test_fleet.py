@@ -31,10 +31,10 @@ def test_fleet_rates_and_history():
 # -- lease directories: one path, one or several directories ------------------------------------
 from dataclasses import replace  # noqa: E402
 
-from virttui.fleet import merge_views  # noqa: E402
 from virttui.locks.leader import pack_leader, parse_leader  # noqa: E402
 from virttui.locks.model import LeaseDirSnapshot, LeaseFile, LeaseState  # noqa: E402
 from virttui.locks.naming import sanlock_lease_name  # noqa: E402
+from virttui.locks.sharing import merge_views  # noqa: E402
 
 PATH = "/var/lib/libvirt/sanlock"
 

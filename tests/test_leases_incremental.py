@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from virttui.fleet import merge_views
 from virttui.locks import agent
 from virttui.locks.embedded import write_free_lease
 from virttui.locks.hostleases import AgentRunner, HostLeaseManager
@@ -20,6 +19,7 @@ from virttui.locks.leader import DELTA_DISK_MAGIC, DELTA_DISK_VERSION, pack_lead
 from virttui.locks.model import LOCKSPACE_NAME, LeaseState, LockConfig
 from virttui.locks.naming import sanlock_lease_name
 from virttui.locks.readers import ReaderElection
+from virttui.locks.sharing import merge_views
 from virttui.locks.status import compute_lease_status
 
 

@@ -33,7 +33,7 @@ from virttui.drivers.model import DomainState
 from virttui.drivers.registry import open_driver
 from virttui.drivers.transport import CommandResult, LocalTransport, Transport
 from virttui.drivers.uri import parse_uri
-from virttui.drivers.virsh import MISSING, VirshDriver, script
+from virttui.drivers.virsh import VirshDriver, script
 from virttui.drivers.virshparse import (
     VirshEvent,
     parse_domstats,
@@ -44,6 +44,7 @@ from virttui.drivers.virshparse import (
     virsh_error,
 )
 from virttui.drivers.virshsession import VirshSession
+from virttui.locks.discovery import MISSING
 
 VIRSH = shutil.which("virsh")
 SECTION_MARKER = "@@SECTION@@"  # in canned answers: ScriptedTransport puts the script's own marker there

@@ -14,11 +14,11 @@ import time
 
 from virttui.bench.stats import Table
 from virttui.drivers.registry import open_driver
-from virttui.fleet import merge_views
 from virttui.locks.embedded import write_free_lease
 from virttui.locks.model import LeaseState
 from virttui.locks.naming import sanlock_lease_name
 from virttui.locks.readers import ELECTION
+from virttui.locks.sharing import merge_views
 from virttui.locks.status import compute_lease_status
 
 

@@ -131,7 +131,7 @@ class Driver(ABC):
         Blocks; the caller hands over the terminal first (Textual's App.suspend)."""
         raise NotSupported(f"{self.uri}: no serial console here")
 
-    def lease_manager(self):  # -> virttui.locks.manager.LeaseManager | None
+    def lease_manager(self):  # -> virttui.locks.manager.LeaseManager | None (the lock-manager seam)
         """The host's lease directory manager, or None when it has no sanlock leases."""
         return None
 

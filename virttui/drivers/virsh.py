@@ -66,8 +66,6 @@ POLL_COMMANDS = (
 )
 POLL_COMMANDS_WAITING = tuple(command.replace(" --nowait", "") for command in POLL_COMMANDS)
 NODE_COMMANDS = ("nodeinfo", "hostname", "version")
-MISSING = "@@virttui-missing@@"
-UNREADABLE = "@@virttui-unreadable@@"
 NOWAIT_FLAG = 0x20000000  # VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT, libvirt 4.5
 LONG_ACTION_TIMEOUT = 900.0  # seconds: snapshots and storage removal of big guests
 BATCH_BYTES = 32 * 1024  # one virsh script at most: a quarter of Linux's 128 KiB argument cap
@@ -176,45 +174,19 @@ class VirshDriver(Driver):
                 self._leases.close()
             self._leases = leases
 
-    def _lease_manager(self):  # noqa: ANN202 - (HostLeaseManager | None, warning)
-        """The host's sanlock lease directory, if its libvirt uses sanlock; a bad config is a warning."""
-        from virttui.locks.libvirtconf import LOCKD_CONF, QEMU_CONF, SANLOCK_CONF, LibvirtConfError, lock_config
-
+    def _lease_manager(self):  # noqa: ANN202 - (LeaseManager | None, warning)
+        """The host's lease directory manager, if its libvirt uses sanlock or lockd; a bad config is a warning."""
         local = self.parsed.transport not in ("ssh", "libssh", "libssh2")
         if local and self.parsed.is_remote:  # qemu+tls://hv2/system: its files are not this machine's
             return None, (f"lock configuration not read: virttui reads a host's files over SSH only, "
                           f"not {self.parsed.transport or 'tcp'}; no disk leases shown for this host")
-        files = (QEMU_CONF, SANLOCK_CONF, LOCKD_CONF)
-        # a file that can't be read is not a file that isn't there: qemu.conf is often 0600, and a
-        # non-root login reading it as missing would show "no lock manager" where sanlock runs
-        marker = new_marker()
-        shell = (f'for f; do echo {marker}; if [ ! -e "$f" ]; then printf %s {MISSING}; '
-                 f'else cat -- "$f" 2>/dev/null || printf %s {UNREADABLE}; fi; done')
-        result = self.transport.run(["sh", "-c", shell, "sh", *files])
-        texts = [None if part == MISSING else part for part in split_sections(result.stdout, 4, marker)[1:]]
-        if len(texts) != len(files):
-            return None, "cannot read the libvirt lock configuration"
-        unreadable = {path for path, text in zip(files, texts, strict=True) if text and text.endswith(UNREADABLE)}
-        texts = [None if path in unreadable else text for path, text in zip(files, texts, strict=True)]
-        try:
-            self.lock_config = None if QEMU_CONF in unreadable else lock_config(*texts)
-        except LibvirtConfError as exc:
-            return None, f"lock configuration: {exc}"
-        # only the files that matter: qemu.conf, and the chosen lock manager's own
-        needed = QEMU_CONF if self.lock_config is None else {"sanlock": SANLOCK_CONF, "lockd": LOCKD_CONF}.get(
-            self.lock_config.manager)
-        if needed in unreadable:
-            return None, (f"lock configuration: cannot read {needed} (a login that may not read it?); "
-                          f"no disk leases shown for this host")
-        if self.lock_config.manager not in ("sanlock", "lockd") or (
-                self.lock_config.manager == "lockd" and not self.lock_config.file_lockspace_dir):
-            return None, ""
-        from virttui.locks.hostleases import AgentRunner, HostLeaseManager
+        from virttui.locks.discovery import discover
 
-        runner = AgentRunner() if local else AgentRunner(self.transport)
-        return HostLeaseManager(self.lock_config, runner), ""
+        found = discover(self.transport, in_process=local)
+        self.lock_config = found.config
+        return found.manager, found.warning
 
-    def lease_manager(self):  # noqa: ANN201 - HostLeaseManager | None
+    def lease_manager(self):  # noqa: ANN201 - LeaseManager | None
         return self._leases
 
     def close(self) -> None:
