@@ -5,6 +5,9 @@ Loaded from tests/conftest.py via ``pytest_plugins = ["realstack.fixtures"]``.
 * ``realstack``: two hosts without sanlock (starts in well under a second).
 * ``sanlock_stack``: two more hosts with a sanlock daemon each, libvirt's sanlock lock plugin
   with automatic disk leases and one shared lease directory (starts in ~3.5 s).
+* ``throttled_lease_stack`` (module scope): like ``sanlock_stack``, but the lease directory is on
+  its own loop device holding FLEET_LEASES free lease files, and the hosts' reads of it are capped
+  at LEASE_READ_IOPS (one blkio cgroup), like a busy NFS export shared by a fleet.
 
 Both can be alive in one session: they are independent runs (own namespaces, run directories and
 lease directory).  A test that uses either gets the ``realstack`` marker.  If a stack cannot
@@ -13,13 +16,14 @@ start, the tests using it error out with the component and the tail of its log: 
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from types import FrameType
 
 import pytest
 
-from realstack.harness import RealStack
+from realstack.harness import LeaseDisk, RealStack
 
 
 def _interrupt(signum: int, _frame: FrameType | None) -> None:
@@ -62,7 +66,29 @@ def sanlock_stack() -> Iterator[RealStack]:
         stack.stop()
 
 
-STACK_FIXTURES = ("realstack", "sanlock_stack")
+FLEET_LEASES = 2000  # free lease files in the throttled stack's directory: a fleet's worth
+LEASE_READ_IOPS = 300  # the hosts' reads of it per second: what a busy export gives one client
+
+
+@pytest.fixture(scope="module")
+def throttled_lease_stack() -> Iterator[RealStack]:
+    """Two sanlock hosts whose shared lease directory (FLEET_LEASES free leases) is on a loop device
+    whose reads are capped at LEASE_READ_IOPS for every process of the hosts."""
+    from virttui.locks.embedded import write_free_lease  # here: the plugin loads with every session
+
+    stack = RealStack.start(2, sanlock=True, lease_disk=LeaseDisk())
+    try:
+        assert stack.lease_dir is not None
+        for index in range(FLEET_LEASES):
+            write_free_lease(str(stack.lease_dir), f"/var/lib/libvirt/images/fleet-{index:04d}.qcow2")
+        os.sync()  # written back before the cap: the measurements see reads only, no flush of these
+        stack.set_lease_read_iops(LEASE_READ_IOPS)
+        yield stack
+    finally:
+        stack.stop()
+
+
+STACK_FIXTURES = ("realstack", "sanlock_stack", "throttled_lease_stack")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

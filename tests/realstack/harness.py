@@ -39,6 +39,14 @@ the sanlock lock plugin with automatic disk leases and ``host_id = host.index``;
 initialises the ``__LIBVIRT__DISKS__`` lockspace file once before any libvirtd starts (two
 libvirtds creating it at once would race) and waits until every host has joined it.
 
+Throttled lease disk (opt-in, ``RealStack.start(n, sanlock=True, lease_disk=LeaseDisk(...))``):
+the lease directory is then an ext4 filesystem on its own loop device (a sparse image in the run
+dir, mounted at the same ``<run_dir>/leases``), and every process of the test hosts (the holder
+joins the cgroup at its start, so sanlock, sshd and every SSH session inherit it) runs in one
+cgroup-v1 blkio cgroup whose reads of that loop device are capped (``read_iops``): the renewals
+and whatever the console runs over SSH compete for the reads, as on a busy shared NFS export.
+Teardown and stale-run cleanup unmount it, detach the loop device and remove the cgroup.
+
 This module deliberately does not import pytest.
 """
 
@@ -62,6 +70,7 @@ import sysconfig
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
@@ -107,6 +116,33 @@ LEASE_SIZE = 1024 * 1024  # sanlock's 512-byte-sector / 1 MiB alignment, what li
 # sanlock's io_timeout: joining a lockspace takes ~2*io_timeout + 1 s (delta_short_delay), hosts
 # renew every 2*io_timeout and a host whose renewals fail for 8*io_timeout kills its lease holders.
 SANLOCK_IO_TIMEOUT = 1
+
+# ---- the lease directory on a throttled loop device (opt-in: LeaseDisk)
+LEASE_DISK_BINARIES = {  # /sbin and /bin: where Debian's packages put them, merged /usr or not
+    "losetup": "/sbin/losetup",
+    "mkfs.ext4": "/sbin/mkfs.ext4",
+    "mount": "/bin/mount",
+    "umount": "/bin/umount",
+}
+BLKIO_ROOT = Path("/sys/fs/cgroup/blkio")  # cgroup v1: v2 has no io controller on these machines
+CGROUP_PREFIX = "virttui-realstack-"  # + run id: the only cgroups cleanup ever removes
+
+
+@dataclass(frozen=True)
+class LeaseDisk:
+    """The shared lease directory on its own loop device, its readers throttled like a busy NFS export.
+
+    read_iops: the cap on the test hosts' reads of the device per second (0: none yet; see
+    RealStack.set_lease_read_iops, e.g. after writing many lease files).  size_mib: the sparse image.
+    in_memory: the image lies in a tmpfs of its own in the run dir, so the cap is the storage's only
+    slowness.  On the machine's disk (False) other sessions' I/O shows through: renewals' reads took
+    up to 20-200 ms with no reader of the lease device at all, against 0-5 ms from memory.
+    """
+
+    read_iops: int = 0
+    size_mib: int = 512
+    in_memory: bool = True
+
 
 QEMU_CONF_SANLOCK = """\
 lock_manager = "sanlock"
@@ -388,6 +424,120 @@ def _build_shim(root: Path) -> Path:
 def _check_lease_name(name: str) -> None:
     if not name or "/" in name or ":" in name or name in (".", "..") or len(name.encode()) > 47:
         raise ValueError(f"not a usable sanlock resource / lease file name: {name!r}")
+
+
+def _run_tool(argv: list[str], what: str, timeout: float = 60) -> str:
+    """Run a machine tool (losetup, mkfs, mount); stdout, or RealStackError with its stderr."""
+    proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
+    if proc.returncode != 0:
+        raise RealStackError(f"{what}: {' '.join(argv)} exited with {proc.returncode}: "
+                             f"{(proc.stderr or proc.stdout).strip()}")
+    return proc.stdout
+
+
+def _own_blkio_cgroup() -> Path:
+    """This process's blkio cgroup directory: the run's cgroup is made inside it, so a CI job's own
+    limits still apply to the hosts (and nothing is made outside what this job was given)."""
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if "blkio" in controllers.split(","):
+                candidate = BLKIO_ROOT / path.lstrip("/")
+                return candidate if candidate.is_dir() else BLKIO_ROOT
+    except (OSError, ValueError):
+        pass
+    return BLKIO_ROOT
+
+
+def _unescape_mountinfo(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _mounts_under(directory: Path) -> list[str]:
+    """Mount points at or below directory in this mount namespace, latest first (the order to unmount)."""
+    prefix = str(directory)
+    found = []
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) > 4:
+            point = _unescape_mountinfo(fields[4])
+            if point == prefix or point.startswith(prefix + "/"):
+                found.append(point)
+    return found[::-1]  # mountinfo lists mounts in the order they were made
+
+
+def _loops_backed_in(directory: Path) -> list[str]:
+    """Loop devices whose backing file lies in directory (a run's image): found by what they
+    are, so a device attached just before a crash, never recorded, is found too."""
+    devices = []
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        try:
+            path = backing.read_text().strip().removesuffix(" (deleted)")
+        except OSError:
+            continue
+        if path.startswith(str(directory) + "/"):
+            devices.append(f"/dev/{backing.parent.parent.name}")
+    return devices
+
+
+def _valid_run_cgroup(path: str | None, run_id: str) -> Path | None:
+    """The run's recorded cgroup, only if it is what the harness names its cgroups (a state file
+    is root's own, but cleanup never rmdirs a path it did not make)."""
+    if not path:
+        return None
+    cgroup = Path(path)
+    if cgroup.name != CGROUP_PREFIX + run_id or BLKIO_ROOT not in (cgroup.parent, *cgroup.parent.parents):
+        return None
+    return cgroup
+
+
+def _undo_lease_disk(run_dir: Path, state: dict) -> list[str]:
+    """Unmount the run's lease filesystem, detach its loop device and remove its blkio cgroup;
+    returns what could not be undone.  Call after the run's processes are gone."""
+    problems = []
+    for device in _loops_backed_in(run_dir):
+        # first, while its image's path still reads as the run's: mounted or still open elsewhere
+        # (another session's hosts copy this mount into their namespaces), the kernel then detaches it
+        # when the last user closes it (autoclear), so losetup -d succeeds either way
+        proc = subprocess.run([LEASE_DISK_BINARIES["losetup"], "-d", device], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=60)
+        if proc.returncode != 0 and device in _loops_backed_in(run_dir):
+            problems.append(f"losetup -d {device}: {proc.stderr.strip()}")
+    for point in _mounts_under(run_dir):
+        # the image's tmpfs is busy until the loop device lets its file go: a moment after the lease
+        # filesystem's unmount; lazy at last, so a leftover open file can't keep the run dir forever
+        deadline = time.monotonic() + 3.0
+        while subprocess.run([LEASE_DISK_BINARIES["umount"], point], capture_output=True,
+                             stdin=subprocess.DEVNULL, timeout=60).returncode != 0:
+            if time.monotonic() > deadline:
+                if subprocess.run([LEASE_DISK_BINARIES["umount"], "-l", point], capture_output=True,
+                                  stdin=subprocess.DEVNULL, timeout=60).returncode != 0:
+                    problems.append(f"umount {point} failed")
+                break
+            time.sleep(0.05)
+    cgroup = _valid_run_cgroup(state.get("lease_disk", {}).get("cgroup"), run_dir.name)
+    if cgroup is not None and cgroup.is_dir():
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                # anything left inherited the cgroup from the run's holder: back to the parent, unkilled
+                for pid in (cgroup / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(OSError):  # exited meanwhile
+                        (cgroup.parent / "cgroup.procs").write_text(pid)
+                cgroup.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    problems.append(f"rmdir {cgroup}: {exc.strerror}")
+                    break
+                time.sleep(0.05)  # a task still exiting
+    return problems
 
 
 class LeaseHold:
@@ -960,6 +1110,7 @@ class TestHost:
                 start_new_session=True)
         self.holder_pid = self._holder.pid
         self.stack._record(self.holder_pid, f"{self.name}/holder")
+        self.stack._join_lease_cgroup(self.holder_pid)
         own_ns = os.readlink("/proc/self/ns/mnt")
 
         def unshared() -> bool:
@@ -1045,6 +1196,10 @@ class RealStack:
         self.lease_dir: Path | None = None  # the shared lease directory, as seen from the root namespace
         self.sanlock_shim: Path | None = None
         self.sanlock_io_timeout = SANLOCK_IO_TIMEOUT
+        # the lease directory on its own throttled loop device (start(..., lease_disk=LeaseDisk()))
+        self.lease_disk: LeaseDisk | None = None
+        self.lease_device: str | None = None  # /dev/loopN
+        self.lease_cgroup: Path | None = None  # the blkio cgroup every process of the hosts runs in
 
     # ---- state file
     def _save_state(self) -> None:
@@ -1064,17 +1219,24 @@ class RealStack:
 
     # ---- lifecycle
     @classmethod
-    def start(cls, n_hosts: int = 2, *, sanlock: bool = False, root: Path | str = ROOT) -> RealStack:
+    def start(cls, n_hosts: int = 2, *, sanlock: bool = False, root: Path | str = ROOT,
+              lease_disk: LeaseDisk | None = None) -> RealStack:
         """Clean up crashed earlier runs, then start n_hosts test hosts (in parallel).
 
         sanlock: also run a sanlock daemon per host and have libvirt take automatic disk leases
         in one lease directory shared by all hosts (``lease_dir``); returns once every host has
         joined the ``__LIBVIRT__DISKS__`` lockspace (~3.5 s more).
+        lease_disk (with sanlock): that directory on its own loop device, the hosts' reads of it
+        capped in one blkio cgroup (see LeaseDisk, set_lease_read_iops).
         """
         t0 = time.monotonic()
+        if lease_disk is not None and not sanlock:
+            raise ValueError("lease_disk needs sanlock=True (it holds the shared lease directory)")
         missing = [path for path in BINARIES.values() if not os.access(path, os.X_OK)]
         if sanlock:
             missing += [path for path in SANLOCK_BINARIES.values() if not os.path.exists(path)]
+        if lease_disk is not None:
+            missing += [path for path in LEASE_DISK_BINARIES.values() if not os.access(path, os.X_OK)]
         if missing:
             raise RealStackError(f"real stack: missing programs {missing} (see scripts/test.sh)")
         if os.geteuid() != 0:
@@ -1092,7 +1254,7 @@ class RealStack:
                             "-f", stack.client_key], check=True, capture_output=True)
             shutil.copyfile(stack.client_key + ".pub", stack.run_dir / "authorized_keys")
             if sanlock:
-                stack._prepare_sanlock(root)
+                stack._prepare_sanlock(root, lease_disk)
             stack.hosts = [TestHost(stack, i) for i in range(1, n_hosts + 1)]
             errors: list[BaseException] = []
 
@@ -1117,8 +1279,9 @@ class RealStack:
         return stack
 
     # ---- sanlock
-    def _prepare_sanlock(self, root: Path) -> None:
-        """Build the shim, create the shared lease dir and initialise the lockspace file in it.
+    def _prepare_sanlock(self, root: Path, lease_disk: LeaseDisk | None = None) -> None:
+        """Build the shim, create the shared lease dir (on its own loop device with lease_disk) and
+        initialise the lockspace file in it.
 
         libvirtd creates and initialises __LIBVIRT__DISKS__ itself when the file is missing, but
         two libvirtds starting together race (one sees the file the other has only just created,
@@ -1128,7 +1291,93 @@ class RealStack:
         self.sanlock_shim = _build_shim(root)
         self.lease_dir = self.run_dir / "leases"
         self.lease_dir.mkdir(mode=0o755)
+        if lease_disk is not None:
+            self._make_lease_disk(lease_disk)
         self._init_lease_file(LOCKSPACE, "-s", f"{LOCKSPACE}:0:{self.lease_dir / LOCKSPACE}:0")
+
+    def _make_lease_disk(self, disk: LeaseDisk) -> None:
+        """An ext4 loop device mounted on lease_dir, and the blkio cgroup the hosts will join.
+
+        Each step is in state.json before it is taken (the cgroup's path) or found from the run dir
+        (a mount below it, a loop device backed by its image), so stop() and a later session's
+        stale-run cleanup undo exactly what was made (_undo_lease_disk).
+        """
+        if not (BLKIO_ROOT / "blkio.throttle.read_iops_device").exists():
+            raise RealStackError(f"lease disk: no cgroup-v1 blkio controller with throttling at {BLKIO_ROOT} "
+                                 "(cgroup v2 has no io controller on these machines)")
+        self.lease_disk = disk
+        parent = _own_blkio_cgroup()
+        cgroup = parent / (CGROUP_PREFIX + self.run_id)
+        image = self.run_dir / "leases.img"
+        if disk.in_memory:
+            image = self.run_dir / "lease-image" / "leases.img"
+        with self._state_lock:
+            self._state["lease_disk"] = {"cgroup": str(cgroup), "image": str(image), "mount": str(self.lease_dir)}
+            self._save_state()
+        if disk.in_memory:
+            image.parent.mkdir(mode=0o700)
+            _run_tool([LEASE_DISK_BINARIES["mount"], "-t", "tmpfs", "-o", f"size={disk.size_mib}m,mode=0700",
+                       "virttui-lease-image", str(image.parent)], "lease disk")
+        with open(image, "xb") as f:
+            f.truncate(disk.size_mib * 1024 * 1024)  # sparse: costs only what is written
+        # --direct-io=on: the loop device reads its image past the page cache (no second cache): each
+        # read of the device reaches the image, as each read of an NFS export reaches the server
+        device = _run_tool([LEASE_DISK_BINARIES["losetup"], "--find", "--show", "--direct-io=on", str(image)],
+                           "lease disk").strip()
+        self.lease_device = device
+        with self._state_lock:
+            self._state["lease_disk"]["device"] = device
+            self._save_state()
+        # no lazy init: ext4lazyinit would write the inode tables in the background during a measurement
+        _run_tool([LEASE_DISK_BINARIES["mkfs.ext4"], "-q", "-F", "-m", "0", "-L", "vt-leases",
+                   "-E", "nodiscard,lazy_itable_init=0,lazy_journal_init=0", device], "lease disk", timeout=120)
+        _run_tool([LEASE_DISK_BINARIES["mount"], "-t", "ext4", device, str(self.lease_dir)], "lease disk")
+        # detached while mounted = autoclear: the device goes with the last mount of it, wherever that
+        # is (another session's hosts copy this mount into their namespaces when they start)
+        _run_tool([LEASE_DISK_BINARIES["losetup"], "-d", device], "lease disk")
+        (self.lease_dir / "lost+found").rmdir()  # a lease directory holds leases: virttui would list it
+        self.lease_dir.chmod(0o755)
+        cgroup.mkdir()
+        self.lease_cgroup = cgroup
+        if disk.read_iops:
+            self.set_lease_read_iops(disk.read_iops)
+
+    @property
+    def lease_device_number(self) -> tuple[int, int]:
+        """(major, minor) of the lease loop device."""
+        if self.lease_device is None:
+            raise RealStackError("this stack was started without lease_disk")
+        rdev = os.stat(self.lease_device).st_rdev
+        return os.major(rdev), os.minor(rdev)
+
+    def set_lease_read_iops(self, iops: int) -> None:
+        """Cap the hosts' reads of the lease device at iops per second (0: no cap)."""
+        if self.lease_cgroup is None:
+            raise RealStackError("this stack was started without lease_disk")
+        major, minor = self.lease_device_number
+        (self.lease_cgroup / "blkio.throttle.read_iops_device").write_text(f"{major}:{minor} {int(iops)}\n")
+
+    def lease_read_iops(self) -> int:
+        """The cap in force (0: none), as the kernel reports it."""
+        if self.lease_cgroup is None:
+            raise RealStackError("this stack was started without lease_disk")
+        major, minor = self.lease_device_number
+        for line in (self.lease_cgroup / "blkio.throttle.read_iops_device").read_text().splitlines():
+            if line.split()[0] == f"{major}:{minor}":
+                return int(line.split()[1])
+        return 0
+
+    def lease_device_reads(self) -> int:
+        """Reads the lease loop device has completed (/sys/block/loopN/stat, field 1), by anyone."""
+        if self.lease_device is None:
+            raise RealStackError("this stack was started without lease_disk")
+        return int(Path(f"/sys/block/{os.path.basename(self.lease_device)}/stat").read_text().split()[0])
+
+    def _join_lease_cgroup(self, pid: int) -> None:
+        """Move a host's holder into the run's blkio cgroup before it spawns anything: every daemon,
+        SSH session and lease agent of the host then inherits it."""
+        if self.lease_cgroup is not None:
+            (self.lease_cgroup / "cgroup.procs").write_text(str(pid))
 
     def _init_lease_file(self, name: str, kind: str, spec: str) -> Path:
         path = self.lease_dir / name
@@ -1217,7 +1466,11 @@ class RealStack:
         _kill_and_wait([p["pid"] for p in self._state["processes"] if _alive(p["pid"], p["start"])])
         leftovers = _marker_processes(self.run_id + " ")
         _kill_and_wait(leftovers)
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        problems = _undo_lease_disk(self.run_dir, self._state)
+        if problems:  # keep the run dir: its state.json lets the next session's cleanup try again
+            print(f"real stack {self.run_id}: could not undo: {'; '.join(problems)}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -1314,6 +1567,8 @@ def _cleanup_stale_runs_locked(root: Path) -> list[str]:
             _wait_gone(others)
             _kill_and_wait(holders)
             _kill_and_wait(_marker_processes(run_dir.name + " "))
+            if _undo_lease_disk(run_dir, state):
+                continue  # still mounted or in use: the next cleanup tries again, nothing is deleted under it
             shutil.rmtree(run_dir, ignore_errors=True)
             cleaned.append(run_dir.name)
         finally:
