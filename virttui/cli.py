@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, cast
 
 from virttui import __version__
 from virttui.config import Config, ConfigError, load_config
@@ -297,7 +298,8 @@ def _lease_fleet(pairs: list[tuple[Driver, HostSnapshot]]):  # noqa: ANN202 - vi
 def _lock_config_problems(pairs: list[tuple[Driver, HostSnapshot]]) -> list[str]:
     """Warnings about a host's lock configuration (a malformed qemu-sanlock.conf names file and line):
     without them, a host whose config can't be read would look like one without leases."""
-    return [f"{_printable(snap.host.label)}: {_printable(warning)}" for _, snap in pairs for warning in snap.host.warnings
+    return [f"{_printable(snap.host.label)}: {_printable(warning)}"
+            for _, snap in pairs for warning in snap.host.warnings
             if warning.startswith(("lock configuration", "cannot read the libvirt lock configuration"))]
 
 
@@ -473,8 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     resume_collection()  # the console resumes it itself, after its first frame
     stdout = sys.stdout
     with contextlib.suppress(AttributeError, ValueError):  # a host's name in an ASCII locale: escaped
-        stdout.reconfigure(errors="backslashreplace")
-    sys.stdout = _GuardedOutput(stdout)  # type: ignore[assignment]
+        cast(io.TextIOWrapper, stdout).reconfigure(errors="backslashreplace")  # another stream: AttributeError
+    sys.stdout = _GuardedOutput(stdout)
     try:
         return _run(_subcommand(args), args)
     finally:

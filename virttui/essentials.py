@@ -30,7 +30,9 @@ def _name_check(text: str) -> str:
 
 
 def _seconds_check(text: str) -> str:
-    return "" if text.isascii() and text.isdigit() and len(text) <= 5 and 0 <= int(text) <= 86400 else "0 (off) to 86400 seconds"
+    if text.isascii() and text.isdigit() and len(text) <= 5 and 0 <= int(text) <= 86400:
+        return ""
+    return "0 (off) to 86400 seconds"
 
 
 class Essentials:

@@ -162,7 +162,9 @@ class Fleet:
         """A state the driver confirmed by an action's success, shown before the poll that follows
         brings everything else (the poll is already asked for; it replaces this snapshot)."""
         entry = self._hosts.get(uri)
-        snap = entry.snapshot if entry is not None else None
+        if entry is None:
+            return False
+        snap = entry.snapshot
         if snap is None or snap.domain(uuid) is None:
             return False
         entry.snapshot = replace(snap, domains=tuple(replace(dom, state=state) if dom.uuid == uuid else dom

@@ -15,8 +15,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any, Protocol
 
-from textual.app import App
+from textual.message import Message
 from textual.timer import Timer
 
 from virttui.drivers.base import Driver
@@ -31,6 +32,20 @@ MAX_BACKOFF = 60.0
 # at least this: during an event storm a slow host is polled at most about half the time instead
 # of back to back.
 MIN_REPOLL_GAP = 0.1
+
+
+class PollingApp(Protocol):
+    """What the scheduler needs of its app: VirtTUI's (tests pass a stand-in)."""
+
+    def run_worker(self, work: Callable[[], object], *args: Any, **kwargs: Any) -> object: ...
+
+    def set_timer(self, delay: float, callback: Callable[[], object], *args: Any, **kwargs: Any) -> Timer: ...
+
+    def post_message(self, message: Message) -> bool: ...
+
+    def on_host_polled(self, message: HostPolled) -> None: ...
+
+    def on_host_failed(self, message: HostFailed) -> None: ...
 
 
 class _HostLoop:
@@ -57,7 +72,7 @@ class _HostLoop:
 class PollScheduler:
     """Drives every host's poll loop from the UI thread."""
 
-    def __init__(self, app: App, drivers: list[Driver], interval: float, *, autopoll: bool = True,
+    def __init__(self, app: PollingApp, drivers: list[Driver], interval: float, *, autopoll: bool = True,
                  monotonic: Callable[[], float] = time.monotonic,
                  first_polls: dict[str, FirstPoll] | None = None) -> None:
         self.app = app
@@ -130,8 +145,10 @@ class PollScheduler:
                 loop.seq = self._last_seq
                 result = self._poll_once(loop, loop.seq)
                 # handled now, not posted: a posted message would be handled after the first frame
-                handler = self.app.on_host_polled if isinstance(result, HostPolled) else self.app.on_host_failed
-                handler(result)
+                if isinstance(result, HostPolled):
+                    self.app.on_host_polled(result)
+                else:
+                    self.app.on_host_failed(result)
             else:
                 self.poll_now(uri)
 
@@ -239,7 +256,11 @@ class PollScheduler:
 
     def _watch(self, driver: Driver) -> None:
         uri = driver.uri
-        driver.watch(lambda: self.app.post_message(HostChanged(uri)))
+
+        def changed() -> None:  # from the driver's thread
+            self.app.post_message(HostChanged(uri))
+
+        driver.watch(changed)
 
     def finished(self, uri: str, ok: bool) -> float | None:
         """Called on the UI thread when a poll's message arrives; returns the retry delay on failure."""

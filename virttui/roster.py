@@ -65,7 +65,8 @@ class Roster:
         from virttui.screens.prompt import Field, PromptScreen
 
         groups = self.group_names
-        note = f"Groups so far: {', '.join(groups)}" if groups else "A group puts hosts on one branch of the Hosts tree."
+        note = (f"Groups so far: {', '.join(groups)}" if groups
+                else "A group puts hosts on one branch of the Hosts tree.")
         fields = [
             Field("uri", "libvirt URI", placeholder="qemu+ssh://root@hv1/system", check=self._uri_problem),
             Field("group", "Group (optional)", value=group, placeholder="rack-a", check=_group_problem),

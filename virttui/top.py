@@ -67,7 +67,8 @@ def samples(prev: HostSnapshot | None, cur: HostSnapshot) -> list[DomainSample]:
 
         out.append(DomainSample(
             cur.host.label, dom, cpu_percent(before, dom, seconds, cur.host.cpus),
-            rate(dom.total_io.rd_bytes, before.total_io.rd_bytes), rate(dom.total_io.wr_bytes, before.total_io.wr_bytes),
+            rate(dom.total_io.rd_bytes, before.total_io.rd_bytes),
+            rate(dom.total_io.wr_bytes, before.total_io.wr_bytes),
             rate(dom.net_rx_bytes, before.net_rx_bytes), rate(dom.net_tx_bytes, before.net_tx_bytes),
         ))
     return out

@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import cast
 
 from virttui.bench.stats import Table
 
@@ -55,6 +56,7 @@ def _key_and_event(table: Table, uri: str, uuid: str, quick: bool) -> None:
     from virttui.app import VirtTUI
     from virttui.drivers.model import ConnectionState, DomainState
     from virttui.drivers.registry import open_driver
+    from virttui.screens.main import MainScreen
     from virttui.widgets.panes import DomainsTable, domain_key
 
     def virsh(*args: str) -> float:
@@ -103,7 +105,7 @@ def _key_and_event(table: Table, uri: str, uuid: str, quick: bool) -> None:
                 await pilot.pause(0.3)
                 table_widget.move_to_key(domain_key(driver.uri, uuid))
                 await pilot.pause(0.2)
-                selected = app.screen.selected_domain()
+                selected = cast(MainScreen, app.screen).selected_domain()
                 assert selected is not None and selected[1].uuid == uuid, "the cursor is not on the guest"
                 started = time.perf_counter()
                 await pilot.press("s")

@@ -315,7 +315,7 @@ class _ShellSession:
         self._err = data[at + len(tail):]
         return data[:at]
 
-    def _read_until(self, data: bytes, marker: bytes, read, start: int = 0) -> tuple[bytes, int]:  # noqa: ANN001
+    def _read_until(self, data: bytes | bytearray, marker: bytes, read, start: int = 0) -> tuple[bytes, int]:  # noqa: ANN001
         """data and what the host sends after it, until marker appears at or after start; returns
         (all of it, where the marker is). Linear in the output: a bytearray grows in place and only
         its new tail is searched (bytes += and a search from the start made a 32 MiB answer cost
@@ -499,7 +499,9 @@ class SSHTransport(Transport):
         try:
             client.connect(
                 target.address, port=target.port, username=target.user,
-                key_filename=list(target.key_files) or None, timeout=CONNECT_TIMEOUT,
+                # paramiko takes a list of files too (its docs); types-paramiko says str only
+                key_filename=list(target.key_files) or None,  # type: ignore[arg-type]
+                timeout=CONNECT_TIMEOUT,
                 banner_timeout=CONNECT_TIMEOUT, auth_timeout=CONNECT_TIMEOUT, channel_timeout=CONNECT_TIMEOUT,
                 allow_agent=True, look_for_keys=not target.key_files,
             )
@@ -508,7 +510,8 @@ class SSHTransport(Transport):
             if listed_key is None and self._listed(name, exc.key):
                 return self._open_client(listed_key=exc.key)
             raise HostKeyChanged(
-                f"{self.uri.raw}: the SSH host key of {name} has CHANGED (now {exc.key.get_name()} {fingerprint(exc.key)}); "
+                f"{self.uri.raw}: the SSH host key of {name} has CHANGED "
+                f"(now {exc.key.get_name()} {fingerprint(exc.key)}); "
                 f"refusing to connect. If the change is expected, remove the old key from {target.known_hosts}"
             ) from None
         except paramiko.AuthenticationException:

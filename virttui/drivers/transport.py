@@ -75,7 +75,7 @@ class Transport(ABC):
 
     description: str = ""
 
-    def connect(self) -> None:
+    def connect(self) -> None:  # noqa: B027 - a no-op unless the transport keeps a connection
         """Open whatever connection the transport needs; raises ConnectionFailed."""
 
     @abstractmethod
@@ -94,7 +94,7 @@ class Transport(ABC):
         """
         return self.stream(argv)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op unless the transport keeps a connection
         """Release connections; safe to call more than once."""
 
 

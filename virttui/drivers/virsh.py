@@ -136,7 +136,7 @@ class VirshDriver(Driver):
         self._lock_warning = ""
         self.lock_config: LockConfig | None = None
         self._on_change: Callable[[], None] | None = None
-        self._poll_commands = POLL_COMMANDS
+        self._poll_commands: tuple[str, ...] = POLL_COMMANDS
         self._closed = False
 
     # -- virsh -----------------------------------------------------------------
@@ -357,10 +357,11 @@ class VirshDriver(Driver):
         )
 
     @staticmethod
-    def _disks(disks: tuple[Disk, ...], stats: dict[str, str]) -> tuple[tuple[Disk, ...], tuple[tuple[str, DiskIO], ...]]:
+    def _disks(disks: tuple[Disk, ...],
+               stats: dict[str, str]) -> tuple[tuple[Disk, ...], tuple[tuple[str, DiskIO], ...]]:
         by_target: dict[str, int] = {}
-        for index in range(min(stat_int(stats, "block.count", 0) or 0, len(stats))):  # a count of 10**11: no hang
-            by_target[stats.get(f"block.{index}.name", "")] = index
+        for number in range(min(stat_int(stats, "block.count", 0) or 0, len(stats))):  # a count of 10**11: no hang
+            by_target[stats.get(f"block.{number}.name", "")] = number
         out, io = [], []
         for disk in disks:
             index = by_target.get(disk.target)

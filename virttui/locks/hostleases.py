@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 from virttui.locks.candidates import name_refusal, refusal
 from virttui.locks.dircache import LeaseDirCache
@@ -43,7 +44,7 @@ class LeaseAgentError(OSError):
         self.strerror = message
 
     def __str__(self) -> str:
-        return self.strerror
+        return self.strerror or ""  # always the message: set above
 
 
 def _json(text: str) -> object:
@@ -120,7 +121,7 @@ class AgentRunner:
 
             return agent.scan(directory, lockspace, with_sanlock)
         argv = self._agent("scan", directory, lockspace, *(["sanlock"] if with_sanlock else []))
-        return _json(self._run(argv) or "{}")
+        return cast(dict, _json(self._run(argv) or "{}"))  # unchecked: callers catch a non-dict's errors
 
     def poll(self, directory: str, lockspace: str, *, with_sanlock: bool, known: set[str] | None,
              reread: list[str], identity: bool, with_heads: bool, budget: int = 0, rate: float = 0.0) -> dict:
@@ -133,7 +134,8 @@ class AgentRunner:
                 *([] if with_heads else ["no-heads"]), f"budget={int(budget)}", f"rate={float(rate):g}"]
         if known is not None:
             args += ["list", *_chunked("known", sorted(known)), *_chunked("reread", reread)]
-        return _json(self._run(self._agent("poll", directory, lockspace, *args)) or "{}")
+        answer = _json(self._run(self._agent("poll", directory, lockspace, *args)) or "{}")
+        return cast(dict, answer)  # unchecked: callers catch a non-dict's errors
 
     def cleanup(self, directory: str, lockspace: str, names: list[str] | None) -> Iterator[dict]:
         """One outcome dict per file, as each is done. names None: every file but the lockspace,

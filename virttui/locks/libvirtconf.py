@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 from virttui.locks.model import DEFAULT_LEASE_DIR, MAX_HOST_ID, LockConfig
 
 Value = int | str | list
+_T = TypeVar("_T")
 
 
 class LibvirtConfError(ValueError):
@@ -179,12 +181,12 @@ LOCKD_CONF = "/etc/libvirt/qemu-lockd.conf"
 DEFAULT_LOCKD_DIR = ""  # lockd's file_lockspace_dir has no default: it is off unless set
 
 
-def _typed(entries: dict[str, Value], name: str, kind: type, where: str, default: object) -> object:
+def _typed(entries: dict[str, Value], name: str, kind: type[_T], where: str, default: object) -> _T:
     value = entries.get(name, default)
     if kind is bool:  # as libvirt's virConfGetValueBool: unsigned, 0 or 1
         if not isinstance(value, int) or isinstance(value, Negative) or value not in (0, 1):
             raise LibvirtConfError(f"{where}: {name} must be 0 or 1")
-        return bool(value)
+        return cast(_T, bool(value))  # kind is bool: _T is bool
     if kind is int and isinstance(value, Negative):  # every number setting read here is unsigned (UInt)
         raise LibvirtConfError(f"{where}: {name} must not be negative, not {value}")
     if not isinstance(value, kind):
@@ -225,10 +227,10 @@ def lock_config(qemu: str | None, sanlock: str | None, lockd: str | None) -> Loc
         manager=str(manager),
         auto_disk_leases=auto,
         disk_lease_dir=str(_typed(san, "disk_lease_dir", str, SANLOCK_CONF, DEFAULT_LEASE_DIR)),
-        host_id=int(_typed(san, "host_id", int, SANLOCK_CONF, 0)),  # type: ignore[arg-type]
+        host_id=int(_typed(san, "host_id", int, SANLOCK_CONF, 0)),
         require_lease_for_disks=bool(_typed(san, "require_lease_for_disks", bool, SANLOCK_CONF,
                                             int(not san.get("auto_disk_leases", 0)))),
-        io_timeout=int(_typed(san, "io_timeout", int, SANLOCK_CONF, 0)),  # type: ignore[arg-type]
+        io_timeout=int(_typed(san, "io_timeout", int, SANLOCK_CONF, 0)),
         file_lockspace_dir=str(_typed(lockd_entries, "file_lockspace_dir", str, LOCKD_CONF, DEFAULT_LOCKD_DIR)),
         device_lockspaces=any(device_dirs),
     )

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
-from rich.console import Console, ConsoleOptions
 from rich.cells import cell_len, get_character_cell_size
+from rich.console import Console, ConsoleOptions
 from rich.measure import Measurement
 from rich.segment import Segment
 from rich.style import NULL_STYLE, Style
@@ -24,6 +24,7 @@ from rich.text import Text
 from textual import messages
 from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
@@ -54,8 +55,9 @@ class Cell:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
         # What as_text() renders to, made directly for the common case (printable text of
-        # one-cell characters on one line, cut with an ellipsis): Rich's Text machinery was half the cost of drawing a cell,
-        # and DataTable draws every visible cell again after a sort, a filter or a focus change.
+        # one-cell characters on one line, cut with an ellipsis): Rich's Text machinery was half the cost
+        # of drawing a cell, and DataTable draws every visible cell again after a sort, a filter or a
+        # focus change.
         # Checked segment for segment against the Text path over texts, widths and styles.
         text = self.text
         width = options.max_width
@@ -367,7 +369,7 @@ class DiffTable(DataTable):
         def row_stale(row_key: RowKey | None) -> bool:
             return row_key is not None and row_key.value in stale
 
-        for cache, dead in (
+        caches: tuple[tuple[LRUCache[Any, Any], Callable[[Any], bool]], ...] = (
             # (row_key, column_key, style, cursor, hover, show_hover, update_count, pseudo)
             (self._cell_render_cache,
              lambda key: key[6] != count or (key[1] is not None and key[1].value in stale.get(key[0].value, ()))),
@@ -377,7 +379,8 @@ class DiffTable(DataTable):
             (self._row_renderable_cache, lambda key: key[0] != count or row_stale(row_at(key[1]))),
             # (y, x1, x2, width, cursor, hover, style, cursor_type, show_hover, update_count, pseudo)
             (self._line_cache, lambda key: key[9] != count or row_stale(row_at(key[0] - top))),
-        ):
+        )
+        for cache, dead in caches:
             for key in [key for key in cache.keys() if dead(key)]:
                 cache.discard(key)
 
@@ -406,6 +409,8 @@ class DiffTable(DataTable):
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         row_key = self._row_locations.get_key(row_index)
         column_key = self._column_locations.get_key(column_index)
+        if row_key is None or column_key is None:  # past the table's end: no Cell, DataTable's path
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         cache_key = (row_key, column_key, base_style, cursor, hover, self._show_hover_cursor, self._update_count,
                      self._pseudo_class_state)
         cached = self._cell_render_cache.get(cache_key)

@@ -1,10 +1,11 @@
 """Fixes to the pinned Textual (8.2.8), each found by a measurement. Imported by the app.
 
-Memory, for a console left open for days: StylesCache.get_inner_outer is an lru_cache(1024) on a method: its key holds the StylesCache
-itself, and each StylesCache holds its widget's rendered lines. So the last 1024 widgets to
-paint stayed alive after they were removed (every recomposed Footer key, every toast), each
-with its lines: found by the soak, where this was most of the RSS growth that remained after
-the Footer fix. The result depends only on the two colours, so it is cached on those alone.
+Memory, for a console left open for days: StylesCache.get_inner_outer is an lru_cache(1024) on a
+method: its key holds the StylesCache itself, and each StylesCache holds its widget's rendered
+lines. So the last 1024 widgets to paint stayed alive after they were removed (every recomposed
+Footer key, every toast), each with its lines: found by the soak, where this was most of the RSS
+growth that remained after the Footer fix. The result depends only on the two colours, so it is
+cached on those alone.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _get_inner_outer(self: StylesCache, base_background: Color, background: Colo
     return _inner_outer(base_background, background)
 
 
-StylesCache.get_inner_outer = _get_inner_outer  # type: ignore[method-assign]
+StylesCache.get_inner_outer = _get_inner_outer  # type: ignore[assignment]  # a function for the lru_cache wrapper
 
 
 # Latency: a widget changed before a frame was painted one frame later. A widget asks for its
