@@ -22,7 +22,6 @@ from rich.segment import Segment
 from rich.style import NULL_STYLE, Style
 from rich.text import Text
 from textual import messages
-from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.geometry import Region
@@ -30,6 +29,8 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, ColumnKey, RowDoesNotExist, RowKey
+
+from virttui.widgets.compat import TwoWayDict
 
 
 def _one_cell_per_char(text: str) -> bool:

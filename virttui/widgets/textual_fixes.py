@@ -15,12 +15,13 @@ from functools import lru_cache
 from typing import Literal
 
 from textual import messages
-from textual._styles_cache import StylesCache
 from textual.color import Color
 from textual.screen import Screen
 from textual.scrollbar import ScrollBar
 from textual.style import Style
 from textual.widgets import OptionList
+
+from virttui.widgets.compat import StylesCache
 
 
 @lru_cache(1024)
