@@ -19,11 +19,11 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO, cast
 
 from virttui import __version__
+from virttui.collector import resume_collection
 from virttui.config import Config, ConfigError, load_config
 from virttui.drivers.base import Driver
-from virttui.drivers.errors import DriverError
-from virttui.drivers.model import ConnectionState, Host, HostSnapshot
-from virttui.launch import resume_collection
+from virttui.drivers.model import ConnectionState, HostSnapshot
+from virttui.pollonce import poll_once
 
 if TYPE_CHECKING:
     from virttui.locks.model import CleanupOutcome
@@ -188,15 +188,6 @@ def open_hosts(args: argparse.Namespace) -> Iterator[tuple[list[Driver], float, 
                 log.exception("closing %s", driver.uri)
         if demo is not None:
             demo.close()
-
-
-def poll_once(driver: Driver) -> HostSnapshot:
-    """Connect and poll; a failure becomes a snapshot in error state."""
-    try:
-        driver.connect()
-        return driver.poll()
-    except DriverError as exc:
-        return HostSnapshot(host=Host(uri=driver.uri, state=ConnectionState.ERROR, last_error=str(exc)))
 
 
 # -- status -------------------------------------------------------------------

@@ -29,6 +29,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from textual.app import App
 
+
+def pause_collection_for_start() -> None:
+    """Called before the first heavy import of a `virttui` run; `resume_collection` (or the console's
+    collector, after its first frame) undoes it."""
+    gc.disable()
+
+
+def resume_collection() -> None:
+    gc.enable()
+
+
 FULL_COLLECTION_EVERY_S = 10.0
 TYPING_PAUSE_S = 1.0  # no key for this long: the operator has paused
 COLLECTION_DEFER_MAX_S = 3.0  # a collection waits for a pause at most this long past its time

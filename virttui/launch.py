@@ -10,22 +10,14 @@ back on as soon as its arguments are parsed.
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 from typing import NoReturn
 
 
-def pause_collection_for_start() -> None:
-    """Called before the first heavy import; `resume_collection` (or the console's collector) undoes it."""
-    gc.disable()
-
-
-def resume_collection() -> None:
-    gc.enable()
-
-
 def main() -> int:
+    from virttui.collector import pause_collection_for_start
+
     pause_collection_for_start()
     from virttui.cli import main as cli_main
 

@@ -133,7 +133,7 @@ def run_batch(drivers: list[Driver], *, delay: float, iterations: int | None, fm
               out: TextIO | None = None, sleep: Callable[[float], None] = time.sleep,
               now: Callable[[], float] = time.time) -> int:
     """Poll, wait, print; `iterations` None runs until interrupted. Exit 1 if a host failed throughout."""
-    from virttui.cli import poll_once
+    from virttui.pollonce import poll_once
 
     printer = _Printer(fmt, out or sys.stdout)
     previous: dict[str, HostSnapshot] = {}

@@ -8,8 +8,10 @@ written into a temp dir, one per host, 90 % of the guests running (their CPU and
 disk counters move on every poll), 5 % paused, 5 % shut off. Nothing in the app
 is replaced: the probe only wraps a few methods on the instances
 (scheduler.finished, broadcast_fleet, App._display and the tables' writing
-methods) to see when work lands and how much was written. The shared lease
-directory is left out of the app (see SHARED_LEASES) and costed on its own.
+methods) to see when work lands and how much was written. Every host shares one
+lease directory holding a lease file per disk of every domain (free, or held by
+the host running it), as a cluster has; what the lease view costs the storage,
+and how soon a lease change shows, are figures of their own.
 
 "Screen updated" means painted: the compositor rendered the frame and, since a
 headless app skips the terminal, the probe also encodes that frame into the
@@ -28,6 +30,7 @@ the console; its figure is printed for comparison only.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import resource
 import shutil
@@ -54,12 +57,10 @@ NODE_NS = ('xmlns:test="http://libvirt.org/schemas/domain/test/1.0" '
 ROLES = ("web", "app", "db", "cache", "mq", "build", "ci", "mon", "search", "proxy")
 IMAGES = "/srv/vmstore"  # shared storage: every host sees every disk path
 SIZE = (160, 50)
-# The app runs without the shared lease directory: with it, every embedded host's poll reads all
-# 4000 lease files (open, pread, a pure-Python crc32c per leader record) and /proc/locks, measured at
-# ~180 ms per host poll, i.e. 20 hosts at 2 s want ~1.8 cores for the simulated hypervisors alone.
-# Even a perfect per-file cache would leave ~35 ms per poll (4000 lstat + /proc/locks with 3800
-# locks). bench_scale reports that cost as its own figure instead ("embedded host poll ...").
-SHARED_LEASES = False
+POLL = 2.0  # the console's default refresh
+# Seconds between passes over the shared lease files in the lease figures (the default is 30): short,
+# so that another process's lease shows, and reads per second settle, within a modest run.
+LEASE_SLOW = 3.0
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,11 @@ def node_xml(host: int, spec: FleetSpec) -> str:
     return "\n".join(parts)
 
 
+def disk_path(host: int, index: int, disk: int) -> str:
+    suffix = "" if disk == 0 else f"-data{disk}"
+    return f"{IMAGES}/{domain_name(host, index)}{suffix}.qcow2"
+
+
 @contextmanager
 def fleet_files(spec: FleetSpec, *, leases: bool = True) -> Iterator[list[str]]:
     """Write one node file per host into a temp dir; yield their test:/// URIs (sharing one lease dir)."""
@@ -156,13 +162,10 @@ def fleet_files(spec: FleetSpec, *, leases: bool = True) -> Iterator[list[str]]:
             path.write_text(node_xml(host, spec), encoding="utf-8")
             query = f"?lease_dir={lease_dir}&host_id={host}" if leases else ""
             uris.append(f"test://{path}{query}")
-            if leases:  # a stopped guest leaves its free lease file behind, as sanlock does
+            if leases:  # every guest has run once: its lease file is there, free until its host takes it
                 for index in range(spec.domains):
-                    if _state_of(index) == 5:
-                        for disk in range(spec.disks):
-                            suffix = "" if disk == 0 else f"-data{disk}"
-                            write_free_lease(str(lease_dir), f"{IMAGES}/{domain_name(host, index)}{suffix}.qcow2",
-                                             last_owner=host)
+                    for disk in range(spec.disks):
+                        write_free_lease(str(lease_dir), disk_path(host, index, disk), last_owner=host)
         yield uris
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -383,13 +386,21 @@ def _cpu_seconds() -> float:
 
 # -- 1. scale ------------------------------------------------------------------------------------------
 def bench_scale(table: Table, *, quick: bool) -> None:
-    """Idle CPU at the default 2 s refresh, full-refresh p95, RSS, and what each poll writes to the tables."""
+    """Idle CPU at the default 2 s refresh, full-refresh p95, RSS, what each poll writes to the tables,
+    and what the shared lease directory costs: reads per second, and how soon a lease change shows."""
     spec = QUICK if quick else FULL
     window = 4.0 if quick else 20.0
     refreshes = 5 if quick else 100  # p95 of 30 was the second-worst sample: too much luck in it
-    with fleet_files(spec, leases=SHARED_LEASES) as uris:
-        results = asyncio.run(_scale(uris, window, refreshes))
-    table.add(f"scale: fleet ({spec.label}), hosts connected", results["connected"], "hosts")
+    changes = 1 if quick else 3  # lease changes timed, and process starts
+    files = spec.hosts * spec.domains * spec.disks
+    with fleet_files(spec) as uris:
+        # a process of its own (before the in-process app below holds the running guests' leases)
+        starts = [_start_once(["--", *[arg for uri in uris for arg in ("-c", uri)]])[0] for _ in range(changes)]
+        results = asyncio.run(_scale(uris, window, refreshes, changes))
+    table.add(f"scale: fleet ({spec.label}, {files} shared lease files), hosts connected", results["connected"],
+              "hosts")
+    table.add(f"scale: first domains on screen (process start), median of {len(starts)}",
+              statistics.median(starts), "s", 3)
     table.add(f"scale: idle CPU at the 2 s refresh ({window:.0f} s window)", results["cpu"], "% of a core", 15)
     table.add("scale: host polls handled per second while idle", results["polls_per_s"], "/s")
     table.add("scale: frames painted per second while idle", results["paints_per_s"], "/s")
@@ -407,18 +418,37 @@ def bench_scale(table: Table, *, quick: bool) -> None:
     table.add("scale: cells rendered per host poll (changed and in view)", results["cell rendered"] / polls, "cells")
     table.add("scale: cells in the tables", results["cells"], "cells")
     table.add("scale: redundant cell writes (value unchanged)", results["redundant"], "cells", 0)
-    with_leases, without = _lease_poll_cost(spec, 3 if quick else 5)
-    files = spec.hosts * spec.domains * spec.disks
-    table.add(f"scale: one embedded host's poll, shared {files}-file lease dir (not in the app above)",
-              with_leases, "ms")
-    table.add("scale: one embedded host's poll, no lease dir", without, "ms")
-    table.add(f"scale: CPU those lease scans would add at the 2 s refresh ({spec.hosts} hosts)",
-              (with_leases - without) * spec.hosts / 2000 * 100, "% of a core")
+    table.add(f"scale: connected host's lease taken, to held in Leases, worst of {changes}", results["taken"], "s",
+              POLL + 0.5)
+    table.add(f"scale: connected host's lease released, to free in Leases, worst of {changes}", results["released"],
+              "s", POLL + 0.5)
+    table.add(f"scale: lease taken by a host not connected (another process), to held in Leases, worst of {changes}"
+              f" (slow interval {LEASE_SLOW:g} s)", results["other_taken"], "s", LEASE_SLOW + POLL)
+    table.add(f"scale: lease released by a host not connected, to free in Leases, worst of {changes}",
+              results["other_released"], "s", LEASE_SLOW + POLL)
+    from virttui.locks.readers import DEFAULT_FULL_INTERVAL
+
+    reads = _lease_reads(spec, window)
+    one = reads[1][0]
+    rotation = math.ceil(files * LEASE_SLOW / DEFAULT_FULL_INTERVAL)
+    for count, (steady, changed) in sorted(reads.items()):
+        hosts = f"{count} embedded host{'s' if count > 1 else ''}"
+        target = round(1.2 * one, 2) if count > 1 else None
+        table.add(f"scale: lease reads per second, {hosts}, steady (slow interval {LEASE_SLOW:g} s, {files} files)",
+                  steady, "/s", target)
+        table.add(f"scale: lease reads by the pass after each of {hosts} stopped a guest and started another "
+                  f"({rotation} a pass re-reads anyway, and the lockspace)", changed, "reads")
+    poll, passing, bare = _lease_poll_cost(spec, 3 if quick else 5)
+    table.add(f"scale: one embedded host's poll, shared {files}-file lease dir, between passes", poll, "ms")
+    table.add(f"scale: one embedded host's poll that passes over the {files} files (its reader, each slow interval)",
+              passing, "ms")
+    table.add("scale: one embedded host's poll, no lease dir", bare, "ms")
 
 
-def _lease_poll_cost(spec: FleetSpec, repeat: int) -> tuple[float, float]:
-    """Median ms of one embedded host's poll with the shared lease directory (every host connected,
-    every lease taken) and without one: what the app above runs without, and why."""
+def _lease_poll_cost(spec: FleetSpec, repeat: int) -> tuple[float, float, float]:
+    """Median ms of one embedded host's poll on the shared lease directory (every host connected,
+    every running guest's lease taken): between passes, when it passes over the (unchanged) files,
+    and without a lease directory."""
     from virttui.bench.stats import timed
 
     results = []
@@ -428,23 +458,93 @@ def _lease_poll_cost(spec: FleetSpec, repeat: int) -> tuple[float, float]:
             try:
                 for driver in drivers:
                     driver.connect()
+                    driver.poll()
                 results.append(median_ms(timed(drivers[0].poll, repeat)))
+                store = drivers[0].lease_manager()
+                if store is not None:
+                    store.slow_interval = 0.0  # every poll is due
+                    results.append(median_ms(timed(drivers[0].poll, repeat)))
             finally:
                 for driver in drivers:
                     driver.close()
-    return results[0], results[1]
+    return results[0], results[1], results[2]
 
 
-async def _scale(uris: list[str], window: float, refreshes: int) -> dict[str, float]:
+def _poll_round(drivers: list) -> None:
+    for driver in drivers:
+        driver.poll()
+
+
+def _reads_over(drivers: list, seconds: float) -> float:
+    """Leader records read per second from the shared directory while `drivers` poll every POLL s."""
+    cache = drivers[0].lease_manager().cache
+    before = cache.reads
+    rounds = max(1, math.ceil(seconds / POLL))
+    started = time.monotonic()
+    for index in range(rounds):
+        time.sleep(max(0.0, started + index * POLL - time.monotonic()))
+        _poll_round(drivers)
+    return (cache.reads - before) / (rounds * POLL)
+
+
+def _flip_guest(driver: Any) -> None:
+    """One guest stopped (its leases released) and another started (leases taken)."""
+    from virttui.drivers.base import Action
+    from virttui.drivers.model import DomainState
+
+    domains = driver.poll().domains
+    running = next(d for d in domains if d.state is DomainState.RUNNING and d.disks)
+    stopped = next(d for d in domains if d.state is DomainState.SHUT_OFF and d.disks)
+    driver.perform(running.uuid, Action.DESTROY)
+    driver.perform(stopped.uuid, Action.START)
+
+
+def _first_pass_reads(drivers: list) -> int:
+    """Leader records read from the change just made until the end of the next pass over the files."""
+    cache = drivers[0].lease_manager().cache
+    before, last = cache.reads, cache.last_pass
+    for _ in range(10):
+        time.sleep(POLL)
+        _poll_round(drivers)
+        if cache.last_pass != last:
+            break
+    return cache.reads - before
+
+
+def _lease_reads(spec: FleetSpec, window: float) -> dict[int, tuple[float, int]]:
+    """What the lease views cost the shared directory, by embedded hosts connected: leader records
+    read per second in steady state, and by the first pass after every host changed four leases."""
+    out = {}
+    with fleet_files(spec) as uris:
+        for count in sorted({1, 2, spec.hosts}):
+            drivers = open_drivers(uris[:count])
+            try:
+                for driver in drivers:
+                    driver.lease_slow_interval = LEASE_SLOW
+                    driver.connect()
+                _poll_round(drivers)  # the first pass reads every file
+                time.sleep(POLL)
+                steady = _reads_over(drivers, window)
+                for driver in drivers:
+                    _flip_guest(driver)
+                out[count] = (steady, _first_pass_reads(drivers))
+            finally:
+                for driver in drivers:
+                    driver.close()
+    return out
+
+
+async def _scale(uris: list[str], window: float, refreshes: int, changes: int) -> dict[str, float]:
     from virttui.app import VirtTUI
+    from virttui.drivers.uri import parse_uri
     from virttui.widgets.difftable import DiffTable
 
-    app = VirtTUI(open_drivers(uris), poll_interval=2.0, autopoll=True)
-    out: dict[str, float] = {}
+    app = VirtTUI(open_drivers(uris), poll_interval=POLL, autopoll=True)
     async with app.run_test(size=SIZE):
         probe = Probe(app)
         await _warm_up(app, probe)
         probe.watch_tables()
+        out: dict[str, float] = {}
         out["connected"] = sum(1 for host in app.fleet.hosts() if host.state.value == "connected")
 
         # (a) idle: the default timers only; CPU of every thread of this process over wall time
@@ -479,7 +579,95 @@ async def _scale(uris: list[str], window: float, refreshes: int) -> dict[str, fl
         out["unsettled"] = probe.unsettled
         out["refresh_median"] = median_ms(samples)
         out["rss"], out["hwm"] = rss_mib()
+
+        # (c) lease changes, until the Leases status shows them: by a connected host (no pass needed),
+        # then by one that is not (another process's lock: seen at a pass, every LEASE_SLOW here)
+        out["taken"], out["released"] = await _connected_changes(app, probe, changes)
+        for uri in app.fleet.uris:
+            app.scheduler.driver(uri).lease_manager().slow_interval = LEASE_SLOW
+        lease_dir = parse_uri(uris[0]).param("lease_dir")
+        out["other_taken"], out["other_released"] = await _outside_changes(app, probe, lease_dir, changes)
     return out
+
+
+def _shut_off_disks(app: VirtTUI, uri: str) -> Iterator[tuple[str, str]]:
+    """(uuid, first disk) of each shut-off guest of a host whose lease nobody holds."""
+    from virttui.drivers.model import DomainState
+    from virttui.locks.model import LeaseState
+
+    for dom in app.fleet.snapshot(uri).domains:
+        if dom.state is DomainState.SHUT_OFF and dom.disks:
+            status = app.fleet.lease_status_for(dom.disks[0].source, uri)
+            if status is not None and status.state is not LeaseState.HELD:
+                yield dom.uuid, dom.disks[0].source
+
+
+def _held(app: VirtTUI, uri: str, path: str) -> Callable[[], bool]:
+    from virttui.locks.model import LeaseState
+
+    def held() -> bool:
+        status = app.fleet.lease_status_for(path, uri)
+        return status is not None and status.state is LeaseState.HELD
+
+    return held
+
+
+async def _connected_changes(app: VirtTUI, probe: Probe, count: int) -> tuple[float, float]:
+    """Worst seconds from a connected host starting (stopping) a guest, through its driver, to its
+    lease shown held (free) on screen: no poll is asked for, the next one brings it."""
+    from virttui.drivers.base import Action
+
+    taken, released = [], []
+    uris = app.fleet.uris
+    for index in range(count):
+        uri = uris[index * 7 % len(uris)]
+        uuid, path = next(_shut_off_disks(app, uri))
+        driver = app.scheduler.driver(uri)
+        held = _held(app, uri, path)
+        started = time.perf_counter()
+        driver.perform(uuid, Action.START)
+        taken.append(await probe.painted_when(held, timeout=30) - started)
+        started = time.perf_counter()
+        driver.perform(uuid, Action.DESTROY)
+        released.append(await probe.painted_when(lambda held=held: not held(), timeout=30) - started)
+    return max(taken), max(released)
+
+
+OUTSIDE_HOST = """
+import sys
+from virttui.locks.embedded import EmbeddedLeaseStore
+
+store = EmbeddedLeaseStore(sys.argv[1], int(sys.argv[2]))
+for line in sys.stdin:  # "take PATH" or "free PATH"; "done" after each
+    command, _, disk = line.rstrip("\\n").partition(" ")
+    store.acquire(disk) if command == "take" else store.release(disk)
+    print("done", flush=True)
+"""
+
+
+async def _outside_changes(app: VirtTUI, probe: Probe, lease_dir: str, count: int) -> tuple[float, float]:
+    """Worst seconds from a host that is not connected (a process of its own, so its lock is another
+    process's) taking (releasing) a lease to it shown held (free): within a pass and a poll."""
+    uris = app.fleet.uris
+    host = subprocess.Popen([sys.executable, "-c", OUTSIDE_HOST, lease_dir, str(len(uris) + 1)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    taken, released = [], []
+    try:
+        for index in range(count):
+            uri = uris[(index * 7 + 3) % len(uris)]
+            _uuid, path = next(_shut_off_disks(app, uri))
+            held = _held(app, uri, path)
+            for command, done, samples in (("take", held, taken), ("free", lambda held=held: not held(), released)):
+                host.stdin.write(f"{command} {path}\n")
+                host.stdin.flush()
+                if host.stdout.readline().strip() != "done":
+                    raise RuntimeError("the outside host's process stopped")
+                started = time.perf_counter()
+                samples.append(await probe.painted_when(done, timeout=30) - started)
+    finally:
+        host.stdin.close()
+        host.wait(timeout=30)
+    return max(taken), max(released)
 
 
 # -- 2. keys -------------------------------------------------------------------------------------------
@@ -495,7 +683,7 @@ def bench_keys(table: Table, *, quick: bool) -> None:
     """
     spec = QUICK if quick else FULL
     repeat = 10 if quick else 100  # p95 of 40 was the second-worst sample: too much luck in it
-    with fleet_files(spec, leases=SHARED_LEASES) as uris:
+    with fleet_files(spec) as uris:
         settled, first = asyncio.run(_keys(uris, repeat))
     for kind in KEY_KINDS:
         samples = settled[kind]

@@ -63,7 +63,7 @@ def baseline() -> int:
 
 def virttui(argv: list[str]) -> int:
     """What the `virttui` command (virttui.launch.main, then cli.main) does for the console, headless."""
-    from virttui.launch import pause_collection_for_start
+    from virttui.collector import pause_collection_for_start
 
     pause_collection_for_start()
     from virttui import cli

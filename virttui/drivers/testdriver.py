@@ -32,6 +32,7 @@ from virttui.drivers.model import (
 from virttui.drivers.nodexml import NodeDescription, NodeDomain, load_node
 from virttui.drivers.xmlparse import parse_xml
 from virttui.locks.embedded import EmbeddedLeaseStore, LeaseDirError
+from virttui.locks.readers import DEFAULT_SLOW_INTERVAL
 
 SHUTDOWN_SECONDS = 3.0  # how long a guest stays "in shutdown" after a graceful request
 _RUNNING_STATES = (DomainState.RUNNING, DomainState.IDLE)
@@ -114,6 +115,7 @@ class TestDriver(Driver):
         lease_dir: str | None = None,
         host_id: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        lease_slow_interval: float = DEFAULT_SLOW_INTERVAL,
     ) -> None:
         self.uri = uri
         self.node_path = node_path
@@ -124,6 +126,8 @@ class TestDriver(Driver):
         self._node: NodeDescription | None = None
         self._guests: dict[str, _Guest] = {}
         self._leases: EmbeddedLeaseStore | None = None
+        # seconds between passes over the shared lease files (another process's lease shows within it)
+        self.lease_slow_interval = lease_slow_interval
         self._last_time = 0.0
         self._next_id = 1
         self.startup_warnings: list[str] = []
@@ -144,7 +148,8 @@ class TestDriver(Driver):
             self._node = node
             self._last_time = self._clock()
             if self._lease_dir:
-                store = EmbeddedLeaseStore(self._lease_dir, self.host_id, host_name=node.hostname, clock=time.time)
+                store = EmbeddedLeaseStore(self._lease_dir, self.host_id, host_name=node.hostname, clock=time.time,
+                                           slow_interval=self.lease_slow_interval)
                 try:
                     store.join_lockspace()
                 except LeaseDirError as exc:
@@ -182,6 +187,7 @@ class TestDriver(Driver):
             if self._leases is not None:
                 self._leases.release_all()
                 self._leases.leave_lockspace()
+                self._leases.close()  # another host of this process reads the shared files from now on
                 self._leases = None
             self._node = None
             self._guests.clear()
@@ -220,7 +226,7 @@ class TestDriver(Driver):
             node = self._require_node()
             now = self._advance()
             domains = tuple(sorted((g.to_domain() for g in self._guests.values()), key=lambda d: d.name))
-            leases = self._leases.snapshot() if self._leases is not None else None
+            leases = self._leases.poll_snapshot() if self._leases is not None else None
             host = Host(
                 uri=self.uri,
                 hostname=node.hostname,
