@@ -236,3 +236,23 @@ def test_a_pass_reads_at_most_its_budget_spaced_out_and_the_next_polls_go_on(lea
     clock.now += 2
     host.poll_snapshot()
     assert host.runner.reads == 51  # done: nothing more until the slow interval
+
+
+def test_a_lease_no_connected_daemon_explains_is_as_the_freshest_pass_found_it():
+    """A host the console does not reach released a lease: the pass that saw it free wins over an
+    older view that still says held (the union kept it held until every host had polled again)."""
+    from dataclasses import replace as changed
+
+    from virttui.locks.model import LeaseDirSnapshot, LeaseFile
+
+    leader = pack_leader(space_name=LOCKSPACE_NAME, resource_name="x" * 32, owner_id=9, owner_generation=1,
+                         timestamp=5)
+    from virttui.locks.leader import parse_leader
+
+    lease = LeaseFile("x" * 32, "/d/" + "x" * 32, 1 << 20, parse_leader(leader), held=True)
+    older = LeaseDirSnapshot("/d", 1, files=(lease,), daemon_held=frozenset(), as_of=100.0)
+    newer = LeaseDirSnapshot("/d", 2, files=(changed(lease, held=False),), daemon_held=frozenset(), as_of=130.0)
+    assert [f.held for f in merge_views([older, newer]).files] == [False]
+    assert [f.held for f in merge_views([changed(older, as_of=160.0), newer]).files] == [True]
+    unknown = [changed(older, as_of=0.0), changed(newer, as_of=0.0)]  # no pass times: any view holding it
+    assert [f.held for f in merge_views(unknown).files] == [True]

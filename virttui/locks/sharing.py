@@ -56,8 +56,9 @@ def sharing_groups(views: list[tuple[str, LeaseDirSnapshot]]) -> list[list[tuple
 def merge_views(views: list[LeaseDirSnapshot]) -> LeaseDirSnapshot:
     """One directory seen by several hosts. A lease a connected host's daemon holds is held (by that
     host, whatever the leader record last read says); one whose owner is a connected host with an
-    answering daemon is held only if that daemon says so; any other lease is held if any host's
-    view says so. A host_id is live if any host sees it live."""
+    answering daemon is held only if that daemon says so; any other lease is as the freshest pass
+    over the files found it (or, with no pass times known, held if any host's view says so). A
+    host_id is live if any host sees it live."""
     first = views[0]
     if len(views) == 1:
         return first
@@ -68,20 +69,28 @@ def merge_views(views: list[LeaseDirSnapshot]) -> LeaseDirSnapshot:
             answering.add(view.host_id)
             for name in view.daemon_held:
                 claimed.setdefault(name, view.host_id)
-    held = {f.name for view in views for f in view.files if f.held}
+    readable = next((view for view in views if not view.error and view.complete),
+                    next((view for view in views if not view.error), first))
+    passes = [view for view in views if not view.error and view.complete and view.as_of]
+    if passes:  # a release by a host this console doesn't reach shows with the first pass that saw it
+        freshest = max(passes, key=lambda view: view.as_of)
+        held = {f.name for f in freshest.files if f.held}
+    else:
+        held = {f.name for view in views for f in view.files if f.held}
     live = tuple(sorted({h for view in views for h in view.live_host_ids}))
     failing = tuple(sorted({h for view in views for h in view.failing_host_ids} - {
         h for view in views for h in view.live_host_ids if h not in view.failing_host_ids}))
-    readable = next((view for view in views if not view.error and view.complete),
-                    next((view for view in views if not view.error), first))
     files = []
     for lease in readable.files:
         if lease.name in claimed:
-            files.append(replace(lease, held=True, daemon_owner=claimed[lease.name]))
+            is_held, owner = True, claimed[lease.name]
         elif lease.leader is not None and lease.leader.owner_id in answering:
-            files.append(replace(lease, held=False, daemon_owner=0))
+            is_held, owner = False, 0
         else:
-            files.append(replace(lease, held=lease.name in held))
+            is_held, owner = lease.name in held, lease.daemon_owner
+        # the file itself when nothing changes: merging 4000 files made a copy of each
+        files.append(lease if (lease.held, lease.daemon_owner) == (is_held, owner)
+                     else replace(lease, held=is_held, daemon_owner=owner))
     present = {lease.name for lease in readable.files}
     files.extend(LeaseFile(name=name, path=os.path.join(readable.directory, name), held=True, daemon_owner=owner)
                  for name, owner in sorted(claimed.items()) if name not in present)
