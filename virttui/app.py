@@ -20,6 +20,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from virttui import registry
 from virttui.actions import ActionRunner
 from virttui.assets import asset
 from virttui.collector import CycleCollector
@@ -339,14 +340,9 @@ class VirtTUI(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if isinstance(screen, MainScreen):
+            for title, help_text, action in registry.in_palette("main"):
+                yield SystemCommand(title, help_text, functools.partial(screen.action_domain, action))
             commands = (
-                ("Start domain", "Start the selected domain (s)", lambda: screen.action_domain("start")),
-                ("Shut down domain", "Gracefully shut down the selected domain (d)",
-                 lambda: screen.action_domain("shutdown")),
-                ("Reboot domain", "Reboot the selected domain (r)", lambda: screen.action_domain("reboot")),
-                ("Force off domain", "Destroy the selected domain (f)", lambda: screen.action_domain("destroy")),
-                ("Pause or resume domain", "Pause a running domain, resume a paused one (p)",
-                 screen.action_pause_resume),
                 ("Domain details", "XML and sparklines of the selected domain (Enter)", screen.action_open_detail),
                 ("Filter domains", "Filter by name, host, state, UUID or disk path (/)", screen.action_filter),
                 ("Sort domains", "Cycle the sort column (o)", screen.action_sort),

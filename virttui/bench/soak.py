@@ -73,8 +73,9 @@ def run_soak(seconds: float, *, real_host=None, warmup: float = 5.0, seed: int =
     from virttui.app import VirtTUI
     from virttui.assets import asset
     from virttui.demo import Demo
-    from virttui.drivers.base import Action, valid_actions
+    from virttui.drivers.base import Action, Driver, valid_actions
     from virttui.drivers.registry import open_driver
+    from virttui.registry import spec
 
     rng = random.Random(seed)
     scratch = tempfile.mkdtemp(prefix="virttui-soak-")
@@ -82,7 +83,7 @@ def run_soak(seconds: float, *, real_host=None, warmup: float = 5.0, seed: int =
     shutil.copy(asset("demo", "hv3.xml"), flappy_node)
     os.makedirs(os.path.join(scratch, "leases"))
     demo = Demo(lease_dir=os.path.join(scratch, "leases"))
-    drivers = list(demo.drivers)
+    drivers: list[Driver] = list(demo.drivers)
     flappy = open_driver(f"test://{flappy_node}?lease_dir={os.path.join(scratch, 'leases2')}&host_id=9")
     drivers.append(flappy)
     real_name = ""
@@ -143,7 +144,7 @@ def run_soak(seconds: float, *, real_host=None, warmup: float = 5.0, seed: int =
                 dom = rng.choice(snap.domains)
                 choices = sorted(valid_actions(dom.state) - {Action.REBOOT}, key=lambda a: a.value)
                 if choices and (uri, dom.uuid) not in app.actions.pending:
-                    app.actions._run(uri, dom.uuid, dom.name, rng.choice(choices))  # noqa: SLF001
+                    app.actions._run(uri, dom.uuid, dom.name, spec(rng.choice(choices)))  # noqa: SLF001
                     result.actions += 1
             await pilot.press(rng.choice(["j", "k", "tab", "o"]))
             await asyncio.sleep(0.2)
@@ -174,8 +175,9 @@ def bench_soak(table: Table, stack, *, quick: bool) -> None:  # noqa: ANN001 - R
     # hold 4096 entries); growth is measured from there, over the ten minutes that follow.
     warmup = 5.0 if quick else 60.0
     result = run_soak(seconds, real_host=stack.hosts[0] if stack is not None else None, warmup=warmup)
-    table.add(f"soak: {seconds:.0f} s after {warmup:.0f} s warm-up, {result.actions} actions, {result.events} outside changes, "
-              f"{result.flaps} flaps — RSS growth after warm-up", result.rss_growth * 100, "%", 10)
+    table.add(f"soak: {seconds:.0f} s after {warmup:.0f} s warm-up, {result.actions} actions, "
+              f"{result.events} outside changes, {result.flaps} flaps — RSS growth after warm-up",
+              result.rss_growth * 100, "%", 10)
     table.add("soak: thread growth (quiet floor, end over start)", result.thread_growth, "", 0)
     table.add("soak: file descriptor growth (quiet floor, end over start)", result.fd_growth, "", 0)
     table.add("soak: unhandled worker errors", len(result.worker_errors), "", 0)

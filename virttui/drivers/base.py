@@ -6,12 +6,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from enum import Enum
 
+from virttui import registry  # the one table of actions: no Textual, and nothing of this module
 from virttui.drivers.errors import NotSupported
 from virttui.drivers.model import DomainSnapshot, DomainState, HostSnapshot
 
 
 class Action(str, Enum):
-    """Lifecycle actions, named as virsh names them."""
+    """The lifecycle actions `perform` runs, named as virsh names them. What the console knows of
+    each (label, valid states, state after) is its entry in virttui/registry.py."""
 
     START = "start"
     SHUTDOWN = "shutdown"
@@ -22,17 +24,7 @@ class Action(str, Enum):
 
     @property
     def label(self) -> str:
-        return _LABELS[self]
-
-
-_LABELS = {
-    Action.START: "Start",
-    Action.SHUTDOWN: "Shut down",
-    Action.REBOOT: "Reboot",
-    Action.DESTROY: "Force off",
-    Action.SUSPEND: "Pause",
-    Action.RESUME: "Resume",
-}
+        return registry.spec(self.value).label
 
 
 class Driver(ABC):
@@ -84,17 +76,17 @@ class Driver(ABC):
     def resume(self, uuid: str) -> None:
         self.perform(uuid, Action.RESUME)
 
-    def watch(self, on_change: Callable[[], None]) -> None:
+    def watch(self, on_change: Callable[[], None]) -> None:  # noqa: B027 - optional: polled drivers need none
         """Call `on_change` (from any thread) whenever the host reports a change; polled drivers ignore it."""
 
-    def unwatch(self) -> None:
+    def unwatch(self) -> None:  # noqa: B027 - optional, as watch
         """Stop calling back; safe when never watched."""
 
     def pending_host_key(self):  # -> virttui.drivers.ssh.UnknownHostKey | None
         """An unknown SSH host key the last connect refused, awaiting the operator's verdict."""
         return None
 
-    def trust_host_key(self, pending) -> None:  # noqa: ANN001 - the UnknownHostKey the operator was shown
+    def trust_host_key(self, pending) -> None:  # noqa: ANN001, B027 - the UnknownHostKey the operator was shown
         """Save the key the operator was shown as trusted; the next connect uses it."""
 
     # -- operator essentials: drivers that cannot, say so --------------------------
@@ -136,25 +128,12 @@ class Driver(ABC):
         return None
 
 
-# The state a domain is in once the action's virsh command returned success: start returns
-# when QEMU runs the guest, destroy when it is gone, suspend/resume when the vCPUs stopped or
-# went on. Shutdown and reboot only ask the guest, so they have none.
+# The state a domain is in once the action returned success (registry: state_after).
 STATE_AFTER: dict[Action, DomainState] = {
-    Action.START: DomainState.RUNNING,
-    Action.DESTROY: DomainState.SHUT_OFF,
-    Action.SUSPEND: DomainState.PAUSED,
-    Action.RESUME: DomainState.RUNNING,
+    action: after for action in Action if (after := registry.spec(action.value).state_after) is not None
 }
 
 
 def valid_actions(state: DomainState) -> frozenset[Action]:
     """The actions libvirt accepts in this state; the UI offers only these."""
-    if state in (DomainState.RUNNING, DomainState.IDLE):
-        return frozenset({Action.SHUTDOWN, Action.REBOOT, Action.DESTROY, Action.SUSPEND})
-    if state is DomainState.PAUSED:
-        return frozenset({Action.RESUME, Action.DESTROY})
-    if state is DomainState.SHUT_OFF:
-        return frozenset({Action.START})
-    if state in (DomainState.IN_SHUTDOWN, DomainState.CRASHED, DomainState.PMSUSPENDED):
-        return frozenset({Action.DESTROY})
-    return frozenset()
+    return frozenset(action for action in Action if action.value in registry.valid_ids(state))

@@ -21,7 +21,7 @@ from virttui.drivers.model import ConnectionState, Domain, DomainSnapshot
 from virttui.drivers.names import escaped
 from virttui.format import human_kib, human_rate, percent
 from virttui.messages import FleetUpdated
-from virttui.screens.lifecycle import LIFECYCLE_BINDINGS, LifecycleActions
+from virttui.screens.lifecycle import LifecycleActions, action_bindings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,7 +34,7 @@ class DomainDetailScreen(LifecycleActions, Screen):
 
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        *LIFECYCLE_BINDINGS,
+        *action_bindings("detail"),
         Binding("n", "new_snapshot", "Snapshot"),
         Binding("v", "revert_snapshot", "Revert"),
         Binding("delete", "delete_snapshot", "Del snap"),

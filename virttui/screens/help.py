@@ -8,22 +8,17 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
+from virttui import registry
 from virttui.widgets.difftable import Cell
 
-KEYS: tuple[tuple[str, str], ...] = (
+NAVIGATION: tuple[tuple[str, str], ...] = (
     ("↑ ↓  j k  g G", "move the cursor in a pane; g G: to the top / bottom"),
     ("← →", "scroll a pane sideways to its other columns"),
     ("Tab  Shift+Tab", "next / previous pane"),
     ("Enter", "domain details (XML, sparklines); on a group: fold it"),
-    ("s", "start the domain"),
-    ("d", "shut the domain down (graceful)"),
-    ("r", "reboot the domain (asks first)"),
-    ("f", "force off: destroy the domain (asks first)"),
-    ("p", "pause a running domain / resume a paused one"),
-    ("Space  *", "mark one / all shown; then s d r f p act on all marked"),
-    ("c", "serial console of a running domain (Ctrl+] returns)"),
-    ("a", "autostart on / off"),
-    ("U", "undefine (asks for its name; storage kept unless ticked)"),
+)
+# The keys that are not the registry's actions, listed after them.
+OTHER_KEYS: tuple[tuple[str, str], ...] = (
     ("n  v  Del", "details: new snapshot / revert to / delete the selected"),
     ("m", "details: set the balloon memory stats period"),
     ("/", "filter by name, host, state, UUID (8+ chars) or /path"),
@@ -41,6 +36,19 @@ KEYS: tuple[tuple[str, str], ...] = (
 )
 
 
+def key_rows() -> tuple[tuple[str, str], ...]:
+    """Every key of the console: the registry's actions (those that act on marked domains before the
+    marks' row, naming them), between the navigation keys and the others."""
+    actions = [spec for spec in registry.keyed() if spec.help]
+    bulk = [spec for spec in actions if spec.bulk]
+    marks = ("Space  *", f"mark one / all shown; then {' '.join(spec.key for spec in bulk)} act on all marked")
+    return (*NAVIGATION, *((spec.key, spec.help) for spec in bulk), marks,
+            *((spec.key, spec.help) for spec in actions if not spec.bulk), *OTHER_KEYS)
+
+
+KEYS = key_rows()  # as the table is at import
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [
         Binding("escape", "close", "Close"),
@@ -54,7 +62,7 @@ class HelpScreen(ModalScreen[None]):
             table: DataTable = DataTable(id="help-keys", cursor_type="none", show_header=False)
             table.add_column("key", width=16)
             table.add_column("what", width=58)
-            for key, what in KEYS:
+            for key, what in key_rows():
                 table.add_row(Cell(key, "bold"), Cell(what))
             yield table
             yield Label("Esc closes", id="help-foot")

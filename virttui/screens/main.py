@@ -16,12 +16,13 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Input
 
+from virttui import registry
 from virttui.crash import contained
-from virttui.drivers.base import Action, valid_actions
 from virttui.drivers.model import ConnectionState, Domain, Host
 from virttui.format import human_kib
 from virttui.messages import FleetUpdated
-from virttui.screens.lifecycle import LIFECYCLE_BINDINGS, LifecycleActions
+from virttui.registry import ActionSpec
+from virttui.screens.lifecycle import LifecycleActions, action_bindings
 from virttui.widgets.difftable import Row
 from virttui.widgets.keysfooter import KeysFooter
 from virttui.widgets.panes import (
@@ -60,7 +61,7 @@ class MainScreen(LifecycleActions, Screen):
     # Footer used to end in "- Remo", Quit never shown).
     BINDINGS = [
         Binding("question_mark", "help", "Help"),
-        *LIFECYCLE_BINDINGS,
+        *action_bindings("main"),
         Binding("enter", "open_detail", "Details", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("o", "sort", "Sort", show=False),
@@ -111,7 +112,8 @@ class MainScreen(LifecycleActions, Screen):
         with Horizontal(id="bottom"):
             yield DisksTable(id="disks")
             yield LeasesTable(id="leases")
-        box = Input(placeholder="filter domains by name, host, state, UUID or disk path (Enter keeps, Esc clears)", id="filter")
+        box = Input(placeholder="filter domains by name, host, state, UUID or disk path (Enter keeps, Esc clears)",
+                    id="filter")
         box.cursor_blink = not self.app.is_headless  # a blinking cursor would make snapshots flaky
         yield box
         yield KeysFooter(compact=True, show_command_palette=False)
@@ -185,9 +187,9 @@ class MainScreen(LifecycleActions, Screen):
         nothing else): every call had the Footer recompose all its keys, ~30 ms a refresh; it
         now flips the keys' enabled state in place (KeysFooter), but still gathers the bindings."""
         current = self.current_domain()
-        offered: object = None if current is None else valid_actions(current[1].state)
-        if self.marked:  # with marks the keys act on the marked domains (lifecycle_allowed)
-            offered = (offered, frozenset().union(*(valid_actions(dom.state) for _, dom in self.marked_domains())))
+        offered: object = None if current is None else registry.valid_ids(current[1].state)
+        if self.marked:  # with marks the keys act on the marked domains (offers)
+            offered = (offered, frozenset().union(*(registry.valid_ids(dom.state) for _, dom in self.marked_domains())))
         if offered != self._offered:
             self._offered = offered
             self.refresh_bindings()
@@ -431,7 +433,8 @@ class MainScreen(LifecycleActions, Screen):
         snap = fleet.snapshot(uri)
         has_leases = snap is not None and snap.leases is not None
         elsewhere = dict(fleet.disks_held_elsewhere(uri, dom))
-        rows = [DisksTable.row_for(disk, fleet.lease_status_for(disk.source, uri) if disk.needs_exclusive_lease else None,
+        rows = [DisksTable.row_for(disk,
+                                   fleet.lease_status_for(disk.source, uri) if disk.needs_exclusive_lease else None,
                                    dom.state.is_active, has_leases, disk.target in elsewhere) for disk in dom.disks]
         table.sync(rows)
         title = f"Disks · {dom.name}"
@@ -632,25 +635,16 @@ class MainScreen(LifecycleActions, Screen):
         self._refresh_domains()
         self._refresh_bindings()
 
-    def lifecycle_allowed(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if not self.marked:
-            return super().lifecycle_allowed(action, parameters)
-        wanted = {Action(parameters[0])} if action == "domain" else {Action.SUSPEND, Action.RESUME}
-        return True if any(wanted & valid_actions(dom.state) for _, dom in self.marked_domains()) else None
+    def offers(self, spec: ActionSpec) -> bool:
+        if spec.bulk and self.marked:
+            return any(spec.fits(dom) for _, dom in self.marked_domains())
+        return super().offers(spec)
 
     def action_domain(self, name: str) -> None:
-        if self.marked:
-            self.app.actions.request_bulk(self.marked_domains(), Action(name), self._bulk_done)
+        if self.marked and registry.spec(name).bulk:
+            self.app.actions.request_bulk(self.marked_domains(), name, self._bulk_done)
         else:
             super().action_domain(name)
-
-    def action_pause_resume(self) -> None:
-        if not self.marked:
-            super().action_pause_resume()
-            return
-        doms = self.marked_domains()
-        action = Action.SUSPEND if any(Action.SUSPEND in valid_actions(d.state) for _, d in doms) else Action.RESUME
-        self.app.actions.request_bulk(doms, action, self._bulk_done)
 
     def _bulk_done(self) -> None:
         self.marked.clear()
