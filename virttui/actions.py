@@ -1,6 +1,6 @@
 """Lifecycle actions from the UI: confirm when dangerous, run off the UI thread, report.
 
-Every action is an entry of virttui/registry.py: its label, valid states, confirmation note,
+Every action is an entry of virttui/actiontable.py: its label, valid states, confirmation note,
 pending label, state after and driver method are read from there. An action is addressed by
 host URI + UUID. It shows as pending on its row from the key press until a poll started after
 it completed has arrived, so the operator never sees the old state flash back.
@@ -12,12 +12,12 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from virttui import registry
+from virttui import actiontable as registry
+from virttui.actiontable import ActionSpec
 from virttui.drivers.base import Driver
 from virttui.drivers.errors import DriverError
 from virttui.drivers.model import ConnectionState, Domain, DomainState
 from virttui.messages import ActionFinished
-from virttui.registry import ActionSpec
 
 if TYPE_CHECKING:
     from virttui.app import VirtTUI

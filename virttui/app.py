@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from virttui import registry
+from virttui import actiontable as registry
 from virttui.actions import ActionRunner
 from virttui.assets import asset
 from virttui.collector import CycleCollector

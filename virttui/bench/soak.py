@@ -70,12 +70,12 @@ def _fds(exclude: str = "") -> int:
 
 def run_soak(seconds: float, *, real_host=None, warmup: float = 5.0, seed: int = 7) -> SoakResult:  # noqa: ANN001
     """Run the console under churn for `seconds` after `warmup`; real_host is a harness TestHost or None."""
+    from virttui.actiontable import spec
     from virttui.app import VirtTUI
     from virttui.assets import asset
     from virttui.demo import Demo
     from virttui.drivers.base import Action, Driver, valid_actions
     from virttui.drivers.registry import open_driver
-    from virttui.registry import spec
 
     rng = random.Random(seed)
     scratch = tempfile.mkdtemp(prefix="virttui-soak-")

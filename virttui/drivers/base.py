@@ -6,14 +6,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from enum import Enum
 
-from virttui import registry  # the one table of actions: no Textual, and nothing of this module
+from virttui import actiontable as registry  # the one table of actions: no Textual, and nothing of this module
 from virttui.drivers.errors import NotSupported
 from virttui.drivers.model import DomainSnapshot, DomainState, HostSnapshot
 
 
 class Action(str, Enum):
     """The lifecycle actions `perform` runs, named as virsh names them. What the console knows of
-    each (label, valid states, state after) is its entry in virttui/registry.py."""
+    each (label, valid states, state after) is its entry in virttui/actiontable.py."""
 
     START = "start"
     SHUTDOWN = "shutdown"

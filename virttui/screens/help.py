@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
-from virttui import registry
+from virttui import actiontable as registry
 from virttui.widgets.difftable import Cell
 
 NAVIGATION: tuple[tuple[str, str], ...] = (

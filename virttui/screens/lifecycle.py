@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from textual.binding import Binding
 
-from virttui import registry
+from virttui import actiontable as registry
+from virttui.actiontable import ActionSpec
 from virttui.drivers.model import Domain
-from virttui.registry import ActionSpec
 
 
 def action_bindings(screen: str) -> list[Binding]:

@@ -16,12 +16,12 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Input
 
-from virttui import registry
+from virttui import actiontable as registry
+from virttui.actiontable import ActionSpec
 from virttui.crash import contained
 from virttui.drivers.model import ConnectionState, Domain, Host
 from virttui.format import human_kib
 from virttui.messages import FleetUpdated
-from virttui.registry import ActionSpec
 from virttui.screens.lifecycle import LifecycleActions, action_bindings
 from virttui.widgets.difftable import Row
 from virttui.widgets.keysfooter import KeysFooter

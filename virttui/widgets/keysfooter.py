@@ -67,7 +67,7 @@ class KeysFooter(Footer):
         if (palette, groups) != (old_palette, old_groups) or len(keys) != len(old_keys):
             return False
         # everything but `enabled` (index 5) the same, key for key
-        if any(new[:5] != old[:5] or new[6] != old[6] for new, old in zip(keys, old_keys)):
+        if any(new[:5] != old[:5] or new[6] != old[6] for new, old in zip(keys, old_keys, strict=True)):
             return False
         first_per_action: dict[str, tuple[str, bool]] = {}
         for key, _display, _description, action, _group, enabled, _tooltip in keys:

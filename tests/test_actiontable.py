@@ -9,7 +9,7 @@ from conftest import DEMO_NODE
 from helpers import run_python, settle
 from textual.widgets._footer import FooterKey
 
-from virttui import registry
+from virttui import actiontable as registry
 from virttui.app import VirtTUI
 from virttui.drivers.base import STATE_AFTER, Action, valid_actions
 from virttui.drivers.model import Domain, DomainState
@@ -22,7 +22,7 @@ from virttui.screens.lifecycle import LifecycleActions, action_bindings
 # the fresh interpreter of test_an_added_entry_is_reached_by_its_key makes the very same one.
 EXTRA = '''
 from virttui.drivers.testdriver import TestDriver
-from virttui.registry import RUNNING, ActionSpec
+from virttui.actiontable import RUNNING, ActionSpec
 
 RESET = ActionSpec("reset", "Reset", "e", "Reset", help="reset the domain: a hard reboot (asks first)",
                    palette=("Reset domain", "Hard-reset the selected domain (e)"), states=RUNNING,
@@ -191,7 +191,7 @@ def test_an_added_entry_is_reached_by_its_key(lease_dir):
     into registry.py is: its key is bound, shown in the Footer (dimmed where it can't apply) and runs."""
     code = EXTRA + f'''
 import asyncio, json
-from virttui import registry
+from virttui import actiontable as registry
 registry.ACTIONS = (*registry.ACTIONS, RESET)
 from virttui.app import VirtTUI
 from virttui.drivers.model import DomainState
