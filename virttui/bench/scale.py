@@ -44,6 +44,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -180,7 +181,7 @@ def open_drivers(uris: list[str]) -> list:
     from virttui.drivers.testdriver import TestDriver
     from virttui.drivers.uri import parse_uri
 
-    drivers = []
+    drivers: list = []  # TestDriver and whatever open_driver gives
     for uri in uris:
         parsed = parse_uri(uri)
         if parsed.is_test and not parsed.param("lease_dir"):
@@ -289,13 +290,15 @@ class Probe:
         setattr(table, method, wrapped)
 
     def _wrap_writes(self, table: Any) -> None:
-        write_cells, update_cell = getattr(table, "_write_cells", None), table.update_cell
+        write_cells: Callable[[str, list[tuple[int, Any, Any]]], None] | None = getattr(table, "_write_cells", None)
+        update_cell = table.update_cell
         name = table.id or type(table).__name__
         direct = write_cells is None  # a DiffTable whose every write is an update_cell
 
         def wrapped_write(key: str, writes: list[tuple[int, Any, Any]]) -> None:
             self.ops[(name, "cell written")] += len(writes)
             self.redundant_writes += sum(1 for _, new, old in writes if new == old)
+            assert write_cells is not None  # installed only where the table has it
             write_cells(key, writes)
 
         def wrapped_update(row_key: Any, column_key: Any, value: Any, *, update_width: bool = False) -> None:
@@ -557,7 +560,7 @@ async def _scale(uris: list[str], window: float, refreshes: int, changes: int) -
         out["polls_per_s"] = polls / (wall1 - wall0)
         out["paints_per_s"] = (probe.paints - paints0) / (wall1 - wall0)
         out["polls"] = polls
-        ops = Counter()
+        ops: Counter[str] = Counter()
         for (_name, method), count in probe.ops.items():
             ops[method] += count
         for method in (*TABLE_METHODS, "cell written", "cell rendered"):
@@ -595,7 +598,8 @@ def _shut_off_disks(app: VirtTUI, uri: str) -> Iterator[tuple[str, str]]:
     from virttui.drivers.model import DomainState
     from virttui.locks.model import LeaseState
 
-    for dom in app.fleet.snapshot(uri).domains:
+    snap = app.fleet.snapshot(uri)
+    for dom in snap.domains if snap is not None else ():
         if dom.state is DomainState.SHUT_OFF and dom.disks:
             status = app.fleet.lease_status_for(dom.disks[0].source, uri)
             if status is not None and status.state is not LeaseState.HELD:
@@ -617,7 +621,8 @@ async def _connected_changes(app: VirtTUI, probe: Probe, count: int) -> tuple[fl
     lease shown held (free) on screen: no poll is asked for, the next one brings it."""
     from virttui.drivers.base import Action
 
-    taken, released = [], []
+    taken: list[float] = []
+    released: list[float] = []
     uris = app.fleet.uris
     for index in range(count):
         uri = uris[index * 7 % len(uris)]
@@ -629,7 +634,7 @@ async def _connected_changes(app: VirtTUI, probe: Probe, count: int) -> tuple[fl
         taken.append(await probe.painted_when(held, timeout=30) - started)
         started = time.perf_counter()
         driver.perform(uuid, Action.DESTROY)
-        released.append(await probe.painted_when(lambda held=held: not held(), timeout=30) - started)
+        released.append(await probe.painted_when(_negated(held), timeout=30) - started)
     return max(taken), max(released)
 
 
@@ -651,13 +656,15 @@ async def _outside_changes(app: VirtTUI, probe: Probe, lease_dir: str, count: in
     uris = app.fleet.uris
     host = subprocess.Popen([sys.executable, "-c", OUTSIDE_HOST, lease_dir, str(len(uris) + 1)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    taken, released = [], []
+    assert host.stdin is not None and host.stdout is not None
+    taken: list[float] = []
+    released: list[float] = []
     try:
         for index in range(count):
             uri = uris[(index * 7 + 3) % len(uris)]
             _uuid, path = next(_shut_off_disks(app, uri))
             held = _held(app, uri, path)
-            for command, done, samples in (("take", held, taken), ("free", lambda held=held: not held(), released)):
+            for command, done, samples in (("take", held, taken), ("free", _negated(held), released)):
                 host.stdin.write(f"{command} {path}\n")
                 host.stdin.flush()
                 if host.stdout.readline().strip() != "done":
@@ -697,6 +704,22 @@ def bench_keys(table: Table, *, quick: bool) -> None:
               median_ms(pilot), "ms")
 
 
+def _negated(check: Callable[[], bool]) -> Callable[[], bool]:
+    return lambda: not check()
+
+
+def _cursor_at(table: Any, row: int) -> bool:
+    return bool(table.cursor_row == row)
+
+
+def _filtered(screen: Any, text: str) -> bool:
+    return bool(screen.filter_text == text)
+
+
+def _focus_moved(app: Any, before: object) -> bool:
+    return app.focused is not before
+
+
 KEY_KINDS = ("cursor move (j/down) in Domains", "filter keystroke (after /)", "pane switch (Tab)")
 
 
@@ -712,7 +735,7 @@ async def _keys(uris: list[str], repeat: int) -> tuple[dict[str, list[float]], d
     async with app.run_test(size=SIZE) as pilot:
         probe = Probe(app)
         await _warm_up(app, probe)
-        screen = app.screen
+        screen: Any = app.screen  # the main screen, with its filter_text
         domains = screen.query_one(DomainsTable)
 
         async def press(kind: str, key: str, done: Callable[[], bool]) -> None:
@@ -732,7 +755,7 @@ async def _keys(uris: list[str], repeat: int) -> tuple[dict[str, list[float]], d
         await probe.painted_when(lambda: app.focused is domains)
         for index in range(repeat):
             row = domains.cursor_row
-            await press(KEY_KINDS[0], "j" if index % 2 else "down", lambda row=row: domains.cursor_row == row + 1)
+            await press(KEY_KINDS[0], "j" if index % 2 else "down", partial(_cursor_at, domains, row + 1))
 
         # filter: after "/", type a word letter by letter (each letter narrows the table), Esc clears
         filter_box = screen.query_one("#filter")
@@ -743,13 +766,13 @@ async def _keys(uris: list[str], repeat: int) -> tuple[dict[str, list[float]], d
             index += 1
             await press("open the filter (/)", "slash", lambda: app.focused is filter_box)
             for end in range(1, len(word) + 1):
-                await press(KEY_KINDS[1], word[end - 1], lambda want=word[:end]: screen.filter_text == want)
+                await press(KEY_KINDS[1], word[end - 1], partial(_filtered, screen, word[:end]))
             await press("clear the filter (Esc)", "escape", lambda: app.focused is domains and not screen.filter_text)
 
         # pane switch: Tab
         for _ in range(repeat):
             before = app.focused
-            await press(KEY_KINDS[2], "tab", lambda before=before: app.focused is not before)
+            await press(KEY_KINDS[2], "tab", partial(_focus_moved, app, before))
 
         # for comparison: what `await pilot.press()` + `pilot.pause()` take (Pilot's idle waits included)
         domains.focus()
