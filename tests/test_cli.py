@@ -158,7 +158,7 @@ def test_a_lock_configuration_error_is_shown_by_the_lease_commands(monkeypatch, 
     def hosts(_args):  # noqa: ANN001, ANN202
         yield [BrokenConfigHost()], 2.0, None
 
-    monkeypatch.setattr(cli, "open_hosts", hosts)
+    monkeypatch.setattr(cli.leases, "open_hosts", hosts)
     assert main(["leases", "status", "-c", "qemu:///system"]) == 1
     assert "qemu-sanlock.conf:3: unterminated string" in capsys.readouterr().err
     assert main(["leases", "cleanup", "-c", "qemu:///system"]) != 0
@@ -192,7 +192,7 @@ def fake_sanlock_host(monkeypatch, agent) -> str:  # noqa: ANN001 - an AgentRunn
     def hosts(_args):  # noqa: ANN001, ANN202
         yield [SanlockHost()], 2.0, None
 
-    monkeypatch.setattr(cli, "open_hosts", hosts)
+    monkeypatch.setattr(cli.leases, "open_hosts", hosts)
     return SanlockHost.uri
 
 
@@ -214,7 +214,7 @@ class AgentStoppingAfterTwo:
 
 def test_a_cleanup_that_stops_part_way_still_reports_what_it_removed(monkeypatch, capsys):
     """The SSH link drops after some files: the JSON still lists them, the error is one line, exit 1."""
-    from virttui.locks.hostleases import LeaseAgentError
+    from virttui.locks.agentrunner import LeaseAgentError
 
     cut_off = LeaseAgentError("lease agent stopped after 2 of 3 files (connection lost)")
     uri = fake_sanlock_host(monkeypatch, AgentStoppingAfterTwo(cut_off))
@@ -348,7 +348,7 @@ def test_a_config_file_that_is_not_a_small_regular_file_is_refused_without_hangi
 
 def test_a_json_result_that_cannot_be_written_still_names_what_was_removed(monkeypatch, capsys):
     """--json writes once, at the end: on a full disk the removed files go to stderr instead."""
-    from virttui.locks.hostleases import LeaseAgentError
+    from virttui.locks.agentrunner import LeaseAgentError
 
     uri = fake_sanlock_host(monkeypatch, AgentStoppingAfterTwo(LeaseAgentError("cut")))
 
@@ -363,3 +363,17 @@ def test_a_json_result_that_cannot_be_written_still_names_what_was_removed(monke
     err = capsys.readouterr().err.splitlines()
     assert err[0] == f"virttui: the JSON result could not be written; removed: {GONE}"
     assert err[-1] == "virttui: cannot write the output: No space left on device"
+
+
+@pytest.mark.parametrize("command, unpaced", [(["leases", "status"], True), (["status"], True),
+                                              (["top", "--batch"], False), ([], False)])
+def test_one_shot_commands_read_every_lease_file_at_once_and_leave_the_policy_as_it_was(command, unpaced):
+    """`leases status` is one poll that must show every file (docs/leases.md): no read budget then;
+    a console or `top` reads paced. The policy is the process's: restored when the command ends."""
+    from virttui.cli import build_parser, open_hosts
+    from virttui.locks.readers import DEFAULT_READ_BUDGET, ELECTION
+
+    args = build_parser().parse_args([*command, "--demo"] if command else ["--demo"])
+    with open_hosts(args):
+        assert (ELECTION.read_budget == 0) is unpaced
+    assert ELECTION.read_budget == DEFAULT_READ_BUDGET
