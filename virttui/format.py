@@ -1,4 +1,4 @@
-"""Human-readable numbers for tables: sizes, rates, percentages."""
+"""Human-readable text for tables and terminals: sizes, rates, percentages, text from a host."""
 
 from __future__ import annotations
 
@@ -32,3 +32,9 @@ def percent(value: float | None) -> str:
 
 def latency(ms: float | None) -> str:
     return "-" if ms is None else f"{ms:.0f} ms"
+
+
+def printable(text: str) -> str:
+    """Text from a host for a line of output: every non-printable character a "?", so no control
+    character reaches the terminal (drivers.names.escaped shows them as escapes instead)."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)

@@ -18,6 +18,7 @@ from typing import TextIO
 
 from virttui.drivers.base import Driver
 from virttui.drivers.model import ConnectionState, Domain, HostSnapshot
+from virttui.format import printable
 
 FIELDS = ("time", "host", "domain", "uuid", "state", "cpu_percent", "memory_kib", "memory_used_kib",
           "disk_read_bps", "disk_write_bps", "net_rx_bps", "net_tx_bps")
@@ -119,7 +120,7 @@ def _is_terminal(out: TextIO) -> bool:
 
 
 def _cut(text: str, width: int) -> str:
-    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    text = printable(text)
     return text if len(text) <= width else text[:width - 1] + "…"
 
 

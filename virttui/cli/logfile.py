@@ -10,8 +10,9 @@ import stat
 def _setup_logging(path: str | None) -> None:
     named = path is not None  # `--log /dev/stderr` is the operator's own choice: a symlink there is followed
     if path is None:
-        state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-        path = os.path.join(state, "virttui", "virttui.log")
+        from virttui.drivers.registry import state_dir
+
+        path = os.path.join(state_dir(), "virttui.log")
     try:
         handler = _private_log_handler(path, follow=named)
     except OSError:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TextIO
 
+from virttui.format import printable
+
 
 class UsageError(Exception):
     """A problem with what the user asked for, reported as one line."""
@@ -41,6 +43,4 @@ class _GuardedOutput:
         return getattr(self._stream, name)
 
 
-def _printable(text: str) -> str:
-    """Names come from hosts: never let a control character reach the terminal."""
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
+_printable = printable  # names come from hosts: never let a control character reach the terminal

@@ -11,10 +11,15 @@ from virttui.drivers.errors import InvalidURI
 from virttui.drivers.uri import LibvirtURI, parse_uri
 
 
+def state_dir() -> str:
+    """virttui's own state directory: $XDG_STATE_HOME/virttui, else ~/.local/state/virttui."""
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "virttui")
+
+
 def default_lease_dir() -> str:
     """Where embedded hosts keep leases unless the URI says lease_dir=…"""
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(state, "virttui", "leases")
+    return os.path.join(state_dir(), "leases")
 
 
 def open_driver(uri: str, *, clock: Callable[[], float] = time.monotonic) -> Driver:
@@ -36,7 +41,7 @@ def check_uri(uri: str) -> None:
     parsed = parse_uri(uri)
     if parsed.is_test:
         _test_host(uri, parsed)
-    elif parsed.transport in ("ssh", "libssh", "libssh2") and not parsed.host:
+    elif parsed.over_ssh and not parsed.host:
         raise InvalidURI(f"{uri}: an ssh URI needs a host")
 
 

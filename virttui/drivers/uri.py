@@ -20,7 +20,8 @@ _PORT_RE = re.compile(r"[0-9]{1,5}")
 # through a shell with %h replaced by the host) or a command line: OpenSSH's CVE-2023-51385 class.
 _HOST_RE = re.compile(r"(?!-)[\w.-]+|[0-9A-Fa-f:.]+(?:%[\w.-]+)?")
 
-KNOWN_TRANSPORTS = {"ssh", "libssh", "libssh2", "tcp", "tls", "unix", "ext"}
+SSH_TRANSPORTS = frozenset({"ssh", "libssh", "libssh2"})
+KNOWN_TRANSPORTS = {*SSH_TRANSPORTS, "tcp", "tls", "unix", "ext"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ class LibvirtURI:
     @property
     def is_test(self) -> bool:
         return self.driver == "test"
+
+    @property
+    def over_ssh(self) -> bool:
+        """libvirt reaches the host through SSH: virttui then runs its virsh and reads its files there."""
+        return self.transport in SSH_TRANSPORTS
 
     @property
     def is_remote(self) -> bool:
