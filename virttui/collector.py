@@ -1,22 +1,11 @@
 """When the UI process collects cyclic garbage: on a timer, between poll bursts, not while typing.
 
-Measured at 2000 domains: the cyclic GC added ~40 ms per full refresh on average and ~100 ms
-full collections set the p95. Start-up objects (modules, CSS, widgets) never die: they are
-frozen out of every future collection. Even with the young generation collected only every
-10,000 allocations, each such collection found 25-40 thousand young objects (the new snapshots,
-rows and cells, all still alive) and took 10-40 ms to free next to nothing (0-700 objects),
-about once per full refresh. So the automatic collector stays off once the app has started.
-
-But Textual's rendering makes cyclic garbage all the time (every Strip cropped to its own width
-caches itself; every restyle makes virtual DOM nodes), and it must not pile up: the soak's RSS
-grew ~25 % in 2 minutes with full collections too rare, mostly fragmented pymalloc arenas kept
-by the peaks. So a full collection runs on a timer, on the UI thread between messages: 20-55 ms
-at 2000 domains (~0.4 % of a core at this interval), and the 10-minute soak stays flat.
-Such a pause in the middle of someone typing a filter was the slowest keystroke of the keys
-benchmark, and in the middle of a burst of poll results it was the slowest full refresh, so a
-collection that falls due then waits for a pause, but only briefly: deferred up to 30 s,
-collections under the soak's steady key presses came every ~30 s and its RSS grew 10.2 %
-(5.8 % at 10 s apart), so a typist or a busy fleet gets 3 s.
+Nearly everything a poll allocates stays alive, so automatic young collections cost much and free
+little: the automatic collector stays off once the app has started, and start-up objects are
+frozen out of every future collection. Textual's rendering does make cyclic garbage all the time,
+so a full collection runs on a timer, on the UI thread between messages; one that falls due while
+the operator types or poll results land waits for a pause, at most 3 s. The measurements behind
+each choice are in docs/performance.md.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """The first poll of every host that is not embedded, started before the console imports Textual.
 
-Measured with the peer benchmark (a local qemu:///system, 50 domains): the console spent
-~170 ms importing Textual and its own modules and ~50 ms composing its first frame before the
-first poll even began, and that poll (a virsh session started, the host's facts, the listing,
-stats and 50 domain XMLs) mostly waits on virsh and libvirtd. Started first, on a thread of its
-own, it runs while the interpreter imports; the poll scheduler takes its outcome as the host's
+The first poll mostly waits on virsh and libvirtd, and importing Textual and composing the first
+frame mostly waits on the interpreter (docs/performance.md): started first, on a thread of its
+own, the poll runs while the interpreter imports; the poll scheduler takes its outcome as the host's
 first poll (virttui.polling). No Textual import here, on purpose.
 """
 

@@ -106,8 +106,8 @@ class Fleet:
         rates: dict[str, tuple[float | None, float | None, float | None]] = {}
         seconds = snap.taken_at - prev.taken_at if prev is not None else 0.0
         # The previous snapshot by UUID (not prev.domain() per domain, a scan) with its disk
-        # totals kept from the last apply, so total_io is summed once per domain: at 100 domains
-        # a host this took apply from ~3.5 to ~0.7 ms, run on the UI thread for every poll.
+        # totals kept from the last apply, so total_io is summed once per domain: this runs on the
+        # UI thread for every poll.
         earlier = {} if prev is None else entry.by_uuid if entry.by_uuid else _by_uuid(prev)
         current = _by_uuid(snap)
         history = self._history.setdefault(snap.host.uri, {})

@@ -1,9 +1,7 @@
 """The `virttui` command's entry point: the cyclic garbage collector paused while the process starts.
 
-Measured with `python -m virttui.bench --only start`: everything a start allocates lives on
-(modules, CSS rules, widgets, the first snapshots), yet ~140 collections ran during it, one of
-them full, and they cost 45-70 ms of a ~390 ms start; without them the start was ~320 ms.
-The console's collector takes over a second after its first frame (virttui.collector: the
+Everything a start allocates lives on, so collecting during it is wasted work (docs/performance.md
+has the figures). The console's collector takes over a second after its first frame (virttui.collector: the
 survivors frozen, full collections on a timer); every other command turns automatic collection
 back on as soon as its arguments are parsed.
 """

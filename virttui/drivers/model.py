@@ -73,8 +73,8 @@ class ConnectionState(str, Enum):
     DISCONNECTED = "disconnected"
 
 
-# Slotted: at 2000 domains every poll makes thousands of these, and smaller objects without a
-# __dict__ measured ~6 % less CPU per full refresh (allocation and cache misses).
+# Slotted: at 2000 domains every poll makes thousands of these, and objects without a __dict__
+# cost less to make and to walk.
 LEASED_DISK_KINDS = frozenset({"file", "block", "dir"})  # libvirt's virDomainLockManagerAddImage
 
 

@@ -1,9 +1,7 @@
 """A long-lived interactive `virsh` for a local host: commands without a process each.
 
-Measured here: a virsh process costs 10–20 ms of CPU to start and connect, so
-spawning one per poll alone is 0.5–1 % of a core at a 2 s refresh, and an
-action followed by its poll paid that two or three times before the screen
-changed. One interactive virsh per host keeps its libvirt connection open;
+A virsh process per command would pay its start and libvirt connection on every
+poll and action. One interactive virsh per host keeps its connection open;
 each command is a line on its stdin, and its output runs up to an `echo` of an
 unguessable marker. Interactive virsh echoes `virsh # COMMAND` before the
 output and prints `echo` without a newline, so output is unbuffered (stdbuf

@@ -320,9 +320,8 @@ def _safe_target(dfd, path, name):
 
 def _in_disk_order(directory, names):
     """names by inode number, which on ext4 and xfs follows where the files lie: neighbouring
-    files freed in one journal commit get one merged discard and fewer metadata writes (measured:
-    1000 stale leases, 12 % fewer discards, 16 % fewer writes, 3-4 % less disk time than in md5
-    order, which is random). One directory read, no stat per file; unknown names go last."""
+    files freed in one journal commit get one merged discard and fewer metadata writes than in
+    md5 order, which is random. One directory read, no stat per file; unknown names go last."""
     try:  # by path: only an ordering hint, and os.scandir takes no fd before python 3.7
         with os.scandir(directory) as entries:
             inodes = {entry.name: entry.inode() for entry in entries}
@@ -354,13 +353,8 @@ def _replaced(fd, dfd, directory, name):
     return ""
 
 
-# Concurrent acquisitions. Measured on the 2-core test machine, 400 stale leases (the daemon not
-# writing to a serial console, see tests/realstack/harness.py): 8 workers 2.7-3.0 ms a file, 16
-# 2.9, 4 3.3; acquiring 4 or 8 leases per sanlock_acquire call is no faster. The floor is the
-# daemon: each acquire runs two paxos ballots that each read the lease's 2000 dblocks (1 MiB)
-# with direct I/O, plus small direct reads and writes, and this VM's disk serves one request at
-# a time (0.5-0.8 ms a MiB whether 1 or 8 readers); the daemon's own CPU is ~2.5 ms a file,
-# this agent's 0.35 ms.
+# Concurrent acquisitions: the daemon's paxos reads, not this agent, set the pace; more workers,
+# or several leases per sanlock_acquire call, were no faster (docs/performance.md).
 WORKERS = 8
 FLUSH_EVERY = 0.1  # seconds between batches of cleanup outcomes on stdout
 

@@ -3,10 +3,8 @@
 Like flock(2) they belong to the open file description, so two embedded hosts in one process
 exclude each other exactly as two processes do (POSIX record locks would not). Unlike flock,
 whether anyone holds one can be asked without taking it (F_OFD_GETLK), one fcntl on a file the
-status reader has open anyway. With flock the status had to read /proc/locks: the kernel
-serves it under a lock whose first read in a while waits for an RCU grace period (10-20 ms
-measured here, a twentieth of the demo's start, on every poll of every embedded host) and
-lists every lock on the machine, 4000 lines to parse for a 4000-lease directory.
+status reader has open anyway. With flock the status would have to read /proc/locks, whose
+first read in a while waits for an RCU grace period and which lists every lock on the machine.
 """
 
 from __future__ import annotations

@@ -37,29 +37,18 @@ def _get_inner_outer(self: StylesCache, base_background: Color, background: Colo
 StylesCache.get_inner_outer = _get_inner_outer  # type: ignore[assignment]  # a function for the lru_cache wrapper
 
 
-# Latency: a widget changed before a frame was painted one frame later. A widget asks for its
-# repaint through its own Idle and an Update message to the screen; when the screen's tick
-# comes first, the change waits for the next tick, 20-30 ms later. A Tab (focus restyles the
-# scrollbars of four tables) or a filter keystroke (the Input's Update starts the tick; the
-# Domains table's rows and scrollbar follow) then took two frames, and the bench's "settled"
-# p95 was the second. Right after a key, shown widgets waiting to be repainted are painted in
-# the frame being made instead, and the Update they post afterwards, with nothing left to repaint, no longer
-# wakes the screen for an empty frame (nor does one from a scrollbar that is not shown: a
-# table too short to scroll still restyles its hidden scrollbars on focus). Layout requests
-# are left to Textual: taking pending ones into the tick at hand was tried and broke the
-# detail screen's first layout (snapshot tests).
+# Latency: a widget changed just before a frame is painted one frame later, since its repaint
+# comes through its own Idle and an Update to the screen. Right after a key, shown widgets
+# waiting to be repainted are painted in the frame being made, and the Update they post
+# afterwards, with nothing left to repaint, no longer wakes the screen for an empty frame (nor
+# does one from a scrollbar that is not shown). Layout requests are left to Textual: its first
+# layout of the detail screen depends on them.
 _compositor_refresh = Screen._compositor_refresh
 _on_update = Screen._on_update
 
 
 # Only right after a key: when poll results arrive in a burst, a widget painted early is often
-# changed again by the next result and painted twice, where waiting would have painted it once
-# (measured: the full refresh of 2000 domains took ~15 ms longer at the median when every
-# frame painted early).
-# Tried and dropped: putting off a tick after a key while the focused widget or the screen still
-# had messages waiting (so a filter keystroke's Input and table would share a frame) made filter
-# keystrokes slower (median 22 -> 51-63 ms at 2000 domains): unrelated messages are nearly always
-# waiting.
+# changed again by the next result and painted twice, where waiting would have painted it once.
 EAGER_AFTER_KEY_S = 0.3
 _eager_until = 0.0
 
