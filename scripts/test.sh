@@ -12,4 +12,7 @@ apt_install libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-syste
 ensure_venv
 "$PY" -m pip install -q -e "$ROOT[test]"
 cd "$ROOT"
+# The project's own lint and type checks first: a finding fails the run, as a failing test does.
+"$PY" -m ruff check virttui
+"$PY" -m mypy
 exec "$PY" -m pytest "$@"

@@ -24,7 +24,8 @@ import pytest
 
 from virttui.drivers.errors import ConnectionFailed
 from virttui.drivers.events import EventWatcher
-from virttui.drivers.ssh import _ChannelStream, _SessionLines, _ShellSession
+from virttui.drivers.ssh import _SessionLines, _ShellSession
+from virttui.drivers.sshchannel import ChannelStream as _ChannelStream
 from virttui.drivers.transport import (
     MAX_COMMAND_OUTPUT,
     MAX_LINE,

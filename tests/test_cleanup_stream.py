@@ -12,7 +12,8 @@ import shlex
 import pytest
 
 from virttui.drivers.transport import LineStream, Transport
-from virttui.locks.hostleases import CLEANUP_CHUNK, AgentRunner, HostLeaseManager, LeaseAgentError
+from virttui.locks.agentrunner import CLEANUP_CHUNK, AgentRunner, LeaseAgentError
+from virttui.locks.hostleases import HostLeaseManager
 from virttui.locks.model import LockConfig
 from virttui.locks.naming import sanlock_lease_name
 

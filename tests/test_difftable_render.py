@@ -12,7 +12,8 @@ from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 
-from virttui.widgets.difftable import Cell, DiffTable
+from virttui.widgets.cells import Cell
+from virttui.widgets.difftable import DiffTable
 
 TEXTS = ["web-01", "x" * 40, "a", "running", "ünïcode", "tab\there", "", " lead and trail ", "日本語",
          "├ hv2", "└ hv3-with-a-long-name", "★ all", "▼ rack-a", "…ges/backup.qcow2", "µs", "a日b", "e\u0301",

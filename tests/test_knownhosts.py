@@ -7,7 +7,8 @@ import pytest
 
 from virttui.drivers.errors import ConnectionFailed
 from virttui.drivers.knownhosts import load_known_hosts
-from virttui.drivers.ssh import SSHTransport, UnknownHostKey
+from virttui.drivers.ssh import SSHTransport
+from virttui.drivers.sshhostkeys import UnknownHostKey
 from virttui.drivers.uri import parse_uri
 
 

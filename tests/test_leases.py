@@ -294,10 +294,10 @@ def test_cleanup_removes_no_file_sanlock_would_refuse(stores, lease_dir):
 
 
 def test_a_host_dry_run_predicts_what_sanlock_would_refuse(lease_dir):
-    from virttui.locks.hostleases import AgentRunner, HostLeaseManager
-    from virttui.locks.model import LockConfig
-
     from virttui.locks.agent import scan
+    from virttui.locks.agentrunner import AgentRunner
+    from virttui.locks.hostleases import HostLeaseManager
+    from virttui.locks.model import LockConfig
 
     class DaemonAnswering(AgentRunner):  # a sanlock daemon holding nothing, no other host live
         def scan(self, directory, lockspace, with_sanlock):  # noqa: ANN001, ANN202
@@ -359,7 +359,7 @@ def test_the_agent_stays_runnable_by_python_3_6():
     3.6.15: scan and cleanup). Its grammar must be 3.6's, and it must not call what 3.7 added."""
     import ast
 
-    from virttui.locks.hostleases import AGENT_SOURCE
+    from virttui.locks.agentrunner import AGENT_SOURCE
 
     ast.parse(AGENT_SOURCE, feature_version=(3, 6))
     for newer in ("__future__", "preadv", "pwritev", "capture_output", "text=True", "breakpoint(",

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from virttui.locks import agent
+from virttui.locks.agentrunner import AgentRunner
 from virttui.locks.embedded import write_free_lease
-from virttui.locks.hostleases import AgentRunner, HostLeaseManager
+from virttui.locks.hostleases import HostLeaseManager
 from virttui.locks.leader import DELTA_DISK_MAGIC, DELTA_DISK_VERSION, pack_leader
 from virttui.locks.model import LOCKSPACE_NAME, LeaseState, LockConfig
 from virttui.locks.naming import sanlock_lease_name

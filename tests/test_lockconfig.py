@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from virttui.locks.agent import scan
+from virttui.locks.agentrunner import AgentRunner
 from virttui.locks.embedded import write_free_lease
-from virttui.locks.hostleases import AgentRunner, HostLeaseManager
+from virttui.locks.hostleases import HostLeaseManager
 from virttui.locks.libvirtconf import LibvirtConfError, lock_config, parse_libvirt_conf
 from virttui.locks.model import LockConfig
 from virttui.locks.naming import lockd_lease_name, sanlock_lease_name

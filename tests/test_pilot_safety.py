@@ -186,7 +186,7 @@ async def test_a_host_key_is_trusted_only_by_a_deliberate_choice_never_over_anot
     types: it never stacks on another question, and no single stray key (y, Enter) trusts the key."""
     import paramiko
 
-    from virttui.drivers.ssh import UnknownHostKey
+    from virttui.drivers.sshhostkeys import UnknownHostKey
     from virttui.screens.confirm import TrustScreen
 
     app = make_app(demo)

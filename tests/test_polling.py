@@ -138,7 +138,7 @@ class _SteppedApp:
         self.clock.now = max(self.clock.now, when)
 
 
-def _stepped_scheduler(demo, clock):  # noqa: ANN001, ANN202
+def _stepped_scheduler(demo, clock, interval: float = 2.0):  # noqa: ANN001, ANN202
     from virttui.polling import PollScheduler
 
     app = _SteppedApp(clock)
@@ -151,7 +151,7 @@ def _stepped_scheduler(demo, clock):  # noqa: ANN001, ANN202
         return real_poll()
 
     driver.poll = counted_poll
-    scheduler = PollScheduler(app, [driver], 2.0, monotonic=clock)
+    scheduler = PollScheduler(app, [driver], interval, monotonic=clock)
     app.scheduler = scheduler
     scheduler.poll_now(driver.uri)
     app.handle_messages()
@@ -215,3 +215,18 @@ async def test_the_console_coalesces_a_hosts_event_storm(demo):
         await pilot.pause(0.6)
         await settle(pilot)
         assert 1 <= len(starts) <= 2, starts
+
+
+def test_a_long_interval_holds_an_events_poll_back_at_most_max_event_gap(demo, clock):
+    """A quiet fleet polled hourly: an event just after an event-driven poll is polled MAX_EVENT_GAP
+    later, not half an hour later (a guest destroyed elsewhere stayed "running" on screen)."""
+    from virttui.polling import MAX_EVENT_GAP
+
+    app, scheduler, uri, starts = _stepped_scheduler(demo, clock, interval=3600.0)
+    scheduler.poll_on_event(uri)  # the guest started elsewhere
+    app.handle_messages()
+    app.run_until(clock() + 0.5)
+    scheduler.poll_on_event(uri)  # and destroyed half a second later
+    app.handle_messages()
+    app.run_until(clock() + MAX_EVENT_GAP + 0.1)
+    assert len(starts) == 2 and starts[1] - starts[0] <= MAX_EVENT_GAP + 1e-9

@@ -370,7 +370,7 @@ def test_the_ssh_connection_gives_up_on_a_silent_peer_within_a_minute(realstack)
     DEAD_PEER_SECONDS of unacknowledged data (and to probe it while idle), so the next poll reconnects."""
     import socket
 
-    from virttui.drivers.ssh import DEAD_PEER_SECONDS
+    from virttui.drivers.sshconnect import DEAD_PEER_SECONDS
 
     driver = open_driver(realstack.hosts[0].ssh_uri)
     driver.connect()

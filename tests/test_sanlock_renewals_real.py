@@ -59,7 +59,8 @@ from virttui.app import VirtTUI
 from virttui.drivers.model import ConnectionState
 from virttui.drivers.registry import open_driver
 from virttui.locks import readers
-from virttui.locks.hostleases import AgentRunner, HostLeaseManager
+from virttui.locks.agentrunner import AgentRunner
+from virttui.locks.hostleases import HostLeaseManager
 
 pytestmark = pytest.mark.realstack
 

@@ -24,7 +24,7 @@ def _rotating_host_key(driver) -> list:  # noqa: ANN001
     """Every connect of `driver` meets a new unknown host key, as from a host rotating its key."""
     import paramiko
 
-    from virttui.drivers.ssh import UnknownHostKey
+    from virttui.drivers.sshhostkeys import UnknownHostKey
 
     seen: list[UnknownHostKey] = []
 

@@ -15,7 +15,7 @@ import pytest
 from virttui import cli
 from virttui.config import Config, ConfigError, load_config, save_config, with_host
 from virttui.drivers.transport import LocalTransport
-from virttui.locks.hostleases import AGENT_SOURCE, AgentRunner
+from virttui.locks.agentrunner import AGENT_SOURCE, AgentRunner
 
 CONFIG = '# my hosts\n[[hosts]]\nuri = "qemu:///system"  # keep me\n'
 VICTIM = "someone else's file\n"

@@ -110,7 +110,7 @@ def test_an_at_sign_in_a_value_or_a_test_path_is_no_password():
 
 @pytest.mark.parametrize("port", ["70000", "0", "99999999999999999999"])
 def test_an_ssh_config_port_out_of_range_is_an_error_naming_the_file(tmp_path, port):
-    from virttui.drivers.ssh import resolve_target
+    from virttui.drivers.sshtarget import resolve_target
 
     config = tmp_path / "config"
     config.write_text(f"Host hv1\n    Port {port}\n")
@@ -119,7 +119,7 @@ def test_an_ssh_config_port_out_of_range_is_an_error_naming_the_file(tmp_path, p
 
 
 def test_ssh_config_supplies_port_user_and_address(tmp_path):
-    from virttui.drivers.ssh import resolve_target
+    from virttui.drivers.sshtarget import resolve_target
 
     config = tmp_path / "config"
     config.write_text("Host hv1\n    Port 2222\n    User ops\n    HostName 10.1.2.3\n")

@@ -33,7 +33,7 @@ from virttui.drivers.model import DomainState
 from virttui.drivers.registry import open_driver
 from virttui.drivers.transport import CommandResult, LocalTransport, Transport
 from virttui.drivers.uri import parse_uri
-from virttui.drivers.virsh import VirshDriver, script
+from virttui.drivers.virsh import VirshDriver
 from virttui.drivers.virshparse import (
     VirshEvent,
     parse_domstats,
@@ -43,6 +43,7 @@ from virttui.drivers.virshparse import (
     split_sections,
     virsh_error,
 )
+from virttui.drivers.virshscript import script
 from virttui.drivers.virshsession import VirshSession
 from virttui.locks.discovery import MISSING
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from textual import events
 from textual.app import App, SystemCommand
@@ -25,6 +25,7 @@ from virttui.actions import ActionRunner
 from virttui.assets import asset
 from virttui.collector import CycleCollector
 from virttui.config import Config
+from virttui.context import ConsoleContext
 from virttui.crash import ErrorContainment, contained, one_line
 from virttui.drivers.base import Driver
 from virttui.drivers.model import ConnectionState
@@ -33,13 +34,24 @@ from virttui.firstpoll import FirstPoll
 from virttui.fleet import Fleet
 from virttui.hostkeys import HostKeyPrompter
 from virttui.locks.model import LeaseDirSnapshot, LeaseState
-from virttui.messages import ActionFinished, FleetUpdated, HostChanged, HostFailed, HostPolled
+from virttui.messages import (
+    ActionFinished,
+    EssentialFinished,
+    FleetUpdated,
+    HostChanged,
+    HostFailed,
+    HostPolled,
+    LeaseDirRead,
+)
 from virttui.polling import PollScheduler
 from virttui.roster import Roster
 from virttui.screens.main import MainScreen
 from virttui.widgets import textual_fixes  # noqa: F401 - patches Textual on import
+from virttui.workers import run_blocking
 
 if TYPE_CHECKING:
+    import asyncio
+
     from textual.driver import Driver as TerminalDriver
 
 log = logging.getLogger(__name__)
@@ -84,17 +96,20 @@ class VirtTUI(App):
         self._log_handler: logging.Handler | None = None
         self.fleet = Fleet([driver.uri for driver in drivers])
         self.scheduler = PollScheduler(self, drivers, poll_interval, autopoll=autopoll, first_polls=first_polls)
-        self.actions = ActionRunner(self)
-        self.host_keys = HostKeyPrompter(self)
-        self.essentials = Essentials(self)
-        self.roster = Roster(self, config)
+        # What the controllers see of the console: never this App itself, only its UI port.
+        self.context = ConsoleContext(self.fleet, self.scheduler, self)
+        self.essentials = Essentials(self.context)
+        self.actions = ActionRunner(self.context, self.essentials)
+        self.host_keys = HostKeyPrompter(self.context)
+        self.roster = Roster(self.context, config)
         self._notices = list(notices)
         self._signals: list[int] = []  # SIGTERM, SIGHUP: handled by the event loop while the console runs
-        self._signals_loop = None
+        self._signals_loop: asyncio.AbstractEventLoop | None = None
         self._leave_by: float | None = None  # monotonic deadline, once a signal or the terminal's loss ends it
         self._worker_threads: _WorkerThreads | None = None
         self.collector = CycleCollector(self, busy=self.scheduler.polling)
         self._warned: set[tuple[str, str]] = set()
+        self.context.host_removed.subscribe(self._forget_host)
 
     def on_mount(self) -> None:
         self.set_timer(1.0, self.collector.start)  # once started: it costs ~15-20 ms, a twentieth of a start
@@ -149,7 +164,7 @@ class VirtTUI(App):
         loop = asyncio.get_running_loop()
         for number in (signal.SIGTERM, signal.SIGHUP):
             try:
-                loop.add_signal_handler(number, lambda code=128 + number: self._leave(code))
+                loop.add_signal_handler(number, functools.partial(self._leave, 128 + number))
             except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signal
                 continue
             self._signals_loop = loop
@@ -205,10 +220,9 @@ class VirtTUI(App):
                 # CLI's on its way out, would wait on the same host, after the console has gone.
                 driver.close = _closing_already  # type: ignore[method-assign]
 
-    def forget_host(self, uri: str) -> None:
-        """A removed host: its shown warnings and refused host keys; added again, it starts afresh."""
+    def _forget_host(self, uri: str) -> None:
+        """A removed host: its shown warnings; added again, it starts afresh."""
         self._warned = {(u, warning) for u, warning in self._warned if u != uri}
-        self.host_keys.forget_host(uri)
 
     # -- poll results --------------------------------------------------------
     @contained
@@ -252,6 +266,10 @@ class VirtTUI(App):
         self.actions.finished(message)
         self.broadcast_fleet()
 
+    @contained
+    def on_essential_finished(self, message: EssentialFinished) -> None:
+        self.essentials.finished(message)
+
     def broadcast_fleet(self) -> None:
         """Tell every screen on the stack that the fleet changed."""
         if self._leave_by is not None:
@@ -262,9 +280,11 @@ class VirtTUI(App):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A worker that died of an unexpected error: log it, show one line, keep running."""
         if event.state is WorkerState.ERROR:
-            error = event.worker.error
-            log.error("worker %s failed", event.worker.name, exc_info=error)
-            self.notify(f"internal error in {event.worker.name}: {error}", severity="error", markup=False)
+            self._worker_failed(event.worker.name, event.worker.error)
+
+    def _worker_failed(self, name: str, error: BaseException | None) -> None:
+        log.error("worker %s failed", name, exc_info=error)
+        self.notify(f"internal error in {name}: {error}", severity="error", markup=False)
 
     def report_error(self, error: Exception) -> None:
         """An unexpected exception from a handler or action: log it, say it in one line, carry on."""
@@ -313,14 +333,20 @@ class VirtTUI(App):
                 self._preview_cleanup(uri, manager, manager.snapshot())
                 return
 
-            def read(uri: str = uri, manager=manager) -> None:  # noqa: ANN001 - a LeaseManager
-                fresh = manager.snapshot()  # never the polls' view: a file may have changed since its last pass
-                self.call_from_thread(self._preview_cleanup, uri, manager, fresh)
-
             self.notify(f"reading {self.fleet.host(uri).label}'s lease directory…", timeout=3, markup=False)
-            self.run_worker(read, thread=True, group="cleanup preview", exclusive=True, exit_on_error=False)
+            # never the polls' view: a file may have changed since its last pass
+            run_blocking(self, manager.snapshot, LeaseDirRead.tagged((uri, manager)), group="cleanup preview",
+                         exclusive=True)
             return
         self.notify("no host with a lease directory is connected", severity="warning", markup=False)
+
+    @contained
+    def on_lease_dir_read(self, message: LeaseDirRead) -> None:
+        uri, manager = message.tag
+        if message.error is not None:
+            self._worker_failed("", message.error)  # as an error of its worker was reported
+            return
+        self._preview_cleanup(uri, manager, cast(LeaseDirSnapshot, message.value))
 
     def _preview_cleanup(self, uri: str, manager, fresh: LeaseDirSnapshot) -> None:  # noqa: ANN001
         from virttui.screens.cleanup import CleanupScreen
@@ -463,7 +489,7 @@ def _hangup_aware_driver() -> type[TerminalDriver]:
             # behind it would block the UI thread once its queue is full.
             self._gone = True
             try:
-                self._loop.call_soon_threadsafe(self._app.terminal_gone)
+                self._loop.call_soon_threadsafe(cast(VirtTUI, self._app).terminal_gone)
             except RuntimeError:  # the event loop has closed: the console has ended anyway
                 pass
 

@@ -1,11 +1,12 @@
-"""Messages that carry results from worker threads back to the UI thread."""
+"""Messages that carry results from worker threads back to the UI thread (see virttui.workers)."""
 
 from __future__ import annotations
 
 from textual.message import Message
 
-from virttui.drivers.base import Action
 from virttui.drivers.model import Host, HostSnapshot
+from virttui.locks.model import LeaseDirSnapshot
+from virttui.workers import WorkResult
 
 
 class HostPolled(Message):
@@ -27,9 +28,9 @@ class HostFailed(Message):
 
 
 class ActionFinished(Message):
-    """A lifecycle action ended; error is "" on success."""
+    """A lifecycle action ended; error is "" on success. `action`: its actiontable id."""
 
-    def __init__(self, uri: str, uuid: str, name: str, action: Action, error: str, loop: object = None) -> None:
+    def __init__(self, uri: str, uuid: str, name: str, action: str, error: str, loop: object = None) -> None:
         super().__init__()
         self.uri = uri
         self.uuid = uuid
@@ -37,6 +38,14 @@ class ActionFinished(Message):
         self.action = action
         self.error = error
         self.loop = loop  # the host's poll loop it ran under: a host removed and added again has another
+
+
+class EssentialFinished(WorkResult[object]):
+    """An Essentials driver call ended (virttui.essentials: its tag says which)."""
+
+
+class LeaseDirRead(WorkResult[LeaseDirSnapshot]):
+    """A host's lease directory, read afresh for the cleanup preview; tag: (uri, its lease manager)."""
 
 
 class FleetUpdated(Message):

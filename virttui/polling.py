@@ -10,6 +10,7 @@ its host send events without end (a reboot loop, RTC or balloon changes).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -17,14 +18,18 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
-from textual.message import Message
 from textual.timer import Timer
 
 from virttui.drivers.base import Driver
 from virttui.drivers.errors import DriverError
-from virttui.drivers.model import ConnectionState, Host
+from virttui.drivers.model import ConnectionState, Host, HostSnapshot
 from virttui.firstpoll import FirstPoll
 from virttui.messages import HostChanged, HostFailed, HostPolled
+from virttui.workers import Workers, run_blocking, run_now
+
+# Event-driven polls of one host are at least half an interval apart, and never more than this: a
+# long interval (an hour, for a quiet fleet) must not hold back a change an event announced.
+MAX_EVENT_GAP = 5.0
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
@@ -34,18 +39,11 @@ MAX_BACKOFF = 60.0
 MIN_REPOLL_GAP = 0.1
 
 
-class PollingApp(Protocol):
-    """What the scheduler needs of its app: VirtTUI's (tests pass a stand-in)."""
-
-    def run_worker(self, work: Callable[[], object], *args: Any, **kwargs: Any) -> object: ...
+class PollingApp(Workers, Protocol):
+    """What the scheduler needs of its app: VirtTUI's (tests pass a stand-in). Poll results go to it as
+    HostPolled and HostFailed messages (virttui.workers), handled by its on_host_polled / on_host_failed."""
 
     def set_timer(self, delay: float, callback: Callable[[], object], *args: Any, **kwargs: Any) -> Timer: ...
-
-    def post_message(self, message: Message) -> bool: ...
-
-    def on_host_polled(self, message: HostPolled) -> None: ...
-
-    def on_host_failed(self, message: HostFailed) -> None: ...
 
 
 class _HostLoop:
@@ -143,12 +141,8 @@ class PollScheduler:
                 loop.running = True
                 self._last_seq += 1
                 loop.seq = self._last_seq
-                result = self._poll_once(loop, loop.seq)
                 # handled now, not posted: a posted message would be handled after the first frame
-                if isinstance(result, HostPolled):
-                    self.app.on_host_polled(result)
-                else:
-                    self.app.on_host_failed(result)
+                run_now(self.app, functools.partial(self._poll_once, loop), _reported(uri, loop.seq))
             else:
                 self.poll_now(uri)
 
@@ -180,18 +174,18 @@ class PollScheduler:
         loop.started = self._monotonic()
         self._last_seq += 1
         loop.seq = seq = self._last_seq
-        self.app.run_worker(lambda: self._poll(loop, seq), thread=True, group=f"poll {uri}",
-                            name=f"poll {uri}", exit_on_error=False)
+        run_blocking(self.app, functools.partial(self._poll, loop), _reported(uri, seq), group=f"poll {uri}",
+                     name=f"poll {uri}")
 
     def poll_on_event(self, uri: str) -> None:
         """The host's event stream reported a change: poll now, unless an event-driven poll was asked
-        for less than half an interval ago; then one poll at the end of that gap serves every
+        for less than half an interval (at most MAX_EVENT_GAP) ago; then one poll at the end of that gap serves every
         event that came meanwhile. A quiet host's first event is still polled at once."""
         loop = self._loops.get(uri)
         if loop is None or self._stopped or loop.event_timer is not None:
             return
         now = self._monotonic()
-        wait = loop.event_polled + self.interval / 2 - now
+        wait = loop.event_polled + min(self.interval / 2, MAX_EVENT_GAP) - now
         if wait <= 0:
             loop.event_polled = now
             self.poll_now(uri)
@@ -208,14 +202,15 @@ class PollScheduler:
         """A number every later poll of this host carries or exceeds (numbers only grow)."""
         return self._last_seq + 1
 
-    def _poll(self, loop: _HostLoop, seq: int) -> None:
-        """Runs in a worker thread: never touches widgets, only posts messages."""
+    def _poll(self, loop: _HostLoop) -> HostSnapshot | None:
+        """Runs in a worker thread: never touches widgets. None: no poll (the host is gone, or the
+        console ending), so no message."""
         with loop.lock:
             if loop.retired or self._stopped:  # queued behind other workers while the console ended
-                return
+                return None
             loop.in_flight = True
         try:
-            self.app.post_message(self._poll_once(loop, seq))
+            return self._poll_once(loop)
         finally:
             with loop.lock:
                 loop.in_flight = False
@@ -223,8 +218,8 @@ class PollScheduler:
             if close_now:
                 close_driver(loop.driver)
 
-    def _poll_once(self, loop: _HostLoop, seq: int) -> HostPolled | HostFailed:
-        """Connect if need be and poll; the result as the message that reports it."""
+    def _poll_once(self, loop: _HostLoop) -> HostSnapshot:
+        """Connect if need be and poll; a failure stops the host's events and is raised (_reported)."""
         driver = loop.driver
         first, loop.first_poll = loop.first_poll, None
         try:
@@ -241,18 +236,13 @@ class PollScheduler:
                     loop.connected = True
                     self._watch(driver)
                 snapshot = driver.poll()
-        except DriverError as exc:
+        except Exception as exc:  # a bug must not kill the loop either: logged, shown in one line
+            if not isinstance(exc, DriverError):
+                log.exception("poll of %s failed", driver.uri)
             loop.connected = False
             _unwatch(driver)
-            failed = Host(uri=driver.uri, state=ConnectionState.ERROR, last_error=str(exc))
-            return HostFailed(failed, seq)
-        except Exception as exc:  # a bug must not kill the loop; log it, show one line
-            log.exception("poll of %s failed", driver.uri)
-            loop.connected = False
-            _unwatch(driver)
-            return HostFailed(Host(uri=driver.uri, state=ConnectionState.ERROR,
-                                   last_error=f"internal error: {type(exc).__name__}: {exc}"), seq)
-        return HostPolled(snapshot, seq)
+            raise
+        return snapshot
 
     def _watch(self, driver: Driver) -> None:
         uri = driver.uri
@@ -298,6 +288,18 @@ class PollScheduler:
         self._stopped = True
         for loop in self._loops.values():
             _stop_timers(loop)
+
+
+def _reported(uri: str, seq: int) -> Callable[[HostSnapshot | None, Exception | None], HostPolled | HostFailed | None]:
+    """A poll's outcome as the message that reports it (run_blocking's `result`)."""
+
+    def message(snapshot: HostSnapshot | None, error: Exception | None) -> HostPolled | HostFailed | None:
+        if error is not None:
+            why = str(error) if isinstance(error, DriverError) else f"internal error: {type(error).__name__}: {error}"
+            return HostFailed(Host(uri=uri, state=ConnectionState.ERROR, last_error=why), seq)
+        return None if snapshot is None else HostPolled(snapshot, seq)
+
+    return message
 
 
 def _stop_timers(loop: _HostLoop) -> None:

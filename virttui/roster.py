@@ -1,10 +1,11 @@
 """The hosts of this run, their groups, and the config file they are saved to.
 
 Adding or removing a host in the console changes the running scheduler and
-fleet at once, then writes the config file. Hosts named with -c are never
-written there (the command line overrides the file, never the reverse): the
-file keeps its own host list, plus what the operator added or minus what the
-operator removed in the console. Remembered Domains sort and columns go the
+fleet at once (the context's host_added / host_removed signals, which every
+owner of per-host state subscribes to), then writes the config file. Hosts
+named with -c are never written there (the command line overrides the file,
+never the reverse): the file keeps its own host list, plus what the operator
+added or minus what the operator removed in the console. Remembered Domains sort and columns go the
 same way.
 """
 
@@ -18,7 +19,7 @@ from virttui.config import Config, ConfigError, save_config, with_host, without_
 from virttui.drivers.errors import InvalidURI
 
 if TYPE_CHECKING:
-    from virttui.app import VirtTUI
+    from virttui.context import ConsoleContext
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,9 @@ log = logging.getLogger(__name__)
 class Roster:
     """What the keys + and - of the Hosts pane do, and where UI choices are remembered."""
 
-    def __init__(self, app: VirtTUI, config: Config | None) -> None:
-        self.app = app
+    def __init__(self, ctx: ConsoleContext, config: Config | None) -> None:
+        self.ctx = ctx
+        self.fleet, self.scheduler, self.ui = ctx.fleet, ctx.scheduler, ctx.ui
         self.config = config  # None: nothing is saved (tests, or a caller without a config file)
         self._groups: dict[str, str] = dict(config.groups) if config is not None else {}
 
@@ -38,7 +40,7 @@ class Roster:
     def group_names(self) -> list[str]:
         """Groups in the order their first host is listed."""
         names: list[str] = []
-        for uri in self.app.fleet.uris:
+        for uri in self.fleet.uris:
             group = self._groups.get(uri, "")
             if group and group not in names:
                 names.append(group)
@@ -51,7 +53,7 @@ class Roster:
             return "a URI is needed, e.g. qemu+ssh://root@hv1/system"
         if why := _group_problem(uri):
             return why
-        if self.app.scheduler.has(uri):
+        if self.scheduler.has(uri):
             return "that host is already in the console"
         from virttui.drivers.registry import check_uri
 
@@ -79,35 +81,34 @@ class Roster:
             if values:
                 self.add(values["uri"].strip(), values["group"].strip())
 
-        self.app.push_screen(PromptScreen("Add a host", fields, ok_label="Add", note=note), answered)
+        self.ui.push_screen(PromptScreen("Add a host", fields, ok_label="Add", note=note), answered)
 
     def add(self, uri: str, group: str = "") -> bool:
         """Poll the host from now on, list it under its group and save it; False if it cannot be."""
         from virttui.drivers.registry import open_driver
 
-        if self.app.scheduler.has(uri):
-            self.app.notify(f"{uri} is already in the console", severity="warning", markup=False)
+        if self.scheduler.has(uri):
+            self.ui.notify(f"{uri} is already in the console", severity="warning", markup=False)
             return False
         try:
             driver = open_driver(uri)
         except InvalidURI as exc:
-            self.app.notify(str(exc), severity="error", timeout=10, markup=False)
+            self.ui.notify(str(exc), severity="error", timeout=10, markup=False)
             return False
         if group:
             self._groups[uri] = group
-        self.app.fleet.add_host(uri)
-        self.app.scheduler.add(driver)
+        self.ctx.host_added.emit(driver)  # the fleet lists it, the scheduler polls it
         log.info("host added: %s", uri)
         if self.config is not None:
             self._save(with_host(self.config, uri, group), f"added {uri}")
-        self.app.broadcast_fleet()
+        self.ui.broadcast_fleet()
         return True
 
     # -- removing ----------------------------------------------------------------
     def ask_remove(self, uri: str) -> None:
         from virttui.screens.confirm import ConfirmScreen
 
-        label = self.app.fleet.host(uri).label
+        label = self.fleet.host(uri).label
         saved = self.config is not None and uri in self.config.hosts
         body = (f"{uri}\n\nIts guests are not touched: virttui only stops watching the host"
                 + (", and removes it from the config file." if saved else "."))
@@ -116,22 +117,18 @@ class Roster:
             if yes:
                 self.remove(uri)
 
-        self.app.push_screen(ConfirmScreen(f"Remove host {label} from the console?", body, yes_label="Remove"),
-                             answered)
+        self.ui.push_screen(ConfirmScreen(f"Remove host {label} from the console?", body, yes_label="Remove"),
+                            answered)
 
     def remove(self, uri: str) -> None:
-        if not self.app.scheduler.has(uri):
+        if not self.scheduler.has(uri):
             return
-        self.app.scheduler.remove(uri)
-        self.app.fleet.remove_host(uri)
-        self.app.actions.forget_host(uri)
-        self.app.essentials.forget_host(uri)
-        self.app.forget_host(uri)
+        self.ctx.host_removed.emit(uri)  # the scheduler, the fleet and every controller forget it
         self._groups.pop(uri, None)
         log.info("host removed: %s", uri)
         if self.config is not None and uri in self.config.hosts:
             self._save(without_host(self.config, uri), f"removed {uri}")
-        self.app.broadcast_fleet()
+        self.ui.broadcast_fleet()
 
     # -- remembered UI choices -----------------------------------------------------
     def remember(self, *, domain_sort: str | None = None, domain_columns: tuple[str, ...] | None = None) -> None:
@@ -151,10 +148,10 @@ class Roster:
         try:
             save_config(config, previous)
         except ConfigError as exc:
-            self.app.notify(f"not saved: {exc}", severity="error", timeout=10, markup=False)
+            self.ui.notify(f"not saved: {exc}", severity="error", timeout=10, markup=False)
             return
         if what:
-            self.app.notify(f"{what}; saved to {config.path}", markup=False)
+            self.ui.notify(f"{what}; saved to {config.path}", markup=False)
 
 
 def _group_problem(text: str) -> str:

@@ -16,41 +16,29 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid as uuidlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 
 from virttui.drivers.base import Action, Driver
-from virttui.drivers.errors import ConnectionFailed, DomainNotFound, DriverError, NotSupported, OperationInvalid
+from virttui.drivers.errors import ConnectionFailed, DriverError, NotSupported, OperationInvalid
 from virttui.drivers.events import EventWatcher
-from virttui.drivers.model import (
-    ConnectionState,
-    Disk,
-    DiskIO,
-    Domain,
-    DomainSnapshot,
-    DomainState,
-    Host,
-    HostSnapshot,
-    notable_reason,
-)
-from virttui.drivers.names import check_name, escaped, usable_name
+from virttui.drivers.model import ConnectionState, DomainSnapshot, DomainState, Host, HostSnapshot
+from virttui.drivers.names import check_name, usable_name
 from virttui.drivers.transport import COMMAND_TIMEOUT, CommandResult, Transport
 from virttui.drivers.uri import LibvirtURI
+from virttui.drivers.virshdomains import CachedXML, build_domain, domain_state
 from virttui.drivers.virshparse import (
     NodeFacts,
     VirshEvent,
-    new_marker,
     parse_domstats,
     parse_names,
     parse_node_facts,
     parse_uuid_names,
-    split_sections,
-    stat_int,
     virsh_error,
 )
+from virttui.drivers.virshscript import check_uuid, run_in_batches, script, virsh_quote
 from virttui.drivers.virshsession import VirshSession
-from virttui.drivers.xmlparse import DomainDefinition, parse_domain, parse_xml
+from virttui.drivers.virshsnapshots import listed_snapshots
+from virttui.drivers.xmlparse import parse_domain, parse_xml
 from virttui.locks.model import LockConfig
 
 log = logging.getLogger(__name__)
@@ -68,44 +56,8 @@ POLL_COMMANDS_WAITING = tuple(command.replace(" --nowait", "") for command in PO
 NODE_COMMANDS = ("nodeinfo", "hostname", "version")
 NOWAIT_FLAG = 0x20000000  # VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT, libvirt 4.5
 LONG_ACTION_TIMEOUT = 900.0  # seconds: snapshots and storage removal of big guests
-BATCH_BYTES = 32 * 1024  # one virsh script at most: a quarter of Linux's 128 KiB argument cap
 # Full node facts again every so many polls: memory can be hot-added, libvirt upgraded.
 NODE_REFRESH_POLLS = 150
-
-
-@dataclass(frozen=True)
-class Script:
-    """One virsh command line running several commands, and the marker of its own that cuts the output."""
-
-    text: str
-    marker: str
-    count: int
-
-    def split(self, output: str) -> list[str]:
-        return split_sections(output, self.count, self.marker)
-
-
-def script(commands: tuple[str, ...] | list[str]) -> Script:
-    marker = new_marker()
-    return Script(f" ; echo {marker} ; ".join(commands), marker, len(commands))
-
-
-_SEPARATOR = len(script(["", ""]).text)  # what script() puts between two commands: " ; echo MARKER ; "
-
-
-def _check_uuid(uuid: str) -> str:
-    try:
-        return str(uuidlib.UUID(uuid))
-    except (ValueError, AttributeError, TypeError):
-        raise DomainNotFound(f"not a domain UUID: {uuid!r}") from None
-
-
-@dataclass(frozen=True)
-class _CachedXML:
-    xml: str
-    definition: DomainDefinition
-    active: bool  # whether the domain was running when this XML was taken
-    dom_id: int | None
 
 
 
@@ -113,6 +65,8 @@ def _refuses_nowait(message: str) -> bool:
     """An older virsh says so by name; a newer virsh reaching an older daemon (tcp, tls) gets the
     daemon's virCheckFlags wording, which names only the flag's bits."""
     return "nowait" in message or f"unsupported flags (0x{NOWAIT_FLAG:x})" in message
+
+
 
 class VirshDriver(Driver):
     """A libvirt host behind `virsh -c URI`, run through a Transport."""
@@ -128,7 +82,7 @@ class VirshDriver(Driver):
         self._lock = threading.Lock()
         self._facts: NodeFacts | None = None
         self._polls = 0
-        self._xml: dict[str, _CachedXML] = {}
+        self._xml: dict[str, CachedXML] = {}
         self._names: dict[str, str] = {}  # name -> uuid, from the last poll
         self._stale: set[str] = set()  # names whose XML an event invalidated
         self._watcher: EventWatcher | None = None
@@ -256,14 +210,14 @@ class VirshDriver(Driver):
         stats = parse_domstats(stats_text)
         autostart = parse_names(autostart_text)
         transient = parse_names(transient_text)
-        states = {uuid: self._state(stats.get(name, {})) for uuid, name in pairs}
+        states = {uuid: domain_state(stats.get(name, {})) for uuid, name in pairs}
         self._refresh_xml(pairs, states)
         domains = []
         for uuid, name in pairs:
             cached = self._xml.get(uuid)
             if cached is None:
                 continue  # vanished between the listing and dumpxml: next poll settles it
-            domains.append(self._domain(uuid, name, states[uuid], stats.get(name, {}), cached,
+            domains.append(build_domain(uuid, name, states[uuid], stats.get(name, {}), cached,
                                         name in autostart, name not in transient))
         with self._lock:
             self._names = {name: uuid for uuid, name in pairs}
@@ -278,11 +232,6 @@ class VirshDriver(Driver):
         leases = self._leases.poll_snapshot() if self._leases is not None else None
         return HostSnapshot(host=host, domains=tuple(sorted(domains, key=lambda d: d.name)), taken_at=taken_at,
                             leases=leases)
-
-    @staticmethod
-    def _state(stats: dict[str, str]) -> DomainState:
-        number = stat_int(stats, "state.state", 0)
-        return DomainState.from_libvirt_number(number or 0)
 
     def _refresh_xml(self, pairs: list[tuple[str, str]], states: dict[str, DomainState]) -> None:
         with self._lock:
@@ -304,23 +253,11 @@ class VirshDriver(Driver):
             definition = parse_domain(root, what=f"{self.uri}: domain {uuid}")
             raw_id = root.get("id")
             dom_id = int(raw_id) if raw_id and raw_id.isascii() and raw_id.isdigit() else None
-            self._xml[uuid] = _CachedXML(text, definition, states[uuid].is_active, dom_id)
+            self._xml[uuid] = CachedXML(text, definition, states[uuid].is_active, dom_id)
 
     def _tolerant_batches(self, commands: list[str]) -> list[str]:
-        """Each command's output, from as few virsh runs as fit: one script is one argument (of
-        `virsh` here, of the remote shell over SSH), and Linux caps an argument at 128 KiB; the
-        first poll of a host with ~1600 domains made one longer than that."""
-        texts: list[str] = []
-        start = 0
-        while start < len(commands):
-            end, size = start, 0
-            while end < len(commands) and (end == start or size + len(commands[end]) + _SEPARATOR <= BATCH_BYTES):
-                size += len(commands[end]) + _SEPARATOR
-                end += 1
-            batch = script(commands[start:end])
-            texts.extend(batch.split(self._virsh_tolerant(batch.text)))
-            start = end
-        return texts
+        """Each command's output, from as few virsh runs as fit (see virshscript.run_in_batches)."""
+        return run_in_batches(commands, self._virsh_tolerant)
 
     def _virsh_tolerant(self, command: str) -> str:
         """Run a batch where single commands may fail (a domain undefined meanwhile): judged by its
@@ -334,53 +271,12 @@ class VirshDriver(Driver):
             raise virsh_error(result.stderr, result.returncode, self.uri)
         return result.stdout
 
-    def _domain(self, uuid: str, name: str, state: DomainState, stats: dict[str, str], cached: _CachedXML,
-                autostart: bool, persistent: bool) -> Domain:
-        definition = cached.definition
-        active = state.is_active
-        disks, io = self._disks(definition.disks, stats)
-        memory = stat_int(stats, "balloon.current") if active else None
-        max_memory = stat_int(stats, "balloon.maximum") if active else None
-        return Domain(
-            uuid=uuid, name=name, state=state,
-            vcpus=(stat_int(stats, "vcpu.current") if active else None) or definition.vcpus,
-            memory_kib=memory or definition.memory_kib,
-            max_memory_kib=max_memory or definition.max_memory_kib,
-            autostart=autostart, persistent=persistent,
-            cpu_time_ns=stat_int(stats, "cpu.time", 0) or 0,
-            disks=disks, disk_io=io,
-            id=cached.dom_id if active else None,
-            net_rx_bytes=_sum_stat(stats, "net", "rx.bytes"),
-            net_tx_bytes=_sum_stat(stats, "net", "tx.bytes"),
-            memory_used_kib=_used_memory(stats) if active else None,
-            reason=notable_reason(state, _reason_number(stats)),
-        )
-
-    @staticmethod
-    def _disks(disks: tuple[Disk, ...],
-               stats: dict[str, str]) -> tuple[tuple[Disk, ...], tuple[tuple[str, DiskIO], ...]]:
-        by_target: dict[str, int] = {}
-        for number in range(min(stat_int(stats, "block.count", 0) or 0, len(stats))):  # a count of 10**11: no hang
-            by_target[stats.get(f"block.{number}.name", "")] = number
-        out, io = [], []
-        for disk in disks:
-            index = by_target.get(disk.target)
-            if index is None:
-                out.append(disk)
-                continue
-            prefix = f"block.{index}."
-            out.append(replace(disk, capacity=stat_int(stats, prefix + "capacity", 0) or 0,
-                               allocation=stat_int(stats, prefix + "allocation", 0) or 0))
-            io.append((disk.target, DiskIO(stat_int(stats, prefix + "rd.bytes", 0) or 0,
-                                           stat_int(stats, prefix + "wr.bytes", 0) or 0)))
-        return tuple(out), tuple(io)
-
     # -- reading and acting ------------------------------------------------------
     def domain_xml(self, uuid: str) -> str:
-        return self._virsh(f"dumpxml {_check_uuid(uuid)}", what=self.uri)
+        return self._virsh(f"dumpxml {check_uuid(uuid)}", what=self.uri)
 
     def perform(self, uuid: str, action: Action) -> None:
-        uuid = _check_uuid(uuid)
+        uuid = check_uuid(uuid)
         result = self._run_virsh(f"{action.value} {uuid}")
         if result.returncode != 0:
             raise virsh_error(result.stderr, result.returncode, f"{action.value} {uuid}")
@@ -404,11 +300,11 @@ class VirshDriver(Driver):
 
     # -- operator essentials -----------------------------------------------------
     def set_autostart(self, uuid: str, enabled: bool) -> None:
-        uuid = _check_uuid(uuid)
+        uuid = check_uuid(uuid)
         self._act(f"autostart {uuid}" + ("" if enabled else " --disable"), f"autostart {uuid}")
 
     def undefine(self, uuid: str, *, remove_storage: bool = False) -> None:
-        uuid = _check_uuid(uuid)
+        uuid = check_uuid(uuid)
         flags = " --managed-save --snapshots-metadata" + (" --remove-all-storage" if remove_storage else "")
         self._act(f"undefine {uuid}{flags}", f"undefine {uuid}", slow=remove_storage)
 
@@ -416,7 +312,7 @@ class VirshDriver(Driver):
         """Every snapshot the host lists. Only usable names go back into a command (a name with a CR or
         DEL would be read by interactive virsh's readline as a second command): the rest are listed,
         marked unusable, and nothing is ever done with them."""
-        uuid = _check_uuid(uuid)
+        uuid = check_uuid(uuid)
         names = [n for n in self._act(f"snapshot-list {uuid} --name", f"snapshots of {uuid}").split("\n") if n]
         if not names:
             return []
@@ -424,43 +320,28 @@ class VirshDriver(Driver):
         usable = [name for name in names if usable_name(name)]
         texts = dict(zip(usable, self._tolerant_batches(
             [f"snapshot-dumpxml {uuid} --snapshotname {virsh_quote(n)}" for n in usable]), strict=True))
-        snaps: list[DomainSnapshot] = []
-        unresolved: list[str] = []  # lines no snapshot answers to: the pieces of a name with a line break
-        for name in names:
-            text = texts.get(name, "")
-            if text.strip():
-                if unresolved:
-                    snaps.append(DomainSnapshot(name="\n".join(unresolved), usable=False))
-                    unresolved = []
-                snaps.append(_parse_snapshot(text, name, current, f"{self.uri}: snapshot {escaped(name)!r}"))
-            elif name in texts:
-                unresolved.append(name)
-            else:
-                snaps.append(DomainSnapshot(name=name, usable=False))
-        if unresolved:
-            snaps.append(DomainSnapshot(name="\n".join(unresolved), usable=False))
-        return snaps
+        return listed_snapshots(names, texts, current, self.uri)
 
     def create_snapshot(self, uuid: str, name: str, description: str = "") -> None:
-        uuid = _check_uuid(uuid)
+        uuid = check_uuid(uuid)
         command = f"snapshot-create-as {uuid} --name {virsh_quote(check_name(name, 'snapshot name'))}"
         if description:
             command += f" --description {virsh_quote(check_name(description, 'description'))}"
         self._act(command, f"snapshot {name!r} of {uuid}", slow=True)
 
     def revert_snapshot(self, uuid: str, name: str) -> None:
-        uuid = _check_uuid(uuid)
+        uuid = check_uuid(uuid)
         name = check_name(name, "snapshot name")
         self._act(f"snapshot-revert {uuid} --snapshotname {virsh_quote(name)}", f"revert {uuid} to {name!r}", slow=True)
         self._mark_stale(uuid)
 
     def delete_snapshot(self, uuid: str, name: str) -> None:
-        uuid = _check_uuid(uuid)
+        uuid = check_uuid(uuid)
         name = check_name(name, "snapshot name")
         self._act(f"snapshot-delete {uuid} --snapshotname {virsh_quote(name)}", f"delete snapshot {name!r}", slow=True)
 
     def set_memory_stats_period(self, uuid: str, seconds: int) -> None:
-        uuid = _check_uuid(uuid)
+        uuid = check_uuid(uuid)
         if not 0 <= seconds <= 86400:
             raise OperationInvalid("the memory stats period is 0 (off) to 86400 seconds")
         self._act(f"dommemstat {uuid} --period {int(seconds)} --live --config", f"memory stats period of {uuid}")
@@ -469,7 +350,7 @@ class VirshDriver(Driver):
         return hasattr(self.transport, "interactive")
 
     def attach_console(self, uuid: str) -> None:
-        uuid = _check_uuid(uuid)
+        uuid = check_uuid(uuid)
         argv = ["virsh", "-c", self.target_uri, "console", uuid]
         interactive = getattr(self.transport, "interactive", None)
         if interactive is None:
@@ -478,43 +359,6 @@ class VirshDriver(Driver):
         if code not in (0, None):
             raise OperationInvalid(f"{self.uri}: the serial console of {uuid} ended with status {code}")
 
-
-def virsh_quote(arg: str) -> str:
-    """One argument for virsh's own command-line parser: double quotes, backslash escapes."""
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _reason_number(stats: dict[str, str]) -> int | None:
-    """state.reason, or None when it is absent or junk: a reason is worth showing, not failing a poll for."""
-    value = stats.get("state.reason", "")
-    return int(value) if value.isascii() and value.isdigit() else None
-
-
-def _sum_stat(stats: dict[str, str], group: str, key: str) -> int:
-    """Sum of `group.N.key` over the group's `group.count` entries."""
-    return sum(stat_int(stats, f"{group}.{index}.{key}", 0) or 0
-               for index in range(min(stat_int(stats, f"{group}.count", 0) or 0, len(stats))))
-
-
-def _used_memory(stats: dict[str, str]) -> int | None:
-    """What the guest uses, as its balloon driver reports: available minus unused (KiB)."""
-    available = stat_int(stats, "balloon.available")
-    unused = stat_int(stats, "balloon.unused")
-    if available is None or unused is None:
-        return None
-    return max(0, available - unused)
-
-
-def _parse_snapshot(text: str, name: str, current: str, what: str) -> DomainSnapshot:
-    """A snapshot's XML, under the name the listing gave (the one commands use)."""
-    root = parse_xml(text, what)
-    def child(tag: str) -> str:
-        elem = root.find(tag)
-        return (elem.text or "").strip() if elem is not None else ""
-    created = child("creationTime")
-    return DomainSnapshot(name=name, description=child("description"), state=child("state"),
-                          created=int(created) if created.isascii() and created.isdigit() else 0,
-                          parent=child("parent/name"), current=name == current)
 
 
 def open_virsh_driver(uri: str, parsed: LibvirtURI, *, clock: Callable[[], float] = time.monotonic) -> VirshDriver:

@@ -55,7 +55,8 @@ def discover(transport: Transport, *, in_process: bool) -> Discovered:
     assert config is not None  # an unreadable qemu.conf returned just above
     if config.manager not in ("sanlock", "lockd") or (config.manager == "lockd" and not config.file_lockspace_dir):
         return Discovered(config, None)
-    from virttui.locks.hostleases import AgentRunner, HostLeaseManager
+    from virttui.locks.agentrunner import AgentRunner
+    from virttui.locks.hostleases import HostLeaseManager
 
     runner = AgentRunner() if in_process else AgentRunner(transport)
     return Discovered(config, HostLeaseManager(config, runner))

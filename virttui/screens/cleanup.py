@@ -9,16 +9,30 @@ from __future__ import annotations
 
 import time
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Label, ProgressBar
 
+from virttui.crash import contained
 from virttui.locks.model import CleanupOutcome, LeaseStatus
 from virttui.widgets.difftable import Cell
 from virttui.widgets.panes import LEASE_STYLES
+from virttui.workers import WorkResult, run_blocking
+
+
+class CleanupProgress(Message):
+    """Outcomes of files the running cleanup has tried, in a batch."""
+
+    def __init__(self, outcomes: list[CleanupOutcome]) -> None:
+        super().__init__()
+        self.outcomes = outcomes
+
+
+class CleanupEnded(WorkResult[int]):
+    """The cleanup ended: how many files it removed, or the error that stopped it part way."""
 
 
 class CleanupScreen(ModalScreen[int]):
@@ -94,24 +108,32 @@ class CleanupScreen(ModalScreen[int]):
         self.query_one(ProgressBar).add_class("-running")
         self.run_cleanup([status.name for status in self.candidates])
 
-    @work(thread=True, exclusive=True, group="lease-cleanup", exit_on_error=False)
     def run_cleanup(self, names: list[str]) -> None:
         """File I/O on a lease directory (often NFS) stays off the UI thread."""
-        try:
-            report = self.manager.cleanup(names, progress=self._progress_from_thread)
-        except Exception as exc:  # noqa: BLE001 - a lost host, no python3, a refusal: always end the dialog
-            why = " ".join((getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).split())
-            self._hand_over()  # what was done is shown and counted first
-            self.app.call_from_thread(self._fail, why)
-            return
-        missing = set(names) - {o.name for o in report.outcomes}
-        self._batch.extend(CleanupOutcome(name, "", False, "vanished") for name in sorted(missing))
-        self._hand_over()
-        self.app.call_from_thread(self._finish, len(report.removed), "")
+
+        def clean() -> int:
+            try:
+                report = self.manager.cleanup(names, progress=self._progress_from_thread)
+                missing = set(names) - {o.name for o in report.outcomes}
+                self._batch.extend(CleanupOutcome(name, "", False, "vanished") for name in sorted(missing))
+                return len(report.removed)
+            finally:
+                self._hand_over()  # what was done is shown and counted first, even when it failed
+
+        run_blocking(self, clean, CleanupEnded, name="run_cleanup", group="lease-cleanup", exclusive=True)
+
+    @contained
+    def on_cleanup_ended(self, message: CleanupEnded) -> None:
+        exc = message.error
+        if exc is None:
+            self._finish(message.value or 0, "")
+        else:  # a lost host, no python3, a refusal: always end the dialog
+            self._fail(" ".join((getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).split()))
 
     def _progress_from_thread(self, index: int, total: int, outcome: CleanupOutcome) -> None:
-        """Outcomes go to the UI in batches a tenth of a second apart: handing each over waits for the
-        UI thread, which paced a cleanup of a thousand files by the screen."""
+        """Outcomes go to the UI in batches a tenth of a second apart, one CleanupProgress message each:
+        handing each over on its own (it waited for the UI thread then) paced a cleanup of a thousand
+        files by the screen."""
         self._batch.append(outcome)
         if time.monotonic() - self._handed_at >= 0.1:
             self._hand_over()
@@ -120,7 +142,11 @@ class CleanupScreen(ModalScreen[int]):
         batch, self._batch = self._batch, []
         self._handed_at = time.monotonic()
         if batch:
-            self.app.call_from_thread(self._show_outcomes, batch)
+            self.post_message(CleanupProgress(batch))
+
+    @contained
+    def on_cleanup_progress(self, message: CleanupProgress) -> None:
+        self._show_outcomes(message.outcomes)
 
     def _show_outcomes(self, outcomes: list[CleanupOutcome]) -> None:
         table = self.query_one("#cleanup-files", DataTable)

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from rich.syntax import Syntax
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer, Vertical
@@ -22,11 +21,18 @@ from virttui.drivers.names import escaped
 from virttui.format import human_kib, human_rate, percent
 from virttui.messages import FleetUpdated
 from virttui.screens.lifecycle import LifecycleActions, action_bindings
+from virttui.workers import WorkResult, run_blocking
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from virttui.app import VirtTUI
+
+class XmlLoaded(WorkResult[str]):
+    """The domain's XML, or why it could not be read."""
+
+
+class SnapshotsListed(WorkResult[list[DomainSnapshot]]):
+    """The domain's snapshots, or why they could not be listed."""
 
 
 class DomainDetailScreen(LifecycleActions, Screen):
@@ -40,8 +46,6 @@ class DomainDetailScreen(LifecycleActions, Screen):
         Binding("delete", "delete_snapshot", "Del snap"),
         Binding("m", "memory_period", "Mem stats", show=False),
     ]
-
-    app: VirtTUI
 
     def __init__(self, uri: str, uuid: str) -> None:
         super().__init__()
@@ -80,16 +84,17 @@ class DomainDetailScreen(LifecycleActions, Screen):
         snapshot action, which may finish after this screen was closed: nothing to show then."""
         if not self.is_attached:
             return
+        scheduler = self.console.scheduler
+        run_blocking(self, lambda: scheduler.driver(self.uri).snapshots(self.uuid), SnapshotsListed,
+                     group="detail-snapshots", exclusive=True)
 
-        def work() -> None:
-            try:
-                snaps = self.app.scheduler.driver(self.uri).snapshots(self.uuid)
-            except Exception as exc:  # noqa: BLE001 - any failure shows in the pane, never a silent "loading"
-                self.app.call_from_thread(self._show_snapshots, None, _one_line(exc))
-                return
-            self.app.call_from_thread(self._show_snapshots, snaps, "")
-
-        self.run_worker(work, thread=True, exclusive=True, group="detail-snapshots", exit_on_error=False)
+    @contained
+    def on_snapshots_listed(self, message: SnapshotsListed) -> None:
+        """Any failure shows in the pane, never a silent "loading"."""
+        if message.error is not None:
+            self._show_snapshots(None, _one_line(message.error))
+        else:
+            self._show_snapshots(message.value, "")
 
     def _show_snapshots(self, snaps: list[DomainSnapshot] | None, error: str) -> None:
         table = self.query_one("#snapshots", DataTable)
@@ -128,32 +133,36 @@ class DomainDetailScreen(LifecycleActions, Screen):
     def action_new_snapshot(self) -> None:
         current = self.current_domain()
         if current is not None:
-            self.app.essentials.create_snapshot(*current, self.load_snapshots, self._snapshot_names)
+            self.console.essentials.create_snapshot(*current, self.load_snapshots, self._snapshot_names)
 
     def action_revert_snapshot(self) -> None:
         current, name = self.current_domain(), self._actionable_snapshot()
         if current is not None and name is not None:
-            self.app.essentials.revert_snapshot(*current, name, self.load_snapshots)
+            self.console.essentials.revert_snapshot(*current, name, self.load_snapshots)
 
     def action_delete_snapshot(self) -> None:
         current, name = self.current_domain(), self._actionable_snapshot()
         if current is not None and name is not None:
-            self.app.essentials.delete_snapshot(*current, name, self.load_snapshots)
+            self.console.essentials.delete_snapshot(*current, name, self.load_snapshots)
 
     def action_memory_period(self) -> None:
         current = self.current_domain()
         if current is not None:
-            self.app.essentials.memory_stats_period(*current)
+            self.console.essentials.memory_stats_period(*current)
 
-    @work(thread=True, exclusive=True, group="detail-xml", exit_on_error=False)
     def load_xml(self) -> None:
         """dumpxml can block on a remote host: fetch it off the UI thread."""
-        try:
-            xml = self.app.scheduler.driver(self.uri).domain_xml(self.uuid)
-        except Exception as exc:  # noqa: BLE001 - any failure shows in the pane, never a silent "loading"
-            self.app.call_from_thread(self._show_xml, None, _one_line(exc))
-            return
-        self.app.call_from_thread(self._show_xml, xml, "")
+        scheduler = self.console.scheduler
+        run_blocking(self, lambda: scheduler.driver(self.uri).domain_xml(self.uuid), XmlLoaded, name="load_xml",
+                     group="detail-xml", exclusive=True)
+
+    @contained
+    def on_xml_loaded(self, message: XmlLoaded) -> None:
+        """Any failure shows in the pane, never a silent "loading"."""
+        if message.error is not None:
+            self._show_xml(None, _one_line(message.error))
+        else:
+            self._show_xml(message.value, "")
 
     def _show_xml(self, xml: str | None, error: str) -> None:
         widget = self.query_one("#xml", Static)
@@ -167,7 +176,7 @@ class DomainDetailScreen(LifecycleActions, Screen):
         self.refresh_view()
 
     def refresh_view(self) -> None:
-        fleet = self.app.fleet
+        fleet = self.console.fleet
         dom = fleet.domain(self.uri, self.uuid)
         head = self.query_one("#detail-head", Static)
         if dom is None:  # undefined, or its host removed: named as the operator last saw it
@@ -185,7 +194,7 @@ class DomainDetailScreen(LifecycleActions, Screen):
         cpu_hist, io_hist = fleet.history(self.uri, self.uuid)
         rows = [r for r in fleet.domain_rows(self.uri) if r.domain.uuid == self.uuid]
         row = rows[0] if rows else None
-        pending = self.app.actions.pending.get((self.uri, self.uuid))
+        pending = self.console.actions.pending.get((self.uri, self.uuid))
         text = Text()
         text.append(dom.name, style="bold")
         text.append(f" on {fleet.host(self.uri).label}   ")
@@ -230,20 +239,20 @@ class DomainDetailScreen(LifecycleActions, Screen):
 
     def current_domain(self) -> tuple[str, Domain] | None:
         """The domain, while its host is connected: a host in error leaves only a stale snapshot."""
-        if self.app.fleet.host(self.uri).state is not ConnectionState.CONNECTED:
+        if self.console.fleet.host(self.uri).state is not ConnectionState.CONNECTED:
             return None
-        dom = self.app.fleet.domain(self.uri, self.uuid)
+        dom = self.console.fleet.domain(self.uri, self.uuid)
         return (self.uri, dom) if dom is not None else None
 
     def why_no_domain(self) -> str:
-        host = self.app.fleet.host(self.uri)
+        host = self.console.fleet.host(self.uri)
         if host.state is not ConnectionState.CONNECTED:
             return f"{host.label} is {host.state_words}"
         return "the domain is gone"
 
     def on_screen_resume(self) -> None:
         """On top again (a dialog closed): a host key question that had to wait is asked now."""
-        self.app.host_keys.ask_deferred()
+        self.console.host_keys.ask_deferred()
 
     def action_back(self) -> None:
         self.app.pop_screen()

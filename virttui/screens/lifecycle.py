@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from textual.binding import Binding
 
 from virttui import actiontable as registry
 from virttui.actiontable import ActionSpec
 from virttui.drivers.model import Domain
+
+if TYPE_CHECKING:
+    from virttui.consoleapp import ConsoleApp
 
 
 def action_bindings(screen: str) -> list[Binding]:
@@ -22,6 +27,11 @@ def action_bindings(screen: str) -> list[Binding]:
 
 class LifecycleActions:
     """Mixin for a Screen: the registry's keys act on `current_domain()`, offered only when valid."""
+
+    @property
+    def console(self) -> ConsoleApp:
+        """The app's fleet, scheduler and controllers (VirtTUI, seen as a ConsoleApp)."""
+        return cast("ConsoleApp", self.app)  # type: ignore[attr-defined]
 
     def current_domain(self) -> tuple[str, Domain] | None:
         """(host uri, domain) the keys act on; None when there is none."""
@@ -58,4 +68,4 @@ class LifecycleActions:
     def action_domain(self, name: str) -> None:
         current = self.current_domain()
         if current is not None:
-            self.app.actions.request(current[0], current[1], name)  # type: ignore[attr-defined]
+            self.console.actions.request(current[0], current[1], name)

@@ -38,7 +38,6 @@ from virttui.widgets.panes import (
 )
 
 if TYPE_CHECKING:
-    from virttui.app import VirtTUI
     from virttui.locks.model import LeaseDirSnapshot
 
 LEASE_AGE_EPOCH = 1e9  # an as_of before 2001 is no wall time (a test's stepped clock): no age shown
@@ -80,7 +79,6 @@ class MainScreen(LifecycleActions, Screen):
         Binding("K", "review_host_key", "Check host key", show=False),
     ]
 
-    app: VirtTUI
     # Screen.focused repaints the whole screen when it changes: every Tab re-rendered all four panes
     # and the Footer (~20 ms of a ~55 ms pane switch at 2000 domains, measured). The two panes
     # whose focus changed restyle and repaint themselves; nothing else shows focus.
@@ -142,7 +140,7 @@ class MainScreen(LifecycleActions, Screen):
 
     def _apply_remembered(self, domains: DomainsTable) -> None:
         """The Domains columns and sort the config file remembers (names it does not know are ignored)."""
-        config = self.app.roster.config
+        config = self.console.roster.config
         if config is None:
             return
         columns = {key for key, _, _ in DomainsTable.COLUMNS}
@@ -158,7 +156,7 @@ class MainScreen(LifecycleActions, Screen):
 
     def on_screen_resume(self) -> None:
         """On top again (a dialog closed): a host key question that had to wait is asked now."""
-        self.app.host_keys.ask_deferred()
+        self.console.host_keys.ask_deferred()
 
     # -- data ----------------------------------------------------------------
     @contained
@@ -198,8 +196,8 @@ class MainScreen(LifecycleActions, Screen):
     def _refresh_hosts(self) -> None:
         """The Hosts tree: "all", then each host in config order, hosts of a group on its branch
         (the branch placed where its first host is)."""
-        fleet = self.app.fleet
-        roster = self.app.roster
+        fleet = self.console.fleet
+        roster = self.console.roster
         hosts = fleet.hosts()
         active_total = [0, 0]
         top: list[Host | str] = []  # hosts outside any group, and group names
@@ -224,9 +222,9 @@ class MainScreen(LifecycleActions, Screen):
                 rows.append(HostsTable.row_for(item, counts_of[item.uri], self._lockspace_text(item.uri)))
                 continue
             group_hosts = members[item]
-            counts = [counts_of[host.uri] for host in group_hosts if host.state is ConnectionState.CONNECTED]
+            live = [counts_of[host.uri] for host in group_hosts if host.state is ConnectionState.CONNECTED]
             folded = item in self._folded
-            rows.append(HostsTable.group_row(item, group_hosts, (sum(c[0] for c in counts), sum(c[1] for c in counts)),
+            rows.append(HostsTable.group_row(item, group_hosts, (sum(c[0] for c in live), sum(c[1] for c in live)),
                                              folded))
             if not folded:
                 for position, host in enumerate(group_hosts):
@@ -266,11 +264,11 @@ class MainScreen(LifecycleActions, Screen):
             table.border_title = Content(title)  # plain text: names and errors are not markup
 
     def _lockspace_text(self, uri: str) -> str:
-        snap = self.app.fleet.snapshot(uri)
+        snap = self.console.fleet.snapshot(uri)
         if snap is None or snap.leases is None:
             return "-"
         leases = snap.leases
-        fleet = self.app.fleet
+        fleet = self.console.fleet
         if fleet.host(uri).state is not ConnectionState.CONNECTED:
             return f"id {leases.host_id} {self._liveness_seen_by_peers(uri, leases.host_id)}"
         self._lease_peers[uri] = [peer for peer, _ in fleet.lease_dirs().get(fleet.lease_dir_of(uri) or "", [])
@@ -283,7 +281,7 @@ class MainScreen(LifecycleActions, Screen):
         """A failed host's own view is from before it failed; whether it is still live in the
         lockspace (its guests may still run and hold their leases) is what the hosts that shared its
         directory see now (remembered: once they stop seeing it, its view no longer counts as theirs)."""
-        fleet = self.app.fleet
+        fleet = self.console.fleet
         for peer in self._lease_peers.get(uri, []):
             snap = fleet.snapshot(peer)
             if fleet.host(peer).state is ConnectionState.CONNECTED and snap is not None and snap.leases \
@@ -303,7 +301,7 @@ class MainScreen(LifecycleActions, Screen):
         key = self.query_one(HostsTable).highlighted_key
         group = group_of_key(key)
         if group is None and key not in (None, ALL_HOSTS_KEY):
-            group = self.app.roster.group_of(key) or None
+            group = self.console.roster.group_of(key) or None
         return group
 
     def scope(self) -> tuple[set[str] | None, str]:
@@ -311,15 +309,15 @@ class MainScreen(LifecycleActions, Screen):
         key = self.query_one(HostsTable).highlighted_key
         group = group_of_key(key)
         if group is not None:
-            roster = self.app.roster
-            return {uri for uri in self.app.fleet.uris if roster.group_of(uri) == group}, f"group {group}"
+            roster = self.console.roster
+            return {uri for uri in self.console.fleet.uris if roster.group_of(uri) == group}, f"group {group}"
         if key in (None, ALL_HOSTS_KEY):
             return None, "all hosts"
-        return {key}, self.app.fleet.host(key).label
+        return {key}, self.console.fleet.host(key).label
 
     def _refresh_domains(self, *, from_poll: bool = False) -> None:
-        fleet = self.app.fleet
-        pending = self.app.actions.pending
+        fleet = self.console.fleet
+        pending = self.console.actions.pending
         needle = self.filter_text.casefold()
         shown, scope = self.scope()
         table = self.query_one(DomainsTable)
@@ -361,13 +359,13 @@ class MainScreen(LifecycleActions, Screen):
                 self._displaced = (lost, table.highlighted_key or "")
             return
         landed = table.highlighted_key
-        if landed is None or landed == before or any(key == before for key, _ in rows):
+        if landed is None or before is None or landed == before or any(key == before for key, _ in rows):
             return
         self._displaced = (before, landed)
         uri, _ = split_domain_key(before)
-        if not self.app.scheduler.has(uri):
+        if not self.console.scheduler.has(uri):
             return  # the operator removed its host: no news to them (the keys still wait for a move)
-        host = self.app.fleet.host(uri)
+        host = self.console.fleet.host(uri)
         why = "it left the list" if host.state is ConnectionState.CONNECTED else f"{host.label} is {host.state_words}"
         self.notify(f"The domain under the cursor is gone ({why}); keys act again once you move the cursor",
                     severity="warning", markup=False)
@@ -376,7 +374,7 @@ class MainScreen(LifecycleActions, Screen):
                           table: DomainsTable) -> list[Row]:
         """The Domains rows of one host, rebuilt only when its snapshot, host state, filter or pending
         actions changed (Fleet replaces the snapshot and Host objects whenever they change)."""
-        fleet = self.app.fleet
+        fleet = self.console.fleet
         waiting = tuple(sorted((key[1], label) for key, label in pending.items() if key[0] == uri))
         waiting += tuple(sorted(("marked", key[1]) for key in self.marked if key[0] == uri))
         snapshot, host = fleet.snapshot(uri), fleet.host(uri)
@@ -418,7 +416,7 @@ class MainScreen(LifecycleActions, Screen):
         if key is None:
             return None
         uri, uuid = split_domain_key(key)
-        dom = self.app.fleet.domain(uri, uuid)
+        dom = self.console.fleet.domain(uri, uuid)
         return (uri, dom) if dom is not None else None
 
     def _refresh_disks(self) -> None:
@@ -429,7 +427,7 @@ class MainScreen(LifecycleActions, Screen):
             self._set_title(table, "Disks")
             return
         uri, dom = selected
-        fleet = self.app.fleet
+        fleet = self.console.fleet
         snap = fleet.snapshot(uri)
         has_leases = snap is not None and snap.leases is not None
         elsewhere = dict(fleet.disks_held_elsewhere(uri, dom))
@@ -444,11 +442,11 @@ class MainScreen(LifecycleActions, Screen):
 
     def _refresh_leases(self) -> None:
         table = self.query_one(LeasesTable)
-        rows = self.app.fleet.lease_rows()
+        rows = self.console.fleet.lease_rows()
         if self._leases_shown is None or self._leases_shown[0] is not rows:
             # the fleet rebuilds its rows only when something changed: the same list, nothing to sync
             table.sync([LeasesTable.row_for(directory, status) for directory, status in rows])
-            dirs = self.app.fleet.lease_dirs()
+            dirs = self.console.fleet.lease_dirs()
             errors = [view.error for views in dirs.values() for _, view in views if view.error]
             counts: dict[str, int] = {}
             for _, status in rows:
@@ -457,7 +455,7 @@ class MainScreen(LifecycleActions, Screen):
             self._leases_shown = (rows, summary, errors[0] if errors else "")
         _, summary, error = self._leases_shown
         age = self._lease_files_age()
-        reading = any(not view.complete for views in self.app.fleet.lease_dirs().values() for _, view in views)
+        reading = any(not view.complete for views in self.console.fleet.lease_dirs().values() for _, view in views)
         self._set_title(table, f"Leases · {summary}" + (" · reading lease files…" if reading else "")
                         + (f" · files read {age} s ago" if age else "")
                         + (f" · {error}" if error else ""))
@@ -465,7 +463,7 @@ class MainScreen(LifecycleActions, Screen):
     def _lease_files_age(self) -> int:
         """Seconds since the oldest pass over lease files behind the pane, in steps of 10, once it is
         10 s or more (0 before): what its daemons hold is current, a file's leader record that old."""
-        fleet = self.app.fleet
+        fleet = self.console.fleet
         passes = [snap.leases.as_of for uri in fleet.uris if (snap := fleet.snapshot(uri)) is not None
                   and snap.leases is not None and snap.leases.as_of > LEASE_AGE_EPOCH]
         if not passes:
@@ -522,7 +520,7 @@ class MainScreen(LifecycleActions, Screen):
         self.app.push_screen(HelpScreen())
 
     def action_cleanup(self) -> None:
-        self.app.open_cleanup(self.selected_host)
+        self.console.open_cleanup(self.selected_host)
 
     def action_zoom(self) -> None:
         """The Domains pane alone, full height (on an 80x24 terminal it otherwise gets ~5 rows)."""
@@ -541,11 +539,11 @@ class MainScreen(LifecycleActions, Screen):
         table.sort_reverse = table.sort_column in DomainsTable.BIG_FIRST
         table.apply_sort()
         self._refresh_domains()
-        self.app.roster.remember(domain_sort=_remembered_sort(table))
+        self.console.roster.remember(domain_sort=_remembered_sort(table))
 
     def action_refresh_now(self) -> None:
         """Poll every host now, not at the next tick (after a change made outside virttui)."""
-        self.app.scheduler.poll_all()
+        self.console.scheduler.poll_all()
 
     def action_invert_sort(self) -> None:
         """The Domains sort the other way round (htop's I): smallest CPU% first, names Z to A."""
@@ -555,7 +553,7 @@ class MainScreen(LifecycleActions, Screen):
         table.sort_reverse = not table.sort_reverse
         table.apply_sort()
         self._refresh_domains()
-        self.app.roster.remember(domain_sort=_remembered_sort(table))
+        self.console.roster.remember(domain_sort=_remembered_sort(table))
 
     def action_columns(self) -> None:
         from virttui.screens.columns import ColumnsScreen
@@ -577,23 +575,23 @@ class MainScreen(LifecycleActions, Screen):
         if keep is not None:
             table.move_to_key(keep)
         everything = tuple(key for key, _, _ in DomainsTable.COLUMNS)
-        self.app.roster.remember(domain_columns=() if columns == everything else columns,
+        self.console.roster.remember(domain_columns=() if columns == everything else columns,
                                  domain_sort=_remembered_sort(table))
 
     # -- hosts ---------------------------------------------------------------
     def action_add_host(self) -> None:
-        self.app.roster.ask_add(self.selected_group or "")
+        self.console.roster.ask_add(self.selected_group or "")
 
     def action_remove_host(self) -> None:
         uri = self.selected_host
         if uri is None:
             self.notify("put the Hosts cursor on the host to remove", severity="warning", markup=False)
             return
-        self.app.roster.ask_remove(uri)
+        self.console.roster.ask_remove(uri)
 
     def action_review_host_key(self) -> None:
         """Ask again about a host key the operator declined: the Hosts cursor's host, else the first such."""
-        self.app.host_keys.review(self.selected_host)
+        self.console.host_keys.review(self.selected_host)
 
     # -- filter --------------------------------------------------------------
     def action_filter(self) -> None:
@@ -606,16 +604,16 @@ class MainScreen(LifecycleActions, Screen):
         """Marks live only on domains of connected hosts: a removed host's, or one that failed (its
         domains shown as last seen), would be counted, disable every key, and join a bulk action."""
         if self.marked:
-            fleet = self.app.fleet
+            fleet = self.console.fleet
             self.marked = {(uri, uuid) for uri, uuid in self.marked
                            if uri in fleet.uris and fleet.host(uri).state is ConnectionState.CONNECTED
                            and fleet.domain(uri, uuid) is not None}
 
     def marked_domains(self) -> list[tuple[str, Domain]]:
         """The marked domains that still exist, in host then name order."""
-        found = [(uri, self.app.fleet.domain(uri, uuid)) for uri, uuid in self.marked]
+        found = [(uri, self.console.fleet.domain(uri, uuid)) for uri, uuid in self.marked]
         return sorted(((uri, dom) for uri, dom in found if dom is not None),
-                      key=lambda item: (self.app.fleet.uris.index(item[0]), item[1].name))
+                      key=lambda item: (self.console.fleet.uris.index(item[0]), item[1].name))
 
     def action_mark(self) -> None:
         current = self.current_domain()
@@ -630,7 +628,7 @@ class MainScreen(LifecycleActions, Screen):
     def action_mark_all(self) -> None:
         """* marks every domain the filter shows; if they are all marked already, unmarks them."""
         table = self.query_one(DomainsTable)
-        shown = {split_domain_key(key.value) for key in table.rows}
+        shown = {split_domain_key(str(key.value)) for key in table.rows}  # a row's key is never None
         self.marked = self.marked - shown if shown <= self.marked else self.marked | shown
         self._refresh_domains()
         self._refresh_bindings()
@@ -642,7 +640,7 @@ class MainScreen(LifecycleActions, Screen):
 
     def action_domain(self, name: str) -> None:
         if self.marked and registry.spec(name).bulk:
-            self.app.actions.request_bulk(self.marked_domains(), name, self._bulk_done)
+            self.console.actions.request_bulk(self.marked_domains(), name, self._bulk_done)
         else:
             super().action_domain(name)
 
@@ -689,7 +687,7 @@ def _searched_fields(needle: str) -> tuple[int, ...]:
     """Which search texts (name, host, state, UUID, disk paths) a filter is matched against. A UUID
     only for 8 or more hex digits and a disk path only for text with a "/": else a first letter
     like "b" would match nearly every UUID, and every path through /var/lib."""
-    fields = (0, 1, 2)
+    fields: tuple[int, ...] = (0, 1, 2)
     if len(needle) >= 8 and _HEX.issuperset(needle):
         fields += (3,)
     if "/" in needle:

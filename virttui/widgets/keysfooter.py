@@ -24,11 +24,11 @@ class KeysFooter(Footer):
         active = self.screen.active_bindings
         keys = tuple((binding.key, app.get_key_display(binding), binding.description, binding.action, binding.group,
                       enabled, tooltip) for (_, binding, enabled, tooltip) in active.values() if binding.show)
-        palette = None
-        if self.show_command_palette and app.ENABLE_COMMAND_PALETTE:
-            palette = active.get(app.COMMAND_PALETTE_BINDING)
-        if palette is not None:
-            _, binding, enabled, tooltip = palette
+        palette: tuple[str, str, str, str, bool, str] | None = None
+        found = active.get(app.COMMAND_PALETTE_BINDING) if self.show_command_palette and app.ENABLE_COMMAND_PALETTE \
+            else None
+        if found is not None:
+            _, binding, enabled, tooltip = found
             palette = (binding.key, app.get_key_display(binding), binding.description, binding.tooltip,
                        enabled, tooltip)
         return (keys, palette, self.combine_groups)
@@ -47,10 +47,9 @@ class KeysFooter(Footer):
     def show_enabled_now(self) -> None:
         """Flip the keys' enabled state at once, in the frame of the change that caused it.
 
-        Footer learns of new bindings on an idle and recomposes after the next frame: a cursor
-        move onto a guest in another state painted its panes, then the Footer's keys 30-50 ms
-        later in a frame of their own (measured, a third of the keys benchmark's scrolling cursor
-        moves at 2000 domains). When more than enabled states changed, the recompose still follows.
+        Footer learns of new bindings on an idle and recomposes after the next frame: a cursor move
+        onto a guest in another state would paint its panes, then the Footer's keys in a frame of
+        their own. When more than enabled states changed, the recompose still follows.
         """
         if not self._bindings_ready or self._composed is None:
             return
@@ -61,7 +60,9 @@ class KeysFooter(Footer):
     def _set_enabled_in_place(self, showing: tuple) -> bool:
         """When only which keys are enabled changed (the cursor moved between a running and a
         stopped guest, or the first domain appeared), flip those keys' -disabled class rather than
-        recompose: a recompose cost ~20-30 ms and a relayout. False when anything else changed."""
+        recompose, which costs a relayout. False when anything else changed."""
+        if not self._composed:
+            return False
         old_keys, old_palette, old_groups = self._composed
         keys, palette, groups = showing
         if (palette, groups) != (old_palette, old_groups) or len(keys) != len(old_keys):

@@ -10,7 +10,8 @@ from virttui.format import human_bytes, human_kib, latency, percent
 from virttui.locks.model import LeaseState, LeaseStatus
 from virttui.locks.naming import sanlock_lease_name
 from virttui.locks.status import STATE_ORDER as LEASE_ORDER
-from virttui.widgets.difftable import Cell, DiffTable, Row
+from virttui.widgets.cells import Cell, Row
+from virttui.widgets.difftable import DiffTable
 
 ALL_HOSTS_KEY = "*all*"
 KEY_SEP = "\n"  # URIs and UUIDs never contain a newline
