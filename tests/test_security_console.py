@@ -164,7 +164,7 @@ def test_a_read_error_on_the_terminal_ends_the_console_as_on_sighup(monkeypatch)
 
     from textual.drivers.linux_driver import LinuxDriver
 
-    from virttui.app import _hangup_aware_driver
+    from virttui.terminal import hangup_aware_driver as _hangup_aware_driver
 
     def read_fails(self) -> None:  # noqa: ANN001
         raise OSError(errno.EIO, "Input/output error")

@@ -24,7 +24,7 @@ PRIVATE_MODULES: dict[str, tuple[str, ...]] = {
 
 # private attributes and methods read, set or overridden, by the class (or an instance of it) that has them
 PRIVATE_NAMES: dict[str, tuple[str, ...]] = {
-    "textual.widgets.DataTable": (  # widgets/difftable.py and cellrender.py: rows diffed in, only changed cells rendered
+    "textual.widgets.DataTable": (  # difftable.py, cellrender.py: rows diffed in, only changed cells rendered
         "_cell_render_cache", "_column_locations", "_data", "_get_row_renderables", "_get_styles_to_render_cell",
         "_line_cache", "_new_rows", "_pseudo_class_state", "_render_cell", "_render_line", "_require_update_dimensions",
         "_row_locations", "_row_render_cache", "_row_renderable_cache", "_show_hover_cursor",
@@ -38,5 +38,5 @@ PRIVATE_NAMES: dict[str, tuple[str, ...]] = {
     "textual.widgets.Footer": ("_bindings_ready",),  # widgets/keysfooter.py
     "textual.message_pump.MessagePump": ("_peek_message",),  # screens/main.py: one refresh per burst of polls
     "textual.app.App": ("_dispatch_action", "_handle_exception", "_close_messages_no_wait"),  # app.py
-    "textual.drivers.linux_driver.LinuxDriver": ("fileno", "_app", "_loop"),  # app.py: a terminal gone
+    "textual.drivers.linux_driver.LinuxDriver": ("fileno", "_app", "_loop"),  # terminal.py: a terminal gone
 }
