@@ -22,3 +22,16 @@ def test_wheel_ships_assets_and_finds_them(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site)},
                          capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == str(site / "virttui" / "assets")
+
+
+def test_the_readme_is_for_users_and_its_links_resolve():
+    """At most 250 lines (measurements and internals live in docs/), every relative link a real file."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    readme = (root / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    for target in re.findall(r"\]\(([^)#]+)\)", readme):
+        if not target.startswith("http"):
+            assert (root / target).exists(), target
