@@ -8,6 +8,10 @@ MODULES = [
     "virttui.drivers.xmlparse", "virttui.drivers.nodexml", "virttui.drivers.testdriver",
     "virttui.drivers.registry", "virttui.locks.model", "virttui.locks.naming", "virttui.locks.leader",
     "virttui.locks.embedded", "virttui.locks.status", "virttui.fleet", "virttui.demo", "virttui.firstpoll",
+    "virttui.locks.hostleases", "virttui.locks.readers", "virttui.locks.dircache", "virttui.locks.sharing",
+    "virttui.locks.discovery", "virttui.locks.manager", "virttui.drivers.virsh", "virttui.actiontable",
+    "virttui.views.hosts", "virttui.views.domains", "virttui.views.disks", "virttui.views.leases",
+    "virttui.pollonce", "virttui.cli",
 ]
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.content import Content
 from textual.message_pump import MessagePumpClosed
 from textual.reactive import Reactive
 from textual.screen import Screen
@@ -19,10 +18,12 @@ from textual.widgets import DataTable, Input
 from virttui import actiontable as registry
 from virttui.actiontable import ActionSpec
 from virttui.crash import contained
-from virttui.drivers.model import ConnectionState, Domain, Host
-from virttui.format import human_kib
+from virttui.drivers.model import ConnectionState, Domain
 from virttui.messages import FleetUpdated
 from virttui.screens.lifecycle import LifecycleActions, action_bindings
+from virttui.views import DomainsCache, LeasesCache, disks_view, domain_scope, domains_view, hosts_view, leases_view
+from virttui.views.domains import first_sort, next_sort, parse_sort, remembered_columns, remembered_sort
+from virttui.views.hosts import liveness as _liveness  # noqa: F401  (tests import it from here)
 from virttui.widgets.difftable import Row
 from virttui.widgets.keysfooter import KeysFooter
 from virttui.widgets.panes import (
@@ -31,26 +32,11 @@ from virttui.widgets.panes import (
     DomainsTable,
     HostsTable,
     LeasesTable,
-    domain_key,
     group_key,
     group_of_key,
     split_domain_key,
 )
 
-if TYPE_CHECKING:
-    from virttui.locks.model import LeaseDirSnapshot
-
-LEASE_AGE_EPOCH = 1e9  # an as_of before 2001 is no wall time (a test's stepped clock): no age shown
-SORT_LABELS = {"name": "name", "host": "host", "state": "state", "cpu": "CPU%", "mem": "memory", "vcpus": "vCPUs"}
-
-
-
-def _liveness(leases: LeaseDirSnapshot, host_id: int) -> str:
-    """A host_id in a lockspace as sanlock sees it: "failing" has stopped renewing but still holds its
-    leases until sanlock declares it dead (host_dead_seconds, 80 s at the default io_timeout)."""
-    if host_id in leases.failing_host_ids:
-        return "failing"
-    return "live" if host_id in leases.live_host_ids else "not live"
 
 class MainScreen(LifecycleActions, Screen):
     """Four panes; lifecycle keys act on the domain under the Domains cursor."""
@@ -88,21 +74,15 @@ class MainScreen(LifecycleActions, Screen):
         super().__init__()
         self.filter_text = ""
         self._folded: set[str] = set()  # host groups whose hosts the Hosts tree hides
-        # Per host: (what its rows were built from, the rows). A poll of one host rebuilds only that
-        # host's rows; the others are handed to sync as the same objects, which it skips. Rebuilding
-        # all 2000 rows of 20 hosts on every host's poll took ~200 ms a poll and saturated the UI.
-        self._domain_rows: dict[str, tuple[tuple, list[Row]]] = {}
-        self._domain_cells: dict[str, dict] = {}  # per host: DomainsTable.row_for's cell cache
-        self._searchable: dict[str, list] = {}  # per host: [snapshot, host, domain rows, search texts]
+        self._domains_cache = DomainsCache()  # a poll of one host rebuilds only that host's rows
+        self._leases_cache = LeasesCache()
+        self._lease_peers: Mapping[str, list[str]] = {}  # host uri -> hosts that shared its lease directory
         self._offered: object = self  # lifecycle actions the Footer shows; self: not yet known
-        self._titles: dict[str | None, str] = {}  # pane id -> border title last set by refresh_view
         self.marked: set[tuple[str, str]] = set()  # (host uri, uuid) marked for a bulk action
         # (row key the cursor was on, row key a poll slid it to) after the cursor's domain left the
         # list (its host failed, it was undefined elsewhere): until the operator moves the cursor,
         # no key acts on a domain they did not choose.
         self._displaced: tuple[str, str] | None = None
-        self._lease_peers: dict[str, list[str]] = {}  # host uri -> hosts that shared its lease directory
-        self._leases_shown: tuple[object, str, str] | None = None  # (fleet's lease rows, their summary, error)
 
     def compose(self) -> ComposeResult:
         yield HostsTable(id="hosts")
@@ -143,14 +123,12 @@ class MainScreen(LifecycleActions, Screen):
         config = self.console.roster.config
         if config is None:
             return
-        columns = {key for key, _, _ in DomainsTable.COLUMNS}
-        known = [key for key in config.domain_columns if key in columns]
-        if known:
-            domains.show_columns((*known, "name"))
-        sort = config.domain_sort.removeprefix("-")  # "-cpu": the other way round from usual (O)
-        if sort in DomainsTable.SORTABLE and sort in domains.shown_columns:
-            domains.sort_column = sort
-            domains.sort_reverse = (sort in DomainsTable.BIG_FIRST) != config.domain_sort.startswith("-")
+        columns = remembered_columns(config.domain_columns)
+        if columns:
+            domains.show_columns(columns)
+        sort = parse_sort(config.domain_sort, domains.shown_columns)
+        if sort is not None:
+            domains.sort_column, domains.sort_reverse = sort
         elif domains.sort_column is None:
             domains.sort_column = "name"
 
@@ -194,100 +172,22 @@ class MainScreen(LifecycleActions, Screen):
             self.query_one(KeysFooter).show_enabled_now()
 
     def _refresh_hosts(self) -> None:
-        """The Hosts tree: "all", then each host in config order, hosts of a group on its branch
-        (the branch placed where its first host is)."""
-        fleet = self.console.fleet
         roster = self.console.roster
-        hosts = fleet.hosts()
-        active_total = [0, 0]
-        top: list[Host | str] = []  # hosts outside any group, and group names
-        members: dict[str, list[Host]] = {}
-        counts_of: dict[str, tuple[int, int]] = {}
-        for host in hosts:
-            counts = counts_of[host.uri] = fleet.host_counts(host.uri)
-            if host.state is ConnectionState.CONNECTED:  # totals count what the Domains pane lists
-                active_total[0] += counts[0]
-                active_total[1] += counts[1]
-            group = roster.group_of(host.uri)
-            if not group:
-                top.append(host)
-            elif group in members:
-                members[group].append(host)
-            else:
-                members[group] = [host]
-                top.append(group)
-        rows = [HostsTable.all_row(len(hosts), *active_total)]
-        for item in top:
-            if isinstance(item, Host):
-                rows.append(HostsTable.row_for(item, counts_of[item.uri], self._lockspace_text(item.uri)))
-                continue
-            group_hosts = members[item]
-            live = [counts_of[host.uri] for host in group_hosts if host.state is ConnectionState.CONNECTED]
-            folded = item in self._folded
-            rows.append(HostsTable.group_row(item, group_hosts, (sum(c[0] for c in live), sum(c[1] for c in live)),
-                                             folded))
-            if not folded:
-                for position, host in enumerate(group_hosts):
-                    branch = "└ " if position == len(group_hosts) - 1 else "├ "
-                    rows.append(HostsTable.row_for(host, counts_of[host.uri], self._lockspace_text(host.uri), branch))
-        for gone in set(self._lease_peers) - set(fleet.uris):  # hosts removed in the console
-            del self._lease_peers[gone]
+        view = hosts_view(self.console.fleet, roster.group_of, self._folded, self._lease_peers)
+        self._lease_peers = view.lease_peers
         table = self.query_one(HostsTable)
         before = table.highlighted_key
-        # "Last error" only while there is one: empty, it pushed Hypervisor and Lockspace (the
-        # host_id's health) off an 80-column terminal. Showing or hiding it empties the table.
-        columns = [key for key, _, _ in HostsTable.COLUMNS if key != "error" or any(h.last_error for h in hosts)]
-        relaid = list(table.shown_columns) != columns
-        if relaid:
-            table.show_columns(columns)
-        rows = [(key, table.project(cells)) for key, cells in rows]
-        table.sync(rows)
-        if relaid and before is not None and any(key == before for key, _ in rows):
+        relaid = table.lay_out(view.columns)  # showing or hiding "Last error" empties the table
+        table.show(view)
+        if relaid and before is not None and any(key == before for key, _ in view.rows):
             table.follow_key = True
             table.move_to_key(before)
-        if before is not None and all(key != before for key, _ in rows):
+        if before is not None and all(key != before for key, _ in view.rows):
             # its row went (a host removed, a group folded): to its group's row, or to "all",
             # rather than wherever the cursor slid to
             group = roster.group_of(before)
             table.follow_key = True
             table.move_to_key(group_key(group) if group in self._folded else ALL_HOSTS_KEY)
-        failing = [host for host in hosts if host.last_error]
-        title = "Hosts"
-        if failing:
-            title += f" · {len(failing)} in error · {failing[0].label}: {failing[0].last_error}"
-        self._set_title(table, title)
-
-    def _set_title(self, table: DataTable, title: str) -> None:
-        """Set a border title only when it changes: every assignment repaints the whole pane."""
-        if self._titles.get(table.id) != title:
-            self._titles[table.id] = title
-            table.border_title = Content(title)  # plain text: names and errors are not markup
-
-    def _lockspace_text(self, uri: str) -> str:
-        snap = self.console.fleet.snapshot(uri)
-        if snap is None or snap.leases is None:
-            return "-"
-        leases = snap.leases
-        fleet = self.console.fleet
-        if fleet.host(uri).state is not ConnectionState.CONNECTED:
-            return f"id {leases.host_id} {self._liveness_seen_by_peers(uri, leases.host_id)}"
-        self._lease_peers[uri] = [peer for peer, _ in fleet.lease_dirs().get(fleet.lease_dir_of(uri) or "", [])
-                                  if peer != uri]
-        if leases.error:
-            return f"id {leases.host_id} error"
-        return f"id {leases.host_id} {_liveness(leases, leases.host_id)}"
-
-    def _liveness_seen_by_peers(self, uri: str, host_id: int) -> str:
-        """A failed host's own view is from before it failed; whether it is still live in the
-        lockspace (its guests may still run and hold their leases) is what the hosts that shared its
-        directory see now (remembered: once they stop seeing it, its view no longer counts as theirs)."""
-        fleet = self.console.fleet
-        for peer in self._lease_peers.get(uri, []):
-            snap = fleet.snapshot(peer)
-            if fleet.host(peer).state is ConnectionState.CONNECTED and snap is not None and snap.leases \
-                    and not snap.leases.error:
-                return _liveness(snap.leases, host_id)
-        return "unknown"
 
     @property
     def selected_host(self) -> str | None:
@@ -306,48 +206,21 @@ class MainScreen(LifecycleActions, Screen):
 
     def scope(self) -> tuple[set[str] | None, str]:
         """The hosts whose domains the Domains pane shows (None: all) and how its title says so."""
-        key = self.query_one(HostsTable).highlighted_key
-        group = group_of_key(key)
-        if group is not None:
-            roster = self.console.roster
-            return {uri for uri in self.console.fleet.uris if roster.group_of(uri) == group}, f"group {group}"
-        if key in (None, ALL_HOSTS_KEY):
-            return None, "all hosts"
-        return {key}, self.console.fleet.host(key).label
+        hosts_key = self.query_one(HostsTable).highlighted_key
+        return domain_scope(self.console.fleet, self.console.roster.group_of, hosts_key)
 
     def _refresh_domains(self, *, from_poll: bool = False) -> None:
-        fleet = self.console.fleet
-        pending = self.console.actions.pending
-        needle = self.filter_text.casefold()
         shown, scope = self.scope()
         table = self.query_one(DomainsTable)
-        rows: list[Row] = []
-        uris = fleet.uris
-        for index, uri in enumerate(uris):
-            if shown is None or uri in shown:
-                rows.extend(self._host_domain_rows(uri, index, needle, pending, table))
-        if len(self._domain_rows) > len(uris):  # hosts removed in the console
-            for gone in set(self._domain_rows) - set(uris):
-                for cache in (self._domain_rows, self._domain_cells, self._searchable):
-                    cache.pop(gone, None)
+        view = domains_view(self.console.fleet, self._domains_cache, hosts=shown, scope=scope,
+                            filter_text=self.filter_text, pending=self.console.actions.pending, marked=self.marked,
+                            columns=table.shown_columns, sort=table.sort_column, reverse=table.sort_reverse)
         before = table.highlighted_key
-        table.sync(rows)
+        table.show(view)
         if from_poll and (before is not None or self._displaced is not None):
-            self._guard_displaced_cursor(table, before, rows)
-        title = f"Domains · {scope} · {len(rows)}"
-        if self.marked:
-            title += f" · {len(self.marked)} marked"
-        if self.filter_text:
-            title += f" · filter “{self.filter_text}”"
-        if table.sort_column:
-            title += f" · sort {SORT_LABELS[table.sort_column]} {'▼' if table.sort_reverse else '▲'}"
-        if shown is not None:  # one host or a group: what its guests with a process (paused too) take of it
-            vcpus, memory, cpus, host_memory = fleet.committed(shown)
-            if cpus:
-                title += f" · in use {vcpus}/{cpus} vCPU, {human_kib(memory)}/{human_kib(host_memory)}"
-        self._set_title(table, title)
+            self._guard_displaced_cursor(table, before, view.rows)
 
-    def _guard_displaced_cursor(self, table: DomainsTable, before: str | None, rows: list[Row]) -> None:
+    def _guard_displaced_cursor(self, table: DomainsTable, before: str | None, rows: Sequence[Row]) -> None:
         """A poll took the cursor's row away and the cursor slid onto another domain, maybe another
         host's: keys stay off until the operator moves it, and it goes back if the row returns."""
         if self._displaced is not None:
@@ -370,46 +243,6 @@ class MainScreen(LifecycleActions, Screen):
         self.notify(f"The domain under the cursor is gone ({why}); keys act again once you move the cursor",
                     severity="warning", markup=False)
 
-    def _host_domain_rows(self, uri: str, index: int, needle: str, pending: dict[tuple[str, str], str],
-                          table: DomainsTable) -> list[Row]:
-        """The Domains rows of one host, rebuilt only when its snapshot, host state, filter or pending
-        actions changed (Fleet replaces the snapshot and Host objects whenever they change)."""
-        fleet = self.console.fleet
-        waiting = tuple(sorted((key[1], label) for key, label in pending.items() if key[0] == uri))
-        waiting += tuple(sorted(("marked", key[1]) for key in self.marked if key[0] == uri))
-        snapshot, host = fleet.snapshot(uri), fleet.host(uri)
-        cached = self._domain_rows.get(uri)
-        if cached is not None:
-            (old_snapshot, old_host, *old_rest), old_rows = cached
-            if old_snapshot is snapshot and old_host is host and old_rest == [needle, index, waiting]:
-                return old_rows
-        rows = []
-        cells = self._domain_cells.setdefault(uri, {})
-        # The host's domain rows and, once a filter asks, their casefolded search texts, kept
-        # per snapshot: a filter keystroke then re-filters 2000 domains in ~1 ms, not ~10.
-        known = self._searchable.get(uri)
-        if known is None or known[0] is not snapshot or known[1] is not host:
-            known = [snapshot, host, fleet.domain_rows(uri), None]
-            self._searchable[uri] = known
-        domains = known[2]
-        if needle and known[3] is None:
-            known[3] = [(row.domain.name.casefold(), row.host_label.casefold(), row.domain.state_text.casefold(),
-                         row.domain.uuid, "\n".join(disk.source for disk in row.domain.disks).casefold())
-                        for row in domains]  # a UUID from a log line, an image path: found too (see below)
-        fields = _searched_fields(needle)
-        for position, row in enumerate(domains):
-            if needle and not any(needle in known[3][position][field] for field in fields):
-                continue
-            key, full = DomainsTable.row_for(row, pending.get((row.host_uri, row.domain.uuid)), index, cells,
-                                             (row.host_uri, row.domain.uuid) in self.marked)
-            rows.append((key, table.project(full)))
-        if len(cells) > len(domains):  # forget domains the host no longer has
-            keep = {domain_key(uri, row.domain.uuid) for row in domains}
-            for key in [key for key in cells if key not in keep]:
-                del cells[key]
-        self._domain_rows[uri] = ((snapshot, host, needle, index, waiting), rows)
-        return rows
-
     def selected_domain(self) -> tuple[str, Domain] | None:
         """(host uri, domain) under the Domains cursor."""
         key = self.query_one(DomainsTable).highlighted_key
@@ -420,56 +253,10 @@ class MainScreen(LifecycleActions, Screen):
         return (uri, dom) if dom is not None else None
 
     def _refresh_disks(self) -> None:
-        table = self.query_one(DisksTable)
-        selected = self.selected_domain()
-        if selected is None:
-            table.sync([])
-            self._set_title(table, "Disks")
-            return
-        uri, dom = selected
-        fleet = self.console.fleet
-        snap = fleet.snapshot(uri)
-        has_leases = snap is not None and snap.leases is not None
-        elsewhere = dict(fleet.disks_held_elsewhere(uri, dom))
-        rows = [DisksTable.row_for(disk,
-                                   fleet.lease_status_for(disk.source, uri) if disk.needs_exclusive_lease else None,
-                                   dom.state.is_active, has_leases, disk.target in elsewhere) for disk in dom.disks]
-        table.sync(rows)
-        title = f"Disks · {dom.name}"
-        if elsewhere:  # the lease is held, but not for this domain: it can't start while that runs
-            title += " · in use by " + ", ".join(sorted(set(elsewhere.values())))
-        self._set_title(table, title)
+        self.query_one(DisksTable).show(disks_view(self.console.fleet, self.selected_domain()))
 
     def _refresh_leases(self) -> None:
-        table = self.query_one(LeasesTable)
-        rows = self.console.fleet.lease_rows()
-        if self._leases_shown is None or self._leases_shown[0] is not rows:
-            # the fleet rebuilds its rows only when something changed: the same list, nothing to sync
-            table.sync([LeasesTable.row_for(directory, status) for directory, status in rows])
-            dirs = self.console.fleet.lease_dirs()
-            errors = [view.error for views in dirs.values() for _, view in views if view.error]
-            counts: dict[str, int] = {}
-            for _, status in rows:
-                counts[status.state.value] = counts.get(status.state.value, 0) + 1
-            summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none"
-            self._leases_shown = (rows, summary, errors[0] if errors else "")
-        _, summary, error = self._leases_shown
-        age = self._lease_files_age()
-        reading = any(not view.complete for views in self.console.fleet.lease_dirs().values() for _, view in views)
-        self._set_title(table, f"Leases · {summary}" + (" · reading lease files…" if reading else "")
-                        + (f" · files read {age} s ago" if age else "")
-                        + (f" · {error}" if error else ""))
-
-    def _lease_files_age(self) -> int:
-        """Seconds since the oldest pass over lease files behind the pane, in steps of 10, once it is
-        10 s or more (0 before): what its daemons hold is current, a file's leader record that old."""
-        fleet = self.console.fleet
-        passes = [snap.leases.as_of for uri in fleet.uris if (snap := fleet.snapshot(uri)) is not None
-                  and snap.leases is not None and snap.leases.as_of > LEASE_AGE_EPOCH]
-        if not passes:
-            return 0
-        age = int(time.time() - min(passes)) // 10 * 10
-        return age if age >= 10 else 0
+        self.query_one(LeasesTable).show(leases_view(self.console.fleet, self._leases_cache, time.time()))
 
     # -- selection -----------------------------------------------------------
     @on(DataTable.RowHighlighted, "#hosts")
@@ -533,13 +320,10 @@ class MainScreen(LifecycleActions, Screen):
         """Cycle the Domains sort over the columns shown: host, name, state, CPU%, memory, vCPUs
         (big numbers first). The choice is remembered in the config file."""
         table = self.query_one(DomainsTable)
-        order = [key for key in DomainsTable.SORTABLE if key in table.shown_columns]
-        position = order.index(table.sort_column) if table.sort_column in order else -1
-        table.sort_column = order[(position + 1) % len(order)]
-        table.sort_reverse = table.sort_column in DomainsTable.BIG_FIRST
+        table.sort_column, table.sort_reverse = next_sort(table.shown_columns, table.sort_column)
         table.apply_sort()
         self._refresh_domains()
-        self.console.roster.remember(domain_sort=_remembered_sort(table))
+        self.console.roster.remember(domain_sort=remembered_sort(table.sort_column, table.sort_reverse))
 
     def action_refresh_now(self) -> None:
         """Poll every host now, not at the next tick (after a change made outside virttui)."""
@@ -553,7 +337,7 @@ class MainScreen(LifecycleActions, Screen):
         table.sort_reverse = not table.sort_reverse
         table.apply_sort()
         self._refresh_domains()
-        self.console.roster.remember(domain_sort=_remembered_sort(table))
+        self.console.roster.remember(domain_sort=remembered_sort(table.sort_column, table.sort_reverse))
 
     def action_columns(self) -> None:
         from virttui.screens.columns import ColumnsScreen
@@ -568,15 +352,13 @@ class MainScreen(LifecycleActions, Screen):
         keep = table.highlighted_key
         table.show_columns(columns)
         if table.sort_column is None:  # its sort column went: sort by what is left
-            table.sort_column = next(key for key in DomainsTable.SORTABLE if key in columns)
-            table.sort_reverse = table.sort_column in DomainsTable.BIG_FIRST
-        self._domain_rows.clear()  # the rows were cut to the old columns
+            table.sort_column, table.sort_reverse = first_sort(columns)
         self._refresh_domains()
         if keep is not None:
             table.move_to_key(keep)
         everything = tuple(key for key, _, _ in DomainsTable.COLUMNS)
         self.console.roster.remember(domain_columns=() if columns == everything else columns,
-                                 domain_sort=_remembered_sort(table))
+                                 domain_sort=remembered_sort(table.sort_column, table.sort_reverse))
 
     # -- hosts ---------------------------------------------------------------
     def action_add_host(self) -> None:
@@ -679,24 +461,3 @@ class MainScreen(LifecycleActions, Screen):
             box.display = False
         self.query_one(DomainsTable).focus()
 
-
-_HEX = frozenset("0123456789abcdef-")
-
-
-def _searched_fields(needle: str) -> tuple[int, ...]:
-    """Which search texts (name, host, state, UUID, disk paths) a filter is matched against. A UUID
-    only for 8 or more hex digits and a disk path only for text with a "/": else a first letter
-    like "b" would match nearly every UUID, and every path through /var/lib."""
-    fields: tuple[int, ...] = (0, 1, 2)
-    if len(needle) >= 8 and _HEX.issuperset(needle):
-        fields += (3,)
-    if "/" in needle:
-        fields += (4,)
-    return fields
-
-
-def _remembered_sort(table: DomainsTable) -> str:
-    """The sort as the config keeps it: the column, "-" first when it runs the other way round from
-    usual (O), so every change of sort or columns keeps an inversion."""
-    inverted = table.sort_reverse != (table.sort_column in DomainsTable.BIG_FIRST)
-    return ("-" if inverted else "") + (table.sort_column or "")
