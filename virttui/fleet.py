@@ -50,10 +50,13 @@ class _HostEntry:
 
 def _lease_inputs(snap: HostSnapshot) -> tuple:
     """What lease status takes from a host's snapshot: its lease view (the same object while its
-    driver saw no change) and which disks its domains use, in which state."""
-    return (snap.leases, tuple((dom.name, dom.state, tuple((disk.source, disk.needs_exclusive_lease)
-                                                            for disk in dom.disks if disk.has_lease_path))
-                               for dom in snap.domains))
+    driver saw no change) and which disks its domains use, in which state. A host without leases
+    gives none of its disks to lease status: nothing to compare then."""
+    if snap.leases is None:
+        return (None,)
+    return (snap.leases, tuple([(dom.name, dom.state, tuple([(disk.source, disk.readonly, disk.shareable)
+                                                             for disk in dom.disks if disk.has_lease_path]))
+                                for dom in snap.domains]))
 
 
 def _by_uuid(snap: HostSnapshot) -> dict[str, tuple[Domain, int, int]]:
