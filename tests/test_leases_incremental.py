@@ -257,3 +257,28 @@ def test_a_lease_no_connected_daemon_explains_is_as_the_freshest_pass_found_it()
     assert [f.held for f in merge_views([changed(older, as_of=160.0), newer]).files] == [True]
     unknown = [changed(older, as_of=0.0), changed(newer, as_of=0.0)]  # no pass times: any view holding it
     assert [f.held for f in merge_views(unknown).files] == [True]
+
+
+def test_a_name_from_the_directory_goes_back_to_the_host_only_if_a_command_may_carry_it(lease_dir):
+    """The rotation names files to read again: a junk file named with a control character (or a comma,
+    which would split the argument) is never among them; it is still listed, as not a lease."""
+    write_free_lease(str(lease_dir), "/images/a.qcow2")
+    (lease_dir / "junk\x1b[2J").write_bytes(b"x")
+    (lease_dir / "a,b").write_bytes(b"x")
+    clock = Clock()
+    host = manager(lease_dir, 1, ReaderElection(clock), clock)
+    host._full_interval = host.slow_interval  # noqa: SLF001 - the whole directory in every rotation
+    sent: list[list[str]] = []
+    real = host.runner.poll
+
+    def recording(directory, lockspace, **options):  # noqa: ANN001, ANN003, ANN202
+        sent.append(list(options["reread"]))
+        return real(directory, lockspace, **options)
+
+    host.runner.poll = recording
+    host.poll_snapshot()
+    clock.now += 31
+    names = {f.name for f in host.poll_snapshot().files}
+    assert {"junk\x1b[2J", "a,b"} <= names
+    carried = [name for names_sent in sent for name in names_sent]
+    assert carried and not [name for name in carried if not name.isprintable() or "," in name]

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import replace
 
+from virttui.drivers.names import usable_name
 from virttui.locks.agentrunner import AgentRunner, LeaseAgentError
 from virttui.locks.candidates import name_refusal, refusal
 from virttui.locks.dircache import LeaseDirCache
@@ -124,6 +125,8 @@ class HostLeaseManager:
             with cache.lock:
                 known = cache.known() if passing else None
                 reread = cache.rotation(self._rotation_size(cache)) if passing and not cache.unread else []
+            # names from the host's directory go back to it as arguments: only names a command may carry
+            reread = [name for name in reread if usable_name(name) and "," not in name]
             try:
                 raw = self.runner.poll(self.directory, self.lockspace, with_sanlock=self.manager == "sanlock",
                                        known=known, reread=reread, identity=identity_due,
