@@ -16,11 +16,14 @@ seconds with no console (the baseline); then VirtTUI polls both hosts every seco
 hold one of the incremental reader's slow passes (every 30 s).  Which polls read leader records,
 and when, is recorded by wrapping the lease agent's runner in this process.
 
-Tolerance: TOLERANCE_MS over the baseline's slowest read (and write).  The cap spaces reads 3.3 ms
+Tolerance: TOLERANCE_MS over the baseline's slowest read.  The cap spaces reads 3.3 ms
 apart, and the 2 shared cores (load 6-7 from other sessions' tests) made renewals from memory take
 0-5 ms in 60 s runs with no reader; a read queued behind a reader at the cap waits for the
 throttle's next slice, measured 28-102 ms.  20 ms sits 4x over the noise and under that, and is
-50x under io_timeout.
+50x under io_timeout.  Writes are not capped and the console writes nothing to the lease storage,
+so a slower write can only come from CPU contention on these 2 cores, which the test's own console
+shares with the daemons (a real console runs on a jump box): seen once in CI, both hosts' writes at
+one instant took 24 and 42 ms.  A write is held to WRITE_LIMIT_MS, a tenth of io_timeout, instead.
 
 Asserted of the polling window (problems()), against the baseline: renewals went on, with no
 timeouts or errors and no more warnings; no renewal slower that began while no leader record was
@@ -66,6 +69,7 @@ pytestmark = pytest.mark.realstack
 
 WINDOW = 32.0  # seconds: ~12 renewals a host, and one slow pass of the incremental reader (30 s apart)
 TOLERANCE_MS = 20  # see the module docstring
+WRITE_LIMIT_MS = 100  # a tenth of io_timeout: see the module docstring
 MAX_ADDED_READS_PER_S = 20.0
 MAX_READING_SHARE = 0.10  # of the window's time, the console's agents may spend in leader-record reads
 READY_TIMEOUT = 90.0  # seconds for the console to connect and show the whole directory (full rescans: ~15 s)
@@ -278,9 +282,10 @@ def full_rescan(throttled_lease_stack: RealStack, baseline: Window) -> ConsoleRu
 
 
 def _slow(renewals: list[Renewal], baseline: Window) -> list[Renewal]:
-    """Renewals whose read or write took longer than the baseline's slowest plus TOLERANCE_MS."""
+    """Renewals whose read took longer than the baseline's slowest plus TOLERANCE_MS, or whose write
+    took longer than that or WRITE_LIMIT_MS, whichever is more."""
     reads = max((r.read_ms for r in baseline.renewals), default=0) + TOLERANCE_MS
-    writes = max((r.write_ms for r in baseline.renewals), default=0) + TOLERANCE_MS
+    writes = max(max((r.write_ms for r in baseline.renewals), default=0) + TOLERANCE_MS, WRITE_LIMIT_MS)
     return [r for r in renewals if r.read_ms > reads or r.write_ms > writes]
 
 
