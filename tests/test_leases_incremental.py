@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 
 import pytest
+from conftest import SteppedClock as Clock
 
 from virttui.locks import agent
 from virttui.locks.agentrunner import AgentRunner
@@ -55,14 +56,6 @@ class Daemon(AgentRunner):
         raw = agent.scan(directory, lockspace, False)
         self.reads += len(raw["files"])
         return self._answers(raw, directory)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
