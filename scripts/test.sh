@@ -13,6 +13,6 @@ ensure_venv
 "$PY" -m pip install -q -e "$ROOT[test]"
 cd "$ROOT"
 # The project's own lint and type checks first: a finding fails the run, as a failing test does.
-"$PY" -m ruff check virttui
+"$PY" -m ruff check virttui bench
 "$PY" -m mypy
 exec "$PY" -m pytest "$@"

@@ -1,4 +1,5 @@
-"""Shared fixtures: a stepped clock, the demo on a private lease directory, app factories.
+"""Fixtures every tier shares: a private home, a stepped clock, the demo on a private lease directory;
+and the rule that no test skips (each tier adds its own in its conftest.py).
 
 The user's own config, state and home never leak into a test: HOME and the
 XDG directories point into the test's tmp_path.
@@ -6,38 +7,20 @@ XDG directories point into the test's tmp_path.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from support.clock import SteppedClock
 
 from virttui.demo import Demo
-
-pytest_plugins = ["realstack.fixtures"]
 
 # Every property test draws the same examples on every run and keeps no example database:
 # a failure in CI must fail again on the next run, not come and go with a random seed.
 settings.register_profile("deterministic", derandomize=True, database=None)
 settings.load_profile("deterministic")
-
-SNAPSHOT_LEASE_DIR = "/tmp/virttui-snapshot-leases"  # fixed: it is shown in the cleanup dialog
-
-
-class SteppedClock:
-    """A clock that moves only when a test says so."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(autouse=True)
@@ -71,24 +54,6 @@ def demo(lease_dir: Path, clock: SteppedClock) -> Iterator[Demo]:
     instance = Demo(lease_dir=str(lease_dir), clock=clock)
     yield instance
     instance.close()
-
-
-@pytest.fixture
-def snapshot_demo(clock: SteppedClock) -> Iterator[Demo]:
-    # The path shows in the cleanup preview, so it is fixed; two test runs on one machine take
-    # turns with it (each empties it first), rather than deleting each other's lease files.
-    with open(f"{SNAPSHOT_LEASE_DIR}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        shutil.rmtree(SNAPSHOT_LEASE_DIR, ignore_errors=True)
-        Path(SNAPSHOT_LEASE_DIR).mkdir(parents=True)
-        instance = Demo(lease_dir=SNAPSHOT_LEASE_DIR, clock=clock)
-        yield instance
-        instance.close()
-        shutil.rmtree(SNAPSHOT_LEASE_DIR, ignore_errors=True)
-
-
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEMO_NODE = ASSETS / "demo" / "hv1.xml"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

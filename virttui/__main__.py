@@ -1,5 +1,5 @@
 """`python -m virttui` runs the CLI, exactly as the `virttui` command does."""
 
-from virttui.launch import main
+from virttui.runtime.launch import main
 
 raise SystemExit(main())

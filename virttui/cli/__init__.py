@@ -23,7 +23,7 @@ from virttui.cli.output import OutputError, UsageError, _GuardedOutput, _printab
 from virttui.cli.parser import build_parser
 from virttui.cli.status import cmd_status, status_json, status_text
 from virttui.cli.topcmd import cmd_top
-from virttui.collector import resume_collection
+from virttui.runtime.collector import resume_collection
 
 log = logging.getLogger("virttui")
 

@@ -10,11 +10,11 @@ from virttui.cli.output import _printable
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    from virttui.firstpoll import start_first_polls
+    from virttui.runtime.firstpoll import start_first_polls
 
     with open_hosts(args) as (drivers, interval, config):
-        first_polls = start_first_polls(drivers)  # before Textual is imported: see virttui.firstpoll
-        from virttui.app import VirtTUI
+        first_polls = start_first_polls(drivers)  # before Textual is imported: see virttui.runtime.firstpoll
+        from virttui.console.app import VirtTUI
 
         app = VirtTUI(drivers, poll_interval=interval, contain_errors=True, debug=args.debug, config=config,
                       first_polls=first_polls)

@@ -12,7 +12,7 @@ from virttui.cli.hosts import open_hosts
 from virttui.cli.output import OutputError, UsageError, _printable
 from virttui.drivers.base import Driver
 from virttui.drivers.model import ConnectionState, HostSnapshot
-from virttui.pollonce import poll_once
+from virttui.runtime.pollonce import poll_once
 
 if TYPE_CHECKING:
     from virttui.locks.model import CleanupOutcome

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from virttui.cli.hosts import open_hosts
 from virttui.cli.output import _printable
 from virttui.drivers.model import ConnectionState, HostSnapshot
-from virttui.pollonce import poll_once
+from virttui.runtime.pollonce import poll_once
 
 
 def status_json(snapshots: Sequence[HostSnapshot]) -> dict:

@@ -9,7 +9,7 @@ from virttui.cli.output import UsageError
 
 
 def cmd_top(args: argparse.Namespace) -> int:
-    from virttui.top import run_batch
+    from virttui.cli.topbatch import run_batch
 
     if args.delay is not None and not 0.1 <= args.delay <= 86400:
         raise UsageError("-d/--delay must be between 0.1 and 86400 seconds")

@@ -6,11 +6,22 @@ The agent's answers are JSON; a cleanup's outcomes come one line per file, as ea
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
-AGENT_SOURCE = (Path(__file__).parent / "agent.py").read_text(encoding="utf-8")
+AGENT_MODULES = ("agent.py", "agentcleanup.py", "agentmain.py")
+_IN_PACKAGE_IMPORTS = re.compile(r"^# in-package imports:.*?^# end of in-package imports\n", re.M | re.S)
+
+
+def _agent_source() -> str:
+    """The agent's modules as one program for a host's python3 -c: their imports of each other dropped."""
+    texts = [(Path(__file__).parent / name).read_text(encoding="utf-8") for name in AGENT_MODULES]
+    return "\n".join(_IN_PACKAGE_IMPORTS.sub("", text) for text in texts)
+
+
+AGENT_SOURCE = _agent_source()
 # Names per remote agent run.  The whole command reaches the host's shell as one argument, which
 # Linux caps at 128 KiB (MAX_ARG_STRLEN); the stream's stdbuf wrapper holds it twice: 1000 md5
 # names and the agent's source stay under that (tested).  A cleanup of "everything" sends no
@@ -116,7 +127,7 @@ class AgentRunner:
         """One outcome dict per file, as each is done. names None: every file but the lockspace,
         listed on the host itself (no scan first); the first dict is then {"total": N}."""
         if self.transport is None:
-            from virttui.locks import agent
+            from virttui.locks import agent, agentcleanup
 
             if names is None:
                 names, error = agent.every_candidate(directory, lockspace)
@@ -124,7 +135,7 @@ class AgentRunner:
                     yield {"fatal": error}
                     return
                 yield {"total": len(names)}
-            yield from agent.cleanup(directory, lockspace, names)
+            yield from agentcleanup.cleanup(directory, lockspace, names)
             return
         if names is None:
             yield from self._stream(directory, lockspace, ["--all"])

@@ -62,7 +62,7 @@ class _Cursor:
 
 def parse_libvirt_conf(text: str, where: str = "config") -> dict[str, Value]:
     """Every entry of a libvirt config file, read as virconf.c's virConfParse reads it (checked
-    against libvirt itself by tests/test_libvirtconf_reference.py). A name set twice keeps its
+    against libvirt itself by tests/unit/test_libvirtconf_reference.py). A name set twice keeps its
     first value: virConfGetValue returns the first entry it finds (the later one is still parsed,
     so its syntax errors are reported)."""
     cur = _Cursor(text, where)

@@ -16,11 +16,11 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Label, ProgressBar
 
-from virttui.crash import contained
+from virttui.console.workers import WorkResult, run_blocking
 from virttui.locks.model import CleanupOutcome, LeaseStatus
+from virttui.runtime.crash import contained
 from virttui.widgets.difftable import Cell
 from virttui.widgets.panes import LEASE_STYLES
-from virttui.workers import WorkResult, run_blocking
 
 
 class CleanupProgress(Message):

@@ -14,14 +14,14 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Sparkline, Static
 
-from virttui.crash import contained
+from virttui.console.messages import FleetUpdated
+from virttui.console.workers import WorkResult, run_blocking
 from virttui.drivers.errors import DriverError
 from virttui.drivers.model import ConnectionState, Domain, DomainSnapshot
 from virttui.drivers.names import escaped
 from virttui.format import human_kib, human_rate, percent
-from virttui.messages import FleetUpdated
+from virttui.runtime.crash import contained
 from virttui.screens.lifecycle import LifecycleActions, action_bindings
-from virttui.workers import WorkResult, run_blocking
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -11,7 +11,7 @@ from virttui.actiontable import ActionSpec
 from virttui.drivers.model import Domain
 
 if TYPE_CHECKING:
-    from virttui.consoleapp import ConsoleApp
+    from virttui.console.consoleapp import ConsoleApp
 
 
 def action_bindings(screen: str) -> list[Binding]:

@@ -17,9 +17,9 @@ from textual.widgets import DataTable, Input
 
 from virttui import actiontable as registry
 from virttui.actiontable import ActionSpec
-from virttui.crash import contained
+from virttui.console.messages import FleetUpdated
 from virttui.drivers.model import ConnectionState, Domain
-from virttui.messages import FleetUpdated
+from virttui.runtime.crash import contained
 from virttui.screens.lifecycle import LifecycleActions, action_bindings
 from virttui.views import DomainsCache, LeasesCache, disks_view, domain_scope, domains_view, hosts_view, leases_view
 from virttui.views.domains import first_sort, next_sort, parse_sort, remembered_columns, remembered_sort

@@ -1,6 +1,6 @@
 """Every part of Textual that is not its public API and that virttui relies on, in one place.
 
-Textual is pinned exactly (pyproject.toml) because of these; tests/test_textual_compat.py checks
+Textual is pinned exactly (pyproject.toml) because of these; tests/unit/test_textual_compat.py checks
 the installed version and that each name below still exists, so an upgrade fails there, at once
 and by name, instead of somewhere in a repaint.
 """

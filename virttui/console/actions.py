@@ -1,0 +1,199 @@
+"""Lifecycle actions from the UI: confirm when dangerous, run off the UI thread, report.
+
+Every action is an entry of virttui/actiontable.py: its label, valid states, confirmation note,
+pending label, state after and driver method are read from there. An action is addressed by
+host URI + UUID. It shows as pending on its row from the key press until a poll started after
+it completed has arrived, so the operator never sees the old state flash back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from virttui import actiontable as registry
+from virttui.actiontable import ActionSpec
+from virttui.console.messages import ActionFinished
+from virttui.console.workers import run_blocking
+from virttui.drivers.errors import DriverError
+from virttui.drivers.model import ConnectionState, Domain, DomainState
+
+if TYPE_CHECKING:
+    from virttui.console.context import ConsoleContext
+    from virttui.console.essentials import Essentials
+
+log = logging.getLogger(__name__)
+
+
+class ActionRunner:
+    """Owns the set of in-flight actions for one app."""
+
+    def __init__(self, ctx: ConsoleContext, essentials: Essentials) -> None:
+        self.fleet, self.scheduler, self.ui = ctx.fleet, ctx.scheduler, ctx.ui
+        self.essentials = essentials  # the actions with dialogs of their own
+        ctx.host_removed.subscribe(self.forget_host)
+        self.pending: dict[tuple[str, str], str] = {}  # (uri, uuid) -> label shown on the row
+        self._clear_at: dict[tuple[str, str], int] = {}  # (uri, uuid) -> poll seq that ends "pending"
+        # (uri, uuid) -> (state an action's success confirmed, poll seq from which polls show it)
+        self._confirmed: dict[tuple[str, str], tuple[DomainState, int]] = {}
+
+    def request(self, uri: str, dom: Domain, action: str) -> None:
+        """Entry point for keys and palette commands: a registry id (or a drivers.base.Action)."""
+        from virttui.screens.confirm import ConfirmScreen
+
+        spec = registry.spec(action)
+        if spec.essentials:  # its own dialogs and checks
+            getattr(self.essentials, spec.essentials)(uri, dom)
+            return
+        spec = spec.choose([dom])
+        if not spec.fits(dom):
+            self.ui.notify(spec.refusal(dom), severity="warning", markup=False)
+            return
+        if (uri, dom.uuid) in self.pending:
+            self.ui.notify(f"{dom.name}: an action is already in progress", severity="warning", markup=False)
+            return
+        host = self.fleet.host(uri).label
+        if spec.confirm is not None:
+            body = f"{spec.label} domain “{dom.name}” on host {host}?\n\n{spec.confirm}"
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self._run_if_still_valid(uri, dom, spec)
+
+            self.ui.push_screen(ConfirmScreen(f"{spec.label} {dom.name}", body, yes_label=spec.label), answered)
+        else:
+            self._run(uri, dom.uuid, dom.name, spec)
+
+    def request_bulk(self, domains: list[tuple[str, Domain]], action: str, done: Callable[[], None]) -> None:
+        """One confirmation listing every marked domain the action fits; each then runs on its own
+        worker, so one failure (reported for that domain) never stops the others."""
+        from virttui.screens.confirm import ConfirmScreen
+
+        spec = registry.spec(action).choose([dom for _, dom in domains])
+        if not spec.runs_in_runner:
+            raise ValueError(f"{spec.id} does not act on marked domains")
+        fits = [(uri, dom) for uri, dom in domains if spec.fits(dom) and (uri, dom.uuid) not in self.pending]
+        skipped = len(domains) - len(fits)
+        if not fits:
+            self.ui.notify(f"{spec.label}: none of the {len(domains)} marked domains can", severity="warning",
+                           markup=False)
+            return
+        lines = [f"  {dom.name} on {self.fleet.host(uri).label}" for uri, dom in fits[:8]]
+        if len(fits) > 8:
+            lines.append(f"  … and {len(fits) - 8} more")
+        body = f"{spec.label} these {len(fits)} domains?\n" + "\n".join(lines)
+        if skipped:
+            body += f"\n\n{skipped} marked domain{'s' if skipped != 1 else ''} skipped (not valid in their state)."
+        if spec.confirm:
+            body += f"\n\n{spec.confirm}"
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            refused = []
+            for uri, dom in fits:
+                why = self._why_not_now(uri, dom.uuid, spec)
+                if why:
+                    refused.append((dom.name, why))
+                else:
+                    self._run(uri, dom.uuid, dom.name, spec)
+            if refused:  # one line, not one per domain
+                name, why = refused[0]
+                more = f" and {len(refused) - 1} more" if len(refused) > 1 else ""
+                self.ui.notify(f"{spec.label}: {len(refused)} of {len(fits)} not done ({name}: {why}{more})",
+                               severity="warning", markup=False)
+            done()
+
+        self.ui.push_screen(ConfirmScreen(f"{spec.label} {len(fits)} domains", body,
+                                          yes_label=f"{spec.label} {len(fits)}"), answered)
+
+    def _run_if_still_valid(self, uri: str, dom: Domain, spec: ActionSpec) -> None:
+        """After a confirmation: the dialog may have stayed open while the host failed or the domain
+        changed state; the keys would not have offered the action then, so neither does the answer."""
+        why = self._why_not_now(uri, dom.uuid, spec)
+        if why:
+            self.ui.notify(f"{spec.label} {dom.name}: not done, {why}", severity="warning", markup=False)
+            return
+        self._run(uri, dom.uuid, dom.name, spec)
+
+    def _why_not_now(self, uri: str, uuid: str, spec: ActionSpec) -> str:
+        host = self.fleet.host(uri)
+        if host.state is not ConnectionState.CONNECTED:
+            return f"{host.label} is {host.state_words}"
+        now = self.fleet.domain(uri, uuid)
+        if now is None:
+            return "it is gone"
+        if not spec.fits(now):
+            return f"it is {now.state.value} now"
+        return "an action is already in progress" if (uri, uuid) in self.pending else ""
+
+    def _run(self, uri: str, uuid: str, name: str, spec: ActionSpec) -> None:
+        loop = self.scheduler.loop_of(uri)
+        if loop is None:  # removed meanwhile (a confirmation answered after the host went)
+            return
+        driver = self.scheduler.driver(uri)  # taken now: the worker may start after a removal
+        self.pending[(uri, uuid)] = spec.pending
+        self.ui.broadcast_fleet()
+
+        def finished(_: object, exc: Exception | None) -> ActionFinished:
+            """Worker thread: the driver call's outcome as one message back."""
+            error = ""
+            if isinstance(exc, DriverError):
+                error = str(exc)
+            elif exc is not None:  # never let a bug reach the screen as a traceback
+                log.error("%s of %s on %s failed", spec.id, name, uri, exc_info=exc)
+                error = f"internal error: {type(exc).__name__}: {exc}"
+            # the entry's id: for the drivers.base.Action ones, equal to the Action it stands for
+            return ActionFinished(uri, uuid, name, spec.id, error, loop)
+
+        run_blocking(self.ui, lambda: getattr(driver, spec.method)(uuid), finished, group=f"action {uri}",
+                     name=f"{spec.id} {name}")
+
+    def finished(self, message: ActionFinished) -> None:
+        if not self.scheduler.is_current(message.uri, message.loop):
+            return  # its host was removed (and maybe added again): nothing of it is this host's now
+        key = (message.uri, message.uuid)
+        spec = registry.spec(message.action)
+        host = self.fleet.host(message.uri).label
+        if message.error:
+            self.pending.pop(key, None)
+            error = message.error
+            dom = self.fleet.domain(message.uri, message.uuid)
+            if spec.takes_leases and dom is not None:  # sanlock says "host_id 1": name it
+                error += "".join(f"; its {target} is in use by {holder}"
+                                 for target, holder in self.fleet.disks_held_elsewhere(message.uri, dom))
+            self.ui.notify(f"{spec.label} {message.name} on {host} failed: {error}",
+                           severity="error", timeout=10, markup=False)
+        elif spec.state_after is not None and self.fleet.set_domain_state(
+                message.uri, message.uuid, spec.state_after):
+            # virsh said it is done: show the new state now, not ~100 ms later after a poll. A poll
+            # that was already under way may still bring the old state: until one started after
+            # this arrives, the confirmed state is laid over it (host_polled).
+            self.pending.pop(key, None)
+            self._clear_at.pop(key, None)
+            self._confirmed[key] = (spec.state_after, self.scheduler.next_seq(message.uri))
+        else:
+            self._clear_at[key] = self.scheduler.next_seq(message.uri)
+        if self.scheduler.has(message.uri):  # not when the host was removed meanwhile
+            self.scheduler.poll_now(message.uri)
+
+    def forget_host(self, uri: str) -> None:
+        """A removed host: nothing of it is pending any more."""
+        for table in (self.pending, self._clear_at, self._confirmed):
+            for key in [key for key in table if key[0] == uri]:
+                del table[key]
+
+    def host_polled(self, uri: str, seq: int) -> None:
+        """A poll arrived: actions it reflects are no longer pending."""
+        for key, (state, wanted) in list(self._confirmed.items()):
+            if key[0] != uri:
+                continue
+            if seq >= wanted:
+                del self._confirmed[key]
+            else:
+                self.fleet.set_domain_state(uri, key[1], state)
+        for key, wanted in list(self._clear_at.items()):
+            if key[0] == uri and seq >= wanted:
+                del self._clear_at[key]
+                self.pending.pop(key, None)

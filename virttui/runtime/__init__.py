@@ -1,0 +1,1 @@
+"""The process around the console: start-up, polling, garbage collection, terminal and crash handling."""
