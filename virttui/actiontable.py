@@ -42,6 +42,9 @@ class ActionSpec:
     states: frozenset[DomainState] = ANY_STATE  # the states libvirt accepts it in
     needs: Callable[[Domain], bool] | None = None  # beyond the state, e.g. a definition to change
     why_not: str = "{label}: {name} is {state}"  # the notice for its key when it can't apply
+    # per state it can't apply in, the way out, naming the key that gets there: "{destroy} first" says
+    # "f (force off) first" (an id in braces is that entry's key and label)
+    ways_out: tuple[tuple[DomainState, str], ...] = ()
     state_after: DomainState | None = None  # what the domain is once the driver call returned success
     pending: str = ""  # the row's label while it runs: "forcing off"
     confirm: str | None = None  # None: runs at once; else the note under the confirmation's question
@@ -51,6 +54,9 @@ class ActionSpec:
     essentials: str = ""  # or the Essentials method called with (host uri, domain)
     one_of: tuple[str, ...] = ()  # or the ids this key stands for
     screens: frozenset[str] = SCREENS  # where its key is bound
+    # a Driver method saying whether the host can do it at all ("has_console"); "" for every host
+    host_needs: str = ""
+    why_not_here: str = "{label}: {host} can't"  # the notice for its key on a host that can't
 
     def __post_init__(self) -> None:
         if sum(map(bool, (self.method, self.essentials, self.one_of))) != 1:
@@ -68,8 +74,19 @@ class ActionSpec:
         return dom.state in self.states and (self.needs is None or self.needs(dom))
 
     def refusal(self, dom: Domain) -> str:
-        """The notice for this action on a domain it does not fit: "Start: web-01 is running"."""
-        return self.why_not.format(label=self.label, name=dom.name, state=dom.state.value)
+        """The notice for this action on a domain it does not fit: "Start: web-01 is running", and
+        where there is one, the way out: "Start: ci-agent is crashed: f (force off) first"."""
+        text = self.why_not.format(label=self.label, name=dom.name, state=dom.state.value)
+        way = dict(self.ways_out).get(dom.state)
+        return f"{text}: {way.format_map(_KeyNames())}" if way else text
+
+    def offered_on(self, driver: object) -> bool:
+        """Whether the host's driver can run it at all (an embedded host has no serial console)."""
+        return not self.host_needs or bool(getattr(driver, self.host_needs)())
+
+    def refusal_here(self, host: str) -> str:
+        """The notice for its key on a host whose driver can't run it (offered_on is False)."""
+        return self.why_not_here.format(label=self.label, host=host)
 
     def choose(self, domains: Sequence[Domain]) -> ActionSpec:
         """The entry that runs for these domains: itself, or of `one_of` the first any of them can take.
@@ -79,6 +96,13 @@ class ActionSpec:
         options = [spec(name) for name in self.one_of]
         return next((option for option in options if any(option.fits(dom) for dom in domains)),
                     options[0] if len(domains) == 1 else options[-1])
+
+
+class _KeyNames(dict):
+    """An entry's id as a way out names it: "destroy" is "f (force off)"."""
+
+    def __missing__(self, action: str) -> str:
+        return key_named(action)
 
 
 def _persistent(dom: Domain) -> bool:
@@ -91,14 +115,27 @@ _TRANSIENT = "{label}: {name} is transient (it has no definition)"
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("start", "Start", "s", "Start", help="start the domain",
                palette=("Start domain", "Start the selected domain (s)"),
+               # libvirt starts only an inactive domain: a crashed one kept for a dump is still active
+               ways_out=((DomainState.CRASHED, "{destroy} first"), (DomainState.PAUSED, "{resume} instead"),
+                         (DomainState.PMSUSPENDED, "{pmwakeup} instead"),
+                         (DomainState.IN_SHUTDOWN, "wait for it to stop, or {destroy}")),
                states=frozenset({DomainState.SHUT_OFF}), state_after=DomainState.RUNNING, pending="starting",
                takes_leases=True, bulk=True, method="start"),
     # Shutdown and reboot only ask the guest: no state follows from their success.
-    ActionSpec("shutdown", "Shut down", "d", "Shutdown", help="shut the domain down (graceful)",
+    ActionSpec("shutdown", "Shut down", "d", "Shutdown", help="shut the domain down (graceful; asks first)",
                palette=("Shut down domain", "Gracefully shut down the selected domain (d)"),
-               states=RUNNING, pending="shutting down", bulk=True, method="shutdown"),
+               # only a running guest hears the request (QEMU refuses it otherwise)
+               ways_out=((DomainState.PAUSED, "{resume} first, or {destroy}"),
+                         (DomainState.PMSUSPENDED, "{pmwakeup} first, or {destroy}"),
+                         (DomainState.CRASHED, "{destroy} instead"),
+                         (DomainState.IN_SHUTDOWN, "{destroy} if it hangs")),
+               states=RUNNING, pending="shutting down",
+               confirm="The guest is asked to shut down; its services stop.", bulk=True, method="shutdown"),
     ActionSpec("reboot", "Reboot", "r", "Reboot", help="reboot the domain (asks first)",
                palette=("Reboot domain", "Reboot the selected domain (r)"),
+               ways_out=((DomainState.PAUSED, "{resume} first"), (DomainState.PMSUSPENDED, "{pmwakeup} first"),
+                         (DomainState.CRASHED, "{destroy}, then {start}"), (DomainState.SHUT_OFF, "{start} instead"),
+                         (DomainState.IN_SHUTDOWN, "wait for it to stop, then {start}")),
                states=RUNNING, pending="rebooting",
                confirm="The guest is asked to reboot; its services go down for a while.", bulk=True, method="reboot"),
     ActionSpec("destroy", "Force off", "f", "Force off", help="force off: destroy the domain (asks first)",
@@ -106,19 +143,31 @@ ACTIONS: tuple[ActionSpec, ...] = (
                states=ACTIVE, state_after=DomainState.SHUT_OFF, pending="forcing off",
                confirm="Force off pulls the virtual power plug: unsaved data in the guest is lost.",
                bulk=True, method="destroy"),
-    ActionSpec("pause", "Pause", "p", "Pause", help="pause a running domain / resume a paused one",
+    ActionSpec("pause", "Pause", "p", "Pause", help="pause a running domain (asks first) / resume a paused one",
                palette=("Pause or resume domain", "Pause a running domain, resume a paused one (p)"),
                bulk=True, one_of=("suspend", "resume")),
     ActionSpec("suspend", "Pause", states=RUNNING, state_after=DomainState.PAUSED, pending="pausing",
-               method="suspend"),
+               ways_out=((DomainState.PMSUSPENDED, "{pmwakeup} first"),),
+               confirm="The guest stops until it is resumed; its clients may time out.", method="suspend"),
     ActionSpec("resume", "Resume", states=frozenset({DomainState.PAUSED}), state_after=DomainState.RUNNING,
                pending="resuming", method="resume"),
+    # A guest that suspended itself to RAM (its own power management) wakes as from its power button.
+    ActionSpec("pmwakeup", "Wake", "w", "Wake", show=False, help="wake a pmsuspended domain (suspended by its guest)",
+               palette=("Wake domain", "Wake the selected pmsuspended domain (w)"),
+               states=frozenset({DomainState.PMSUSPENDED}), state_after=DomainState.RUNNING, pending="waking",
+               ways_out=((DomainState.SHUT_OFF, "{start} instead"), (DomainState.PAUSED, "{resume} instead")),
+               method="pm_wakeup"),
     ActionSpec("console", "Console", "c", "Console", help="serial console of a running domain (Ctrl+] returns)",
+               palette=("Serial console", "The serial console of the selected running domain (c; Ctrl+] returns)"),
+               ways_out=((DomainState.SHUT_OFF, "{start} first"),),
+               host_needs="has_console", why_not_here="{label}: {host} has no serial console to attach to",
                states=ACTIVE, essentials="console"),
     ActionSpec("autostart", "Autostart", "a", "Autostart", show=False, help="autostart on / off",
+               palette=("Toggle autostart", "Start the selected domain with its host, or not (a)"),
                needs=_persistent, why_not=_TRANSIENT, essentials="toggle_autostart"),
     ActionSpec("undefine", "Undefine", "U", "Undefine", show=False,
                help="undefine (asks for its name; storage kept unless ticked)",
+               palette=("Undefine domain", "Remove the selected domain's definition; its storage only if ticked (U)"),
                needs=_persistent, why_not=_TRANSIENT, essentials="undefine"),
 )
 
@@ -137,14 +186,24 @@ def spec(action: str) -> ActionSpec:
     raise KeyError(wanted)
 
 
+def key_named(action: str) -> str:
+    """An entry's key and label as a hint names them: "f (force off)"; for an entry reached through
+    another's key, that key: "p (resume)"."""
+    entry = spec(action)
+    key = entry.key or next((other.key for other in ACTIONS if entry.id in other.one_of), "")
+    return f"{key} ({entry.label.lower()})" if key else entry.label.lower()
+
+
 def keyed(screen: str | None = None) -> list[ActionSpec]:
     """The entries with a key (on `screen`, or on any), in table order."""
     return [entry for entry in ACTIONS if entry.key and (screen is None or screen in entry.screens)]
 
 
 def in_palette(screen: str) -> list[tuple[str, str, str]]:
-    """(title, description, id) of the entries the command palette lists on `screen`, in table order."""
-    return [(*entry.palette, entry.id) for entry in ACTIONS if entry.palette is not None and screen in entry.screens]
+    """(title, description, id) of the entries the command palette lists on `screen`, in table order:
+    every keyed entry, with the palette words it gives or words made from its label and help."""
+    return [(*(entry.palette or (f"{entry.label} domain", f"{entry.help[:1].upper()}{entry.help[1:]} ({entry.key})")),
+             entry.id) for entry in ACTIONS if entry.key and screen in entry.screens]
 
 
 def valid_ids(state: DomainState) -> frozenset[str]:

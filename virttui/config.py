@@ -36,9 +36,14 @@ class Config:
     domain_columns: tuple[str, ...] = ()  # remembered visible columns, () = all
     lease_slow_interval: float = 30.0  # [leases] slow_interval: seconds between reads of changed lease files
     lease_full_interval: float = 600.0  # [leases] full_interval: every lease file read again within this
+    confirm: tuple[tuple[str, bool], ...] = ()  # [confirm] action = true/false: overrides of the defaults
+    names: tuple[tuple[str, str], ...] = ()  # (uri, name) for hosts given a name of their own
 
     def group_of(self, uri: str) -> str:
         return dict(self.groups).get(uri, "")
+
+    def name_of(self, uri: str) -> str:
+        return dict(self.names).get(uri, "")
 
 
 def default_config_path() -> str:
@@ -66,7 +71,7 @@ def load_config(path: str | None = None) -> Config:
         raise ConfigError(f"{path}: nested too deeply") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
-    hosts, groups = [], []
+    hosts, groups, names = [], [], []
     entries = data.get("hosts", [])
     if not isinstance(entries, list):
         raise ConfigError(f"{path}: hosts must be a list of [[hosts]] tables")
@@ -77,11 +82,16 @@ def load_config(path: str | None = None) -> Config:
         group = entry.get("group", "") if isinstance(entry, dict) else ""
         if not isinstance(group, str):
             raise ConfigError(f"{path}: hosts[{index}].group must be a string")
+        name = entry.get("name", "") if isinstance(entry, dict) else ""
+        if not isinstance(name, str) or len(name) > 64 or not name.isprintable():
+            raise ConfigError(f"{path}: hosts[{index}].name must be printable text of at most 64 characters")
         if uri in hosts:
             continue  # a host listed twice is one host (as with -c), in its first group
         hosts.append(uri)
         if group:
             groups.append((uri, group))
+        if name.strip():
+            names.append((uri, name.strip()))
     interval = data.get("poll_interval", 2.0)
     if not isinstance(interval, (int, float)) or isinstance(interval, bool) or not 0.2 <= interval <= 3600:
         raise ConfigError(f"{path}: poll_interval must be a number of seconds from 0.2 to 3600")
@@ -94,7 +104,29 @@ def load_config(path: str | None = None) -> Config:
         raise ConfigError(f"{path}: ui.domain_sort must be a string and ui.domain_columns a list of strings")
     slow, full = _lease_intervals(data.get("leases", {}), path)
     return Config(hosts=tuple(hosts), poll_interval=float(interval), path=path, groups=tuple(groups),
-                  domain_sort=sort, domain_columns=tuple(columns), lease_slow_interval=slow, lease_full_interval=full)
+                  domain_sort=sort, domain_columns=tuple(columns), lease_slow_interval=slow, lease_full_interval=full,
+                  confirm=_confirmations(data.get("confirm", {}), path), names=tuple(names))
+
+
+# [confirm] keys: the registry's ids, and the words the help and Footer use for two of them
+CONFIRM_ALIASES = {"force_off": "destroy", "pause": "suspend"}
+
+
+def _confirmations(table: object, path: str) -> tuple[tuple[str, bool], ...]:
+    """[confirm] (or confirm = {...}): action = true or false, for actions the console runs itself."""
+    from virttui import actiontable
+
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: confirm must be a table, e.g. confirm = {{shutdown = false}}")
+    known = sorted({entry.id for entry in actiontable.ACTIONS if entry.method} | set(CONFIRM_ALIASES))
+    chosen: list[tuple[str, bool]] = []
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"{path}: confirm.{key}: not an action (one of {', '.join(known)})")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: confirm.{key} must be true or false")
+        chosen.append((CONFIRM_ALIASES.get(key, str(key)), value))
+    return tuple(chosen)
 
 
 def _lease_intervals(leases: object, path: str) -> tuple[float, float]:

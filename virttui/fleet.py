@@ -7,7 +7,7 @@ the interval the driver measured, as virt-manager's stats manager does.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -46,6 +46,9 @@ class _HostEntry:
     # uuid -> (domain, its total disk bytes read, written) in `snapshot`, for the next apply's deltas
     by_uuid: dict[str, tuple[Domain, int, int]] = field(default_factory=dict)
     lease_inputs: tuple = ()  # what lease status took from `snapshot` (see _lease_inputs)
+    # UUIDs whose state set_domain_state laid over `snapshot`: newer than its lease view, so lease
+    # status follows them (a force off frees, a start takes) until the next poll
+    confirmed: set[str] = field(default_factory=set)
 
 
 def _lease_inputs(snap: HostSnapshot) -> tuple:
@@ -85,6 +88,7 @@ class Fleet:
         self._history: dict[str, dict[str, _History]] = {}  # host uri -> uuid -> samples
         self._lease_cache: _LeaseView | None = None
         self._counts: dict[str, tuple[HostSnapshot, tuple[int, int]]] = {}
+        self.names: dict[str, str] = {}  # host uri -> the name the config gives it
 
     @property
     def uris(self) -> list[str]:
@@ -105,6 +109,9 @@ class Fleet:
     def apply(self, snap: HostSnapshot) -> None:
         """Take a new poll result, computing rates against the previous one."""
         entry = self._hosts.setdefault(snap.host.uri, _HostEntry(snap.host))
+        named = self._named(snap.host, entry.host)
+        if named is not snap.host:
+            snap = replace(snap, host=named)
         prev = entry.snapshot
         rates: dict[str, tuple[float | None, float | None, float | None]] = {}
         seconds = snap.taken_at - prev.taken_at if prev is not None else 0.0
@@ -140,13 +147,41 @@ class Fleet:
             for uuid in [uuid for uuid in history if uuid not in current]:
                 del history[uuid]
         lease_inputs = _lease_inputs(snap)
-        if lease_inputs != entry.lease_inputs or entry.host.label != snap.host.label:
+        # (states laid over the last snapshot went into lease status too: this poll's replace them)
+        if lease_inputs != entry.lease_inputs or entry.host.label != snap.host.label or entry.confirmed:
             self._lease_cache = None  # lease status is rebuilt only when what it is built from changed
         entry.snapshot = snap
         entry.by_uuid = current
         entry.host = snap.host
         entry.rates = rates
         entry.lease_inputs = lease_inputs
+        entry.confirmed = set()
+        self._relabel()
+
+    def set_names(self, names: dict[str, str]) -> None:
+        """The config's names for hosts (uri -> name), shown in place of their own."""
+        self.names = dict(names)
+        self._relabel()
+
+    @staticmethod
+    def _named(host: Host, before: Host) -> Host:
+        """A new poll's host keeps the name it was given (_relabel), unless its own name changed."""
+        if not before.display_name or host.display_name or host.own_label != before.own_label:
+            return host
+        return replace(host, display_name=before.display_name)
+
+    def _relabel(self) -> None:
+        """Every host's label: its configured name, else its own; where two hosts would read alike
+        (two "hv1"), each with its URI, so their guests' rows can be told apart."""
+        own = Counter(entry.host.own_label for uri, entry in self._hosts.items() if uri not in self.names)
+        for uri, entry in self._hosts.items():
+            label = entry.host.own_label
+            wanted = self.names.get(uri) or ("" if own[label] < 2 else f"{label} ({entry.host.shown_uri})")
+            if entry.host.display_name != wanted:
+                entry.host = replace(entry.host, display_name=wanted)
+                if entry.snapshot is not None:
+                    entry.snapshot = replace(entry.snapshot, host=entry.host)
+                self._lease_cache = None
 
     def add_host(self, uri: str) -> None:
         """A host added at run time: listed at once, as connecting, after the others."""
@@ -172,14 +207,16 @@ class Fleet:
             return False
         entry.snapshot = replace(snap, domains=tuple(replace(dom, state=state) if dom.uuid == uuid else dom
                                                      for dom in snap.domains))
+        entry.confirmed.add(uuid)
         self._lease_cache = None
         return True
 
     def set_host(self, host: Host) -> None:
         """Record a host's connection state (connecting, error) without new data."""
         entry = self._hosts.setdefault(host.uri, _HostEntry(host))
-        entry.host = host
+        entry.host = self._named(host, entry.host)
         self._lease_cache = None
+        self._relabel()
 
     def host_counts(self, uri: str) -> tuple[int, int]:
         """(active, total) domains of a host."""
@@ -250,14 +287,16 @@ class Fleet:
         """The key in `lease_dirs` of the directory this host's view belongs to."""
         return self._leases().dir_of.get(uri)
 
-    def disk_uses(self, uris: list[str]) -> list[DiskUse]:
-        """Every disk of every domain on these hosts."""
+    def disk_uses(self, uris: list[str], *, confirmed: bool = True) -> list[DiskUse]:
+        """Every disk of every domain on these hosts; `confirmed`: marking the domains whose state an
+        action's success confirmed since the lease views were read (not for a fresh read, newer still)."""
         uses = []
         for uri in uris:
             entry = self._hosts[uri]
             snap = entry.snapshot
             if snap is None:
                 continue
+            laid_over = entry.confirmed if confirmed else set()
             host_id = snap.leases.host_id if snap.leases is not None else 0
             for dom in snap.domains:
                 # libvirt releases a guest's leases while it is paused (and starts a migration's
@@ -267,7 +306,8 @@ class Fleet:
                 for disk in dom.disks:
                     if disk.has_lease_path:
                         uses.append(DiskUse(entry.host.label, host_id, dom.name, disk.source, running,
-                                            disk.needs_exclusive_lease, host_key=uri, paused=paused))
+                                            disk.needs_exclusive_lease, host_key=uri, paused=paused,
+                                            confirmed=dom.uuid in laid_over))
         return uses
 
     def has(self, uri: str) -> bool:
@@ -279,7 +319,7 @@ class Fleet:
         view = self._leases()
         group = view.dirs.get(view.dir_of.get(uri, ""), [(uri, fresh)])
         views = [fresh] + [other for peer, other in group if peer != uri]  # the fresh files first: they win
-        return compute_lease_status(merge_views(views), self.disk_uses([peer for peer, _ in group]))
+        return compute_lease_status(merge_views(views), self.disk_uses([peer for peer, _ in group], confirmed=False))
 
     def lease_rows(self) -> list[tuple[str, LeaseStatus]]:
         """(lease directory, status) for every lease file and missing lease."""

@@ -41,6 +41,10 @@ async def test_shutdown_key_goes_through_in_shutdown(app, demo, clock):
         await select(pilot, demo, "web-02")
         await pilot.press("d")
         await settle(pilot)
+        assert isinstance(pilot.app.screen, ConfirmScreen)  # shutdown asks first, as virt-manager does
+        assert state_of(demo, "web-02") is DomainState.RUNNING
+        await pilot.press("y")
+        await settle(pilot)
         assert state_of(demo, "web-02") is DomainState.IN_SHUTDOWN
         await poll(pilot, clock, 5)
         assert state_of(demo, "web-02") is DomainState.SHUT_OFF
@@ -83,12 +87,46 @@ async def test_pause_then_resume_with_p(app, demo):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await select(pilot, demo, "web-02")
+        assert footer_label(pilot.app, "p") == "Pause"
         await pilot.press("p")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, ConfirmScreen)  # pausing asks first
+        await pilot.press("y")
         await settle(pilot)
         assert state_of(demo, "web-02") is DomainState.PAUSED
-        await pilot.press("p")
+        assert footer_label(pilot.app, "p") == "Resume"  # the key's label follows the state
+        await pilot.press("p")  # resuming does not ask
         await settle(pilot)
         assert state_of(demo, "web-02") is DomainState.RUNNING
+        assert footer_label(pilot.app, "p") == "Pause"
+
+
+def footer_label(app, key):
+    from textual.widgets._footer import FooterKey
+
+    return next(str(widget.description) for widget in app.screen.query(FooterKey) if widget.key == key)
+
+
+async def test_confirmations_follow_the_config(demo, tmp_path):
+    from virttui.config import load_config
+
+    path = tmp_path / "config.toml"
+    path.write_text("[confirm]\nshutdown = false\nstart = true\n")
+    app = VirtTUI(demo.drivers, poll_interval=2.0, autopoll=False, config=load_config(str(path)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await select(pilot, demo, "web-02")
+        await pilot.press("d")
+        await settle(pilot)
+        assert not isinstance(pilot.app.screen, ConfirmScreen)
+        assert state_of(demo, "web-02") is DomainState.IN_SHUTDOWN
+        await select(pilot, demo, "build-runner")
+        await pilot.press("s")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await settle(pilot)
+        assert state_of(demo, "build-runner") is DomainState.SHUT_OFF
 
 
 async def test_actions_invalid_for_the_state_are_not_offered(app, demo):
@@ -446,12 +484,14 @@ async def test_a_key_that_cannot_act_now_says_why_and_stays_dimmed_in_the_footer
         assert (shutdown.binding.description, shutdown.enabled) == ("Shutdown", False)
         await pilot.press("d", "s")
         await pilot.pause()
-        assert notices(pilot.app)[-2:] == ["Shut down: win-test is paused", "Start: win-test is paused"]
+        assert notices(pilot.app)[-2:] == ["Shut down: win-test is paused: p (resume) first, or f (force off)",
+                                           "Start: win-test is paused: p (resume) instead"]
         assert state_of(demo, "win-test") is DomainState.PAUSED
         await select(pilot, demo, "build-runner")
         await pilot.press("p", "c")
         await pilot.pause()
-        assert notices(pilot.app)[-2:] == ["Pause: build-runner is shut off", "Console: build-runner is shut off"]
+        assert notices(pilot.app)[-2:] == ["Pause: build-runner is shut off",
+                                           "Console: hv1 has no serial console to attach to"]
 
 
 async def test_the_filter_finds_a_domain_by_uuid_and_by_disk_path(app, demo, clock):
@@ -512,7 +552,7 @@ async def test_z_gives_the_domains_pane_the_whole_screen_and_back(app, demo):
         await pilot.pause()
         assert not screen.query_one(HostsTable).region
         assert not screen.query_one("#bottom").region
-        assert domains.size.height >= rows_before + 12
+        assert domains.size.height >= rows_before + 8  # the compact layout already gave it half the rows
         assert pilot.app.focused is domains
         await pilot.press("z")
         await pilot.pause()

@@ -36,10 +36,8 @@ async def test_undefine_asks_for_the_name_and_only_then_undefines(demo):
         await pilot.press(*"wrong", "enter")
         await settle(pilot)
         assert host_of(demo, "build-runner")  # still there
-        await select(pilot, demo, "build-runner")
-        await pilot.press("U")
-        await pilot.pause()
-        await pilot.press(*"build-runner", "enter")
+        assert isinstance(app.screen, PromptScreen)  # a typo keeps the dialog open, to be fixed
+        await pilot.press(*["backspace"] * 5, *"build-runner", "enter")
         await settle(pilot)
         assert "build-runner" not in {d.name for drv in demo.drivers for d in drv.poll().domains}
 
@@ -56,13 +54,13 @@ async def test_snapshot_create_revert_delete_from_the_detail_screen(demo):
         await pilot.press("n")
         await pilot.pause()
         assert isinstance(app.screen, PromptScreen)
-        await pilot.press(*"before", "enter", *"known good", "enter")
+        await pilot.press(*"before", "tab", *"known good", "enter")
         await settle(pilot)
         assert [(s.name, s.description) for s in driver.snapshots(dom.uuid)] == [("before", "known good")]
         assert app.screen.query_one("#snapshots").row_count == 1
         await pilot.press("n")  # the same name again: refused in the dialog, not by the hypervisor later
         await pilot.pause()
-        await pilot.press(*"before", "enter", "enter")  # name, then the (empty) description: Create
+        await pilot.press(*"before", "enter")  # Enter in the Name field: Create
         await pilot.pause()
         assert isinstance(app.screen, PromptScreen)
         assert "a snapshot of that name exists" in str(app.screen.query_one("#prompt-error").render())
@@ -287,7 +285,7 @@ async def test_a_snapshot_that_finishes_after_its_screen_closed_is_still_reporte
         await settle(pilot)
         await pilot.press("n")
         await pilot.pause()
-        await pilot.press(*"s1", "enter", "enter")
+        await pilot.press(*"s1", "enter")
         await pilot.pause()
         await pilot.press("escape")  # the detail screen closes while the host is still working
         await pilot.pause()

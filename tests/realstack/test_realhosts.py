@@ -118,6 +118,9 @@ async def test_every_lifecycle_key_against_a_real_guest_over_ssh(realstack, gues
         assert host.virsh("domstate", uuid).strip() == "running"
 
         await pilot.press("p")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)  # pausing asks first; resuming does not
+        await pilot.press("y")
         await until(pilot, lambda: shown() is DomainState.PAUSED)
         assert host.virsh("domstate", uuid).strip() == "paused"
 
@@ -131,6 +134,9 @@ async def test_every_lifecycle_key_against_a_real_guest_over_ssh(realstack, gues
         await pilot.press("y")
         await settle(pilot)
         await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
         await settle(pilot)
         assert not [n for n in app._notifications if n.severity == "error"]  # noqa: SLF001
         assert host.virsh("domstate", uuid).strip() in ("running", "in shutdown")

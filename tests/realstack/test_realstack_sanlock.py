@@ -173,6 +173,9 @@ def test_make_stale_lease_and_hold_lease(sanlock_stack):
             stack.make_stale_lease(name)
         # free: host 1 can take it (and give it back at once)
         assert try_acquire(one, stack, name).returncode == 0
+        # host 1's release may reach the disk a moment later on a loaded machine: until then host 2
+        # would meet -243 (held by a live host)
+        wait_until(lambda: stack.lease_owner(name) is None, what=f"{name} released on disk")
         hold = two.hold_lease(name)
         try:
             assert hold.held and held_resources(two).get(name) == hold.pid
@@ -190,7 +193,9 @@ def test_make_stale_lease_and_hold_lease(sanlock_stack):
         hold.release()  # idempotent
         assert try_acquire(one, stack, name).returncode == 0
         # a lease held on the same host by another process is refused too (right after that
-        # acquire-and-release, hold_lease may meet -11 while sanlock finishes the release: it retries)
+        # acquire-and-release, hold_lease may meet -11 while sanlock finishes the release: it retries;
+        # on a loaded machine the leader on disk may still name host 1 for a moment: -243, so wait)
+        wait_until(lambda: stack.lease_owner(name) is None, what=f"{name} released on disk")
         with one.hold_lease(name) as mine:
             assert held_resources(one).get(name) == mine.pid and stack.lease_owner(name) == 1
             assert try_acquire(one, stack, name).returncode != 0

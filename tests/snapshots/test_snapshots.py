@@ -8,40 +8,13 @@ from __future__ import annotations
 
 import pytest
 from support.app import make_app, poll, settle
+from support.pilot import select_by_name
+from support.snapshots import SIZES, grouped_app, warm_up
 
-from virttui.config import Config
 from virttui.console.app import VirtTUI
 from virttui.drivers.errors import ConnectionFailed
 from virttui.drivers.registry import UnavailableDriver
-from virttui.widgets.panes import DomainsTable, HostsTable, domain_key
-
-SIZES = [(80, 24), (120, 40)]
-
-
-def select_by_name(app, name):
-    for uri in app.fleet.uris:
-        snap = app.fleet.snapshot(uri)
-        for dom in snap.domains if snap else ():
-            if dom.name == name:
-                table = app.screen.query_one(DomainsTable)
-                table.follow_key = True
-                table.move_to_key(domain_key(uri, dom.uuid))
-                return
-    raise KeyError(name)
-
-
-def warm_up(clock, polls=2, then=None):
-    """run_before: take a few polls so rates and sparklines have data, then do `then`."""
-
-    async def run_before(pilot):
-        await settle(pilot)
-        for _ in range(polls):
-            await poll(pilot, clock)
-        if then is not None:
-            await then(pilot)
-        await settle(pilot)
-
-    return run_before
+from virttui.widgets.panes import HostsTable
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -142,14 +115,6 @@ def test_detail_with_a_snapshot_and_the_new_snapshot_form(snap_compare, snapshot
 
     app = make_app(snapshot_demo)
     assert snap_compare(app, terminal_size=size, run_before=warm_up(clock, then=form))
-
-
-def grouped_app(demo) -> VirtTUI:
-    """The demo with hv2 and hv3 in one group; the config is never written by these pictures."""
-    uris = tuple(driver.uri for driver in demo.drivers)
-    config = Config(hosts=uris, path="/nonexistent/virttui/config.toml",
-                    groups=((uris[1], "rack-a"), (uris[2], "rack-a")))
-    return VirtTUI(demo.drivers, autopoll=False, config=config)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

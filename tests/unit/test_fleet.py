@@ -88,7 +88,9 @@ def test_two_clusters_whose_hosts_have_one_name_stay_two_directories():
     for uri, view in zip(uris, (_view(1, [1], ["a" * 32], owner=1), _view(1, [1], ["b" * 32])), strict=True):
         fleet.apply(HostSnapshot(Host(uri=uri, hostname="localhost.localdomain", state=ConnectionState.CONNECTED),
                                  (), taken_at=1.0, leases=view))
-    assert sorted(fleet.lease_dirs()) == [f"{PATH} · test:///a", f"{PATH} · test:///b"]
+    # two hosts of one name are shown with their URIs (Fleet labels), and so are their directories
+    assert sorted(fleet.lease_dirs()) == [f"{PATH} · localhost.localdomain (test:///a)",
+                                          f"{PATH} · localhost.localdomain (test:///b)"]
     assert fleet.lease_dir_of("test:///a") != fleet.lease_dir_of("test:///b")
     assert {status.name for _, status in fleet.lease_rows()} == {"a" * 32, "b" * 32}
 

@@ -21,4 +21,4 @@ def test_a_sparkline_range_names_its_span_once_it_draws_a_line():
     from virttui.screens.detail import _range
 
     assert _range([], percent) == "" and _range([5.0], percent) == ""
-    assert _range([16.5, 5.4, 9.0], percent) == "5.4%–16.5% over 3 polls"
+    assert _range([16.5, 5.4, 9.0], percent) == "0.0%–16.5% over 3 polls"  # drawn from zero, not from 5.4

@@ -33,6 +33,8 @@ class ActionRunner:
         self.fleet, self.scheduler, self.ui = ctx.fleet, ctx.scheduler, ctx.ui
         self.essentials = essentials  # the actions with dialogs of their own
         ctx.host_removed.subscribe(self.forget_host)
+        # [confirm] in the config: action id -> whether it asks first, over the registry's default
+        self.confirm_overrides: dict[str, bool] = {}
         self.pending: dict[tuple[str, str], str] = {}  # (uri, uuid) -> label shown on the row
         self._clear_at: dict[tuple[str, str], int] = {}  # (uri, uuid) -> poll seq that ends "pending"
         # (uri, uuid) -> (state an action's success confirmed, poll seq from which polls show it)
@@ -54,8 +56,8 @@ class ActionRunner:
             self.ui.notify(f"{dom.name}: an action is already in progress", severity="warning", markup=False)
             return
         host = self.fleet.host(uri).label
-        if spec.confirm is not None:
-            body = f"{spec.label} domain “{dom.name}” on host {host}?\n\n{spec.confirm}"
+        if self.asks_first(spec):
+            body = f"{spec.label} domain “{dom.name}” on host {host}?" + (f"\n\n{spec.confirm}" if spec.confirm else "")
 
             def answered(yes: bool | None) -> None:
                 if yes:
@@ -65,26 +67,38 @@ class ActionRunner:
         else:
             self._run(uri, dom.uuid, dom.name, spec)
 
-    def request_bulk(self, domains: list[tuple[str, Domain]], action: str, done: Callable[[], None]) -> None:
+    def asks_first(self, spec: ActionSpec) -> bool:
+        """Whether one domain's action is confirmed: the config's choice, else the registry's."""
+        return self.confirm_overrides.get(spec.id, spec.confirm is not None)
+
+    def request_bulk(self, domains: list[tuple[str, Domain]], action: str, done: Callable[[], None],
+                     hidden: list[tuple[str, Domain]] | None = None) -> None:
         """One confirmation listing every marked domain the action fits; each then runs on its own
-        worker, so one failure (reported for that domain) never stops the others."""
+        worker, so one failure (reported for that domain) never stops the others. `hidden`: marked
+        domains the operator can't see now, listed apart in the confirmation and left alone."""
         from virttui.screens.confirm import ConfirmScreen
 
         spec = registry.spec(action).choose([dom for _, dom in domains])
         if not spec.runs_in_runner:
             raise ValueError(f"{spec.id} does not act on marked domains")
+        if not domains and hidden:
+            self.ui.notify(f"{spec.label}: {_count(len(hidden), 'marked domain')} hidden by the filter or the Hosts "
+                           "choice; show them to act on them, or drop the marks (Esc)", severity="warning",
+                           markup=False)
+            return
         fits = [(uri, dom) for uri, dom in domains if spec.fits(dom) and (uri, dom.uuid) not in self.pending]
         skipped = len(domains) - len(fits)
         if not fits:
-            self.ui.notify(f"{spec.label}: none of the {len(domains)} marked domains can", severity="warning",
-                           markup=False)
+            shown = f"the {len(domains)} marked domains" if len(domains) != 1 else "the marked domain"
+            self.ui.notify(f"{spec.label}: none of {shown} can" if len(domains) != 1
+                           else f"{spec.label}: {shown} can't", severity="warning", markup=False)
             return
-        lines = [f"  {dom.name} on {self.fleet.host(uri).label}" for uri, dom in fits[:8]]
-        if len(fits) > 8:
-            lines.append(f"  … and {len(fits) - 8} more")
-        body = f"{spec.label} these {len(fits)} domains?\n" + "\n".join(lines)
+        body = f"{spec.label} {_these(len(fits))}?\n" + "\n".join(self._listed(fits))
         if skipped:
-            body += f"\n\n{skipped} marked domain{'s' if skipped != 1 else ''} skipped (not valid in their state)."
+            body += f"\n\n{_count(skipped, 'marked domain')} skipped (not valid in their state)."
+        if hidden:
+            body += (f"\n\nLeft alone, hidden by the filter or the Hosts choice ({_count(len(hidden), 'domain')}):\n"
+                     + "\n".join(self._listed(hidden)) + "\nShow them (Esc clears the filter) to include them.")
         if spec.confirm:
             body += f"\n\n{spec.confirm}"
 
@@ -105,8 +119,14 @@ class ActionRunner:
                                severity="warning", markup=False)
             done()
 
-        self.ui.push_screen(ConfirmScreen(f"{spec.label} {len(fits)} domains", body,
+        self.ui.push_screen(ConfirmScreen(f"{spec.label} {_count(len(fits), 'domain')}", body,
                                           yes_label=f"{spec.label} {len(fits)}"), answered)
+
+    def _listed(self, domains: list[tuple[str, Domain]], most: int = 8) -> list[str]:
+        lines = [f"  {dom.name} on {self.fleet.host(uri).label}" for uri, dom in domains[:most]]
+        if len(domains) > most:
+            lines.append(f"  … and {len(domains) - most} more")
+        return lines
 
     def _run_if_still_valid(self, uri: str, dom: Domain, spec: ActionSpec) -> None:
         """After a confirmation: the dialog may have stayed open while the host failed or the domain
@@ -135,6 +155,7 @@ class ActionRunner:
         driver = self.scheduler.driver(uri)  # taken now: the worker may start after a removal
         self.pending[(uri, uuid)] = spec.pending
         self.ui.broadcast_fleet()
+        self.ui.notify(f"{name} on {self.fleet.host(uri).label}: {spec.pending}…", timeout=3, markup=False)
 
         def finished(_: object, exc: Exception | None) -> ActionFinished:
             """Worker thread: the driver call's outcome as one message back."""
@@ -165,7 +186,10 @@ class ActionRunner:
                                  for target, holder in self.fleet.disks_held_elsewhere(message.uri, dom))
             self.ui.notify(f"{spec.label} {message.name} on {host} failed: {error}",
                            severity="error", timeout=10, markup=False)
-        elif spec.state_after is not None and self.fleet.set_domain_state(
+            self._poll_after(message.uri)
+            return
+        self.ui.notify(_done(spec, message.name, host), markup=False)
+        if spec.state_after is not None and self.fleet.set_domain_state(
                 message.uri, message.uuid, spec.state_after):
             # virsh said it is done: show the new state now, not ~100 ms later after a poll. A poll
             # that was already under way may still bring the old state: until one started after
@@ -175,8 +199,11 @@ class ActionRunner:
             self._confirmed[key] = (spec.state_after, self.scheduler.next_seq(message.uri))
         else:
             self._clear_at[key] = self.scheduler.next_seq(message.uri)
-        if self.scheduler.has(message.uri):  # not when the host was removed meanwhile
-            self.scheduler.poll_now(message.uri)
+        self._poll_after(message.uri)
+
+    def _poll_after(self, uri: str) -> None:
+        if self.scheduler.has(uri):  # not when the host was removed meanwhile
+            self.scheduler.poll_now(uri)
 
     def forget_host(self, uri: str) -> None:
         """A removed host: nothing of it is pending any more."""
@@ -197,3 +224,18 @@ class ActionRunner:
             if key[0] == uri and seq >= wanted:
                 del self._clear_at[key]
                 self.pending.pop(key, None)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _these(n: int) -> str:
+    return "this domain" if n == 1 else f"these {n} domains"
+
+
+def _done(spec: ActionSpec, name: str, host: str) -> str:
+    """An action's result, as the activity record and the notification say it."""
+    if spec.state_after is None:  # shutdown, reboot: the guest was asked, and decides
+        return f"{spec.label} {name} on {host}: asked the guest"
+    return f"{spec.label} {name} on {host}: done, {spec.state_after.value}"

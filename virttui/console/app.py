@@ -18,10 +18,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from virttui import actiontable as registry
 from virttui.assets import asset
 from virttui.config import Config
 from virttui.console.actions import ActionRunner
+from virttui.console.activity import ActivityLog
 from virttui.console.context import ConsoleContext
 from virttui.console.essentials import Essentials
 from virttui.console.hostkeys import HostKeyPrompter
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from textual.driver import Driver as TerminalDriver
+    from textual.notifications import SeverityLevel
 
 log = logging.getLogger(__name__)
 CLEANABLE = (LeaseState.FREE, LeaseState.ORPHAN)
@@ -73,7 +74,7 @@ class VirtTUI(App):
 
     CSS_PATH = str(asset("styles", "virttui.tcss"))
     TITLE = "virttui"
-    BINDINGS = [Binding("q", "quit", "Quit")]
+    BINDINGS = [Binding("q", "quit", "Quit"), Binding("L", "activity", "Activity", show=False)]
 
     def __init__(
         self,
@@ -88,10 +89,16 @@ class VirtTUI(App):
         first_polls: dict[str, FirstPoll] | None = None,
     ) -> None:
         super().__init__()
+        if self.no_color:  # NO_COLOR: every state must still read in grey
+            from virttui.widgets.nocolour import readable_in_grey
+
+            self.ansi_theme_dark = readable_in_grey(self.ansi_theme_dark)
         self._containment = ErrorContainment() if contain_errors else None
         self.fatal_message = ""
         self.debug_log = debug
         self._log_handler: logging.Handler | None = None
+        self.activity = ActivityLog()  # every notification, kept (L) and written to the log file
+        self._host_errors: dict[str, str] = {}  # uri -> the poll error last recorded for it
         self.fleet = Fleet([driver.uri for driver in drivers])
         self.scheduler = PollScheduler(self, drivers, poll_interval, autopoll=autopoll, first_polls=first_polls)
         # What the controllers see of the console: never this App itself, only its UI port.
@@ -100,6 +107,8 @@ class VirtTUI(App):
         self.actions = ActionRunner(self.context, self.essentials)
         self.host_keys = HostKeyPrompter(self.context)
         self.roster = Roster(self.context, config)
+        self.actions.confirm_overrides = dict(config.confirm) if config is not None else {}
+        self.fleet.set_names(dict(config.names) if config is not None else {})
         self._notices = list(notices)
         self._signals: list[int] = []  # SIGTERM, SIGHUP: handled by the event loop while the console runs
         self._signals_loop: asyncio.AbstractEventLoop | None = None
@@ -140,6 +149,25 @@ class VirtTUI(App):
         if self._leave_by is None:
             log.warning("the terminal went away (its input hung up): ending as on SIGHUP")
         self._leave(128 + signal.SIGHUP)
+
+    async def action_quit(self) -> None:
+        """q on the main screen: quits, after asking when an action is still under way."""
+        running = sorted(self.actions.pending.items())
+        if not running:
+            await super().action_quit()
+            return
+        from virttui.screens.confirm import ConfirmScreen
+
+        names = [f"  {label} {getattr(self.fleet.domain(uri, uuid), 'name', uuid)}"
+                 for (uri, uuid), label in running[:8]]
+        body = (f"{len(running)} action{'s are' if len(running) != 1 else ' is'} still in progress:\n"
+                + "\n".join(names) + "\n\nQuitting does not stop them on the host; their results won't show here.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(ConfirmScreen("Quit virttui?", body, yes_label="Quit"), answered)
 
     def _leave(self, code: int) -> None:
         """End the console now, as q does, with `code`: no poll starts and no poll result is applied
@@ -221,6 +249,7 @@ class VirtTUI(App):
     def _forget_host(self, uri: str) -> None:
         """A removed host: its shown warnings; added again, it starts afresh."""
         self._warned = {(u, warning) for u, warning in self._warned if u != uri}
+        self._host_errors.pop(uri, None)
 
     # -- poll results --------------------------------------------------------
     @contained
@@ -232,6 +261,8 @@ class VirtTUI(App):
         self.actions.host_polled(message.snapshot.host.uri, message.seq)
         self.essentials.host_polled(message.snapshot.host.uri, message.seq)
         host = message.snapshot.host
+        if self._host_errors.pop(host.uri, None) is not None:
+            self.activity.record(f"{host.label}: connected again")
         for warning in host.warnings:
             if (host.uri, warning) not in self._warned:
                 self._warned.add((host.uri, warning))
@@ -248,6 +279,9 @@ class VirtTUI(App):
         error = self.host_keys.explain(message.host.uri, message.host.last_error)
         failed = replace(known, state=message.host.state, last_error=error, poll_latency_ms=None)
         self.fleet.set_host(self.scheduler.with_retry(failed, delay))
+        if self._host_errors.get(message.host.uri) != error:  # the Hosts pane shows it; the record keeps it once
+            self._host_errors[message.host.uri] = error
+            self.activity.record(f"{known.label}: {error}", "error")
         self.actions.host_polled(message.host.uri, message.seq)
         self.essentials.host_polled(message.host.uri, message.seq)
         self.host_keys.check(message.host.uri)
@@ -289,10 +323,25 @@ class VirtTUI(App):
         if self._containment is None:
             raise error  # tests: let the bug surface
         if self._containment.absorb(error):
-            self.notify(one_line(error), severity="error", timeout=10, markup=False)
+            self.notify(one_line(error), severity="error", timeout=10, markup=False)  # recorded by notify
         else:
             self.fatal_message = one_line(error)
+            self.activity.record(self.fatal_message, "error")
             self.exit(return_code=70)
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Show a notification, and keep it in the activity log (L): a toast is gone in seconds."""
+        text = _plain(message) if markup else message
+        self.activity.record(f"{title}: {text}" if title else text, severity)
+        super().notify(message=message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def action_activity(self) -> None:
+        """L: the activity log, every line recorded so far, live."""
+        from virttui.screens.activity import ActivityScreen
+
+        if not isinstance(self.screen, ActivityScreen):
+            self.push_screen(ActivityScreen(self.activity))
 
     async def _dispatch_action(self, namespace, action_name, params) -> bool:  # noqa: ANN001
         """Every key runs an action: contain what one raises (Textual would stop that screen's loop)."""
@@ -362,28 +411,21 @@ class VirtTUI(App):
 
     # -- command palette -------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        if isinstance(screen, MainScreen):
-            for title, help_text, action in registry.in_palette("main"):
-                yield SystemCommand(title, help_text, functools.partial(screen.action_domain, action))
-            commands = (
-                ("Domain details", "XML and sparklines of the selected domain (Enter)", screen.action_open_detail),
-                ("Filter domains", "Filter by name, host, state, UUID or disk path (/)", screen.action_filter),
-                ("Sort domains", "Cycle the sort column (o)", screen.action_sort),
-                ("Invert the sort", "The Domains sort the other way round (O)", screen.action_invert_sort),
-                ("Choose Domains columns", "Show or hide columns of the Domains pane (C)", screen.action_columns),
-                ("Add a host", "Watch another libvirt host, saved to the config file (+)", screen.action_add_host),
-                ("Remove a host", "Stop watching the host under the Hosts cursor (-)", screen.action_remove_host),
-                ("Clean up lease files", "Preview and remove unused lease files (x)", screen.action_cleanup),
-                ("Refresh now", "Poll every host now (Ctrl+R)", screen.action_refresh_now),
-                ("Help", "Every key (?)", screen.action_help),
-            )
-            for title, help_text, callback in commands:
-                yield SystemCommand(title, help_text, callback)
-            for uri in self.host_keys.declined:
-                yield SystemCommand(f"Ask again about {self.fleet.host(uri).label}'s host key",
-                                    "Show the trust dialog for its unknown SSH host key again (K)",
-                                    lambda uri=uri: self.host_keys.review(uri))
+        """The palette: every action and view of the screen (console/palette.py), not Textual's own entries."""
+        from virttui.console.palette import palette_entries
+
+        for title, help_text, callback in palette_entries(self, screen):
+            yield SystemCommand(title, help_text, callback)
+
+
+def _plain(markup: str) -> str:
+    """A notification's markup as the text the toast shows; the raw text if it is not valid markup."""
+    from textual.content import Content
+
+    try:
+        return Content.from_markup(markup).plain
+    except Exception:  # noqa: BLE001 - a bad markup must not stop the notification it came with
+        return markup
 
 
 def _closing_already() -> None:

@@ -167,10 +167,11 @@ class Essentials:
         if dom.state.is_active:
             note += " It is running: it keeps running, transient, until it stops."
 
+        def name_check(text: str) -> str:  # a typo keeps the dialog open, to be fixed
+            return "" if text == dom.name else f"type {dom.name} exactly to confirm"
+
         def answered(values: dict[str, str] | None) -> None:
             if values is None or values.get("confirm", "") != dom.name:
-                if values is not None:
-                    self.ui.notify("undefine cancelled: the name did not match", severity="warning", markup=False)
                 return
             storage = bool(values.get("flag"))
             self.run(uri, f"undefine {dom.name}",
@@ -179,12 +180,20 @@ class Essentials:
                                               markup=False))
 
         self.ui.push_screen(PromptScreen(
-            f"Undefine {dom.name}", [Field("confirm", "Type the domain's name to confirm", check=None)],
+            f"Undefine {dom.name}", [Field("confirm", "Type the domain's name to confirm", check=name_check)],
             ok_label="Undefine", note=note, flag="Also delete its storage (all disks)"), answered)
 
     # -- memory stats ----------------------------------------------------------------
     def memory_stats_period(self, uri: str, dom: Domain) -> None:
         from virttui.screens.prompt import Field, PromptScreen
+
+        # The period last set per (host, domain): a poll does not report it, so the dialog opens on it.
+        periods: dict[tuple[str, str], int] = vars(self).setdefault("_stats_periods", {})
+
+        def set_done(seconds: int) -> None:
+            periods[(uri, dom.uuid)] = seconds
+            self.ui.notify(f"{dom.name}: balloon stats every {seconds} s" if seconds
+                           else f"{dom.name}: balloon stats off", markup=False)
 
         def answered(values: dict[str, str] | None) -> None:
             if values is None:
@@ -192,11 +201,11 @@ class Essentials:
             seconds = int(values["seconds"])
             self.run(uri, f"memory stats period of {dom.name}",
                      lambda: self.scheduler.driver(uri).set_memory_stats_period(dom.uuid, seconds),
-                     lambda _: self.ui.notify(f"{dom.name}: balloon stats every {seconds} s"
-                                              if seconds else f"{dom.name}: balloon stats off", markup=False))
+                     lambda _: set_done(seconds))
 
+        last = str(periods.get((uri, dom.uuid), 5))
         self.ui.push_screen(PromptScreen(
-            f"Memory stats period of {dom.name}", [Field("seconds", "Seconds between balloon stats (0: off)", "5",
+            f"Memory stats period of {dom.name}", [Field("seconds", "Seconds between balloon stats (0: off)", last,
                                                          check=_seconds_check)],
             note="Used memory shows once the guest's balloon driver reports it; otherwise n/a."), answered)
 

@@ -76,6 +76,10 @@ class Driver(ABC):
     def resume(self, uuid: str) -> None:
         self.perform(uuid, Action.RESUME)
 
+    def pm_wakeup(self, uuid: str) -> None:
+        """Wake a domain its guest suspended to RAM (pmsuspended)."""
+        raise NotSupported(f"{self.uri}: domains cannot be woken here")
+
     def watch(self, on_change: Callable[[], None]) -> None:  # noqa: B027 - optional: polled drivers need none
         """Call `on_change` (from any thread) whenever the host reports a change; polled drivers ignore it."""
 

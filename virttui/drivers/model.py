@@ -186,10 +186,16 @@ class Host:
     poll_latency_ms: float | None = None
     retry_in_s: float | None = None
     warnings: tuple[str, ...] = ()  # things the operator should know that are not errors
+    display_name: str = ""  # set by the Fleet: the config's name for it, or its label made unique
 
     @property
     def label(self) -> str:
-        """Short name for tables: the hostname, else the URI's host part, else the URI."""
+        """Short name for tables: the name the Fleet gave it (configured, or made unique), else its own."""
+        return self.display_name or self.own_label
+
+    @property
+    def own_label(self) -> str:
+        """The hostname, else the URI's host part, else the URI."""
         if self.hostname:
             return self.hostname
         _, sep, rest = self.uri.partition("://")

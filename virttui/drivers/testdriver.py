@@ -312,6 +312,15 @@ class TestDriver(Driver):
             raise _not_valid("domain is not paused")
         guest.state = DomainState.RUNNING
 
+    def pm_wakeup(self, uuid: str) -> None:
+        with self._lock:
+            self._require_node()
+            self._advance()
+            guest = self._guest(uuid)
+            if guest.state is not DomainState.PMSUSPENDED:
+                raise _not_valid("domain is not suspended")
+            guest.state = DomainState.RUNNING
+
     # -- operator essentials ---------------------------------------------------
     def set_autostart(self, uuid: str, enabled: bool) -> None:
         with self._lock:

@@ -282,6 +282,11 @@ class VirshDriver(Driver):
             raise virsh_error(result.stderr, result.returncode, f"{action.value} {uuid}")
         self._mark_stale(uuid)
 
+    def pm_wakeup(self, uuid: str) -> None:
+        uuid = check_uuid(uuid)
+        self._act(f"dompmwakeup {uuid}", f"dompmwakeup {uuid}")
+        self._mark_stale(uuid)
+
     def _mark_stale(self, uuid: str) -> None:
         with self._lock:
             self._stale.update(name for name, known in self._names.items() if known == uuid)

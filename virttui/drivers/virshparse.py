@@ -16,6 +16,7 @@ from virttui.drivers.errors import (
     DomainNotFound,
     DriverError,
     LeaseConflict,
+    NotSupported,
     OperationInvalid,
     ParseError,
 )
@@ -189,4 +190,6 @@ def virsh_error(stderr: str, returncode: int, what: str) -> DriverError:
         return OperationInvalid(text)
     if any(marker in message for marker in _LEASE_ERRORS):
         return LeaseConflict(text)
+    if "not supported by the connection driver" in message:  # this hypervisor can't (test:// can't wake)
+        return NotSupported(text)
     return DriverError(text)

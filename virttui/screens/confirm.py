@@ -10,15 +10,19 @@ from textual.widgets import Button, Label, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Returns True only on an explicit yes; Escape and n mean no."""
+    """Returns True only on an explicit yes: y, or Enter once the operator has moved to the Yes button.
+    It opens on Cancel, so a stray Enter (typing meant for another window, a key repeated) cancels;
+    Escape and n mean no."""
 
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n", "answer(False)", "No"),
         Binding("escape", "answer(False)", "Cancel", show=False),
+        Binding("enter", "press_default", "Default", show=False),  # when no button has the focus
     ]
 
     YES_HINT = " (y)"  # how the Yes button says it is pressed from the keyboard
+    DEFAULT = "no"  # the button focused on opening: what a stray Enter presses
 
     def __init__(self, title: str, body: str, yes_label: str = "Yes") -> None:
         super().__init__()
@@ -35,13 +39,16 @@ class ConfirmScreen(ModalScreen[bool]):
                 yield Button("Cancel (n)", variant="primary", id="no")
 
     def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
+        self.query_one(f"#{self.DEFAULT}", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+    def action_press_default(self) -> None:
+        self.query_one(f"#{self.DEFAULT}", Button).press()
 
 
 class TrustScreen(ConfirmScreen, inherit_bindings=False):

@@ -9,10 +9,11 @@ from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, ScrollableContainer, Vertical
+from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Sparkline, Static
+from textual.widgets.data_table import RowDoesNotExist
 
 from virttui.console.messages import FleetUpdated
 from virttui.console.workers import WorkResult, run_blocking
@@ -22,6 +23,8 @@ from virttui.drivers.names import escaped
 from virttui.format import human_kib, human_rate, percent
 from virttui.runtime.crash import contained
 from virttui.screens.lifecycle import LifecycleActions, action_bindings
+from virttui.widgets.navigation import RowTable, Viewer
+from virttui.widgets.sparkline import ZeroSparkline
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,11 +43,15 @@ class DomainDetailScreen(LifecycleActions, Screen):
 
     BINDINGS = [
         Binding("escape", "back", "Back"),
+        Binding("q", "back", "Back", show=False),  # one level back, as Esc: not the app's quit
         *action_bindings("detail"),
         Binding("n", "new_snapshot", "Snapshot"),
         Binding("v", "revert_snapshot", "Revert"),
         Binding("delete", "delete_snapshot", "Del snap"),
         Binding("m", "memory_period", "Mem stats", show=False),
+        # The main screen's host keys: pressed here, they say where they work rather than nothing.
+        Binding("plus", "main_only('add')", "", show=False),
+        Binding("minus", "main_only('remove')", "", show=False),
     ]
 
     def __init__(self, uri: str, uuid: str) -> None:
@@ -61,14 +68,14 @@ class DomainDetailScreen(LifecycleActions, Screen):
         with Horizontal(id="detail-graphs"):
             with Vertical(classes="graph"):
                 yield Label("CPU %", id="cpu-label")
-                yield Sparkline([], id="cpu-spark")
+                yield ZeroSparkline([], id="cpu-spark")
             with Vertical(classes="graph"):
                 yield Label("Disk I/O", id="io-label")
-                yield Sparkline([], id="io-spark")
-        snapshots: DataTable = DataTable(id="snapshots", cursor_type="row", zebra_stripes=False)
+                yield ZeroSparkline([], id="io-spark")
+        snapshots = RowTable(id="snapshots")
         snapshots.add_columns("Snapshot", "Taken", "State", "Description")
         yield snapshots
-        with ScrollableContainer(id="xml-scroll"):  # both ways: XML lines are never wrapped
+        with Viewer(id="xml-scroll"):  # both ways: XML lines are never wrapped
             yield Static(Text("loading XML…", style="dim"), id="xml")
         yield Footer(compact=True, show_command_palette=False)
 
@@ -98,6 +105,8 @@ class DomainDetailScreen(LifecycleActions, Screen):
 
     def _show_snapshots(self, snaps: list[DomainSnapshot] | None, error: str) -> None:
         table = self.query_one("#snapshots", DataTable)
+        was = self.selected_snapshot()
+        row = table.cursor_row
         table.clear()
         self._snapshot_names = frozenset(snap.name for snap in snaps or ())
         self._snapshots = {str(index): snap for index, snap in enumerate(snaps or ())}
@@ -112,12 +121,25 @@ class DomainDetailScreen(LifecycleActions, Screen):
                 name.append(" ⚠ unusable name", style="bold red")
                 description = Text("no action: its name holds control characters", style="red")
             table.add_row(name, Text(_when(snap.created)), Text(escaped(snap.state) or "-"), description, key=key)
+        self._keep_cursor(table, was, row)
+
+    def _keep_cursor(self, table: DataTable, was: DomainSnapshot | None, row: int) -> None:
+        """After a reload (n, v, Del) the cursor stays on its snapshot, else on the row that took
+        its place: not back on the first row, where the next v or Del would act."""
+        index = next((i for i, snap in enumerate(self._snapshots.values()) if was and snap.name == was.name), row)
+        if table.row_count:
+            table.move_cursor(row=min(index, table.row_count - 1), animate=False)
 
     def selected_snapshot(self) -> DomainSnapshot | None:
+        """The snapshot under the cursor: the row the operator sees highlighted, by its key."""
         table = self.query_one("#snapshots", DataTable)
         if table.row_count == 0:
             return None
-        return self._snapshots.get(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value or "")
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except RowDoesNotExist:
+            return None
+        return self._snapshots.get(key or "")
 
     def _actionable_snapshot(self) -> str | None:
         """The selected snapshot's name, if a command may carry it; otherwise says why not."""
@@ -210,7 +232,7 @@ class DomainDetailScreen(LifecycleActions, Screen):
         text.append(f"\n{kind}, autostart {'on' if dom.autostart else 'off'}")
         text.append(f"   UUID {dom.uuid}", style="dim")
         head.update(text)
-        # Rounded, so float noise in a flat series is not stretched into fake peaks; fewer than two
+        # Rounded, so float noise in an idle series is not drawn as full-height peaks; fewer than two
         # samples draw a flat line (Textual draws a single value as a full-height bar).
         cpu_data = [round(v, 1) for v in cpu_hist]
         io_data = [round(v, -3) for v in io_hist]
@@ -224,7 +246,7 @@ class DomainDetailScreen(LifecycleActions, Screen):
         vcpus = f"{dom.vcpus} vCPU{'s' if dom.vcpus != 1 else ''}"
         self.query_one("#cpu-label", Label).update(f"CPU {percent(cpu_now)} host · {percent(own)} of {vcpus}")
         self.query_one("#io-label", Label).update(f"Disk I/O {human_rate(io_now)}")
-        # Sparklines scale from their own lowest to highest sample: the range says what a full bar is.
+        # Sparklines scale from zero to their highest sample: the range says what a full bar is.
         graphs = self.query(".graph")
         graphs[0].border_subtitle = _range(cpu_data, percent)
         graphs[1].border_subtitle = _range(io_data, human_rate)
@@ -257,6 +279,9 @@ class DomainDetailScreen(LifecycleActions, Screen):
     def action_back(self) -> None:
         self.app.pop_screen()
 
+    def action_main_only(self, what: str) -> None:
+        self.notify(f"{what} hosts on the main screen (Esc)", markup=False)
+
 
 def _one_line(exc: Exception) -> str:
     """A driver's message as it is; anything else named as the internal error it is."""
@@ -275,7 +300,7 @@ def _when(created: int) -> str:
 
 
 def _range(samples: list[float], show: Callable[[float], str]) -> str:
-    """The span a sparkline is scaled to, e.g. "0.9%–2.3% over 12 polls"; "" until it draws a line."""
+    """The span a sparkline is scaled to, e.g. "0.0%–2.3% over 12 polls"; "" until it draws a line."""
     if len(samples) < 2:
         return ""
-    return f"{show(min(samples))}–{show(max(samples))} over {len(samples)} polls"
+    return f"{show(min(0.0, *samples))}–{show(max(samples))} over {len(samples)} polls"

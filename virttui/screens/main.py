@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.message_pump import MessagePumpClosed
 from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Static
 
 from virttui import actiontable as registry
-from virttui.actiontable import ActionSpec
 from virttui.console.messages import FleetUpdated
 from virttui.drivers.model import ConnectionState, Domain
 from virttui.runtime.crash import contained
-from virttui.screens.lifecycle import LifecycleActions, action_bindings
+from virttui.screens.compactlayout import CompactLayoutMixin
+from virttui.screens.lifecycle import action_bindings
+from virttui.screens.maincommands import CommandLineMixin
+from virttui.screens.marks import MarksMixin
 from virttui.views import DomainsCache, LeasesCache, disks_view, domain_scope, domains_view, hosts_view, leases_view
 from virttui.views.domains import first_sort, next_sort, parse_sort, remembered_columns, remembered_sort
 from virttui.views.hosts import liveness as _liveness  # noqa: F401  (tests import it from here)
@@ -32,13 +36,14 @@ from virttui.widgets.panes import (
     DomainsTable,
     HostsTable,
     LeasesTable,
+    PaneTable,
     group_key,
     group_of_key,
     split_domain_key,
 )
 
 
-class MainScreen(LifecycleActions, Screen):
+class MainScreen(CommandLineMixin, CompactLayoutMixin, MarksMixin, Screen):
     """Four panes; lifecycle keys act on the domain under the Domains cursor."""
 
     # The Footer shows what fits, in this order: Help first (it lists every key), the lifecycle keys,
@@ -63,6 +68,10 @@ class MainScreen(LifecycleActions, Screen):
         Binding("plus", "add_host", "Add host", show=False),
         Binding("minus", "remove_host", "Remove host", show=False),
         Binding("K", "review_host_key", "Check host key", show=False),
+        Binding("A", "show_all_hosts", "All hosts", show=False),
+        Binding("H", "toggle_hosts", "Hosts pane", show=False),
+        Binding("b", "switch_bottom_tab", "Disks/Leases", show=False),
+        Binding("colon", "command_line", "Command", show=False),
     ]
 
     # Screen.focused repaints the whole screen when it changes: every Tab re-rendered all four panes
@@ -85,8 +94,10 @@ class MainScreen(LifecycleActions, Screen):
         self._displaced: tuple[str, str] | None = None
 
     def compose(self) -> ComposeResult:
+        yield Static("", id="hosts-summary", markup=False)
         yield HostsTable(id="hosts")
         yield DomainsTable(id="domains")
+        yield Static("", id="bottom-tabs", markup=False)
         with Horizontal(id="bottom"):
             yield DisksTable(id="disks")
             yield LeasesTable(id="leases")
@@ -94,6 +105,7 @@ class MainScreen(LifecycleActions, Screen):
                     id="filter")
         box.cursor_blink = not self.app.is_headless  # a blinking cursor would make snapshots flaky
         yield box
+        yield Static("", id="filter-kept", markup=False)
         yield KeysFooter(compact=True, show_command_palette=False)
 
     @contained
@@ -101,6 +113,7 @@ class MainScreen(LifecycleActions, Screen):
         self.query_one("#disks").border_title = "Disks"
         self.query_one("#leases").border_title = "Leases"
         self.query_one("#filter").display = False
+        self.query_one("#filter-kept").display = False
         domains = self.query_one(DomainsTable)
         domains.focus()
         self._apply_remembered(domains)
@@ -126,7 +139,7 @@ class MainScreen(LifecycleActions, Screen):
         columns = remembered_columns(config.domain_columns)
         if columns:
             domains.show_columns(columns)
-        sort = parse_sort(config.domain_sort, domains.shown_columns)
+        sort = parse_sort(config.domain_sort, domains.chosen_columns)
         if sort is not None:
             domains.sort_column, domains.sort_reverse = sort
         elif domains.sort_column is None:
@@ -163,18 +176,37 @@ class MainScreen(LifecycleActions, Screen):
         nothing else): every call had the Footer recompose all its keys, ~30 ms a refresh; it
         now flips the keys' enabled state in place (KeysFooter), but still gathers the bindings."""
         current = self.current_domain()
+        self._show_target(current)
         offered: object = None if current is None else registry.valid_ids(current[1].state)
-        if self.marked:  # with marks the keys act on the marked domains (offers)
-            offered = (offered, frozenset().union(*(registry.valid_ids(dom.state) for _, dom in self.marked_domains())))
+        if self.marked:  # with marks the keys act on the shown marked domains (offers)
+            offered = (offered, frozenset().union(*(registry.valid_ids(dom.state)
+                                                    for _, dom in self.shown_marked_domains())))
+        offered = (offered, self.guest_keys_live())
         if offered != self._offered:
             self._offered = offered
             self.refresh_bindings()
             self.query_one(KeysFooter).show_enabled_now()
 
+    def _show_target(self, current: tuple[str, Domain] | None) -> None:
+        """What the guest keys act on, always in view: the Domains pane's bottom border."""
+        table = self.query_one(DomainsTable)
+        if self.marked:
+            shown, hidden = len(self.shown_marked_domains()), len(self.marked) - len(self.shown_marked_domains())
+            target = f"→ {shown} marked" + (f" ({hidden} hidden, not acted on)" if hidden else "")
+        elif current is not None:
+            target = f"→ {current[1].name} @ {self.console.fleet.host(current[0]).label}"
+        else:
+            target = ""
+        if not self.guest_keys_live() and target:
+            target += " · Tab to Domains for guest keys"
+        table.set_subtitle(target)
+
     def _refresh_hosts(self) -> None:
         roster = self.console.roster
         view = hosts_view(self.console.fleet, roster.group_of, self._folded, self._lease_peers)
         self._lease_peers = view.lease_peers
+        if self.has_class("-compact"):
+            self._show_hosts_summary()
         table = self.query_one(HostsTable)
         before = table.highlighted_key
         relaid = table.lay_out(view.columns)  # showing or hiding "Last error" empties the table
@@ -215,10 +247,28 @@ class MainScreen(LifecycleActions, Screen):
         view = domains_view(self.console.fleet, self._domains_cache, hosts=shown, scope=scope,
                             filter_text=self.filter_text, pending=self.console.actions.pending, marked=self.marked,
                             columns=table.shown_columns, sort=table.sort_column, reverse=table.sort_reverse)
+        if self.filter_text and shown is not None and not view.rows:
+            elsewhere = self._matches_elsewhere(table)
+            if elsewhere:
+                view = replace(view, title=f"{view.title} · {_count(elsewhere, 'match')} on other hosts: "
+                                           "A shows all hosts")
         before = table.highlighted_key
         table.show(view)
         if from_poll and (before is not None or self._displaced is not None):
             self._guard_displaced_cursor(table, before, view.rows)
+
+    def _matches_elsewhere(self, table: DomainsTable) -> int:
+        """How many domains of any host the filter matches: the chosen host has none."""
+        view = domains_view(self.console.fleet, self._domains_cache, hosts=None, scope="all hosts",
+                            filter_text=self.filter_text, pending=self.console.actions.pending, marked=self.marked,
+                            columns=table.shown_columns, sort=table.sort_column, reverse=table.sort_reverse)
+        return len(view.rows)
+
+    def action_show_all_hosts(self) -> None:
+        """The Domains pane over every host (the Hosts cursor to "all hosts")."""
+        hosts = self.query_one(HostsTable)
+        hosts.follow_key = True
+        hosts.move_to_key(ALL_HOSTS_KEY)
 
     def _guard_displaced_cursor(self, table: DomainsTable, before: str | None, rows: Sequence[Row]) -> None:
         """A poll took the cursor's row away and the cursor slid onto another domain, maybe another
@@ -257,6 +307,13 @@ class MainScreen(LifecycleActions, Screen):
 
     def _refresh_leases(self) -> None:
         self.query_one(LeasesTable).show(leases_view(self.console.fleet, self._leases_cache, time.time()))
+
+
+
+    @on(PaneTable.Relaid)
+    def _pane_relaid(self) -> None:
+        """A pane's width changed the columns it shows: its rows are shown again."""
+        self.refresh_view()
 
     # -- selection -----------------------------------------------------------
     @on(DataTable.RowHighlighted, "#hosts")
@@ -328,6 +385,8 @@ class MainScreen(LifecycleActions, Screen):
     def action_refresh_now(self) -> None:
         """Poll every host now, not at the next tick (after a change made outside virttui)."""
         self.console.scheduler.poll_all()
+        count = len(self.console.fleet.uris)
+        self.notify(f"Refresh: polling {count} host{'s' if count != 1 else ''} now", timeout=3, markup=False)
 
     def action_invert_sort(self) -> None:
         """The Domains sort the other way round (htop's I): smallest CPU% first, names Z to A."""
@@ -343,7 +402,7 @@ class MainScreen(LifecycleActions, Screen):
         from virttui.screens.columns import ColumnsScreen
 
         table = self.query_one(DomainsTable)
-        self.app.push_screen(ColumnsScreen(DomainsTable.COLUMNS, table.shown_columns, "name"), self._columns_chosen)
+        self.app.push_screen(ColumnsScreen(DomainsTable.COLUMNS, table.chosen_columns, "name"), self._columns_chosen)
 
     def _columns_chosen(self, columns: tuple[str, ...] | None) -> None:
         if not columns:
@@ -351,7 +410,7 @@ class MainScreen(LifecycleActions, Screen):
         table = self.query_one(DomainsTable)
         keep = table.highlighted_key
         table.show_columns(columns)
-        if table.sort_column is None:  # its sort column went: sort by what is left
+        if table.sort_column is None or table.sort_column not in columns:  # its sort column went
             table.sort_column, table.sort_reverse = first_sort(columns)
         self._refresh_domains()
         if keep is not None:
@@ -378,58 +437,10 @@ class MainScreen(LifecycleActions, Screen):
     # -- filter --------------------------------------------------------------
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
+        self.query_one("#filter-kept").display = False
         box.display = True
         box.focus()
 
-    # -- marks and bulk actions ------------------------------------------------------
-    def _prune_marks(self) -> None:
-        """Marks live only on domains of connected hosts: a removed host's, or one that failed (its
-        domains shown as last seen), would be counted, disable every key, and join a bulk action."""
-        if self.marked:
-            fleet = self.console.fleet
-            self.marked = {(uri, uuid) for uri, uuid in self.marked
-                           if uri in fleet.uris and fleet.host(uri).state is ConnectionState.CONNECTED
-                           and fleet.domain(uri, uuid) is not None}
-
-    def marked_domains(self) -> list[tuple[str, Domain]]:
-        """The marked domains that still exist, in host then name order."""
-        found = [(uri, self.console.fleet.domain(uri, uuid)) for uri, uuid in self.marked]
-        return sorted(((uri, dom) for uri, dom in found if dom is not None),
-                      key=lambda item: (self.console.fleet.uris.index(item[0]), item[1].name))
-
-    def action_mark(self) -> None:
-        current = self.current_domain()
-        if current is None:
-            return
-        key = (current[0], current[1].uuid)
-        self.marked.symmetric_difference_update({key})
-        self._refresh_domains()
-        self.query_one(DomainsTable).action_cursor_down()
-        self._refresh_bindings()
-
-    def action_mark_all(self) -> None:
-        """* marks every domain the filter shows; if they are all marked already, unmarks them."""
-        table = self.query_one(DomainsTable)
-        shown = {split_domain_key(str(key.value)) for key in table.rows}  # a row's key is never None
-        self.marked = self.marked - shown if shown <= self.marked else self.marked | shown
-        self._refresh_domains()
-        self._refresh_bindings()
-
-    def offers(self, spec: ActionSpec) -> bool:
-        if spec.bulk and self.marked:
-            return any(spec.fits(dom) for _, dom in self.marked_domains())
-        return super().offers(spec)
-
-    def action_domain(self, name: str) -> None:
-        if self.marked and registry.spec(name).bulk:
-            self.console.actions.request_bulk(self.marked_domains(), name, self._bulk_done)
-        else:
-            super().action_domain(name)
-
-    def _bulk_done(self) -> None:
-        self.marked.clear()
-        self._refresh_domains()
-        self._refresh_bindings()
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -439,6 +450,7 @@ class MainScreen(LifecycleActions, Screen):
             return
         box.value = ""
         box.display = False
+        self.query_one("#filter-kept").display = False
         self.filter_text = ""
         self.query_one(DomainsTable).focus()
         self._refresh_domains()
@@ -456,8 +468,12 @@ class MainScreen(LifecycleActions, Screen):
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
-        box = self.query_one("#filter", Input)
-        if not self.filter_text:
-            box.display = False
+        # the filter kept takes one line, not the input's three
+        self.query_one("#filter", Input).display = False
+        kept = self.query_one("#filter-kept", Static)
+        kept.update(Content.assemble(("Filter: ", "bold"), self.filter_text, ("  (/ edits, Esc clears)", "dim")))
+        kept.display = bool(self.filter_text)
         self.query_one(DomainsTable).focus()
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}es" if noun.endswith(("s", "h")) else f"{n} {noun}s"

@@ -9,7 +9,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label
+from textual.widgets import Button, Input, Label
+
+from virttui.widgets.checkbox import TickBox
 
 
 @dataclass(frozen=True)
@@ -24,9 +26,13 @@ class Field:
 
 
 class PromptScreen(ModalScreen[dict[str, str] | None]):
-    """Returns {key: text} on OK (Enter in the last field), None on Escape."""
+    """Returns {key: text} on OK (Enter in any field, or on the flag), None on Escape. A field whose
+    check fails keeps the dialog open, its error shown and the field focused to fix it."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("enter", "submit", "OK", show=False),  # the flag leaves Enter to the dialog
+    ]
 
     def __init__(self, title: str, fields: list[Field], ok_label: str = "OK", note: str = "",
                  flag: str = "") -> None:
@@ -48,7 +54,7 @@ class PromptScreen(ModalScreen[dict[str, str] | None]):
                 box.cursor_blink = not self.app.is_headless  # a blinking cursor would make snapshots flaky
                 yield box
             if self._flag:
-                yield Checkbox(self._flag, id="prompt-flag")
+                yield TickBox(self._flag, id="prompt-flag")
             yield Label("", id="prompt-error", markup=False)
             with Horizontal(id="dialog-buttons"):
                 yield Button(f"{self._ok_label} (Enter)", variant="primary", id="ok")
@@ -60,32 +66,36 @@ class PromptScreen(ModalScreen[dict[str, str] | None]):
     def _values(self) -> dict[str, str]:
         values = {f.key: self.query_one(f"#field-{f.key}", Input).value for f in self._fields}
         if self._flag:
-            values["flag"] = "1" if self.query_one("#prompt-flag", Checkbox).value else ""
+            values["flag"] = "1" if self.query_one("#prompt-flag", TickBox).value else ""
         return values
 
     def _submit(self) -> None:
         values = self._values()
         for field in self._fields:
             error = field.check(values[field.key]) if field.check else ""
-            if error:
-                self.query_one("#prompt-error", Label).update(f"{field.label}: {error}")
+            if error:  # named by its field's label only where there is more than one field
+                self._show_error(f"{field.label}: {error}" if len(self._fields) > 1 else error)
                 self.query_one(f"#field-{field.key}", Input).focus()
                 return
         self.dismiss(values)
 
+    def _show_error(self, text: str) -> None:
+        error = self.query_one("#prompt-error", Label)
+        error.update(text)
+        error.scroll_visible()  # in a dialog taller than the terminal it may be below the fold
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        keys = [f.key for f in self._fields]
-        index = keys.index(event.input.id.removeprefix("field-")) if event.input.id else len(keys) - 1
-        if index < len(keys) - 1:
-            self.query_one(f"#field-{keys[index + 1]}", Input).focus()
-        else:
-            self._submit()
+        event.stop()
+        self._submit()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "ok":
             self._submit()
         else:
             self.dismiss(None)
+
+    def action_submit(self) -> None:
+        self._submit()
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -41,3 +41,24 @@ def projection(columns: Sequence[Column], shown: Collection[str]) -> tuple[int, 
 def cut(cells: Sequence[Cell], indexes: tuple[int, ...] | None) -> Sequence[Cell]:
     """A full row's cells cut to the columns shown (the same object when all are)."""
     return cells if indexes is None else tuple(cells[index] for index in indexes)
+
+
+AUTO_WIDTH_GUESS = 20  # a fit-content column, when deciding what fits
+CELL_PADDING = 2  # a DataTable cell's padding, both sides
+
+
+def columns_that_fit(columns: Sequence[Column], chosen: Sequence[str], width: int, drop_order: Sequence[str],
+                     keep: Collection[str] = ()) -> tuple[str, ...]:
+    """Of `chosen`, the columns a pane `width` cells wide shows whole: `drop_order`'s given up first,
+    in its order, then the others from the right; `keep` never. width 0: not laid out, all of them."""
+    widths = {key: (AUTO_WIDTH_GUESS if size is None else size) + CELL_PADDING for key, _, size in columns}
+    shown = [key for key, _, _ in columns if key in chosen]
+    if width <= 0:
+        return tuple(shown)
+    order = [key for key in drop_order if key in shown] + [key for key in reversed(shown) if key not in drop_order]
+    for key in order:
+        if sum(widths[name] for name in shown) <= width:
+            break
+        if key not in keep and len(shown) > 1:
+            shown.remove(key)
+    return tuple(shown)

@@ -134,7 +134,9 @@ def domains_view(fleet: Fleet, cache: DomainsCache, *, hosts: Collection[str] | 
     cache.forget_gone(uris)
     title = f"Domains · {scope} · {len(rows)}"
     if marked:
-        title += f" · {len(marked)} marked"
+        shown = {row[0] for row in rows}
+        hidden = sum(1 for uri, uuid in marked if domain_key(uri, uuid) not in shown)
+        title += f" · {len(marked)} marked" + (f", {hidden} hidden" if hidden else "")
     if filter_text:
         title += f" · filter “{filter_text}”"
     if sort:

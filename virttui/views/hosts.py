@@ -168,7 +168,7 @@ def group_row(name: str, hosts: list[Host], counts: tuple[int, int], folded: boo
 def all_row(hosts: int, active: int, total: int) -> Row:
     return (ALL_HOSTS_KEY, (
         Cell("★ all", "bold"),
-        Cell(f"{hosts} hosts"),
+        Cell(f"{hosts} host{'s' if hosts != 1 else ''}"),
         Cell(f"{active}/{total}"),
         Cell(""),
         Cell(""),

@@ -56,6 +56,9 @@ def leases_view(fleet: Fleet, cache: LeasesCache, now: float) -> LeasesView:
         for _, status in statuses:
             counts[status.state.value] = counts.get(status.state.value, 0) + 1
         summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none"
+        directories = len(fleet.lease_dirs())
+        if directories > 1:  # two directories' leases for one disk are two leases, not one counted twice
+            summary = f"{directories} directories · {summary}"
         cache.shown = (statuses, rows, summary, errors[0] if errors else "")
     _, rows, summary, error = cache.shown
     age = lease_files_age(fleet, now)

@@ -16,13 +16,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from textual import messages
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.widget import Widget
 from textual.widgets.data_table import CellKey, ColumnKey, RowDoesNotExist, RowKey
 
 from virttui.widgets.cellrender import CellRenderTable
 from virttui.widgets.cells import Cell, Row, sort_value
 from virttui.widgets.compat import TwoWayDict
+from virttui.widgets.navigation import ROW_KEYS
 
 __all__ = ["Cell", "DiffTable", "Row"]  # Cell and Row are virttui.widgets.cells', re-exported for the screens
 
@@ -33,12 +34,7 @@ class DiffTable(CellRenderTable):
     COLUMNS: ClassVar[tuple[tuple[str, str, int | None], ...]] = ()  # key, label, width (None: fit content)
     DEFAULT_SORT: ClassVar[str | None] = None
     FOLLOW_FROM_START: ClassVar[bool] = False  # else row 0 until the operator moves the cursor
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-        Binding("g", "scroll_top", "Top", show=False),
-        Binding("G", "scroll_bottom", "Bottom", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = ROW_KEYS  # j k, g G, Home End: rows, never sideways
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=False)

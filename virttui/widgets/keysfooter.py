@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from textual.app import ComposeResult
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
+
+MORE_WIDTH = len("? more") + 1
 
 
 class KeysFooter(Footer):
@@ -15,6 +18,35 @@ class KeysFooter(Footer):
     """
 
     _composed: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        yield from super().compose()
+        # shown in place of the keys that don't fit: a key is never cut, and help lists them all
+        more = FooterKey("question_mark", "?", "more", "help", classes="-more-keys")
+        more.display = False
+        yield more.data_bind(compact=Footer.compact)
+
+    def on_resize(self) -> None:
+        self._fit_keys_after_layout()
+
+    def _fit_keys_after_layout(self) -> None:
+        for key in self.query(FooterKey):
+            key.display = not key.has_class("-more-keys")
+        self.call_after_refresh(self._fit_keys)
+
+    def _fit_keys(self) -> None:
+        """Hide the keys that would be cut at the right edge, and say "? more" instead."""
+        keys = [key for key in self.query(FooterKey) if not key.has_class("-more-keys")]
+        more = self.query(".-more-keys").first(FooterKey) if self.query(".-more-keys") else None
+        if not keys or more is None:
+            return
+        left, width = self.region.x, self.region.width
+        if keys[-1].region.right - left <= width:
+            return
+        room = width - MORE_WIDTH
+        for key in keys:
+            key.display = key.region.right - left <= room
+        more.display = True
 
     def _showing(self) -> tuple:
         """Everything Footer.compose reads."""
@@ -43,6 +75,7 @@ class KeysFooter(Footer):
         self._composed = showing
         self._forget_removed_keys()
         await super().recompose()
+        self._fit_keys_after_layout()
 
     def show_enabled_now(self) -> None:
         """Flip the keys' enabled state at once, in the frame of the change that caused it.
