@@ -38,3 +38,10 @@ def printable(text: str) -> str:
     """Text from a host for a line of output: every non-printable character a "?", so no control
     character reaches the terminal (drivers.names.escaped shows them as escapes instead)."""
     return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def plural(count: int, noun: str) -> str:
+    """"1 domain", "2 domains", "3 matches": a count and its noun, agreeing."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun}es" if noun.endswith(("s", "sh", "ch", "x")) else f"{count} {noun}s"

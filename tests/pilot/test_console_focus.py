@@ -207,7 +207,8 @@ async def test_every_action_says_it_started_and_how_it_ended(app, demo):
         assert notices(app)[-1] == "Reboot web-01 on hv1: asked the guest"
         await pilot.press("ctrl+r")
         await settle(pilot)
-        assert "Refresh: polling 3 hosts now" in notices(app)
+        assert "Refresh: polling 3 hosts now…" in notices(app)
+        assert notices(app)[-1] == "Refresh: 3 hosts polled"
 
 
 def test_two_lease_directories_are_counted_as_two(demo):

@@ -22,3 +22,10 @@ def test_a_sparkline_range_names_its_span_once_it_draws_a_line():
 
     assert _range([], percent) == "" and _range([5.0], percent) == ""
     assert _range([16.5, 5.4, 9.0], percent) == "0.0%–16.5% over 3 polls"  # drawn from zero, not from 5.4
+
+
+def test_a_count_agrees_with_its_noun():
+    from virttui.format import plural
+
+    assert [plural(1, "domain"), plural(2, "domain"), plural(0, "host"), plural(3, "match")] == [
+        "1 domain", "2 domains", "0 hosts", "3 matches"]

@@ -43,7 +43,7 @@ def status_json(snapshots: Sequence[HostSnapshot]) -> dict:
 
 
 def status_text(snapshots: Sequence[HostSnapshot]) -> str:
-    from virttui.format import human_kib
+    from virttui.format import human_kib, plural
 
     lines = []
     for snap in snapshots:
@@ -53,7 +53,8 @@ def status_text(snapshots: Sequence[HostSnapshot]) -> str:
             continue
         lines.append(f"{_printable(host.label)} ({_printable(host.shown_uri)}): {_printable(host.hypervisor)} "
                      f"{_printable(host.hypervisor_version)}, "
-                     f"{host.cpus} CPUs, {human_kib(host.memory_kib)}, {len(snap.domains)} domains")
+                     f"{plural(host.cpus, 'CPU')}, {human_kib(host.memory_kib)}, "
+                     f"{plural(len(snap.domains), 'domain')}")
         width = max([len(d.name) for d in snap.domains] + [4])
         lines.append(f"  {'Id':>4}  {'Name':<{width}}  {'State':<18} {'vCPUs':>5} {'Memory':>10}")
         for dom in snap.domains:

@@ -18,7 +18,7 @@ from typing import TextIO
 
 from virttui.drivers.base import Driver
 from virttui.drivers.model import ConnectionState, Domain, HostSnapshot
-from virttui.format import printable
+from virttui.format import plural, printable
 
 FIELDS = ("time", "host", "domain", "uuid", "state", "cpu_percent", "memory_kib", "memory_used_kib",
           "disk_read_bps", "disk_write_bps", "net_rx_bps", "net_tx_bps")
@@ -97,7 +97,7 @@ class _Printer:
             for error in errors:  # CSV has no place for them: stderr, so a failed host is never silent
                 sys.stderr.write(f"virttui: {_cut(error, 1000)}\n")
         else:
-            self.out.write(f"virttui top - {stamp}, {len(rows)} domains\n")
+            self.out.write(f"virttui top - {stamp}, {plural(len(rows), 'domain')}\n")
             self.out.write(f"{'HOST':<12} {'DOMAIN':<24} {'STATE':<11} {'%CPU':>6} {'MEM':>9} {'USED':>9} "
                            f"{'RDBY/s':>9} {'WRBY/s':>9} {'RXBY/s':>9} {'TXBY/s':>9}\n")
             for row in rows:

@@ -18,6 +18,7 @@ from virttui.console.messages import ActionFinished
 from virttui.console.workers import run_blocking
 from virttui.drivers.errors import DriverError
 from virttui.drivers.model import ConnectionState, Domain, DomainState
+from virttui.format import plural
 
 if TYPE_CHECKING:
     from virttui.console.context import ConsoleContext
@@ -82,7 +83,7 @@ class ActionRunner:
         if not spec.runs_in_runner:
             raise ValueError(f"{spec.id} does not act on marked domains")
         if not domains and hidden:
-            self.ui.notify(f"{spec.label}: {_count(len(hidden), 'marked domain')} hidden by the filter or the Hosts "
+            self.ui.notify(f"{spec.label}: {plural(len(hidden), 'marked domain')} hidden by the filter or the Hosts "
                            "choice; show them to act on them, or drop the marks (Esc)", severity="warning",
                            markup=False)
             return
@@ -95,9 +96,9 @@ class ActionRunner:
             return
         body = f"{spec.label} {_these(len(fits))}?\n" + "\n".join(self._listed(fits))
         if skipped:
-            body += f"\n\n{_count(skipped, 'marked domain')} skipped (not valid in their state)."
+            body += f"\n\n{plural(skipped, 'marked domain')} skipped (not valid in their state)."
         if hidden:
-            body += (f"\n\nLeft alone, hidden by the filter or the Hosts choice ({_count(len(hidden), 'domain')}):\n"
+            body += (f"\n\nLeft alone, hidden by the filter or the Hosts choice ({plural(len(hidden), 'domain')}):\n"
                      + "\n".join(self._listed(hidden)) + "\nShow them (Esc clears the filter) to include them.")
         if spec.confirm:
             body += f"\n\n{spec.confirm}"
@@ -119,7 +120,7 @@ class ActionRunner:
                                severity="warning", markup=False)
             done()
 
-        self.ui.push_screen(ConfirmScreen(f"{spec.label} {_count(len(fits), 'domain')}", body,
+        self.ui.push_screen(ConfirmScreen(f"{spec.label} {plural(len(fits), 'domain')}", body,
                                           yes_label=f"{spec.label} {len(fits)}"), answered)
 
     def _listed(self, domains: list[tuple[str, Domain]], most: int = 8) -> list[str]:
@@ -224,10 +225,6 @@ class ActionRunner:
             if key[0] == uri and seq >= wanted:
                 del self._clear_at[key]
                 self.pending.pop(key, None)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _these(n: int) -> str:

@@ -34,6 +34,7 @@ from virttui.console.messages import (
     HostPolled,
     LeaseDirRead,
 )
+from virttui.console.refresh import RefreshReport
 from virttui.console.roster import Roster
 from virttui.console.workers import run_blocking
 from virttui.drivers.base import Driver
@@ -107,6 +108,7 @@ class VirtTUI(App):
         self.actions = ActionRunner(self.context, self.essentials)
         self.host_keys = HostKeyPrompter(self.context)
         self.roster = Roster(self.context, config)
+        self._refresh = RefreshReport()
         self.actions.confirm_overrides = dict(config.confirm) if config is not None else {}
         self.fleet.set_names(dict(config.names) if config is not None else {})
         self._notices = list(notices)
@@ -250,6 +252,9 @@ class VirtTUI(App):
         """A removed host: its shown warnings; added again, it starts afresh."""
         self._warned = {(u, warning) for u, warning in self._warned if u != uri}
         self._host_errors.pop(uri, None)
+        done = self._refresh.forget(uri)
+        if done:
+            self.notify(done, timeout=4, markup=False)
 
     # -- poll results --------------------------------------------------------
     @contained
@@ -257,6 +262,7 @@ class VirtTUI(App):
         if not self.scheduler.owns(message.snapshot.host.uri, message.seq):
             return  # the host was removed while this poll ran
         self.scheduler.finished(message.snapshot.host.uri, ok=True)
+        self._refresh_answered(message.snapshot.host.uri, ok=True)
         self.fleet.apply(message.snapshot)
         self.actions.host_polled(message.snapshot.host.uri, message.seq)
         self.essentials.host_polled(message.snapshot.host.uri, message.seq)
@@ -270,10 +276,22 @@ class VirtTUI(App):
         self.broadcast_fleet()
 
     @contained
+    def refresh_now(self) -> None:
+        """Ctrl+R: poll every host now; say so, and again once they all answered."""
+        self.notify(self._refresh.start(self.fleet.uris), timeout=3, markup=False)
+        self.scheduler.poll_all()
+
+    def _refresh_answered(self, uri: str, ok: bool) -> None:
+        done = self._refresh.answered(uri, ok)
+        if done:
+            self.notify(done, severity="information" if "failed" not in done else "warning", timeout=4,
+                        markup=False)
+
     def on_host_failed(self, message: HostFailed) -> None:
         if not self.scheduler.owns(message.host.uri, message.seq):
             return
         delay = self.scheduler.finished(message.host.uri, ok=False)
+        self._refresh_answered(message.host.uri, ok=False)
         # the host as last seen (its name, CPUs, memory), now in error: not a bare URI row
         known = self.fleet.host(message.host.uri)
         error = self.host_keys.explain(message.host.uri, message.host.last_error)

@@ -25,6 +25,10 @@ class ConsoleApp(Protocol):
     host_keys: HostKeyPrompter
     roster: Roster
 
+    def refresh_now(self) -> None:
+        """Poll every host now, reporting when all answered."""
+        ...
+
     def open_cleanup(self, host_uri: str | None) -> None:
         """Preview the removable lease files of a host's directory (None: the first that has one)."""
         ...

@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Input, Static
 from virttui import actiontable as registry
 from virttui.console.messages import FleetUpdated
 from virttui.drivers.model import ConnectionState, Domain
+from virttui.format import plural
 from virttui.runtime.crash import contained
 from virttui.screens.compactlayout import CompactLayoutMixin
 from virttui.screens.lifecycle import action_bindings
@@ -250,7 +251,7 @@ class MainScreen(CommandLineMixin, CompactLayoutMixin, MarksMixin, Screen):
         if self.filter_text and shown is not None and not view.rows:
             elsewhere = self._matches_elsewhere(table)
             if elsewhere:
-                view = replace(view, title=f"{view.title} · {_count(elsewhere, 'match')} on other hosts: "
+                view = replace(view, title=f"{view.title} · {plural(elsewhere, 'match')} on other hosts: "
                                            "A shows all hosts")
         before = table.highlighted_key
         table.show(view)
@@ -384,9 +385,7 @@ class MainScreen(CommandLineMixin, CompactLayoutMixin, MarksMixin, Screen):
 
     def action_refresh_now(self) -> None:
         """Poll every host now, not at the next tick (after a change made outside virttui)."""
-        self.console.scheduler.poll_all()
-        count = len(self.console.fleet.uris)
-        self.notify(f"Refresh: polling {count} host{'s' if count != 1 else ''} now", timeout=3, markup=False)
+        self.console.refresh_now()
 
     def action_invert_sort(self) -> None:
         """The Domains sort the other way round (htop's I): smallest CPU% first, names Z to A."""
@@ -474,6 +473,3 @@ class MainScreen(CommandLineMixin, CompactLayoutMixin, MarksMixin, Screen):
         kept.update(Content.assemble(("Filter: ", "bold"), self.filter_text, ("  (/ edits, Esc clears)", "dim")))
         kept.display = bool(self.filter_text)
         self.query_one(DomainsTable).focus()
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}es" if noun.endswith(("s", "h")) else f"{n} {noun}s"
