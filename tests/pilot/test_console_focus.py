@@ -228,3 +228,27 @@ def test_two_lease_directories_are_counted_as_two(demo):
     other.close()
     assert leases_view(fleet, LeasesCache(), time.time()).title.startswith("Leases · 2 directories · ")
 
+
+
+async def test_a_refused_start_names_the_holder_once_a_poll_shows_it(app, demo, clock, monkeypatch):
+    """When the refusal arrives before any poll shows who holds the disk (two starts racing), the
+    holder is named by the next polls instead of never."""
+    async with app.run_test(size=(120, 40)) as pilot:
+        await poll(pilot, clock)
+        real = app.fleet.disks_held_elsewhere
+        known = {"holder": False}
+
+        def not_yet(uri, dom):  # noqa: ANN001, ANN202 - until the holder's poll has landed
+            return real(uri, dom) if known["holder"] else []
+
+        monkeypatch.setattr(app.fleet, "disks_held_elsewhere", not_yet)
+        await select(pilot, demo, "web-standby")
+        await pilot.press("s")
+        await settle(pilot)
+        assert "failed" in notices(app)[-1] and "in use by" not in notices(app)[-1]
+        known["holder"] = True
+        await poll(pilot, clock)
+        assert "Start web-standby: its vda is in use by hv1/web-01" in notices(app)
+        before = len(notices(app))
+        await poll(pilot, clock)
+        assert len([n for n in notices(app)[before:] if "in use by" in n]) == 0  # said once

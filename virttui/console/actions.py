@@ -37,6 +37,8 @@ class ActionRunner:
         # [confirm] in the config: action id -> whether it asks first, over the registry's default
         self.confirm_overrides: dict[str, bool] = {}
         self.pending: dict[tuple[str, str], str] = {}  # (uri, uuid) -> label shown on the row
+        # a start refused for a lease whose holder was not known yet: (label, name, polls left to name it)
+        self._unnamed: dict[tuple[str, str], tuple[str, str, int]] = {}
         self._clear_at: dict[tuple[str, str], int] = {}  # (uri, uuid) -> poll seq that ends "pending"
         # (uri, uuid) -> (state an action's success confirmed, poll seq from which polls show it)
         self._confirmed: dict[tuple[str, str], tuple[DomainState, int]] = {}
@@ -183,8 +185,10 @@ class ActionRunner:
             error = message.error
             dom = self.fleet.domain(message.uri, message.uuid)
             if spec.takes_leases and dom is not None:  # sanlock says "host_id 1": name it
-                error += "".join(f"; its {target} is in use by {holder}"
-                                 for target, holder in self.fleet.disks_held_elsewhere(message.uri, dom))
+                holders = self.fleet.disks_held_elsewhere(message.uri, dom)
+                error += "".join(f"; its {target} is in use by {holder}" for target, holder in holders)
+                if not holders and "lease" in error:  # the holder's own start may not be polled yet
+                    self._unnamed[key] = (spec.label, message.name, 2 * len(self.fleet.uris))
             self.ui.notify(f"{spec.label} {message.name} on {host} failed: {error}",
                            severity="error", timeout=10, markup=False)
             self._poll_after(message.uri)
@@ -206,14 +210,31 @@ class ActionRunner:
         if self.scheduler.has(uri):  # not when the host was removed meanwhile
             self.scheduler.poll_now(uri)
 
+    def _name_holders(self) -> None:
+        """A refused start's holder, once a poll of any host shows who holds its disks (once, then forgotten)."""
+        for key, (label, name, polls_left) in list(self._unnamed.items()):
+            dom = self.fleet.domain(*key)
+            holders = self.fleet.disks_held_elsewhere(key[0], dom) if dom is not None else []
+            if holders:
+                del self._unnamed[key]
+                self.ui.notify(f"{label} {name}: " + "; ".join(f"its {target} is in use by {holder}"
+                                                              for target, holder in holders),
+                               severity="warning", timeout=10, markup=False)
+            elif dom is None or polls_left <= 1:
+                del self._unnamed[key]  # gone, or two polls of every host named nobody: nothing more to say
+            else:
+                self._unnamed[key] = (label, name, polls_left - 1)
+
     def forget_host(self, uri: str) -> None:
         """A removed host: nothing of it is pending any more."""
-        for table in (self.pending, self._clear_at, self._confirmed):
+        for table in (self.pending, self._clear_at, self._confirmed, self._unnamed):
             for key in [key for key in table if key[0] == uri]:
                 del table[key]
 
     def host_polled(self, uri: str, seq: int) -> None:
         """A poll arrived: actions it reflects are no longer pending."""
+        if self._unnamed:
+            self._name_holders()
         for key, (state, wanted) in list(self._confirmed.items()):
             if key[0] != uri:
                 continue
