@@ -193,17 +193,20 @@ async def test_the_command_line_chooses_hosts_filters_sorts_and_acts(app, demo):
 
 async def test_every_action_says_it_started_and_how_it_ended(app, demo):
     """`r` then `y`, start and Ctrl+R used to show nothing at all."""
+    ticks = iter(range(0, 10_000, 10))
+    app.actions._clock = lambda: float(next(ticks))  # noqa: SLF001 - results seconds apart: a toast each
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await select(pilot, demo, "build-runner")
         await pilot.press("s")
         await settle(pilot)
-        assert "build-runner on hv1: starting…" in notices(app)
+        recorded = [entry.text for entry in app.activity.entries()]
+        assert "build-runner on hv1: starting…" in recorded  # the row shows it; the record keeps it
         assert notices(app)[-1] == "Start build-runner on hv1: done, running"
         await select(pilot, demo, "web-01")
         await pilot.press("r", "y")
         await settle(pilot)
-        assert "web-01 on hv1: rebooting…" in notices(app)
+        assert "web-01 on hv1: rebooting…" in [entry.text for entry in app.activity.entries()]
         assert notices(app)[-1] == "Reboot web-01 on hv1: asked the guest"
         await pilot.press("ctrl+r")
         await settle(pilot)
@@ -252,3 +255,38 @@ async def test_a_refused_start_names_the_holder_once_a_poll_shows_it(app, demo, 
         before = len(notices(app))
         await poll(pilot, clock)
         assert len([n for n in notices(app)[before:] if "in use by" in n]) == 0  # said once
+
+
+async def test_an_action_on_many_marked_domains_is_one_toast_and_a_line_each_in_the_record(app, demo):
+    """A bulk reboot of many guests used to be a toast per guest; each is in the record (L) instead."""
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await select(pilot, demo, "web-01")
+        await pilot.press("space", "space")  # web-01 and web-02
+        before = len(notices(app))
+        await pilot.press("r", "y")
+        await settle(pilot)
+        assert notices(app)[before:] == ["Reboot: 2 domains done"]
+        recorded = [entry.text for entry in app.activity.entries()]
+        assert {"Reboot web-01 on hv1: asked the guest", "Reboot web-02 on hv1: asked the guest"} <= set(recorded)
+
+
+
+async def test_results_in_quick_succession_are_one_toast_the_rest_in_the_record(app, demo):
+    """Many results within a second used to be a toast each (and the toasts' memory in the soak)."""
+    now = [100.0]
+    app.actions._clock = lambda: now[0]  # noqa: SLF001
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        for name in ("build-runner", "backup"):
+            await select(pilot, demo, name)
+            await pilot.press("s")
+            await settle(pilot)
+        results = [n for n in notices(app) if n.startswith("Start")]
+        assert results == ["Start build-runner on hv1: done, running"]
+        assert "Start backup on hv2: done, running" in [entry.text for entry in app.activity.entries()]
+        now[0] += 5
+        await select(pilot, demo, "web-03")
+        await pilot.press("f", "y")
+        await settle(pilot)
+        assert notices(app)[-1] == "Force off web-03 on hv2: done, shut off (and 1 more: L)"

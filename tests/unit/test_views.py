@@ -19,7 +19,7 @@ from virttui.views import (
     hosts_view,
     leases_view,
 )
-from virttui.views.common import ALL_HOSTS_KEY, domain_key, group_key, split_domain_key
+from virttui.views.common import ALL_HOSTS_KEY, KEY_SEP, domain_key, group_key, split_domain_key
 from virttui.views.domains import COLUMNS as DOMAIN_COLUMNS
 from virttui.views.domains import next_sort, parse_sort, remembered_columns, remembered_sort
 from virttui.views.hosts import COLUMNS as HOST_COLUMNS
@@ -142,7 +142,7 @@ def test_the_disks_view_shows_a_held_lease_and_a_disk_held_for_another_domain(fl
     view = disks_view(fleet, domain_named(fleet, "web-01"))
     assert view.title == "Disks · web-01"
     ((key, cells),) = view.rows
-    assert key == "vda"
+    assert key == f"0{KEY_SEP}vda"  # its place in the domain, then its target: the pane keeps libvirt's order
     assert [cell.text for cell in cells][:4] == ["vda", "…ges/web-01.qcow2", "rw", "held"]
     assert cells[3].style == "green"
 
@@ -228,3 +228,19 @@ def test_the_views_load_without_textual():
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_disks_view_names_a_lockd_hosts_leases_by_sha256_and_keeps_the_domains_disk_order(fleet):
+    """A shut-off guest on a lockd host showed the sanlock (md5) name; and the pane, keyed by target
+    alone, kept the previous domain's rows in place (vda, vdb, hda, hdc after another domain)."""
+    from dataclasses import replace
+
+    from virttui.locks.naming import lockd_lease_name
+
+    uri, dom = domain_named(fleet, "build-runner")
+    snap = fleet.snapshot(uri)
+    fleet.apply(replace(snap, leases=replace(snap.leases, manager="lockd", files=())))
+    ((key, cells),) = disks_view(fleet, (uri, fleet.domain(uri, dom.uuid))).rows
+    assert cells[6].text == lockd_lease_name(dom.disks[0].source)
+    two = replace(dom, disks=(replace(dom.disks[0], target="vdb"), replace(dom.disks[0], target="hda")))
+    assert [k for k, _ in disks_view(fleet, (uri, two)).rows] == [f"0{KEY_SEP}vdb", f"1{KEY_SEP}hda"]

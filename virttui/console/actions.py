@@ -9,6 +9,7 @@ it completed has arrived, so the operator never sees the old state flash back.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -25,18 +26,24 @@ if TYPE_CHECKING:
     from virttui.console.essentials import Essentials
 
 log = logging.getLogger(__name__)
+TOAST_GAP = 1.0  # seconds: a success result sooner than this after the last toast goes to the record (L) only
 
 
 class ActionRunner:
     """Owns the set of in-flight actions for one app."""
 
-    def __init__(self, ctx: ConsoleContext, essentials: Essentials) -> None:
+    def __init__(self, ctx: ConsoleContext, essentials: Essentials,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.fleet, self.scheduler, self.ui = ctx.fleet, ctx.scheduler, ctx.ui
         self.essentials = essentials  # the actions with dialogs of their own
         ctx.host_removed.subscribe(self.forget_host)
         # [confirm] in the config: action id -> whether it asks first, over the registry's default
         self.confirm_overrides: dict[str, bool] = {}
         self.pending: dict[tuple[str, str], str] = {}  # (uri, uuid) -> label shown on the row
+        self._bulk: dict[tuple[str, str], _BulkGroup] = {}  # actions on marked domains: one toast for them all
+        self._clock = clock
+        self._last_toast = float("-inf")  # when the last success toast was shown (monotonic)
+        self._untoasted = 0  # success results since then kept in the record only
         # a start refused for a lease whose holder was not known yet: (label, name, polls left to name it)
         self._unnamed: dict[tuple[str, str], tuple[str, str, int]] = {}
         self._clear_at: dict[tuple[str, str], int] = {}  # (uri, uuid) -> poll seq that ends "pending"
@@ -109,11 +116,14 @@ class ActionRunner:
             if not yes:
                 return
             refused = []
+            group = _BulkGroup(spec.label)
             for uri, dom in fits:
                 why = self._why_not_now(uri, dom.uuid, spec)
                 if why:
                     refused.append((dom.name, why))
                 else:
+                    group.waiting.add((uri, dom.uuid))
+                    self._bulk[(uri, dom.uuid)] = group
                     self._run(uri, dom.uuid, dom.name, spec)
             if refused:  # one line, not one per domain
                 name, why = refused[0]
@@ -158,7 +168,8 @@ class ActionRunner:
         driver = self.scheduler.driver(uri)  # taken now: the worker may start after a removal
         self.pending[(uri, uuid)] = spec.pending
         self.ui.broadcast_fleet()
-        self.ui.notify(f"{name} on {self.fleet.host(uri).label}: {spec.pending}…", timeout=3, markup=False)
+        # the row says it is under way; the record keeps when it started
+        self.ui.record(f"{name} on {self.fleet.host(uri).label}: {spec.pending}…")
 
         def finished(_: object, exc: Exception | None) -> ActionFinished:
             """Worker thread: the driver call's outcome as one message back."""
@@ -189,11 +200,10 @@ class ActionRunner:
                 error += "".join(f"; its {target} is in use by {holder}" for target, holder in holders)
                 if not holders and "lease" in error:  # the holder's own start may not be polled yet
                     self._unnamed[key] = (spec.label, message.name, 2 * len(self.fleet.uris))
-            self.ui.notify(f"{spec.label} {message.name} on {host} failed: {error}",
-                           severity="error", timeout=10, markup=False)
+            self._report_done(key, f"{spec.label} {message.name} on {host} failed: {error}", failed=True)
             self._poll_after(message.uri)
             return
-        self.ui.notify(_done(spec, message.name, host), markup=False)
+        self._report_done(key, _done(spec, message.name, host))
         if spec.state_after is not None and self.fleet.set_domain_state(
                 message.uri, message.uuid, spec.state_after):
             # virsh said it is done: show the new state now, not ~100 ms later after a poll. A poll
@@ -205,6 +215,32 @@ class ActionRunner:
         else:
             self._clear_at[key] = self.scheduler.next_seq(message.uri)
         self._poll_after(message.uri)
+
+    def _report_done(self, key: tuple[str, str], text: str, failed: bool = False) -> None:
+        """One action's result: a toast, or for one of many marked domains a line in the record and a
+        toast once the last of them is done (a bulk action on 100 guests is one toast, not 100)."""
+        group = self._bulk.pop(key, None)
+        if group is None and failed:
+            self.ui.notify(text, severity="error", timeout=10, markup=False)
+            return
+        if group is None:
+            now = self._clock()
+            if now - self._last_toast < TOAST_GAP:  # results in quick succession: one toast, the rest in L
+                self._untoasted += 1
+                self.ui.record(text)
+                return
+            more = f" (and {self._untoasted} more: L)" if self._untoasted else ""
+            self._last_toast, self._untoasted = now, 0
+            self.ui.notify(text + more, timeout=3, markup=False)
+            return
+        self.ui.record(text, "error" if failed else "information")
+        group.waiting.discard(key)
+        group.failed += failed
+        group.done += 1
+        if not group.waiting:
+            failures = f", {group.failed} failed (L lists them)" if group.failed else ""
+            self.ui.notify(f"{group.label}: {plural(group.done, 'domain')} done{failures}",
+                           severity="warning" if group.failed else "information", markup=False)
 
     def _poll_after(self, uri: str) -> None:
         if self.scheduler.has(uri):  # not when the host was removed meanwhile
@@ -227,7 +263,10 @@ class ActionRunner:
 
     def forget_host(self, uri: str) -> None:
         """A removed host: nothing of it is pending any more."""
-        for table in (self.pending, self._clear_at, self._confirmed, self._unnamed):
+        for key, group in list(self._bulk.items()):
+            if key[0] == uri:
+                group.waiting.discard(key)  # its result won't come: the others' toast does not wait for it
+        for table in (self.pending, self._clear_at, self._confirmed, self._unnamed, self._bulk):
             for key in [key for key in table if key[0] == uri]:
                 del table[key]
 
@@ -257,3 +296,13 @@ def _done(spec: ActionSpec, name: str, host: str) -> str:
     if spec.state_after is None:  # shutdown, reboot: the guest was asked, and decides
         return f"{spec.label} {name} on {host}: asked the guest"
     return f"{spec.label} {name} on {host}: done, {spec.state_after.value}"
+
+
+class _BulkGroup:
+    """The domains one bulk action was started on, until the last reports."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.waiting: set[tuple[str, str]] = set()
+        self.done = 0
+        self.failed = 0

@@ -354,6 +354,10 @@ class VirtTUI(App):
         self.activity.record(f"{title}: {text}" if title else text, severity)
         super().notify(message=message, title=title, severity=severity, timeout=timeout, markup=markup)
 
+    def record(self, text: str, severity: SeverityLevel = "information") -> None:
+        """A line in the activity record only: progress that the rows already show."""
+        self.activity.record(text, severity)
+
     def action_activity(self) -> None:
         """L: the activity log, every line recorded so far, live."""
         from virttui.screens.activity import ActivityScreen

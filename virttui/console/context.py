@@ -39,6 +39,10 @@ class UIPort(Workers, Protocol):
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = True) -> None: ...
 
+    def record(self, text: str, severity: SeverityLevel = "information") -> None:
+        """Keep a line in the activity record (L, the log file) without a toast."""
+        ...
+
     def push_screen(self, screen: Any, callback: Callable[[Any], None] | None = None) -> object:
         """Show a dialog (confirm, prompt); `callback` gets its answer."""
         ...

@@ -6,6 +6,7 @@ and never touches the network: XML comes from hosts we do not control.
 
 from __future__ import annotations
 
+import re
 import uuid as uuidlib
 from dataclasses import dataclass
 
@@ -124,15 +125,10 @@ def parse_domain(root: etree._Element, *, what: str = "domain XML", uuid_seed: s
 
 def _parse_disk(disk: etree._Element, what: str, domain: str) -> Disk:
     target = disk.find("target")
-    source = disk.find("source")
     driver = disk.find("driver")
-    path = ""
-    if source is not None:
-        path = source.get("file") or source.get("dev") or source.get("dir") or source.get("name") or ""
-        if not path and source.get("volume"):
-            path = f"{source.get('pool', '')}/{source.get('volume')}"
     if target is None or not target.get("dev"):
         raise ParseError(f"{what}: domain {domain!r} has a disk without <target dev=…>")
+    kind, path = _kind_and_source(disk, disk.find("source"))
     return Disk(
         target=target.get("dev", ""),
         bus=target.get("bus", ""),
@@ -141,6 +137,85 @@ def _parse_disk(disk: etree._Element, what: str, domain: str) -> Disk:
         format=driver.get("type", "") if driver is not None else "",
         readonly=disk.find("readonly") is not None,
         shareable=disk.find("shareable") is not None,
-        kind=disk.get("type") or ("file" if source is not None and source.get("file") else
-                                  "block" if source is not None and source.get("dev") else "file"),
+        kind=kind,
     )
+
+
+# The <source> attribute libvirt reads for each <disk type> (virDomainStorageSourceParse), the one
+# `virsh domblklist` shows; volume and nvme sources are read apart (_kind_and_source).
+_SOURCE_ATTRIBUTE = {"file": "file", "block": "dev", "dir": "dir", "network": "name", "vhostuser": "path",
+                     "vhostvdpa": "dev"}
+
+
+def _kind_and_source(disk: etree._Element, source: etree._Element | None) -> tuple[str, str]:
+    """(type, source) of a disk as libvirt names them; the source a path, an nvme:// address or
+    pool/volume."""
+    if source is None:
+        return "file", ""  # libvirt makes a disk without <source> an empty file disk, whatever its type
+    kind = disk.get("type") or ""
+    if kind == "volume":
+        # pool/volume, not virsh's bare volume: a volume's name is unique only within its pool
+        volume = source.get("volume")
+        return kind, f"{source.get('pool', '')}/{volume}" if volume else ""
+    if kind == "nvme":
+        return kind, nvme_source(source)
+    attribute = _SOURCE_ATTRIBUTE.get(kind)
+    if attribute is None:  # no type (or one libvirt refuses): whichever path it has
+        path = source.get("file") or source.get("dev") or source.get("dir") or source.get("name") or ""
+        if not path and source.get("volume"):
+            path = f"{source.get('pool', '')}/{source.get('volume')}"
+        return kind or ("block" if source.get("dev") and not source.get("file") else "file"), path
+    path = source.get(attribute) or ""
+    if kind == "network" and source.get("protocol") == "iscsi" and path and "/" not in path:
+        path += "/0"  # libvirt reads an iSCSI target named without a LUN as LUN 0
+    return kind, path
+
+
+_C_UNSIGNED = re.compile(r"[ \t\n\v\f\r]*\+?(?:0[xX](?P<hex>[0-9a-fA-F]+)|(?P<oct>0[0-7]*)|(?P<dec>[1-9][0-9]*))\Z")
+_C_DECIMAL = re.compile(r"[ \t\n\v\f\r]*(?P<sign>[+-]?)(?P<dec>[0-9]+)\Z")
+_NUMBER_CHARS = 80  # longer than any number libvirt takes here: refused before it is converted
+
+
+def _c_unsigned(text: str | None, limit: int) -> int | None:
+    """An unsigned number as libvirt's strtoul with base 0 reads it (0x hex, 0 octal), None when it
+    refuses it; an absent attribute is 0."""
+    if text is None:
+        return 0
+    match = _C_UNSIGNED.match(text) if len(text) <= _NUMBER_CHARS else None
+    if match is None:
+        return None
+    if match["hex"]:
+        value = int(match["hex"], 16)
+    else:
+        value = int(match["oct"], 8) if match["oct"] else int(match["dec"])
+    return value if value <= limit else None
+
+
+def _nvme_namespace(text: str | None) -> int | None:
+    """<source namespace=…> as libvirt reads it: strtoull base 10 (a minus wraps around), never 0."""
+    match = _C_DECIMAL.match(text) if text is not None and len(text) <= _NUMBER_CHARS else None
+    if match is None or int(match["dec"]) >= 1 << 64:
+        return None
+    value = int(match["dec"])
+    value = (-value) % (1 << 64) if match["sign"] == "-" else value
+    return value or None
+
+
+def nvme_source(source: etree._Element) -> str:
+    """An NVMe disk's source as virsh names it, nvme://DOMAIN:BUS:SLOT.FUNCTION/NAMESPACE; "" when
+    libvirt would refuse its address or namespace."""
+    namespace = _nvme_namespace(source.get("namespace"))
+    address = source.find("address")
+    if namespace is None or address is None:
+        return ""
+    domain, bus, slot, function = (_c_unsigned(address.get(name), 0xFFFFFFFF)
+                                   for name in ("domain", "bus", "slot", "function"))
+    if domain is None or bus is None or slot is None or function is None:
+        return ""
+    if (domain or bus or slot) and (bus > 0xFF or slot > 0x1F or function > 7):
+        return ""  # libvirt checks an address only when its domain, bus or slot is set
+    return f"nvme://{domain:04x}:{bus:02x}:{slot:02x}.{_int32(function)}/{namespace}"  # virsh's %d
+
+
+def _int32(value: int) -> int:
+    return (value + (1 << 31)) % (1 << 32) - (1 << 31)
