@@ -43,7 +43,7 @@ def test_parses_cpus_memory_domains_disks_and_runstate():
     assert beta.state is DomainState.RUNNING  # libvirt's test driver starts domains without a runstate
     d = alpha.definition
     assert (d.vcpus, d.memory_kib, d.max_memory_kib) == (2, 1024 * 1024, 2 * 1024 * 1024)
-    vda, sda, vdb = d.disks
+    vda, vdb, sda = d.disks  # libvirt's order: the virtio bus first (as it first comes), by index; then sata
     assert (vda.source, vda.format, vda.capacity, vda.allocation) == ("/img/alpha.qcow2", "qcow2", 10 * 1024**3,
                                                                       512 * 1024**2)
     assert vda.needs_exclusive_lease

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from dataclasses import dataclass, replace
 
 from lxml import etree
@@ -134,6 +135,29 @@ def _volumes(root: etree._Element) -> dict[str, tuple[int, int]]:
     return sizes
 
 
+_DISK_NAME = re.compile(r"(?:fd|hd|vd|sd|xvd|ubd)(?P<letters>[a-z]+)[0-9]*\Z")
+
+
+def disk_index(target: str) -> int:
+    """libvirt's virDiskNameToIndex: sda 0, vdz 25, vdaa 26, a partition's digits ignored; -1 for others."""
+    match = _DISK_NAME.match(target[:64])  # a target is a short name; a long one is no name
+    if match is None:
+        return -1
+    index = 0
+    for position, char in enumerate(match["letters"]):
+        index = (index + (1 if position else 0)) * 26 + ord(char) - ord("a")
+    return index
+
+
+def in_libvirt_order(disks: tuple[Disk, ...]) -> tuple[Disk, ...]:
+    """The disks in the order libvirt's parser keeps them (virDomainDiskInsert), as virsh lists them:
+    the buses (as written) in the order they first come, each bus's disks by index, then as written."""
+    buses: dict[str, list[tuple[int, int, Disk]]] = {}
+    for position, disk in enumerate(disks):
+        buses.setdefault(disk.bus, []).append((disk_index(disk.target), position, disk))
+    return tuple(disk for group in buses.values() for _, _, disk in sorted(group, key=lambda item: item[:2]))
+
+
 def _load_domain_file(base: str, name: str, node_path: str) -> etree._Element:
     full = os.path.join(base, name)
     try:
@@ -145,7 +169,7 @@ def _load_domain_file(base: str, name: str, node_path: str) -> etree._Element:
 
 def _node_domain(elem: etree._Element, path: str, volumes: dict[str, tuple[int, int]]) -> NodeDomain:
     definition = parse_domain(elem, what=path, uuid_seed=path)
-    disks = tuple(_sized(disk, volumes) for disk in definition.disks)
+    disks = in_libvirt_order(tuple(_sized(disk, volumes) for disk in definition.disks))
     definition = replace(definition, disks=disks)
     runstate = elem.findtext(f"{{{TEST_NS}}}runstate")
     try:
