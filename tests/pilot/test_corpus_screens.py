@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 from lxml import etree
 from support.app import settle
+from support.paths import shared_corpus
 from support.pilot import open_detail
 
 from virttui.console.app import VirtTUI
@@ -21,7 +22,7 @@ from virttui.screens.detail import DomainDetailScreen
 from virttui.views.disks import short_path
 from virttui.widgets.panes import DisksTable
 
-CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "libvirt-xml"
+CORPUS = shared_corpus() / "libvirt-xml"
 
 # `virsh domblklist` of each domain loaded by libvirt's test driver: (target, source).
 # A volume is pool/volume in virttui, on purpose (tests/unit/test_corpus.py says why).

@@ -153,7 +153,9 @@ async def test_bulk_start_of_marked_domains_across_hosts_one_confirmation(demo):
         assert host_of(demo, "backup")[1].state is DomainState.RUNNING
         assert host_of(demo, "web-standby")[1].state is DomainState.SHUT_OFF  # its disk is web-01's
         notes = [n.message for n in app._notifications]  # noqa: SLF001
-        assert any("web-standby" in m and "failed" in m for m in notes)
+        assert "Start: 3 domains done, 1 failed (L lists them)" in notes  # one toast for the bulk action
+        recorded = [entry.text for entry in app.activity.entries()]
+        assert any("web-standby" in text and "failed" in text for text in recorded)
         assert app.screen.marked == set()
 
 

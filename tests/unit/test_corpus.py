@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from support.paths import shared_corpus
 
 from virttui.drivers.errors import ConnectionFailed
 from virttui.drivers.model import ConnectionState, Domain, DomainState, Host, HostSnapshot
@@ -38,7 +39,7 @@ from virttui.locks.model import LeaseDirSnapshot, LeaseState
 from virttui.locks.status import compute_lease_status
 from virttui.views.disks import disks_view
 
-CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
+CORPUS = shared_corpus()
 
 # Where virttui deliberately names a disk otherwise than `virsh domblklist`: (domain, target) -> (virttui,
 # virsh). A volume is shown as pool/volume: its name is unique only within its pool ("unit:0:0:3" is LUN 3
