@@ -12,9 +12,14 @@ from virttui.widgets.panes import DomainsTable, domain_key
 
 
 async def select_domain(pilot, uri: str, uuid: str) -> None:  # noqa: ANN001
+    """The Domains cursor on the domain, once its row is in the pane (the fleet may know it a frame earlier)."""
     table = pilot.app.screen.query_one(DomainsTable)
+    key = domain_key(uri, uuid)
+    deadline = time.monotonic() + 10
+    while key not in {row.value for row in table.rows} and time.monotonic() < deadline:
+        await pilot.pause(0.05)
     table.follow_key = True
-    table.move_to_key(domain_key(uri, uuid))
+    table.move_to_key(key)
     await pilot.pause()
     assert pilot.app.screen.selected_domain()[1].uuid == uuid
 
