@@ -41,21 +41,11 @@ def _watch(app, has_rows) -> None:  # noqa: ANN001 - any Textual App; has_rows(s
 
 
 def baseline() -> int:
-    from textual.app import App, ComposeResult
     from textual.widgets import DataTable
 
-    class Minimal(App):
-        def compose(self) -> ComposeResult:
-            yield DataTable()
+    from bench.minimalapp import minimal_app
 
-        def on_mount(self) -> None:
-            table = self.query_one(DataTable)
-            table.add_columns("Name", "Host", "State", "vCPU", "Memory", "CPU%", "UUID")
-            for index in range(25):
-                table.add_row(f"guest-{index:02d}", "hv1", "running", "2", "2.0 GiB", "3.1",
-                              f"00000000-0000-0000-0000-{index:012d}")
-
-    app = Minimal()
+    app = minimal_app()
     _watch(app, lambda screen: screen.query_one(DataTable).row_count > 0)
     app.run(headless=True, size=(160, 50))
     return 0

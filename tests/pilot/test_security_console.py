@@ -245,7 +245,7 @@ def test_a_signal_ends_the_console_within_3_s_at_2000_domains(tmp_path, how):
     host stuck mid-poll: SIGTERM or SIGHUP ends the console within 3 s, the terminal restored. Before,
     the exit waited for every poll still running (asyncio.run joins its thread workers), behind the
     poll results and repaints queued ahead of it, then for the teardown of the 2000-domain heap."""
-    from bench.scale import FULL, fleet_files
+    from bench.fleet import FULL, fleet_files
 
     go, stuck = tmp_path / "go", tmp_path / "stuck"
     with fleet_files(FULL, leases=True) as uris:

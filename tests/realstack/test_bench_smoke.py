@@ -1,4 +1,5 @@
-"""The scale, keys and start benchmarks run in their quick form and report every figure.
+"""The scale, keys and start benchmarks run in their quick form and report every figure (the start one in a
+pseudo-terminal, read by a terminal emulator).
 
 A smoke test, not a timed one: it checks the benchmarks still work and produce
 finite numbers, never whether a target was met (that depends on the machine).
@@ -11,14 +12,18 @@ import os
 
 import pytest
 
-from bench.scale import bench_keys, bench_scale, bench_start
+from bench.keys import bench_keys
+from bench.scale import bench_scale
+from bench.start import bench_start
 from bench.stats import Table
 
 EXPECTED = [
     "scale: fleet",
     "scale: idle CPU at the 2 s refresh",
     "scale: host polls handled per second while idle",
-    "scale: full refresh (poll all, diff, paint) p95",
+    "scale: full refresh (poll all, diff, paint) p95 / a minimal app's DataTable repaint",
+    "scale: full refresh (poll all, diff, paint) p95 of",
+    "scale: minimal app's DataTable repaint of",
     "scale: RSS",
     "scale: rows added per host poll",
     "scale: rows removed per host poll",
@@ -36,12 +41,14 @@ EXPECTED = [
     "scale: lease reads by the pass after each of 1 embedded host stopped",
     "scale: one embedded host's poll, shared",
     "scale: one embedded host's poll that passes over",
-    "keys: cursor move (j/down) in Domains, settled, p95",
-    "keys: filter keystroke (after /), settled, p95",
-    "keys: pane switch (Tab), settled, p95",
-    "start: minimal Textual DataTable app",
-    "start: virttui --demo to Domains populated",
-    "start: virttui --demo / minimal app",
+    "keys: cursor move (j/down) in Domains, settled, p95 / minimal app's",
+    "keys: filter keystroke (after /), settled, p95 / minimal app's",
+    "keys: clear the filter (Esc), settled, p95 / minimal app's",
+    "keys: pane switch (Tab), settled, p95 / minimal app's",
+    "keys: pane switch (Tab), minimal app, p95",
+    "start in a terminal: minimal Textual DataTable app",
+    "start in a terminal: virttui --demo to its first guest on screen",
+    "start in a terminal: virttui --demo / minimal app",
     "start: paramiko imported with only test:// hosts",
 ]
 
@@ -68,10 +75,13 @@ def test_real_stack_benchmarks_run_in_quick_form():
     import sys
 
     out = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "poll", "--only", "peer",
-                          "--only", "leases"], capture_output=True, text=True, timeout=900)
+                          "--only", "leases", "--only", "start"], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]
     figures = ["virttui poll, local / bare virsh", "virttui poll, ssh / bare virsh", "peer: launch to populated list",
-               "peer: outside virsh change to on screen", "cleanup time / virt-sanlock-cleanup", "lease status"]
+               "peer: outside virsh change to on screen", "cleanup time / virt-sanlock-cleanup", "lease status",
+               "start in a terminal: virttui -c a local host / minimal app",
+               "start in a terminal: virttui -c an SSH host, its SSH connect (measured apart)",
+               "start in a terminal: virttui -c an SSH host less its connect / minimal app"]
     runs = os.stat("/var/tmp").st_dev  # where the harness keeps its lease directory
     if os.path.exists(f"/sys/dev/block/{os.major(runs)}:{os.minor(runs)}/stat"):  # a block device's busy time
         figures.append("disk busy during virttui's cleanup / virt-sanlock-cleanup's time")

@@ -11,10 +11,12 @@ cached on those alone.
 from __future__ import annotations
 
 import time
+import weakref
 from functools import lru_cache
 from typing import Literal
 
 from textual import messages
+from textual.app import App
 from textual.color import Color
 from textual.screen import Screen
 from textual.scrollbar import ScrollBar
@@ -60,7 +62,12 @@ def paint_eagerly_after_key() -> None:
 
 
 def _compositor_refresh_with_waiting(self: Screen) -> None:
-    """Screen._compositor_refresh, with the shown widgets that asked for a repaint painted now."""
+    """Screen._compositor_refresh, with the shown widgets that asked for a repaint painted now; and
+    no frame made while the app is in a batch, whose frame App._display would throw away."""
+    app = self.app
+    if app._batch_count and self is app.screen and not app.is_inline:
+        _painted_after_batch.add(self)
+        return
     if time.monotonic() < _eager_until:
         waiting = {widget for widget in self._compositor.visible_widgets if widget._repaint_regions}
         if waiting:
@@ -79,6 +86,24 @@ async def _on_update_unless_painted(self: Screen, message: messages.Update) -> N
     await _on_update(self, message)
 
 
+# Start-up: the app's first layout comes while it is still mounting (in a batch), and the frame made
+# from it was composed in full and then dropped: a fifth of the time to the first guest on screen.
+_painted_after_batch: weakref.WeakSet[Screen] = weakref.WeakSet()
+_end_batch = App._end_batch
+
+
+def _end_batch_and_paint(self: App) -> None:
+    """App._end_batch, then a frame for each screen whose frame the batch held back."""
+    _end_batch(self)
+    if not self._batch_count and _painted_after_batch:
+        held = list(_painted_after_batch)
+        _painted_after_batch.clear()
+        for screen in held:
+            if screen.is_attached:
+                screen.refresh()
+
+
+App._end_batch = _end_batch_and_paint  # type: ignore[method-assign]
 Screen._compositor_refresh = _compositor_refresh_with_waiting  # type: ignore[method-assign]
 Screen._on_update = _on_update_unless_painted  # type: ignore[method-assign]
 
