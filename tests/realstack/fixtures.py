@@ -8,6 +8,8 @@ Loaded from tests/conftest.py via ``pytest_plugins = ["realstack.fixtures"]``.
 * ``throttled_lease_stack`` (module scope): like ``sanlock_stack``, but the lease directory is on
   its own loop device holding FLEET_LEASES free lease files, and the hosts' reads of it are capped
   at LEASE_READ_IOPS (one blkio cgroup), like a busy NFS export shared by a fleet.
+* ``bastions`` (module scope): two jump hosts (sshd only, TCP forwarding on, each forwarded
+  connection in its log) started on ``realstack`` for the module's tests, stopped after them.
 
 Both can be alive in one session: they are independent runs (own namespaces, run directories and
 lease directory).  A test that uses either gets the ``realstack`` marker.  If a stack cannot
@@ -23,7 +25,7 @@ from types import FrameType
 
 import pytest
 
-from realstack.harness import LeaseDisk, RealStack
+from realstack.harness import Bastion, LeaseDisk, RealStack
 
 
 def _interrupt(signum: int, _frame: FrameType | None) -> None:
@@ -86,6 +88,19 @@ def throttled_lease_stack() -> Iterator[RealStack]:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="module")
+def bastions(realstack: RealStack) -> Iterator[tuple[Bastion, Bastion]]:
+    """Two jump hosts on the session's stack (~0.1 s each), for a one-hop and a two-hop chain."""
+    started: list[Bastion] = []
+    try:
+        started.append(realstack.start_bastion("vtbastion1"))
+        started.append(realstack.start_bastion("vtbastion2"))
+        yield started[0], started[1]
+    finally:
+        for bastion in reversed(started):
+            realstack.stop_bastion(bastion)
 
 
 STACK_FIXTURES = ("realstack", "sanlock_stack", "throttled_lease_stack")

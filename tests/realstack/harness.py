@@ -212,6 +212,13 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 LogLevel VERBOSE
 """
 
+# A jump host's sshd: TCP forwarding on, and DEBUG1 so that its log shows each forwarded
+# connection ("server_request_direct_tcpip: originator ... target 127.0.0.1 port N").
+BASTION_SSHD_CONFIG = SSHD_CONFIG.replace("LogLevel VERBOSE\n", "LogLevel DEBUG1\n") + """\
+AllowTcpForwarding yes
+PermitTTY no
+"""
+
 
 class RealStackError(RuntimeError):
     """A component of the real stack could not be started or driven."""
@@ -596,6 +603,7 @@ class TestHost:
 
     __test__ = False  # not a pytest test class
     lease_dir_inside = LEASE_DIR_INSIDE  # the shared lease directory inside the namespace (sanlock)
+    sshd_config = SSHD_CONFIG  # its template: name, port, host_key, authorized_keys
 
     def __init__(self, stack: RealStack, index: int) -> None:
         self.stack = stack
@@ -835,8 +843,8 @@ class TestHost:
         for attempt in range(attempts):
             port = self.ssh_port or _free_port()
             config = self.dir / "ssh/sshd_config"
-            _write(config, SSHD_CONFIG.format(name=self.name, port=port, host_key=self.dir / "ssh/host_key",
-                                              authorized_keys=self.stack.run_dir / "authorized_keys"), 0o600)
+            _write(config, self.sshd_config.format(name=self.name, port=port, host_key=self.dir / "ssh/host_key",
+                                                   authorized_keys=self.stack.run_dir / "authorized_keys"), 0o600)
             logged_before = log.stat().st_size if log.exists() else 0
             self._spawn("sshd", [BINARIES["sshd"], "-D", "-f", str(config), "-E", str(log)])
 
@@ -1099,6 +1107,17 @@ class TestHost:
         return "\n".join(lines) + "\n"
 
     def _start(self) -> None:
+        self._start_namespace()
+        self.start_virtlogd()
+        if self.stack.sanlock:
+            self.start_sanlock()  # before libvirtd: its lock plugin joins the lockspace at start
+        self.start_libvirtd()
+        self.start_sshd()
+        if self.stack.sanlock:
+            self.wait_lockspace()
+
+    def _start_namespace(self) -> None:
+        """The holder in a mount namespace of its own, with the private mounts set up."""
         self._prepare_files()
         holder_log = self.dir / "logs/holder.out"
         holder_sock = self.dir / "holder.sock"
@@ -1131,13 +1150,6 @@ class TestHost:
         if proc.returncode != 0:
             raise RealStackError(f"{self.name}: namespace setup (mounts) failed with {proc.returncode}:\n"
                                  f"{proc.stderr.strip()}\n--- script:\n{script}")
-        self.start_virtlogd()
-        if self.stack.sanlock:
-            self.start_sanlock()  # before libvirtd: its lock plugin joins the lockspace at start
-        self.start_libvirtd()
-        self.start_sshd()
-        if self.stack.sanlock:
-            self.wait_lockspace()
 
     def _teardown(self) -> None:
         """Stop everything in this host's namespace, then the holder (last: it reaps the others).
@@ -1171,6 +1183,54 @@ class TestHost:
         return f"<TestHost {self.name} holder={self.holder_pid} ssh=127.0.0.1:{self.ssh_port}>"
 
 
+class Bastion(TestHost):
+    """A jump host: a mount namespace of its own (its sessions' wtmp and lastlog stay private) with
+    nothing in it but an sshd on its own 127.0.0.1 port, which forwards TCP and logs each forwarded
+    connection. The test hosts share the machine's network namespace (they unshare only mounts and
+    the host name), so a bastion reaches their sshd on 127.0.0.1 as any process here does."""
+
+    sshd_config = BASTION_SSHD_CONFIG
+
+    def __init__(self, stack: RealStack, name: str) -> None:
+        super().__init__(stack, 0)
+        self.name = name
+        self.dir = stack.run_dir / name
+        self.marker = f"{stack.run_id} {name}"
+        self.start_seconds = 0.0
+
+    def _start(self) -> None:
+        self._start_namespace()
+        self.start_sshd()
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "logs/sshd.log"
+
+    def log_size(self) -> int:
+        """Where its log ends now: what a test reads after (log_since)."""
+        return self.log.stat().st_size if self.log.exists() else 0
+
+    def log_since(self, offset: int = 0) -> str:
+        return _read_from(self.log, offset)
+
+    def forwarded_to(self, port: int, since: int = 0) -> int:
+        """How many connections to 127.0.0.1:port it forwarded (direct-tcpip) after its log's first `since` bytes."""
+        return len(re.findall(rf"server_request_direct_tcpip: .* target 127\.0\.0\.1 port {port}\b",
+                              self.log_since(since)))
+
+    def logins(self, since: int = 0) -> int:
+        """How many SSH connections authenticated to it after its log's first `since` bytes."""
+        return self.log_since(since).count("Accepted publickey for ")
+
+    def known_hosts_line(self, name: str | None = None) -> str:
+        """Its host key as a known_hosts line, under name (default: [127.0.0.1]:port, as ssh looks it up)."""
+        key_type, key = (self.dir / "ssh/host_key.pub").read_text().split()[:2]
+        return f"{name or f'[127.0.0.1]:{self.ssh_port}'} {key_type} {key}\n"
+
+    def __repr__(self) -> str:
+        return f"<Bastion {self.name} holder={self.holder_pid} ssh=127.0.0.1:{self.ssh_port}>"
+
+
 # --------------------------------------------------------------------------- the stack
 
 class RealStack:
@@ -1182,6 +1242,7 @@ class RealStack:
         self.run_dir = root / run_id
         self._lock_fd: int | None = lock_fd
         self.hosts: list[TestHost] = []
+        self.bastions: list[Bastion] = []  # jump hosts started on demand (start_bastion)
         self.client_key = str(self.run_dir / "client_key")
         self.known_hosts = str(self.run_dir / "known_hosts")
         self.domain_type = "kvm" if kvm_usable() else "qemu"
@@ -1445,6 +1506,29 @@ class RealStack:
             lines.append(f"[127.0.0.1]:{host.ssh_port} {key_type} {key}\n")
         _write(Path(self.known_hosts), "".join(lines), 0o600)
 
+    def start_bastion(self, name: str = "vtbastion1") -> Bastion:
+        """Start a jump host (see Bastion) for this run; stop_bastion or stop() ends it."""
+        if not re.fullmatch(r"vtbastion[0-9]{1,3}", name) or any(b.name == name for b in self.bastions):
+            raise ValueError(f"a bastion is named vtbastionN, once per run: {name!r}")
+        bastion = Bastion(self, name)
+        self.bastions.append(bastion)  # before it starts: stop() tears down a half-started one too
+        t0 = time.monotonic()
+        try:
+            bastion._start()
+        except BaseException:
+            self.stop_bastion(bastion)
+            raise
+        bastion.start_seconds = time.monotonic() - t0
+        return bastion
+
+    def stop_bastion(self, bastion: Bastion) -> None:
+        """Stop a bastion's processes and remove its directory (nothing else of the run)."""
+        if bastion not in self.bastions:
+            return
+        bastion._teardown()
+        self.bastions.remove(bastion)
+        shutil.rmtree(bastion.dir, ignore_errors=True)
+
     def host(self, name_or_index: str | int) -> TestHost:
         for host in self.hosts:
             if name_or_index in (host.name, host.index):
@@ -1457,7 +1541,7 @@ class RealStack:
             return
         self._stopped = True
         t0 = time.monotonic()
-        threads = [threading.Thread(target=h._teardown, name=f"stop-{h.name}") for h in self.hosts]
+        threads = [threading.Thread(target=h._teardown, name=f"stop-{h.name}") for h in [*self.hosts, *self.bastions]]
         for t in threads:
             t.start()
         for t in threads:

@@ -13,9 +13,9 @@ import logging
 from pathlib import Path
 
 import pytest
+from support.sshrun import fresh_ssh_run
 
 from virttui.cli import main
-from virttui.drivers.sshfallback import forget_warnings
 from virttui.drivers.sshtarget import forget_resolutions
 
 pytestmark = pytest.mark.realstack
@@ -23,10 +23,8 @@ pytestmark = pytest.mark.realstack
 
 @pytest.fixture(autouse=True)
 def fresh_run():
-    forget_resolutions()
-    forget_warnings()
-    yield
-    forget_resolutions()
+    with fresh_ssh_run():
+        yield
 
 
 def ssh_config(home: Path, alias: str, host, client_key: str, settings: str,  # noqa: ANN001
@@ -126,11 +124,16 @@ def test_strict_no_connects_unverified_with_the_no_verify_warning(realstack, pri
             f"[127.0.0.1]:{realstack.hosts[0].ssh_port} (StrictHostKeyChecking no)") in log.read_text()
 
 
-def test_a_jump_host_fails_the_host_and_never_connects_directly(realstack, private_home, capsys):
+def test_an_unreachable_jump_host_fails_the_host_and_never_connects_directly(realstack, private_home, capsys):
     """Everything else would reach the host directly (paramiko's parser reads this config whole):
-    the bastion the config mandates must not be bypassed."""
-    ssh_config(private_home, "hv-behind", realstack.hosts[0], realstack.client_key,
+    the bastion the config mandates must not be bypassed, even when it cannot be reached.
+    Jump hosts that can be reached: test_ssh_proxyjump_real.py."""
+    host = realstack.hosts[0]
+    log = host.dir / "logs/sshd.log"
+    before = log.read_text(errors="replace").count("Accepted publickey for ")
+    ssh_config(private_home, "hv-behind", host, realstack.client_key,
                f"  UserKnownHostsFile {realstack.known_hosts}\n  ProxyJump root@bastion.invalid\n", included=False)
     code, reported, err = status("hv-behind", capsys)
     assert (code, reported["state"], reported["domains"]) == (1, "error", [])
-    assert "jump host" in reported["error"] and "hv-behind" in reported["error"] and "\n" not in reported["error"]
+    assert "cannot reach bastion.invalid (jump to hv-behind)" in reported["error"] and "\n" not in reported["error"]
+    assert log.read_text(errors="replace").count("Accepted publickey for ") == before

@@ -9,77 +9,31 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import paramiko
 import pytest
+from support.fakessh import FakeSSHServer, StallingServer, write_client_key
 
 from virttui.drivers import ssh
 from virttui.drivers.errors import ConnectionFailed
 from virttui.drivers.uri import parse_uri
 
 
-class _StallingServer(paramiko.ServerInterface):
-    def __init__(self, release: threading.Event) -> None:
-        self.release = release
-
-    def check_channel_request(self, kind, chanid):  # noqa: ANN001, ANN201
-        return paramiko.OPEN_SUCCEEDED
-
-    def get_allowed_auths(self, username):  # noqa: ANN001, ANN201
-        return "publickey"
-
-    def check_auth_publickey(self, username, key):  # noqa: ANN001, ANN201
-        return paramiko.AUTH_SUCCESSFUL
-
-    def check_channel_exec_request(self, channel, command):  # noqa: ANN001, ANN201
-        self.release.wait(60)  # never answers while the test runs
-        return False
-
-
-def _serve(host_keys: list[paramiko.PKey], release: threading.Event, transports: list) -> socket.socket:
-    """A listening socket whose connections are served by _StallingServer, the Nth with host_keys[N]
-    (the last key from then on): a man in the middle may answer a second connection differently."""
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def accept() -> None:
-        for index in range(1000):
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            server = paramiko.Transport(conn)
-            server.add_server_key(host_keys[min(index, len(host_keys) - 1)])
-            transports.append(server)
-            try:
-                server.start_server(server=_StallingServer(release))
-            except (paramiko.SSHException, EOFError, OSError):
-                continue  # the client hung up mid-handshake (a refused host key): serve the next one
-
-    threading.Thread(target=accept, daemon=True).start()
-    return listener
-
-
 @pytest.fixture
-def fake_host(tmp_path, request):
+def fake_host(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[paramiko.PKey, int, str]]:
     """(host key, port, URI with known_hosts=<tmp>/known_hosts): the known_hosts file is the test's to
     write. Parametrized indirectly with more keys, later connections present those."""
     host_key = paramiko.ECDSAKey.generate()
-    client_key = paramiko.ECDSAKey.generate()
-    client_key.write_private_key_file(str(tmp_path / "id"))
-    release = threading.Event()
-    transports: list = []
-    listener = _serve([host_key, *getattr(request, "param", [])], release, transports)
-    port = listener.getsockname()[1]
-    yield host_key, port, (f"qemu+ssh://u@127.0.0.1:{port}/system?keyfile={tmp_path / 'id'}"
-                           f"&known_hosts={tmp_path / 'known_hosts'}")
-    release.set()
-    listener.close()
-    for server in transports:
-        server.close()
+    keyfile = write_client_key(tmp_path / "id")
+    with FakeSSHServer([host_key, *getattr(request, "param", [])], StallingServer) as server:
+        yield host_key, server.port, (f"qemu+ssh://u@127.0.0.1:{server.port}/system?keyfile={keyfile}"
+                                      f"&known_hosts={tmp_path / 'known_hosts'}")
 
 
 @pytest.fixture
-def stalling_host(fake_host, tmp_path):
+def stalling_host(fake_host: tuple[paramiko.PKey, int, str], tmp_path: Path) -> str:
     host_key, port, uri = fake_host
     (tmp_path / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key.get_name()} {host_key.get_base64()}\n")
     return uri
@@ -126,6 +80,27 @@ def test_a_host_key_listed_beside_another_of_its_type_is_accepted_as_openssh_doe
         transport.connect()
     finally:
         transport.close()
+
+
+def test_a_closed_fake_host_leaves_no_thread_and_no_listener_behind(tmp_path: Path) -> None:
+    """A listener closed under a thread waiting in accept() went on listening, and the first SIGCHLD
+    restarted that accept() on the next test's listener (which got the freed descriptor number): that
+    test was served the previous one's host key. After close, nothing of a fake host may remain."""
+    key = paramiko.ECDSAKey.generate()
+    keyfile, known = write_client_key(tmp_path / "id"), tmp_path / "known_hosts"
+    server = FakeSSHServer([key], StallingServer)
+    known.write_text(f"[127.0.0.1]:{server.port} {key.get_name()} {key.get_base64()}\n")
+    transport = ssh.SSHTransport(parse_uri(f"qemu+ssh://u@127.0.0.1:{server.port}/system?keyfile={keyfile}"
+                                           f"&known_hosts={known}"), ssh_config_path=str(tmp_path / "no-config"))
+    try:
+        transport.connect()  # still connected as the server closes: its transport's thread, as well, must end
+        threads = server.threads()
+        server.close()
+    finally:
+        transport.close()
+    assert len(threads) == 2 and not [thread.name for thread in threads if thread.is_alive()]
+    with pytest.raises(ConnectionRefusedError):  # no longer listening: nothing to answer a later connection
+        socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
 
 
 def test_a_key_listed_only_as_revoked_or_for_another_host_is_not_listed(tmp_path):

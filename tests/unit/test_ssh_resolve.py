@@ -11,17 +11,18 @@ import pwd
 import shutil
 import socket
 import subprocess
-import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
 import pytest
+from support.fakessh import FakeSSHServer, write_client_key
+from support.sshrun import fresh_ssh_run
 
 from virttui.drivers import ssh, sshresolve
 from virttui.drivers.errors import ConnectionFailed, InvalidURI
 from virttui.drivers.sshconnect import DEAD_PEER_SECONDS
-from virttui.drivers.sshfallback import forget_warnings
 from virttui.drivers.sshhostkeys import HostKeyChanged, UnknownHostKey
 from virttui.drivers.sshtarget import _config_file, forget_resolutions, resolve_target
 from virttui.drivers.uri import LibvirtURI, parse_uri
@@ -33,11 +34,8 @@ assert SSH, "the OpenSSH client is a test dependency (scripts/test.sh installs i
 @pytest.fixture(autouse=True)
 def fresh_run():
     """Each test is a run of its own: nothing resolved, nothing warned about yet."""
-    forget_resolutions()
-    forget_warnings()
-    yield
-    forget_resolutions()
-    forget_warnings()
+    with fresh_ssh_run():
+        yield
 
 
 def ssh_g(config: Path, host: str, *options: str) -> dict[str, list[str]]:
@@ -236,17 +234,17 @@ def test_the_uri_no_verify_wins_over_strict_host_key_checking(tmp_path, written,
     assert resolve(config, f"qemu+ssh://hv1/system?{query}").strict == strict
 
 
-@pytest.mark.parametrize("directive", ["ProxyJump bastion.example.com", "ProxyCommand ssh -W %h:%p bastion",
-                                       "ProxyJump ops@bastion:2222,second"])
-def test_a_jump_host_fails_the_host_in_one_line_never_connecting_directly(tmp_path, directive):
+@pytest.mark.parametrize(("directive", "jump", "command"), [
+    ("ProxyJump bastion.example.com", "bastion.example.com", ""),
+    ("ProxyCommand ssh -W %h:%p bastion", "", "ssh -W 127.0.0.1:22 bastion"),
+    ("ProxyJump ops@bastion:2222,second", "ops@bastion:2222,second", "")])
+def test_a_jump_host_or_proxy_command_is_resolved_for_the_route_never_dropped(tmp_path, directive, jump, command):
     config = write(tmp_path / "config", f"Host hv1\n  HostName 127.0.0.1\n  {directive}\n"
                                         "Host hv2\n  ProxyJump none\n  ProxyCommand none\n")
-    with pytest.raises(InvalidURI) as refused:
-        resolve(config, "qemu+ssh://hv1/system")
-    message = str(refused.value)
-    assert "hv1" in message and "jump host" in message and "\n" not in message
-    assert directive.split()[0] in message and "bastion" not in message  # the directive named, not its value
-    assert resolve(config, "qemu+ssh://hv2/system").address == "hv2"
+    target = resolve(config, "qemu+ssh://hv1/system")
+    assert (target.address, target.proxy_jump, target.proxy_command) == ("127.0.0.1", jump, command)
+    other = resolve(config, "qemu+ssh://hv2/system")
+    assert (other.address, other.proxy_jump, other.proxy_command) == ("hv2", "", "")
 
 
 # -- which config, and once per run ---------------------------------------------------------------
@@ -442,43 +440,13 @@ def test_the_argv_has_no_shell_and_the_host_after_the_options():
 
 # -- the host-key rules the config chooses, against an in-process server ---------------------------
 
-class _AnyKeyServer(paramiko.ServerInterface):
-    def get_allowed_auths(self, username):  # noqa: ANN001, ANN201
-        return "publickey"
-
-    def check_auth_publickey(self, username, key):  # noqa: ANN001, ANN201
-        return paramiko.AUTH_SUCCESSFUL
-
-
 @pytest.fixture
-def key_host(tmp_path):
+def key_host(tmp_path: Path) -> Iterator[tuple[int, list[paramiko.PKey], Path]]:
     """(port, [host keys], keyfile): the Nth connection is served with host_keys[N] (then the last);
     the test appends to the list a key later connections present."""
-    host_keys = [paramiko.ECDSAKey.generate()]
-    client_key = paramiko.ECDSAKey.generate()
-    client_key.write_private_key_file(str(tmp_path / "id"))
-    listener = socket.create_server(("127.0.0.1", 0))
-    transports: list[paramiko.Transport] = []
-
-    def serve() -> None:
-        for index in range(100):
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            server = paramiko.Transport(conn)
-            server.add_server_key(host_keys[min(index, len(host_keys) - 1)])
-            transports.append(server)
-            try:
-                server.start_server(server=_AnyKeyServer())
-            except (paramiko.SSHException, EOFError, OSError):
-                continue
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield listener.getsockname()[1], host_keys, tmp_path / "id"
-    listener.close()
-    for server in transports:
-        server.close()
+    keyfile = write_client_key(tmp_path / "id")
+    with FakeSSHServer([paramiko.ECDSAKey.generate()]) as server:
+        yield server.port, server.host_keys, keyfile
 
 
 def _line(name: str, key: paramiko.PKey) -> str:

@@ -68,7 +68,7 @@ class HostKeyPrompter:
         from virttui.screens.confirm import TrustScreen
 
         self._asking.add(uri)
-        body = (f"The SSH host key of {pending.host} is not in {pending.known_hosts}.\n\n"
+        body = (f"The SSH host key of {pending.label} is not in {pending.known_hosts}.\n\n"
                 f"  {pending.key_type} {pending.fingerprint}\n\n"
                 "Compare this fingerprint with the one the host's administrator gives you "
                 "(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub). Trust it and save it to known_hosts?")
@@ -77,7 +77,7 @@ class HostKeyPrompter:
             self._asking.discard(uri)
             if not yes:
                 self._declined.add(uri)
-                self.ui.notify(f"{pending.host}: host key not trusted; the host stays disconnected "
+                self.ui.notify(f"{pending.label}: host key not trusted; the host stays disconnected "
                                "(K asks again)", severity="warning", markup=False)
                 self._show_declined(uri)
                 return
@@ -89,7 +89,7 @@ class HostKeyPrompter:
                 return
             self.scheduler.poll_now(uri)
 
-        self.ui.push_screen(TrustScreen(f"Unknown host key: {pending.host}", body, yes_label="Trust"), answered)
+        self.ui.push_screen(TrustScreen(f"Unknown host key: {pending.label}", body, yes_label="Trust"), answered)
 
     def review(self, uri: str | None) -> None:
         """The operator asks again (K, or the command palette): about this host if it has a refused or

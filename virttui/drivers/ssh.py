@@ -9,6 +9,7 @@ known_hosts; an unknown key raises UnknownHostKey carrying the key, so the UI
 can show its fingerprint and save it only if the operator accepts.
 
 Beside this module: the host keys (sshhostkeys), where a URI connects (sshtarget),
+the way there through jump hosts or a ProxyCommand (sshroute, sshbastions, sshproxy),
 opening the connection (sshconnect), commands on channels of their own (sshchannel)
 and the serial console (sshterminal).
 
@@ -30,9 +31,10 @@ from collections.abc import Sequence
 import paramiko
 
 from virttui.drivers.errors import ConnectionFailed
+from virttui.drivers.sshbastions import Release, open_routed
 from virttui.drivers.sshchannel import ChannelStream, answered_within, peer_name
-from virttui.drivers.sshconnect import open_client
 from virttui.drivers.sshhostkeys import UnknownHostKey, append_known_host, fingerprint
+from virttui.drivers.sshroute import plan_route
 from virttui.drivers.sshtarget import resolve_target
 from virttui.drivers.transport import (
     COMMAND_TIMEOUT,
@@ -229,8 +231,12 @@ class SSHTransport(Transport):
     def __init__(self, uri: LibvirtURI, *, ssh_config_path: str | None = None) -> None:
         self.uri = uri
         self.target = resolve_target(uri, ssh_config_path)
-        self.description = f"ssh {self.target.user}@{self.target.address}:{self.target.port}"
+        self.route = plan_route(uri.raw, self.target, ssh_config_path)  # a mandated bastion is never bypassed
+        via = (f" via {' -> '.join(hop.name for hop in self.route.hops)}" if self.route.hops
+               else " via its ProxyCommand" if self.route.proxy_command else "")
+        self.description = f"ssh {self.target.user}@{self.target.address}:{self.target.port}{via}"
         self._client: paramiko.SSHClient | None = None
+        self._release: Release | None = None  # lets the jump hosts of the connection go
         self._idle: list[_ShellSession] = []
         self._busy = 0
         self._lock = threading.Lock()
@@ -242,8 +248,13 @@ class SSHTransport(Transport):
         with self._lock:
             if self._client is not None and self._alive(self._client):
                 return
-            self._drop_locked()
-            self._client = self._open_client()
+            release, self._release = self._release, None
+            try:
+                self._drop_locked()
+                self._client = self._open_client()
+            finally:  # let the old jump hosts go only now: one still up serves the new connection
+                if release is not None:
+                    release()
 
     @staticmethod
     def _alive(client: paramiko.SSHClient) -> bool:
@@ -251,9 +262,11 @@ class SSHTransport(Transport):
         return transport is not None and transport.is_active()
 
     def _open_client(self) -> paramiko.SSHClient:
-        """A connected client (see sshconnect.open_client); an unknown host key is kept as pending_key."""
+        """A connected client (see sshconnect.open_client), along its route (sshbastions); an unknown
+        host key, the host's or a jump host's, is kept as pending_key."""
         try:
-            client = open_client(self.uri.raw, self.target, CONNECT_TIMEOUT)
+            client, self._release = open_routed(self.uri.raw, self.target.host, self.target, self.route,
+                                                CONNECT_TIMEOUT)
         except UnknownHostKey as exc:
             self.pending_key = exc
             raise
@@ -282,6 +295,9 @@ class SSHTransport(Transport):
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self._release is not None:
+            self._release()
+            self._release = None
         self._freed.notify_all()
 
     # -- commands --------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 
 import paramiko
 
@@ -70,10 +71,11 @@ class _AcceptNewKey(RefuseUnknownKey):
     before authenticating); a changed key is still refused (paramiko never asks a policy about one),
     a revoked one never passes."""
 
-    def __init__(self, revoked: frozenset[str], name: str, save_to: str) -> None:
+    def __init__(self, revoked: frozenset[str], name: str, save_to: str, label: str) -> None:
         super().__init__(revoked)
         self.name = name
         self.save_to = save_to
+        self.label = label
 
     def missing_host_key(self, client, hostname, key):  # noqa: ANN001, ANN201
         if key.get_base64() in self.revoked:
@@ -81,17 +83,17 @@ class _AcceptNewKey(RefuseUnknownKey):
         try:
             append_known_host(UnknownHostKey(self.name, key, self.save_to))
         except OSError as exc:  # as ssh: the key is taken for this connection, and asked about next time
-            log.warning("cannot add the host key of %s to %s: %s", self.name, self.save_to, exc.strerror or exc)
+            log.warning("cannot add the host key of %s to %s: %s", self.label, self.save_to, exc.strerror or exc)
             return
         log.warning("added the new host key %s %s of %s to %s (StrictHostKeyChecking accept-new)",
-                    key.get_name(), fingerprint(key), self.name, self.save_to)
+                    key.get_name(), fingerprint(key), self.label, self.save_to)
 
 
-def _policy(target: SSHTarget, name: str, revoked: frozenset[str]) -> RefuseUnknownKey:
+def _policy(target: SSHTarget, name: str, revoked: frozenset[str], label: str) -> RefuseUnknownKey:
     if target.strict == "no":
         return _AcceptUnverified(revoked, target.strict_reason or "no_verify=1")
     if target.strict == "accept-new":
-        return _AcceptNewKey(revoked, name, target.known_hosts)
+        return _AcceptNewKey(revoked, name, target.known_hosts, label)
     return RefuseUnknownKey(revoked)
 
 
@@ -131,13 +133,15 @@ def _listed(target: SSHTarget, name: str, key: paramiko.PKey) -> bool:
     return False
 
 
-def open_client(uri: str, target: SSHTarget, timeout: float,
-                listed_key: paramiko.PKey | None = None) -> paramiko.SSHClient:
-    """A client connected to target (of the URI `uri`), each step given up after `timeout` seconds
-    (the TCP connect and banner after ConnectTimeout, where the config sets one); UnknownHostKey where
-    the host's key is not on file and StrictHostKeyChecking asks. listed_key: a key known_hosts lists
+def open_client(uri: str, target: SSHTarget, timeout: float, listed_key: paramiko.PKey | None = None, *,
+                way: Callable[[], object] | None = None, label: str = "") -> paramiko.SSHClient:
+    """A client connected to target, each step given up after `timeout` seconds (the TCP connect and
+    banner after ConnectTimeout, where the config sets one); UnknownHostKey where the host's key is not
+    on file and StrictHostKeyChecking asks. `uri` starts every error. listed_key: a key known_hosts lists
     for the host beside another of its type, which paramiko alone would call changed: the one key
-    to expect on a second try."""
+    to expect on a second try. way: opens the way there when it is not a TCP connection of its own (a
+    channel forwarded by a jump host, a ProxyCommand), once per try; label: the host as the trust
+    dialog names it."""
     lookup_name = known_host_name(target.address, target.port)  # paramiko looks the key up by this name
     name = target.host_key_alias or lookup_name  # known_hosts lists it by this one, as ssh does
     client = paramiko.SSHClient()
@@ -148,9 +152,10 @@ def open_client(uri: str, target: SSHTarget, timeout: float,
             client.get_host_keys().add(lookup_name, listed_key.get_name(), listed_key)
         else:
             known[listed_key.get_name()] = listed_key
-    policy = _policy(target, name, revoked)
+    policy = _policy(target, name, revoked, label or name)
     client.set_missing_host_key_policy(policy)
     connect_timeout = target.connect_timeout or timeout
+    sock = way() if way is not None else None  # its errors are the caller's to word
     try:
         client.connect(
             target.address, port=target.port, username=target.user,
@@ -159,11 +164,12 @@ def open_client(uri: str, target: SSHTarget, timeout: float,
             timeout=connect_timeout,
             banner_timeout=connect_timeout, auth_timeout=timeout, channel_timeout=timeout,
             allow_agent=not target.identities_only, look_for_keys=not target.key_files,
+            sock=sock,  # type: ignore[arg-type]  # a Channel or ProxyCommand serves as one
         )
     except paramiko.BadHostKeyException as exc:
         client.close()
         if listed_key is None and _listed(target, name, exc.key):
-            return open_client(uri, target, timeout, listed_key=exc.key)
+            return open_client(uri, target, timeout, listed_key=exc.key, way=way, label=label)
         raise HostKeyChanged(
             f"{uri}: the SSH host key of {name} has CHANGED "
             f"(now {exc.key.get_name()} {fingerprint(exc.key)}); "
@@ -182,7 +188,7 @@ def open_client(uri: str, target: SSHTarget, timeout: float,
                 f"{uri}: the SSH host key of {name} ({policy.rejected.get_name()} {fingerprint(policy.rejected)}) "
                 f"is not in {_files_named(target)}, and StrictHostKeyChecking yes refuses unknown keys") from None
         if policy.rejected is not None:
-            raise UnknownHostKey(name, policy.rejected, target.known_hosts) from None
+            raise UnknownHostKey(name, policy.rejected, target.known_hosts, label) from None
         raise ConnectionFailed(f"{uri}: SSH error: {exc}") from None
     except (OSError, EOFError, ValueError) as exc:  # ValueError: getaddrinfo's UnicodeError on a bad name
         client.close()

@@ -20,15 +20,19 @@ log = logging.getLogger("virttui.drivers.ssh")  # the SSH transport's log, as it
 
 
 class UnknownHostKey(ConnectionFailed):
-    """The host presented a key known_hosts does not have; nothing was sent to it."""
+    """The host presented a key known_hosts does not have; nothing was sent to it.
 
-    def __init__(self, host: str, key: paramiko.PKey, known_hosts: str) -> None:
+    host: the name the key is saved under in known_hosts; label: the host as the operator is shown
+    it (a jump host: "bastion (jump to hv1)"), host by default."""
+
+    def __init__(self, host: str, key: paramiko.PKey, known_hosts: str, label: str = "") -> None:
         self.host = host
+        self.label = label or host
         self.key = key
         self.known_hosts = known_hosts
         self.key_type = key.get_name()
         self.fingerprint = fingerprint(key)
-        super().__init__(f"{host}: unknown SSH host key {key.get_name()} {fingerprint(key)}; "
+        super().__init__(f"{self.label}: unknown SSH host key {key.get_name()} {fingerprint(key)}; "
                          f"accept it in the console or add it to {known_hosts}")
 
 

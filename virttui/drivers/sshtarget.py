@@ -9,6 +9,8 @@
    see them), keyfile (tried first), known_hosts (then the only file read and written), no_verify.
 3. What neither says keeps virttui's defaults: ~/.ssh/known_hosts (and known_hosts2) of $HOME,
    paramiko's own key search, strict host-key checking with the trust dialog.
+4. ProxyJump and ProxyCommand come back with their tokens expanded for this host (the chain is planned
+   in sshroute); a jump host is resolved the same way by resolve_hop, with its own config only.
 
 One resolution per host for the run: reconnects and a second URI of the same host reuse it.
 Imports paramiko (through sshfallback): only virttui.drivers.ssh imports this module (see its docstring).
@@ -23,8 +25,9 @@ from dataclasses import dataclass
 
 from virttui.drivers.errors import InvalidURI
 from virttui.drivers.sshfallback import fallback_directives
+from virttui.drivers.sshjump import HopSpec, parse_jump_chain
 from virttui.drivers.sshresolve import Directives, ResolveFailed, find_ssh, run_ssh_g, ssh_g_argv
-from virttui.drivers.sshtokens import TokenContext, TokenError, account_home, expand
+from virttui.drivers.sshtokens import TokenContext, TokenError, account_home, expand, expand_proxy
 from virttui.drivers.uri import LibvirtURI
 
 GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
@@ -54,6 +57,11 @@ class SSHTarget:
     connect_timeout: float | None = None  # ConnectTimeout
     alive_interval: int = 0  # ServerAliveInterval (0: virttui's keepalive)
     alive_count_max: int = 3  # ServerAliveCountMax
+    proxy_jump: str = ""  # ProxyJump, tokens expanded: the chain of jump hosts (sshroute plans it)
+    proxy_command: str = ""  # ProxyCommand, tokens expanded: run by the shell as ssh runs it (sshproxy)
+    hash_known_hosts: bool = False  # HashKnownHosts: a key saved is listed under a hashed name
+    identity_agent: str = ""  # IdentityAgent, expanded: "" (SSH_AUTH_SOCK), "none", "SSH_AUTH_SOCK", "$VAR" or a path
+    certificate_files: tuple[str, ...] = ()  # CertificateFile, expanded, existing: user certificates to offer
 
     @property
     def verify(self) -> bool:
@@ -81,7 +89,13 @@ class _Resolved:
     connect_timeout: float | None
     alive_interval: int
     alive_count_max: int
-    proxy: str  # ProxyJump or ProxyCommand when one is set
+    proxy_jump: str  # as the config says it (tokens unexpanded but where paramiko's parser read it)
+    proxy_command: str
+    proxy_fdpass: bool  # ProxyUseFdpass: the command hands back a socket, which paramiko cannot take
+    tokens_expanded: bool  # paramiko's parser expands ProxyCommand/ProxyJump tokens itself; ssh -G does not
+    hash_known_hosts: bool = False
+    identity_agent: str = ""
+    certificate_files: tuple[str, ...] = ()
 
 
 _cache: dict[tuple, _Resolved] = {}
@@ -93,10 +107,7 @@ def resolve_target(uri: LibvirtURI, ssh_config_path: str | None = None) -> SSHTa
     says something. InvalidURI, one line naming the host, where that cannot be told."""
     if not uri.host:
         raise InvalidURI(f"{uri.raw}: an ssh URI needs a host")
-    found = _resolve(uri, ssh_config_path)
-    if found.proxy:  # a mandated bastion must never be bypassed by connecting directly
-        raise InvalidURI(f"{uri.raw}: {uri.host} is reached through a jump host ({found.proxy} in the ssh config); "
-                         f"virttui does not yet go through a jump host, and will not connect directly")
+    found = _resolve(uri.host, uri.user, uri.port, ssh_config_path, uri.raw)
     keys = [os.path.expanduser(uri.param("keyfile"))] if uri.param("keyfile") else []
     keys += [path for path in found.identity_files if os.path.exists(path)]
     if uri.param("known_hosts"):
@@ -111,12 +122,57 @@ def resolve_target(uri: LibvirtURI, ssh_config_path: str | None = None) -> SSHTa
             strict, reason = "no", "no_verify=1"
         elif strict not in ("yes", "ask"):  # no_verify=0 says: verify
             strict, reason = "ask", "no_verify=0"
+    return _target(found, uri.host, uri.user or found.user or _local_user(), uri.port or found.port, uri.raw,
+                   keys=keys, user_files=user_files, files=files, strict=strict, reason=reason)
+
+
+def resolve_hop(hop: HopSpec, ssh_config_path: str | None, what: str) -> SSHTarget:
+    """How to reach a jump host: its own ssh config as OpenSSH reads it (`ssh -G` for that hop, the
+    hop's user and port on its command line, as ssh's -J does), none of the URI's parameters
+    (libvirt hands them to the last ssh only). `what` starts its errors (the URI and the hop)."""
+    found = _resolve(hop.host, hop.user, hop.port, ssh_config_path, what)
+    user_files = found.user_known_hosts or _default_known_hosts()
+    return _target(found, hop.host, hop.user or found.user or _local_user(), hop.port or found.port, what,
+                   keys=[path for path in found.identity_files if os.path.exists(path)], user_files=user_files,
+                   files=user_files + (found.global_known_hosts or GLOBAL_KNOWN_HOSTS), strict=found.strict,
+                   reason=f"StrictHostKeyChecking {found.strict}")
+
+
+def _target(found: _Resolved, host: str, user: str, port: int, what: str, *, keys: list[str],
+            user_files: tuple[str, ...], files: tuple[str, ...], strict: str, reason: str) -> SSHTarget:
+    jump, command = _proxies(found, host, user, port, what)
     return SSHTarget(
-        host=uri.host, address=found.address, port=uri.port or found.port, user=uri.user or found.user or _local_user(),
+        host=host, address=found.address, port=port, user=user,
         key_files=tuple(dict.fromkeys(keys)), known_hosts=user_files[0], strict=strict, strict_reason=reason,
         known_hosts_files=tuple(dict.fromkeys(files)), host_key_alias=found.host_key_alias,
         identities_only=found.identities_only, connect_timeout=found.connect_timeout,
-        alive_interval=found.alive_interval, alive_count_max=found.alive_count_max)
+        alive_interval=found.alive_interval, alive_count_max=found.alive_count_max,
+        proxy_jump=jump, proxy_command=command, hash_known_hosts=found.hash_known_hosts,
+        identity_agent=found.identity_agent,
+        certificate_files=tuple(path for path in found.certificate_files if os.path.exists(path)))
+
+
+def _proxies(found: _Resolved, host: str, user: str, port: int, what: str) -> tuple[str, str]:
+    """ProxyJump and ProxyCommand with their tokens expanded for this host (after the URI's or the
+    hop's user and port), checked: InvalidURI, one line, for what cannot be followed."""
+    jump, command = found.proxy_jump, found.proxy_command
+    if not found.tokens_expanded:
+        context = TokenContext(found.address, host, port, user, found.host_key_alias, found.proxy_jump)
+        try:
+            jump = expand_proxy(jump, context, "ProxyJump")
+            command = expand_proxy(command, context, "ProxyCommand")
+        except TokenError as exc:
+            raise InvalidURI(f"{what}: {_explained(str(exc), host)}") from None
+    try:
+        parse_jump_chain(jump)  # refused here, when the host is added, not at each connect
+    except ResolveFailed as exc:
+        raise InvalidURI(f"{what}: {_explained(str(exc), host)}") from None
+    if command.strip() == "-":
+        raise InvalidURI(f"{what}: {host}: ProxyCommand - (ssh's own stdin and stdout) has no meaning for virttui")
+    if command and found.proxy_fdpass:
+        raise InvalidURI(f"{what}: {host}: ProxyUseFdpass is set, and virttui can only talk to a ProxyCommand "
+                         f"through its stdin and stdout")
+    return jump, command
 
 
 def forget_resolutions() -> None:
@@ -125,22 +181,22 @@ def forget_resolutions() -> None:
         _cache.clear()
 
 
-def _resolve(uri: LibvirtURI, ssh_config_path: str | None) -> _Resolved:
+def _resolve(host: str, user: str, port: int | None, ssh_config_path: str | None, what: str) -> _Resolved:
     ssh = find_ssh()
     path, config = _config_file(ssh_config_path)
-    key = (ssh, path, config, uri.host, uri.user, uri.port)
+    key = (ssh, path, config, host, user, port)
     with _cache_lock:
         found = _cache.get(key)
     if found is not None:
         return found
     try:
         if ssh is not None:
-            directives = run_ssh_g(ssh_g_argv(ssh, uri.host, user=uri.user, port=uri.port, config=config))
+            directives = run_ssh_g(ssh_g_argv(ssh, host, user=user, port=port, config=config))
         else:
-            directives = fallback_directives(path, uri.host)
-        found = _interpret(directives, uri.host, openssh=ssh is not None, config_path=path)
+            directives = fallback_directives(path, host)
+        found = _interpret(directives, host, openssh=ssh is not None, config_path=path)
     except (ResolveFailed, TokenError) as exc:
-        raise InvalidURI(f"{uri.raw}: {_explained(str(exc), uri.host)}") from None
+        raise InvalidURI(f"{what}: {_explained(str(exc), host)}") from None
     with _cache_lock:
         _cache[key] = found
     return found
@@ -171,7 +227,8 @@ def _interpret(directives: Directives, host: str, *, openssh: bool, config_path:
         raise ResolveFailed(f"{config_path}: Port {first('port')} for {host} is not a port number")
     user = first("user")
     jump = "" if first("proxyjump", "none").lower() == "none" else first("proxyjump")
-    proxy = "ProxyJump" if jump else ("" if first("proxycommand", "none").lower() == "none" else "ProxyCommand")
+    # whichever the config sets first wins, as in ssh: ssh -G prints only that one
+    command = "" if jump or first("proxycommand", "none").lower() == "none" else first("proxycommand")
     alias = "" if first("hostkeyalias", "none").lower() == "none" else first("hostkeyalias")
     strict = _STRICT.get(first("stricthostkeychecking", "ask").lower())
     if strict is None:
@@ -189,13 +246,27 @@ def _interpret(directives: Directives, host: str, *, openssh: bool, config_path:
     else:
         user_known = tuple(expand(path, context, home=home) for path in user_known)
     alive_count = _number(first("serveralivecountmax", "3"))
+    certificates = tuple(expand(path, context, home=home) for path in directives.get("certificatefile", [])
+                         if path.strip().lower() != "none")
     return _Resolved(
         address=address, port=port, user=user, identity_files=identities,
         identities_only=first("identitiesonly", "no").lower() in ("yes", "true"),
         user_known_hosts=user_known, global_known_hosts=global_known, host_key_alias=alias, strict=strict,
         connect_timeout=_seconds(first("connecttimeout", "none")) or None,
         alive_interval=_seconds(first("serveraliveinterval", "0")) or 0,
-        alive_count_max=max(1, alive_count if alive_count is not None else 3), proxy=proxy)
+        alive_count_max=max(1, alive_count if alive_count is not None else 3), proxy_jump=jump,
+        proxy_command=command, proxy_fdpass=first("proxyusefdpass", "no").lower() in ("yes", "true"),
+        tokens_expanded=not openssh, hash_known_hosts=first("hashknownhosts", "no").lower() in ("yes", "true"),
+        identity_agent=_agent_setting(first("identityagent"), context, home), certificate_files=certificates)
+
+
+def _agent_setting(value: str, context: TokenContext, home: str) -> str:
+    """IdentityAgent as sshauth reads it: none and SSH_AUTH_SOCK as written, `$VAR` kept (read when
+    connecting), a path with ~, tokens and ${VAR} expanded (ssh -G has done the ~ already)."""
+    if not value or value.lower() == "none" or value == "SSH_AUTH_SOCK" or value.startswith("$") \
+            and not value.startswith("${"):
+        return "none" if value.lower() == "none" else value
+    return expand(value, context, home=home)
 
 
 def _paths(value: str) -> tuple[str, ...]:

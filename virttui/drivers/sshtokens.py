@@ -1,7 +1,8 @@
-"""OpenSSH's expansion of a path in ssh_config: a leading `~`, `%` tokens and `${VAR}`, as ssh_config(5) lists them.
+"""OpenSSH's expansion of a path in ssh_config (a leading `~`, `%` tokens and `${VAR}`) and of a ProxyCommand or
+ProxyJump (`%` tokens only), as ssh_config(5) lists them.
 
-`ssh -G` prints IdentityFile unexpanded (ssh expands it later, when it loads the keys), so virttui
-expands it here the way ssh would. Standard library only.
+`ssh -G` prints IdentityFile, ProxyCommand and ProxyJump unexpanded (ssh expands them later, when it
+loads the keys or starts the proxy), so virttui expands them here the way ssh would. Standard library only.
 """
 
 from __future__ import annotations
@@ -92,3 +93,29 @@ def expand(path: str, context: TokenContext, *, home: str | None = None,
         return values[token]
 
     return _TOKEN_RE.sub(replace, expand_tilde(path, account_home() if home is None else home))
+
+
+_PROXY_TOKEN_RE = re.compile(r"%(.)|%$")
+# What a token may put into a shell command line: host names, IP addresses (IPv6 zones too), users
+# (first.last@domain). No quote, space, glob, `~`, `$` or `;`, and no leading '-' (an option to nc).
+_SUBSTITUTABLE_RE = re.compile(r"(?!-)[A-Za-z0-9_.:@%+-]+")
+
+
+def expand_proxy(text: str, context: TokenContext, directive: str) -> str:
+    """A ProxyCommand or ProxyJump value with its tokens expanded as ssh expands them (%h %k %n %p %r %%),
+    in one pass. A value that is not a plain host, user or port is refused, not substituted: the
+    command runs through a shell (OpenSSH 9.6 refuses such names likewise, CVE-2023-51385)."""
+    values = {"%": "%", "h": context.hostname, "k": context.host_key_alias or context.original_host,
+              "n": context.original_host, "p": str(context.port), "r": context.remote_user}
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(1)
+        if token is None or token not in values:
+            raise TokenError(f"unknown token {match.group(0)!r} in {directive}")
+        value = values[token]
+        if token != "%" and not _SUBSTITUTABLE_RE.fullmatch(value):
+            shown = "".join(ch if ch.isprintable() else "?" for ch in value[:64])
+            raise TokenError(f"{directive}: %{token} would be {shown!r}, which is not a plain host, user or port")
+        return value
+
+    return _PROXY_TOKEN_RE.sub(replace, text)

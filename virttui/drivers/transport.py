@@ -11,7 +11,6 @@ import logging
 import os
 import selectors
 import shlex
-import signal
 import subprocess
 import threading
 import time
@@ -20,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from virttui.drivers.errors import ConnectionFailed
+from virttui.drivers.processgroup import end_process_group
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +132,7 @@ class _ProcessStream(LineStream):
             return None
 
     def close(self) -> None:
-        if self._proc.poll() is None:
-            try:
-                os.killpg(self._proc.pid, signal.SIGTERM)
-            except OSError:
-                pass
-        try:
-            self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
+        end_process_group(self._proc, grace=5)
         if self._proc.stdout is not None:
             self._proc.stdout.close()
 
