@@ -156,3 +156,32 @@ def test_no_verify_refuses_a_known_host_showing_a_key_of_another_type(fake_host,
         transport.connect()
     assert transport.pending_key is None
     transport.close()
+
+
+def test_a_deadline_that_passes_after_the_connection_went_ends_quietly(tmp_path: Path) -> None:
+    """The timer closes a channel whose connection is already gone: the request's caller gets the
+    one-line timeout, and the timer's thread raises nothing (it once died with an EOFError)."""
+    from virttui.drivers.sshchannel import answered_within
+
+    thread_errors: list[BaseException | None] = []
+    previous_hook = threading.excepthook
+    threading.excepthook = lambda args: thread_errors.append(args.exc_value)
+    keyfile = write_client_key(tmp_path / "id")
+    try:
+        with FakeSSHServer([paramiko.ECDSAKey.generate()], StallingServer) as server:
+            client = paramiko.SSHClient()
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            client.connect("127.0.0.1", port=server.port, username="root", key_filename=str(keyfile),
+                           allow_agent=False, look_for_keys=False, timeout=10)
+            channel = client.get_transport().open_session()  # type: ignore[union-attr]
+            # the way out breaks while the host sits on the request (its thread waits in the handler,
+            # so nothing tells this side): the timer's close then cannot be sent
+            cut = threading.Timer(0.1, channel.transport.sock.shutdown, (socket.SHUT_WR,))
+            cut.start()
+            with pytest.raises(paramiko.SSHException, match="did not answer within"):
+                answered_within(channel, channel.exec_command, "true", timeout=0.4)
+            cut.join()
+            client.close()
+    finally:
+        threading.excepthook = previous_hook
+    assert thread_errors == []

@@ -27,7 +27,10 @@ def answered_within(channel: paramiko.Channel, request, *args: object, timeout: 
 
     def give_up() -> None:
         fired.set()
-        channel.close()
+        try:
+            channel.close()
+        except (OSError, EOFError, paramiko.SSHException):  # the connection went first: the request is woken anyway
+            pass
 
     timer = threading.Timer(timeout, give_up)
     timer.daemon = True
