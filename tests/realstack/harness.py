@@ -195,6 +195,8 @@ ListenAddress 127.0.0.1
 AddressFamily inet
 HostKey {host_key}
 AuthorizedKeysFile {authorized_keys}
+# user certificates signed by a CA a test writes there (test_ssh_auth_real); none by default: no file
+TrustedUserCAKeys {authorized_keys}.ca
 PidFile /run/sshd-virttui.pid
 StrictModes no
 UsePAM no

@@ -1,5 +1,6 @@
 """A minimal in-process SSH server (paramiko) for the hosts a real sshd can't play: a chosen host key per
-connection, any client key accepted, optionally an exec request never answered.
+connection, any client key accepted (or only those a test chooses: KeyCheckingServer), optionally an
+exec request never answered.
 
 Each server listens on its own fresh 127.0.0.1:0 and is stopped by close() (or leaving its `with`),
 which leaves nothing behind: no thread, no listening socket, no connection. It wakes its threads
@@ -16,12 +17,12 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
 import paramiko
-from paramiko.common import AUTH_SUCCESSFUL, OPEN_SUCCEEDED
+from paramiko.common import AUTH_FAILED, AUTH_SUCCESSFUL, OPEN_SUCCEEDED
 
 JOIN_TIMEOUT = 10.0  # a woken thread ends in well under a second, even on a loaded CI machine
 
@@ -52,13 +53,34 @@ class StallingServer(AcceptingServer):
         return False
 
 
+class KeyCheckingServer(AcceptingServer):
+    """Accepts only the client keys `accept` says yes to; every key offered is appended to `offered`
+    (paramiko's server gives a certificate as its key with public_blob holding the certificate)."""
+
+    def __init__(self, closing: threading.Event, accept: Callable[[paramiko.PKey], bool],
+                 offered: list[paramiko.PKey]) -> None:
+        super().__init__(closing)
+        self.accept = accept
+        self.offered = offered
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        self.offered.append(key)
+        return AUTH_SUCCESSFUL if self.accept(key) else AUTH_FAILED
+
+
+def checking_keys(accept: Callable[[paramiko.PKey], bool],
+                  offered: list[paramiko.PKey]) -> Callable[[threading.Event], AcceptingServer]:
+    """A FakeSSHServer interface: KeyCheckingServer with these `accept` and `offered`."""
+    return lambda closing: KeyCheckingServer(closing, accept, offered)
+
+
 class FakeSSHServer:
     """Serves the Nth connection with host_keys[N] (the last key from then on): a man in the middle
     may answer a second connection differently. host_keys is the server's own list: a test may
     append a key later connections present."""
 
     def __init__(self, host_keys: Sequence[paramiko.PKey],
-                 interface: type[AcceptingServer] = AcceptingServer) -> None:
+                 interface: Callable[[threading.Event], AcceptingServer] = AcceptingServer) -> None:
         if not host_keys:
             raise ValueError("a fake SSH server needs a host key")
         self.host_keys = list(host_keys)

@@ -10,8 +10,8 @@ can show its fingerprint and save it only if the operator accepts.
 
 Beside this module: the host keys (sshhostkeys), where a URI connects (sshtarget),
 the way there through jump hosts or a ProxyCommand (sshroute, sshbastions, sshproxy),
-opening the connection (sshconnect), commands on channels of their own (sshchannel)
-and the serial console (sshterminal).
+opening the connection (sshconnect), the agent's keys and certificates offered (sshauth),
+commands on channels of their own (sshchannel) and the serial console (sshterminal).
 
 paramiko is imported here and in those modules only, which only this module imports,
 and this module only when an SSH URI is used: it costs ~0.1 s of start-up.

@@ -183,7 +183,9 @@ def _disconnect(link: _Link) -> None:
 
 
 def _identity(hop: Hop) -> tuple:
-    """What makes two hops one connection: where and as whom, and how its key is checked and saved."""
+    """What makes two hops one connection: where and as whom (with which keys), and how its key is
+    checked and saved."""
     target = hop.target
     return (target.address.lower(), target.port, target.user, target.key_files, target.identities_only,
-            target.known_hosts_files, target.known_hosts, target.host_key_alias, target.strict, hop.proxy_command)
+            target.identity_agent, target.certificate_files, target.known_hosts_files, target.known_hosts,
+            target.host_key_alias, target.strict, target.hash_known_hosts, hop.proxy_command)

@@ -14,6 +14,7 @@ import paramiko
 
 from virttui.drivers.errors import ConnectionFailed
 from virttui.drivers.knownhosts import lists_key, load_known_hosts
+from virttui.drivers.sshauth import AuthClient
 from virttui.drivers.sshhostkeys import (
     AcceptUnverifiedKey,
     HostKeyChanged,
@@ -71,17 +72,18 @@ class _AcceptNewKey(RefuseUnknownKey):
     before authenticating); a changed key is still refused (paramiko never asks a policy about one),
     a revoked one never passes."""
 
-    def __init__(self, revoked: frozenset[str], name: str, save_to: str, label: str) -> None:
+    def __init__(self, revoked: frozenset[str], name: str, save_to: str, label: str, hashed: bool) -> None:
         super().__init__(revoked)
         self.name = name
         self.save_to = save_to
         self.label = label
+        self.hashed = hashed  # HashKnownHosts
 
     def missing_host_key(self, client, hostname, key):  # noqa: ANN001, ANN201
         if key.get_base64() in self.revoked:
             super().missing_host_key(client, hostname, key)
         try:
-            append_known_host(UnknownHostKey(self.name, key, self.save_to))
+            append_known_host(UnknownHostKey(self.name, key, self.save_to, hashed=self.hashed))
         except OSError as exc:  # as ssh: the key is taken for this connection, and asked about next time
             log.warning("cannot add the host key of %s to %s: %s", self.label, self.save_to, exc.strerror or exc)
             return
@@ -93,7 +95,7 @@ def _policy(target: SSHTarget, name: str, revoked: frozenset[str], label: str) -
     if target.strict == "no":
         return _AcceptUnverified(revoked, target.strict_reason or "no_verify=1")
     if target.strict == "accept-new":
-        return _AcceptNewKey(revoked, name, target.known_hosts, label)
+        return _AcceptNewKey(revoked, name, target.known_hosts, label, target.hash_known_hosts)
     return RefuseUnknownKey(revoked)
 
 
@@ -144,7 +146,8 @@ def open_client(uri: str, target: SSHTarget, timeout: float, listed_key: paramik
     dialog names it."""
     lookup_name = known_host_name(target.address, target.port)  # paramiko looks the key up by this name
     name = target.host_key_alias or lookup_name  # known_hosts lists it by this one, as ssh does
-    client = paramiko.SSHClient()
+    # the certificates and IdentityAgent's keys, offered after the key files (sshauth)
+    client = AuthClient(target, label or target.host)
     revoked = _load_known_hosts(client, target, lookup_name)
     if listed_key is not None:  # in place of the one of its type paramiko kept: the rest still counts
         known = client.get_host_keys().lookup(lookup_name)
@@ -163,7 +166,8 @@ def open_client(uri: str, target: SSHTarget, timeout: float, listed_key: paramik
             key_filename=list(target.key_files) or None,  # type: ignore[arg-type]
             timeout=connect_timeout,
             banner_timeout=connect_timeout, auth_timeout=timeout, channel_timeout=timeout,
-            allow_agent=not target.identities_only, look_for_keys=not target.key_files,
+            allow_agent=True,  # the key source: no agent's keys under IdentitiesOnly (sshauth.key_source)
+            look_for_keys=not target.key_files,
             sock=sock,  # type: ignore[arg-type]  # a Channel or ProxyCommand serves as one
         )
     except paramiko.BadHostKeyException as exc:
@@ -188,7 +192,8 @@ def open_client(uri: str, target: SSHTarget, timeout: float, listed_key: paramik
                 f"{uri}: the SSH host key of {name} ({policy.rejected.get_name()} {fingerprint(policy.rejected)}) "
                 f"is not in {_files_named(target)}, and StrictHostKeyChecking yes refuses unknown keys") from None
         if policy.rejected is not None:
-            raise UnknownHostKey(name, policy.rejected, target.known_hosts, label) from None
+            raise UnknownHostKey(name, policy.rejected, target.known_hosts, label,
+                                 hashed=target.hash_known_hosts) from None
         raise ConnectionFailed(f"{uri}: SSH error: {exc}") from None
     except (OSError, EOFError, ValueError) as exc:  # ValueError: getaddrinfo's UnicodeError on a bad name
         client.close()

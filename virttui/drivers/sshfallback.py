@@ -1,9 +1,11 @@
 """Reading the ssh config with paramiko's parser, where no OpenSSH client is installed to resolve it.
 
-paramiko's parser does not follow Include and knows only some Match criteria (it treats any other as
-matching): each such directive is named in a warning, once per file for the run, never silently
-ignored. A `Match exec` fails the host instead: paramiko would run it through a shell, and virttui
-runs one only through OpenSSH's own resolver (sshresolve). Imports paramiko: only virttui.drivers.ssh's
+paramiko's parser does not follow Include, knows only some Match criteria (it treats any other as
+matching) and keeps only the first CertificateFile that applies (ssh offers them all): each such
+directive is named in a warning, once per file for the run, never silently ignored. HashKnownHosts
+and IdentityAgent it reads as ssh does (first value wins), sshtarget expanding them. A `Match exec`
+fails the host instead: paramiko would run it through a shell, and virttui runs one only through
+OpenSSH's own resolver (sshresolve). Imports paramiko: only virttui.drivers.ssh's
 modules import this one.
 """
 
@@ -35,6 +37,7 @@ def unhonoured(text: str) -> tuple[list[str], bool]:
     has a `Match exec`."""
     names: list[str] = []
     has_exec = False
+    certificates = 0
     for line in text.splitlines():
         line = line.strip()
         found = _SETTING_RE.match(line) if line and not line.startswith("#") else None
@@ -43,6 +46,10 @@ def unhonoured(text: str) -> tuple[list[str], bool]:
         keyword = found.group(1).lower()
         if keyword == "include":
             names.append("Include")
+        elif keyword == "certificatefile":
+            certificates += 1
+            if certificates == 2:  # may apply to different hosts; then the warning is only cautious
+                names.append("more than one CertificateFile (it keeps the first that applies)")
         elif keyword == "match":
             try:
                 words = shlex.split(found.group(2))

@@ -23,13 +23,16 @@ class UnknownHostKey(ConnectionFailed):
     """The host presented a key known_hosts does not have; nothing was sent to it.
 
     host: the name the key is saved under in known_hosts; label: the host as the operator is shown
-    it (a jump host: "bastion (jump to hv1)"), host by default."""
+    it (a jump host: "bastion (jump to hv1)"), host by default; hashed: HashKnownHosts, the name is
+    saved hashed."""
 
-    def __init__(self, host: str, key: paramiko.PKey, known_hosts: str, label: str = "") -> None:
+    def __init__(self, host: str, key: paramiko.PKey, known_hosts: str, label: str = "", *,
+                 hashed: bool = False) -> None:
         self.host = host
         self.label = label or host
         self.key = key
         self.known_hosts = known_hosts
+        self.hashed = hashed
         self.key_type = key.get_name()
         self.fingerprint = fingerprint(key)
         super().__init__(f"{self.label}: unknown SSH host key {key.get_name()} {fingerprint(key)}; "
@@ -80,10 +83,13 @@ class AcceptUnverifiedKey(RefuseUnknownKey):
 
 
 def append_known_host(pending: UnknownHostKey) -> None:
-    """Append the key the operator accepted to its known_hosts file, creating the file if needed."""
+    """Append the key the operator accepted to its known_hosts file, creating the file if needed;
+    under HashKnownHosts its name as ssh writes it then (`|1|salt|hash`, a fresh salt each line), which
+    paramiko's HostKeys and virttui's knownhosts look up as they look up a plain one."""
     path = pending.known_hosts
     os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", mode=0o700, exist_ok=True)
-    line = f"{pending.host} {pending.key.get_name()} {pending.key.get_base64()}\n"
+    name = paramiko.HostKeys.hash_host(pending.host) if pending.hashed else pending.host
+    line = f"{name} {pending.key.get_name()} {pending.key.get_base64()}\n"
     with open(path, "a+b") as handle:
         handle.seek(0, os.SEEK_END)
         if handle.tell() > 0:
