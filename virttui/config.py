@@ -38,6 +38,8 @@ class Config:
     lease_full_interval: float = 600.0  # [leases] full_interval: every lease file read again within this
     confirm: tuple[tuple[str, bool], ...] = ()  # [confirm] action = true/false: overrides of the defaults
     names: tuple[tuple[str, str], ...] = ()  # (uri, name) for hosts given a name of their own
+    ssh_client: str = "paramiko"  # ssh_client: the SSH client of +ssh URIs, "paramiko" or "openssh"
+    ssh_clients: tuple[tuple[str, str], ...] = ()  # (uri, client) for hosts with an ssh_client of their own
 
     def group_of(self, uri: str) -> str:
         return dict(self.groups).get(uri, "")
@@ -71,7 +73,7 @@ def load_config(path: str | None = None) -> Config:
         raise ConfigError(f"{path}: nested too deeply") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
-    hosts, groups, names = [], [], []
+    hosts, groups, names, clients = [], [], [], []
     entries = data.get("hosts", [])
     if not isinstance(entries, list):
         raise ConfigError(f"{path}: hosts must be a list of [[hosts]] tables")
@@ -85,8 +87,13 @@ def load_config(path: str | None = None) -> Config:
         name = entry.get("name", "") if isinstance(entry, dict) else ""
         if not isinstance(name, str) or len(name) > 64 or not name.isprintable():
             raise ConfigError(f"{path}: hosts[{index}].name must be printable text of at most 64 characters")
+        client = entry.get("ssh_client", "") if isinstance(entry, dict) else ""
+        if client:
+            _check_ssh_client(client, f"hosts[{index}].ssh_client", path)
         if uri in hosts:
             continue  # a host listed twice is one host (as with -c), in its first group
+        if client:
+            clients.append((uri, client))
         hosts.append(uri)
         if group:
             groups.append((uri, group))
@@ -103,9 +110,20 @@ def load_config(path: str | None = None) -> Config:
     if not isinstance(sort, str) or not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise ConfigError(f"{path}: ui.domain_sort must be a string and ui.domain_columns a list of strings")
     slow, full = _lease_intervals(data.get("leases", {}), path)
+    ssh_client = data.get("ssh_client", "paramiko")
+    _check_ssh_client(ssh_client, "ssh_client", path)
     return Config(hosts=tuple(hosts), poll_interval=float(interval), path=path, groups=tuple(groups),
                   domain_sort=sort, domain_columns=tuple(columns), lease_slow_interval=slow, lease_full_interval=full,
-                  confirm=_confirmations(data.get("confirm", {}), path), names=tuple(names))
+                  confirm=_confirmations(data.get("confirm", {}), path), names=tuple(names),
+                  ssh_client=ssh_client, ssh_clients=tuple(clients))
+
+
+SSH_CLIENTS = ("paramiko", "openssh")  # as virttui.drivers.sshclients.SSH_CLIENTS (not imported: start-up cost)
+
+
+def _check_ssh_client(value: object, key: str, path: str) -> None:
+    if value not in SSH_CLIENTS:
+        raise ConfigError(f"{path}: {key} must be \"paramiko\" or \"openssh\", not {value!r}"[:300])
 
 
 # [confirm] keys: the registry's ids, and the words the help and Footer use for two of them

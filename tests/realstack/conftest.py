@@ -7,5 +7,6 @@ from realstack.fixtures import (  # noqa: F401 - the fixtures and hooks this tie
     pytest_unconfigure,
     realstack,
     sanlock_stack,
+    ssh_client,
     throttled_lease_stack,
 )

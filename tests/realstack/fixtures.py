@@ -18,6 +18,7 @@ start, the tests using it error out with the component and the tail of its log: 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Iterator
@@ -101,6 +102,25 @@ def bastions(realstack: RealStack) -> Iterator[tuple[Bastion, Bastion]]:
     finally:
         for bastion in reversed(started):
             realstack.stop_bastion(bastion)
+
+
+@contextlib.contextmanager
+def ssh_client_chosen(client: str) -> Iterator[str]:
+    """+ssh URIs opened meanwhile use this SSH client ("paramiko" or "openssh"); the default after."""
+    from virttui.drivers.sshclients import choose_ssh_clients
+
+    choose_ssh_clients(client)
+    try:
+        yield client
+    finally:
+        choose_ssh_clients()
+
+
+@pytest.fixture(params=["paramiko", "openssh"])
+def ssh_client(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The test once per SSH client of +ssh URIs: paramiko, and the system ssh over a private ControlMaster."""
+    with ssh_client_chosen(request.param) as client:
+        yield client
 
 
 STACK_FIXTURES = ("realstack", "sanlock_stack", "throttled_lease_stack")

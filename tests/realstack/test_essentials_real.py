@@ -80,11 +80,13 @@ def test_memory_stats_period_on_a_running_guest(connected):
     driver.perform(uuid, Action.DESTROY)
 
 
-def _attach_in_a_pty(uri: str, uuid: str) -> tuple[int, bytes]:
+def _attach_in_a_pty(uri: str, uuid: str, ssh_client: str = "paramiko") -> tuple[int, bytes]:
     main_fd, child_fd = pty.openpty()
-    code = ("import sys; from virttui.drivers.registry import open_driver; d = open_driver(sys.argv[1]); "
+    code = ("import sys; from virttui.drivers.registry import open_driver; "
+            "from virttui.drivers.sshclients import choose_ssh_clients; choose_ssh_clients(sys.argv[3]); "
+            "d = open_driver(sys.argv[1]); "
             "d.connect(); d.attach_console(sys.argv[2]); print('DETACHED', flush=True); d.close()")
-    proc = subprocess.Popen([sys.executable, "-c", code, uri, uuid], stdin=child_fd, stdout=child_fd,
+    proc = subprocess.Popen([sys.executable, "-c", code, uri, uuid, ssh_client], stdin=child_fd, stdout=child_fd,
                             stderr=child_fd, start_new_session=True)
     os.close(child_fd)
     out = b""
@@ -115,13 +117,14 @@ def _attach_in_a_pty(uri: str, uuid: str) -> tuple[int, bytes]:
     return proc.returncode, out
 
 
-@pytest.mark.parametrize("kind", ["local", "ssh"])
+@pytest.mark.parametrize("kind", ["local", "ssh", "openssh"])
 def test_serial_console_attaches_and_ctrl_bracket_detaches(realstack, kind):
     host = realstack.hosts[1]
     name = f"vttest-c{uuidlib.uuid4().hex[:6]}"
     uuid = host.define_guest(name, start=True)
     try:
-        code, out = _attach_in_a_pty(host.local_uri if kind == "local" else host.ssh_uri, uuid)
+        code, out = _attach_in_a_pty(host.local_uri if kind == "local" else host.ssh_uri, uuid,
+                                     "openssh" if kind == "openssh" else "paramiko")
         assert b"Connected to domain" in out, out[-500:]
         assert code == 0 and b"DETACHED" in out, out[-500:]
     finally:

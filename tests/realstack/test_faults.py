@@ -185,7 +185,7 @@ def guest(realstack):
 
 
 # -- sshd killed while an action runs ----------------------------------------------------------------
-async def test_sshd_killed_while_an_action_runs(realstack, guest, tmp_path):
+async def test_sshd_killed_while_an_action_runs(realstack, guest, tmp_path, ssh_client):
     host, name, uuid = guest
     app, drivers = two_host_app(realstack)
     one, two = (d.uri for d in drivers)
@@ -225,7 +225,7 @@ async def test_sshd_killed_while_an_action_runs(realstack, guest, tmp_path):
 
 # -- the host key changes while connected -----------------------------------------------------------
 @pytest.mark.parametrize("key_type", ["ed25519", "rsa"])  # the same type, or one known_hosts has no key of
-async def test_a_host_key_changed_while_connected_is_refused_until_restored(realstack, tmp_path, key_type):
+async def test_a_host_key_changed_while_connected_is_refused_until_restored(realstack, tmp_path, key_type, ssh_client):
     host = realstack.hosts[0]
     known = tmp_path / "known_hosts"
     shutil.copyfile(realstack.known_hosts, known)
@@ -271,7 +271,7 @@ async def test_a_host_key_changed_while_connected_is_refused_until_restored(real
 
 
 # -- virsh answers garbage -----------------------------------------------------------------------------
-async def test_virsh_printing_garbage_is_a_clear_host_error(realstack, tmp_path):
+async def test_virsh_printing_garbage_is_a_clear_host_error(realstack, tmp_path, ssh_client):
     host = realstack.hosts[0]
     app, drivers = two_host_app(realstack)
     one, two = (d.uri for d in drivers)
@@ -463,7 +463,7 @@ async def test_a_domain_undefined_under_its_detail_screen(realstack, guest):
 
 # -- an event stream line that is not UTF-8 ------------------------------------------------------------------
 async def test_an_event_line_that_is_not_utf8_leaves_the_event_stream_running(realstack, guest, tmp_path,
-                                                                              monkeypatch):
+                                                                              monkeypatch, ssh_client):
     host, name, uuid = guest
     crashed: list[BaseException] = []
     monkeypatch.setattr(threading, "excepthook", lambda args: crashed.append(args.exc_value))

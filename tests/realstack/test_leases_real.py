@@ -94,7 +94,7 @@ def test_leader_records_match_sanlocks_own_reading(sanlock_stack, two_guests):
         assert ours.resource_name == theirs["resource_name"] == name
 
 
-def test_cleanup_on_either_host_removes_no_held_lease(sanlock_stack, two_guests):
+def test_cleanup_on_either_host_removes_no_held_lease(sanlock_stack, two_guests, ssh_client):
     stale = sanlock_stack.make_stale_lease(sanlock_lease_name(f"/stale/{fresh('s')}"))
     held = {sanlock_lease_name(f"/var/lib/libvirt/images/{g}.qcow2") for g in two_guests}
     for host in sanlock_stack.hosts:

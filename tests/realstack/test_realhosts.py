@@ -16,6 +16,8 @@ import pytest
 from support.app import settle
 from support.realhosts import select_domain, until, uri_with_known_hosts
 
+from realstack.fixtures import ssh_client_chosen
+
 from virttui.cli import main
 from virttui.console.app import VirtTUI
 from virttui.drivers.base import Action
@@ -81,8 +83,11 @@ def guests_on_both(realstack):
         host.undefine_guest(name)
 
 
-@pytest.mark.parametrize("kind", ["local", "ssh"])
-def test_status_json_agrees_with_virsh(realstack, guests_on_both, kind, capsys):
+@pytest.mark.parametrize("kind", ["local", "ssh", "openssh"])
+def test_status_json_agrees_with_virsh(realstack, guests_on_both, kind, capsys, private_home):
+    if kind == "openssh":  # the config file's global choice, as an operator sets it
+        (private_home / ".config" / "virttui").mkdir(parents=True)
+        (private_home / ".config" / "virttui" / "config.toml").write_text('ssh_client = "openssh"\n')
     for host in realstack.hosts:
         uri = host.local_uri if kind == "local" else host.ssh_uri
         assert main(["status", "--json", "-c", uri]) == 0
@@ -101,7 +106,7 @@ def test_hosts_are_distinct(realstack, guests_on_both):
     assert len(one) >= 2 and len(two) >= 2 and not one & two
 
 
-async def test_every_lifecycle_key_against_a_real_guest_over_ssh(realstack, guest):
+async def test_every_lifecycle_key_against_a_real_guest_over_ssh(realstack, guest, ssh_client):
     host, name, uuid = guest
     driver = open_driver(host.ssh_uri)
     app = VirtTUI([driver], poll_interval=0.5)
@@ -161,7 +166,7 @@ async def test_an_invalid_action_is_a_notification_not_a_crash(realstack, guest)
         driver.close()
 
 
-async def test_an_external_virsh_change_arrives_through_events(realstack, guest):
+async def test_an_external_virsh_change_arrives_through_events(realstack, guest, ssh_client):
     host, name, uuid = guest
     driver = open_driver(host.ssh_uri)
     app = VirtTUI([driver], poll_interval=3600)  # no timed poll will come: only events can tell
@@ -194,7 +199,7 @@ async def test_unknown_host_key_is_trusted_only_after_the_operator_accepts(reals
 
 
 @pytest.mark.parametrize("query", ["", "&no_verify=1"])  # libvirt: no_verify accepts new keys, still checks known ones
-def test_a_changed_host_key_is_refused(realstack, tmp_path, query):
+def test_a_changed_host_key_is_refused(realstack, tmp_path, query, ssh_client):
     host = realstack.hosts[0]
     other = realstack.hosts[1]
     known = tmp_path / "known_hosts"
@@ -207,7 +212,7 @@ def test_a_changed_host_key_is_refused(realstack, tmp_path, query):
     driver.close()
 
 
-def test_a_revoked_host_key_is_refused_and_never_offered_for_trust(realstack, tmp_path):
+def test_a_revoked_host_key_is_refused_and_never_offered_for_trust(realstack, tmp_path, ssh_client):
     host = realstack.hosts[0]
     known = tmp_path / "known_hosts"
     mine = [line for line in open(realstack.known_hosts) if line.startswith(f"[127.0.0.1]:{host.ssh_port} ")]
@@ -228,7 +233,7 @@ def test_a_revoked_host_key_is_refused_and_never_offered_for_trust(realstack, tm
         driver.close()
 
 
-def test_no_verify_accepts_an_unknown_key_without_saving(realstack, tmp_path):
+def test_no_verify_accepts_an_unknown_key_without_saving(realstack, tmp_path, ssh_client):
     host = realstack.hosts[0]
     known = tmp_path / "known_hosts"
     driver = open_driver(uri_with_known_hosts(host, str(known)) + "&no_verify=1")
@@ -240,7 +245,7 @@ def test_no_verify_accepts_an_unknown_key_without_saving(realstack, tmp_path):
     assert not known.exists()
 
 
-async def test_sshd_killed_mid_session_then_back(realstack):
+async def test_sshd_killed_mid_session_then_back(realstack, ssh_client):
     host = realstack.hosts[1]
     driver = open_driver(host.ssh_uri)
     app = VirtTUI([driver], poll_interval=0.3)
@@ -255,7 +260,7 @@ async def test_sshd_killed_mid_session_then_back(realstack):
         await until(pilot, lambda: app.fleet.host(driver.uri).state is ConnectionState.CONNECTED, timeout=60)
 
 
-async def test_libvirtd_restarted(realstack):
+async def test_libvirtd_restarted(realstack, ssh_client):
     host = realstack.hosts[1]
     driver = open_driver(host.ssh_uri)
     app = VirtTUI([driver], poll_interval=0.3)
@@ -270,7 +275,7 @@ async def test_libvirtd_restarted(realstack):
         await until(pilot, lambda: app.fleet.host(driver.uri).state is ConnectionState.CONNECTED, timeout=60)
 
 
-@pytest.mark.parametrize("kind", ["local", "ssh"])
+@pytest.mark.parametrize("kind", ["local", "ssh", "openssh"])
 def test_hostile_domain_names_work_and_run_nothing(realstack, kind):
     host = realstack.hosts[0]
     traces = [os.path.join(os.getcwd(), PWNED), os.path.join(os.path.expanduser("~root"), PWNED)]
@@ -279,7 +284,8 @@ def test_hostile_domain_names_work_and_run_nothing(realstack, kind):
             os.unlink(trace)
     uuids = {name: host.define_guest(name) for name in HOSTILE_NAMES}
     try:
-        driver = open_driver(host.local_uri if kind == "local" else host.ssh_uri)
+        with ssh_client_chosen("openssh" if kind == "openssh" else "paramiko"):
+            driver = open_driver(host.local_uri if kind == "local" else host.ssh_uri)
         driver.connect()
         try:
             shown = {d.name: d for d in driver.poll().domains}
@@ -299,9 +305,10 @@ def test_hostile_domain_names_work_and_run_nothing(realstack, kind):
     assert host.run("sh", "-c", f"test ! -e ~/{PWNED}", check=False).returncode == 0
 
 
-def test_every_remote_argument_arrives_verbatim(realstack):
+def test_every_remote_argument_arrives_verbatim(realstack, ssh_client):
     """The SSH transport quotes each argument: what the remote program gets is exactly what we sent."""
     driver = open_driver(realstack.hosts[0].ssh_uri)
+    assert driver.transport.description.startswith("openssh " if ssh_client == "openssh" else "ssh ")
     driver.connect()
     try:
         for text in (*HOSTILE_NAMES, "a\nb", "$HOME", "*", "", "naïve ünïcödé", "x" * 1000):
@@ -311,7 +318,7 @@ def test_every_remote_argument_arrives_verbatim(realstack):
         driver.close()
 
 
-def test_a_pooled_shell_that_died_while_idle_is_replaced_not_reported(realstack):
+def test_a_pooled_shell_that_died_while_idle_is_replaced_not_reported(realstack, ssh_client):
     """The connection stays up but the idle shell behind a pooled session ends (killed on the host):
     the next command gets a fresh shell instead of failing once with "closed by the host"."""
     host = realstack.hosts[0]
@@ -330,7 +337,7 @@ def test_a_pooled_shell_that_died_while_idle_is_replaced_not_reported(realstack)
         driver.close()
 
 
-def test_an_argument_that_cannot_be_sent_fails_one_command_and_keeps_the_pool(realstack):
+def test_an_argument_that_cannot_be_sent_fails_one_command_and_keeps_the_pool(realstack, ssh_client):
     """A lone surrogate (U+D800) cannot be encoded: that command fails in one line, and its shell
     session goes back to the pool (before, each such command kept one of the few sessions forever)."""
     driver = open_driver(realstack.hosts[0].ssh_uri)
@@ -365,7 +372,69 @@ def test_the_ssh_connection_gives_up_on_a_silent_peer_within_a_minute(realstack)
         driver.close()
 
 
-def test_ssh_config_alias_and_the_agent_are_honoured(realstack, private_home, tmp_path):
+def test_the_openssh_master_gives_up_on_a_black_hole_and_the_next_connect_starts_anew(realstack, private_home):
+    """A black hole: the host's sshd processes of the connection stopped (the kernel still acknowledges,
+    nothing answers). ServerAliveInterval 1 x ServerAliveCountMax 2 from ~/.ssh/config end the private
+    master within seconds, a command fails long before its own timeout, and once the host answers
+    again the next connect starts a new master; close removes it with its private directory."""
+    import signal
+
+    from realstack.harness import _marker_processes
+
+    host = realstack.hosts[1]
+    (private_home / ".ssh").mkdir(mode=0o700)
+    (private_home / ".ssh" / "config").write_text("Host 127.0.0.1\n  ServerAliveInterval 1\n  ServerAliveCountMax 2\n")
+    with ssh_client_chosen("openssh"):
+        driver = open_driver(host.ssh_uri)
+    driver.connect()
+    transport = driver.transport
+    first = transport._client
+    stopped: list[int] = []
+    try:
+        assert transport.run(["echo", "up"]).stdout == "up\n"
+        assert "ServerAliveInterval=1" in open(f"/proc/{first.proc.pid}/cmdline").read().split("\0")
+        for pid in _marker_processes(host.marker):
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if cmdline.read().startswith(b"sshd: root"):
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.append(pid)
+        assert stopped
+        started = time.monotonic()
+        with pytest.raises(ConnectionFailed):
+            transport.run(["echo", "lost"], timeout=30)
+        assert time.monotonic() - started < 10  # the master's keepalives, not the command's 30 s
+        wait_for(lambda: not first.alive(), timeout=10)
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    try:
+        driver.connect()
+        assert transport._client is not first and transport.run(["echo", "back"]).stdout == "back\n"
+        second = transport._client
+    finally:
+        driver.close()
+    assert not os.path.exists(first.directory) and not os.path.exists(second.directory)
+    assert second.proc.poll() is not None  # ended and reaped, its process group with it
+
+
+def test_an_unknown_host_key_over_openssh_is_refused_in_one_line_and_never_saved(realstack, tmp_path):
+    """The OpenSSH client has no trust dialog: one printable line telling the operator what to do."""
+    host = realstack.hosts[1]
+    known = tmp_path / "known_hosts"
+    with ssh_client_chosen("openssh"):
+        driver = open_driver(uri_with_known_hosts(host, str(known)))
+    try:
+        with pytest.raises(ConnectionFailed) as info:
+            driver.connect()
+        message = str(info.value)
+        assert "not in known_hosts" in message and "add it" in message
+        assert "\n" not in message and message.isprintable()
+        assert driver.pending_host_key() is None and not known.exists()
+    finally:
+        driver.close()
+
+
+def test_ssh_config_alias_and_the_agent_are_honoured(realstack, private_home, tmp_path, ssh_client):
     """~/.ssh/config supplies HostName, Port and User; the key comes from ssh-agent, not the URI."""
     import subprocess
 
@@ -394,7 +463,7 @@ def test_ssh_config_alias_and_the_agent_are_honoured(realstack, private_home, tm
         agent.wait(10)
 
 
-def test_a_host_that_accepts_and_never_answers_times_out(monkeypatch):
+def test_a_host_that_accepts_and_never_answers_times_out(monkeypatch, ssh_client):
     import socket
 
     import virttui.drivers.ssh as ssh
@@ -412,7 +481,7 @@ def test_a_host_that_accepts_and_never_answers_times_out(monkeypatch):
         assert "\n" not in str(info.value)
 
 
-def test_no_key_material_reaches_the_log(realstack, tmp_path, capsys):
+def test_no_key_material_reaches_the_log(realstack, tmp_path, capsys, ssh_client):
     host = realstack.hosts[0]
     log = tmp_path / "virttui.log"
     assert main(["--log", str(log), "status", "-c", host.ssh_uri]) == 0
@@ -422,4 +491,5 @@ def test_no_key_material_reaches_the_log(realstack, tmp_path, capsys):
     for text in (log.read_text(), out.out, out.err):
         assert not any(line in text for line in secret_lines)
         assert public_blob not in text
-    assert "Authentication (publickey) successful" in log.read_text()  # paramiko did log, and safely
+    if ssh_client == "paramiko":
+        assert "Authentication (publickey) successful" in log.read_text()  # paramiko did log, and safely

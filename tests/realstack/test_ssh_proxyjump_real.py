@@ -82,7 +82,7 @@ def failed_in_one_line(code: int, reported: dict, took: float) -> str:
 
 # -- through one and two jump hosts ----------------------------------------------------------------
 
-def test_one_hop_proxyjump_goes_through_the_bastion(realstack, bastions, private_home, tmp_path, capsys):
+def test_one_hop_proxyjump_goes_through_the_bastion(realstack, bastions, private_home, tmp_path, capsys, ssh_client):
     host, bastion = realstack.hosts[0], bastions[0]
     host.define_guest("vttest-jump1")
     try:
@@ -103,7 +103,7 @@ def test_one_hop_proxyjump_goes_through_the_bastion(realstack, bastions, private
         host.undefine_guest("vttest-jump1")
 
 
-def test_two_hop_chain_goes_through_both_bastions_in_order(realstack, bastions, private_home, tmp_path, capsys):
+def test_two_hop_chain_goes_through_both_bastions_in_order(realstack, bastions, private_home, tmp_path, capsys, ssh_client):
     host, (first, second) = realstack.hosts[1], bastions
     known = known_hosts(tmp_path / "known_hosts", *host_lines(realstack, host), first.known_hosts_line(),
                         second.known_hosts_line())

@@ -25,6 +25,9 @@ def open_hosts(args: argparse.Namespace) -> Iterator[tuple[list[Driver], float, 
         config = load_config(args.config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    from virttui.drivers.sshclients import choose_ssh_clients
+
+    choose_ssh_clients(config.ssh_client, dict(config.ssh_clients))  # checked by load_config
     interval = getattr(args, "poll_interval", None)
     if interval is None:
         interval = config.poll_interval

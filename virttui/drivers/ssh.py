@@ -341,12 +341,16 @@ class SSHTransport(Transport):
                 session.close()  # its shell ended while idle: a fresh one instead of a spurious failure
             client = self._client
         try:
-            return _ShellSession(client)
+            return self._new_session(client)
         except (OSError, EOFError, paramiko.SSHException, ConnectionFailed) as exc:
             with self._lock:
                 self._busy -= 1
                 self._freed.notify()
             raise ConnectionFailed(f"{self.uri.raw}: cannot open an SSH session: {exc}") from None
+
+    def _new_session(self, client: paramiko.SSHClient) -> _ShellSession:
+        """A fresh shell session on the connection (the OpenSSH transport's run over its master)."""
+        return _ShellSession(client)
 
     def _checkin(self, session: _ShellSession, ok: bool) -> None:
         with self._lock:

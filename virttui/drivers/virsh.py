@@ -367,11 +367,20 @@ class VirshDriver(Driver):
 
 
 def open_virsh_driver(uri: str, parsed: LibvirtURI, *, clock: Callable[[], float] = time.monotonic) -> VirshDriver:
-    """The virsh driver over the transport the URI names: paramiko for +ssh, local processes otherwise."""
+    """The virsh driver over the transport the URI names: for +ssh the SSH client chosen for it
+    (paramiko, or the system ssh: registry.ssh_client_for), local processes otherwise."""
     if parsed.transport in ("ssh", "libssh", "libssh2"):
-        from virttui.drivers.ssh import SSHTransport
+        from virttui.drivers.sshclients import ssh_client_for
 
-        transport: Transport = SSHTransport(parsed)
+        transport: Transport
+        if ssh_client_for(uri) == "openssh":
+            from virttui.drivers.openssh import OpenSSHTransport
+
+            transport = OpenSSHTransport(parsed)
+        else:
+            from virttui.drivers.ssh import SSHTransport
+
+            transport = SSHTransport(parsed)
     else:
         from virttui.drivers.transport import LocalTransport
         from virttui.drivers.virshsession import VirshSession
