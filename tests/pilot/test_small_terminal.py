@@ -76,3 +76,53 @@ def test_columns_that_fit_drops_in_order_and_keeps_what_must_stay():
     assert columns_that_fit(columns, "abc", 36, ("b",)) == ("a", "b", "c")
     assert columns_that_fit(columns, "abc", 25, ("a", "b"), keep={"a"}) == ("a", "c")
     assert columns_that_fit(columns, "abc", 5, ()) == ("a",)  # never none
+
+
+def test_a_terminal_that_reports_no_size_gets_the_compact_layout_and_settles(tmp_path):
+    """A pty whose size was never set (a test harness, some serial consoles): Textual starts at 80x25
+    and settles at 80x24. The layout follows the terminal's height; it once followed the screen's
+    resize events, which then swung between the two for ever, a core busy and no poll shown."""
+    import glob
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    import pyte
+
+    def cpu_seconds(pid: int) -> float:
+        return sum(int(open(path).read().split()[0]) for path in glob.glob(f"/proc/{pid}/task/*/schedstat")) / 1e9
+
+    main_fd, child_fd = pty.openpty()  # no TIOCSWINSZ: the terminal reports 0x0
+    env = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
+    env.update(TERM="xterm-256color", HOME=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "virttui", "--demo", "--log", str(tmp_path / "log")],
+                            stdin=child_fd, stdout=child_fd, stderr=child_fd, env=env, start_new_session=True)
+    os.close(child_fd)
+    screen = pyte.Screen(80, 24)
+    stream = pyte.ByteStream(screen)
+
+    def read_for(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if select.select([main_fd], [], [], 0.05)[0]:
+                stream.feed(os.read(main_fd, 65536))
+
+    try:
+        deadline = time.monotonic() + 30
+        while "web-01" not in "\n".join(screen.display) and time.monotonic() < deadline:
+            read_for(0.2)
+        read_for(1.0)  # the first polls and the first resize settle
+        before = cpu_seconds(proc.pid)
+        read_for(2.0)
+        busy = (cpu_seconds(proc.pid) - before) / 2.0
+        shown = "\n".join(screen.display)
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(main_fd)
+    assert "web-01" in shown
+    assert "Hosts 3/3 connected" in shown and "H lists hosts" in shown  # the compact layout's summary line
+    assert busy < 0.3, f"the console kept {busy:.0%} of a core busy while idle"

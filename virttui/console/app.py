@@ -120,12 +120,15 @@ class VirtTUI(App):
         self._warned: set[tuple[str, str]] = set()
         self.context.host_removed.subscribe(self._forget_host)
 
+    def get_default_screen(self) -> Screen:
+        """The main screen is the bottom of the stack: an empty default screen under it was composed,
+        restyled and laid out at every start for nothing, and heard every fleet update."""
+        return MainScreen()
+
     def on_mount(self) -> None:
         self.set_timer(1.0, self.collector.start)  # once started: it costs ~15-20 ms, a twentieth of a start
-        main = MainScreen()
-        self.push_screen(main)
         if self.debug_log:
-            self._show_log(main)
+            self._show_log(self.screen)
         for notice in self._notices:
             self.notify(notice, severity="warning", timeout=10, markup=False)
         self._exit_on_signals()

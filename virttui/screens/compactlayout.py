@@ -27,7 +27,9 @@ class CompactLayoutMixin(Screen):
     scope: Callable[[], tuple[set[str] | None, str]]
 
     def on_resize(self, event: events.Resize) -> None:
-        compact = event.size.height <= self.COMPACT_HEIGHT
+        # The terminal's height, not the event's: a terminal that reports no size starts at 80x25
+        # and settles at 80x24, and the screen's own events then swung between the two for ever.
+        compact = self.app.size.height <= self.COMPACT_HEIGHT
         if compact != self.has_class("-compact"):
             self.set_class(compact, "-compact")
             self._show_hosts_summary()

@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -122,14 +122,6 @@ class MainScreen(CommandLineMixin, CompactLayoutMixin, MarksMixin, Screen):
         # painted a frame after the cursor (~20 ms later at 60 fps); refreshed as the cursor
         # moves, both change in one frame. The message still refreshes it (a cheap no-op then).
         domains.cursor_moved = self._domain_changed
-        # The app's broadcast_fleet posts to every screen on the stack, the app's empty default
-        # screen under this one too. In Textual 8.2.8 a screen below the top one ends every message
-        # it handles by marking the whole top screen dirty (its _repaint_required stays set), so
-        # each poll repainted all cells of the terminal: ~26 ms a frame at 2000 domains, a fifth
-        # of a core. That screen shows nothing of the fleet: it need not hear about it.
-        for screen in self.app.screen_stack:
-            if type(screen) is Screen:
-                screen.disable_messages(FleetUpdated)
         self.refresh_view()
 
     def _apply_remembered(self, domains: DomainsTable) -> None:
@@ -146,8 +138,13 @@ class MainScreen(CommandLineMixin, CompactLayoutMixin, MarksMixin, Screen):
         elif domains.sort_column is None:
             domains.sort_column = "name"
 
-    def on_screen_resume(self) -> None:
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
         """On top again (a dialog closed): a host key question that had to wait is asked now."""
+        # Handled here before Screen's own handler (subclass first). The first resume comes right
+        # after every widget was styled as it mounted: restyling them all again was a sixth of the
+        # start's CSS work. Later resumes (a dialog closed) restyle as Textual does.
+        if self.stack_updates == 0:
+            event.refresh_styles = False
         self.console.host_keys.ask_deferred()
 
     # -- data ----------------------------------------------------------------

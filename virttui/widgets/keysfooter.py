@@ -20,9 +20,14 @@ class KeysFooter(Footer):
     _composed: tuple | None = None
 
     def compose(self) -> ComposeResult:
-        yield from super().compose()
+        for widget in super().compose():
+            if self.compact and isinstance(widget, FooterKey):
+                # as its compact watcher would on mount, where each key restyled itself (~1 ms a key)
+                widget.add_class("-compact", update=False)
+            yield widget
         # shown in place of the keys that don't fit: a key is never cut, and help lists them all
-        more = FooterKey("question_mark", "?", "more", "help", classes="-more-keys")
+        more = FooterKey("question_mark", "?", "more", "help", classes="-more-keys -compact" if self.compact
+                         else "-more-keys")
         more.display = False
         yield more.data_bind(compact=Footer.compact)
 
