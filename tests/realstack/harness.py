@@ -194,6 +194,9 @@ Port {port}
 ListenAddress 127.0.0.1
 AddressFamily inet
 HostKey {host_key}
+# a host certificate a test writes there (test_ssh_hostcert_real); none by default: sshd logs that it
+# cannot load it and goes on, and each connection's re-executed sshd reads it afresh (no reload needed)
+HostCertificate {host_key}-cert.pub
 AuthorizedKeysFile {authorized_keys}
 # user certificates signed by a CA a test writes there (test_ssh_auth_real); none by default: no file
 TrustedUserCAKeys {authorized_keys}.ca

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from virttui.drivers.sshauth import forget_warnings as forget_auth_warnings
 from virttui.drivers.sshfallback import forget_warnings
 from virttui.drivers.sshtarget import forget_resolutions
 
@@ -13,8 +14,10 @@ from virttui.drivers.sshtarget import forget_resolutions
 def fresh_ssh_run() -> Iterator[None]:
     forget_resolutions()
     forget_warnings()
+    forget_auth_warnings()
     try:
         yield
     finally:
         forget_resolutions()
         forget_warnings()
+        forget_auth_warnings()

@@ -21,7 +21,7 @@ import pytest
 from support.fakessh import FakeSSHServer, checking_keys
 from support.sshrun import fresh_ssh_run
 
-from virttui.drivers import ssh, sshresolve
+from virttui.drivers import ssh, sshauth, sshresolve
 from virttui.drivers.errors import ConnectionFailed
 from virttui.drivers.knownhosts import lists_key
 from virttui.drivers.sshhostkeys import HostKeyChanged, UnknownHostKey
@@ -198,9 +198,14 @@ def test_an_agent_socket_that_cannot_be_opened_is_one_warning_and_the_key_files_
                 f"  IdentityAgent {dead}\n")
     with caplog.at_level(logging.WARNING, logger="virttui.drivers.ssh"):
         assert connects(transport(tmp_path, server.port, settings))
+        assert connects(transport(tmp_path, server.port, settings))  # a reconnect: not said again this run
     agent_warnings = [r.getMessage() for r in caplog.records if "agent" in r.getMessage()]
     assert len(agent_warnings) == 1 and "\n" not in agent_warnings[0]
     assert "hv1" in agent_warnings[0] and str(dead) in agent_warnings[0]
+    sshauth.forget_warnings()  # a new run
+    with caplog.at_level(logging.WARNING, logger="virttui.drivers.ssh"):
+        assert connects(transport(tmp_path, server.port, settings))
+    assert len([r for r in caplog.records if "agent" in r.getMessage()]) == 2
 
 
 # -- CertificateFile -----------------------------------------------------------------------------
@@ -270,13 +275,14 @@ def test_a_certificate_of_no_identity_file_is_one_warning_naming_it(tmp_path, ce
     server, offered = cert_only_host
     moved = cert.rename(tmp_path / "orphan.cert")
     other = keygen(tmp_path / "other_key")
-    with caplog.at_level(logging.WARNING, logger="virttui.drivers.ssh"), \
-            pytest.raises(ConnectionFailed, match="authentication failed"):
-        transport(tmp_path, server.port,
-                  _cert_settings(tmp_path, f"IdentityFile {other}", f"CertificateFile {moved}")).connect()
+    for _ in range(2):  # the second attempt does not say it again this run
+        with caplog.at_level(logging.WARNING, logger="virttui.drivers.ssh"), \
+                pytest.raises(ConnectionFailed, match="authentication failed"):
+            transport(tmp_path, server.port,
+                      _cert_settings(tmp_path, f"IdentityFile {other}", f"CertificateFile {moved}")).connect()
     warnings = [r.getMessage() for r in caplog.records if "certificate" in r.getMessage()]
     assert len(warnings) == 1 and str(moved) in warnings[0] and "hv1" in warnings[0] and "\n" not in warnings[0]
-    assert [k.asbytes() for k in offered] == [public(other)]
+    assert [k.asbytes() for k in offered] == [public(other)] * 2
 
 
 # -- the three without an OpenSSH client ---------------------------------------------------------

@@ -139,6 +139,10 @@ def explain_ssh_failure(stderr: bytes, host: str) -> str:
                 f"(a man in the middle, or a reinstalled host: check, then update known_hosts)")
     if "REVOKED HOST KEY" in text or re.search(r"host key .* revoked", text, re.IGNORECASE):
         return f"{host}: host key is marked @revoked in known_hosts, refusing to connect"
+    invalid = re.search(r"Certificate invalid: (.*)", text)
+    if invalid and "Host key verification failed" in text:  # ssh then checked the plain key, not on file either
+        return (f"{host}: host certificate refused ({_printable(invalid[1]).strip()[:MAX_ERROR_LINE]}) and its "
+                f"key is not in known_hosts, refusing to connect")
     if "host key is known for" in text or "Host key verification failed" in text:
         return (f"{host}: host key not in known_hosts, refusing to connect: check its fingerprint and add it "
                 f"(e.g. ssh-keyscan, or one interactive ssh), then retry; the OpenSSH client has no trust dialog")

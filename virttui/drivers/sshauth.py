@@ -5,7 +5,8 @@ paramiko's SSHClient tries its key files, then asks its `_agent` for keys (SSHCl
 hands it a KeySource of its own: the certificates, then the keys of the agent the config chose (none
 under IdentitiesOnly, as before; paramiko would otherwise open SSH_AUTH_SOCK itself). An agent that
 cannot be reached and a certificate that cannot be offered each cost one warning naming the host,
-and the connection goes on without them, as ssh's does.
+once per run for that host and path (not at every reconnect), and the connection goes on without
+them, as ssh's does.
 
 Imports paramiko: only virttui.drivers.ssh's modules import this one (see virttui.drivers.ssh).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Mapping, Sequence
 
 import paramiko
@@ -29,6 +31,24 @@ log = logging.getLogger("virttui.drivers.ssh")  # the SSH transport's log, as it
 AGENT_TIMEOUT = 30.0  # an agent asking for confirmation (ssh-add -c) waits for a person
 CERT_SUFFIX = "-cert.pub"
 _CERT_TYPE_SUFFIX = "-cert-v01@openssh.com"
+
+_warned: set[tuple[str, str]] = set()  # (host label, path) warned about in this run
+_warned_lock = threading.Lock()
+
+
+def _warn_once(label: str, path: str, message: str, *args: object) -> None:
+    """log.warning(message, *args), the first time only for this host and path."""
+    with _warned_lock:
+        if (label, path) in _warned:
+            return
+        _warned.add((label, path))
+    log.warning(message, *args)
+
+
+def forget_warnings() -> None:
+    """Warn again about every host and path (a new run, as far as warnings go)."""
+    with _warned_lock:
+        _warned.clear()
 
 
 def agent_socket(setting: str, environ: Mapping[str, str] = os.environ) -> str | None:
@@ -62,7 +82,7 @@ def open_agent(path: str, label: str) -> paramiko.Agent | None:
     except (OSError, paramiko.SSHException, EOFError, ValueError) as exc:
         conn.close()
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        log.warning("%s: cannot use the ssh agent at %s (%s); going on without it", label, path, reason)
+        _warn_once(label, path, "%s: cannot use the ssh agent at %s (%s); going on without it", label, path, reason)
         return None
 
 
@@ -105,8 +125,8 @@ def certified_keys(certificates: Sequence[str], key_files: Sequence[str], label:
         try:
             blob = _cert_blob(path)
         except (OSError, ValueError, paramiko.SSHException) as exc:
-            log.warning("%s: cannot read the certificate %s (CertificateFile): %s", label, path,
-                        getattr(exc, "strerror", None) or exc)
+            _warn_once(label, path, "%s: cannot read the certificate %s (CertificateFile): %s", label, path,
+                       getattr(exc, "strerror", None) or exc)
             continue
         for key_file in key_files:
             if key_file not in loaded:
@@ -119,8 +139,8 @@ def certified_keys(certificates: Sequence[str], key_files: Sequence[str], label:
                     keys.append(certified)
                 break
         else:
-            log.warning("%s: the certificate %s (CertificateFile) certifies none of the unencrypted identity "
-                        "files (%s); it is not offered", label, path, ", ".join(key_files) or "none")
+            _warn_once(label, path, "%s: the certificate %s (CertificateFile) certifies none of the unencrypted "
+                       "identity files (%s); it is not offered", label, path, ", ".join(key_files) or "none")
     return keys
 
 

@@ -368,12 +368,12 @@ class VirshDriver(Driver):
 
 def open_virsh_driver(uri: str, parsed: LibvirtURI, *, clock: Callable[[], float] = time.monotonic) -> VirshDriver:
     """The virsh driver over the transport the URI names: for +ssh the SSH client chosen for it
-    (paramiko, or the system ssh: registry.ssh_client_for), local processes otherwise."""
+    (paramiko, or the system ssh: sshclients.ssh_client_to_use), local processes otherwise."""
     if parsed.transport in ("ssh", "libssh", "libssh2"):
-        from virttui.drivers.sshclients import ssh_client_for
+        from virttui.drivers.sshclients import ssh_client_to_use
 
         transport: Transport
-        if ssh_client_for(uri) == "openssh":
+        if ssh_client_to_use(uri, parsed) == "openssh":
             from virttui.drivers.openssh import OpenSSHTransport
 
             transport = OpenSSHTransport(parsed)
