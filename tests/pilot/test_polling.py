@@ -230,3 +230,21 @@ def test_a_long_interval_holds_an_events_poll_back_at_most_max_event_gap(demo, c
     app.handle_messages()
     app.run_until(clock() + MAX_EVENT_GAP + 0.1)
     assert len(starts) == 2 and starts[1] - starts[0] <= MAX_EVENT_GAP + 1e-9
+
+
+def test_timed_polls_start_an_interval_apart_however_late_their_answers_are_handled(demo, clock):
+    """A poll whose answer the UI handles late (a slow host, a busy UI thread at 20 hosts) does not
+    push the next one back: the interval runs from start to start. It once ran from the handling,
+    so a lease change took up to 2.6 s to show at a 2 s interval."""
+    app, scheduler, uri, starts = _stepped_scheduler(demo, clock)
+    real_handle = app.handle_messages
+
+    def handled_late() -> None:
+        if app.messages:
+            clock.now += 0.7
+        real_handle()
+
+    app.handle_messages = handled_late
+    app.run_until(clock() + 10.0)
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
+    assert len(gaps) >= 3 and all(abs(gap - 2.0) < 1e-6 for gap in gaps), gaps

@@ -269,6 +269,8 @@ class PollScheduler:
             loop.timer = self.app.set_timer(min(self.interval, max(MIN_REPOLL_GAP, took)),
                                             lambda: self._repoll(uri))
         elif self.autopoll:
+            if ok:  # an interval from start to start: a slow answer or a busy UI must not stretch the period
+                delay = max(MIN_REPOLL_GAP, loop.started + self.interval - self._monotonic())
             loop.timer = self.app.set_timer(delay, lambda: self.poll_now(uri))
         return None if ok else delay
 
