@@ -229,6 +229,15 @@ def negated(check: Callable[[], bool]) -> Callable[[], bool]:
 def domain_rows(domains: Any) -> tuple[list[str], list[list[str]]]:
     """The Domains pane's column labels and rows, as plain text: what the minimal app is given."""
     columns = [column.label.plain for column in domains.ordered_columns]
-    rows = [[getattr(cell, "plain", str(cell)) for cell in domains.get_row_at(index)]
+    rows = [[_cell_text(cell) for cell in domains.get_row_at(index)]
             for index in range(domains.row_count)]
     return columns, rows
+
+
+def _cell_text(cell: Any) -> str:
+    """A cell as the operator reads it: virttui's Cell (its text), a Rich Text (plain), or text."""
+    for attribute in ("text", "plain"):
+        value = getattr(cell, attribute, None)
+        if isinstance(value, str):
+            return value
+    return str(cell)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from virttui.console.hostkeys import HostKeyPrompter
     from virttui.console.roster import Roster
     from virttui.fleet import Fleet
+    from virttui.runtime.collector import CycleCollector
     from virttui.runtime.polling import PollScheduler
 
 
@@ -24,6 +25,7 @@ class ConsoleApp(Protocol):
     essentials: Essentials
     host_keys: HostKeyPrompter
     roster: Roster
+    collector: CycleCollector  # also hears every key (last_key, on its clock)
 
     def refresh_now(self) -> None:
         """Poll every host now, reporting when all answered."""

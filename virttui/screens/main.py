@@ -23,6 +23,7 @@ from virttui.drivers.model import ConnectionState, Domain
 from virttui.format import plural
 from virttui.runtime.crash import contained
 from virttui.screens.compactlayout import CompactLayoutMixin
+from virttui.screens.keysfirst import KeysFirstMixin
 from virttui.screens.lifecycle import action_bindings
 from virttui.screens.maincommands import CommandLineMixin
 from virttui.screens.marks import MarksMixin
@@ -44,7 +45,7 @@ from virttui.widgets.panes import (
 )
 
 
-class MainScreen(CommandLineMixin, CompactLayoutMixin, MarksMixin, Screen):
+class MainScreen(CommandLineMixin, CompactLayoutMixin, MarksMixin, KeysFirstMixin, Screen):
     """Four panes; lifecycle keys act on the domain under the Domains cursor."""
 
     # The Footer shows what fits, in this order: Help first (it lists every key), the lifecycle keys,
@@ -157,7 +158,7 @@ class MainScreen(CommandLineMixin, CompactLayoutMixin, MarksMixin, Screen):
             following = self._peek_message()
         except MessagePumpClosed:  # the screen is closing (the app quits): nothing left to show
             return
-        if isinstance(following, FleetUpdated):
+        if isinstance(following, FleetUpdated) or self.poll_draw_waits():
             return
         self.refresh_view(from_poll=True)
 
