@@ -557,3 +557,26 @@ async def test_z_gives_the_domains_pane_the_whole_screen_and_back(app, demo):
         await pilot.press("z")
         await pilot.pause()
         assert domains.size.height == rows_before and screen.query_one("#bottom").region
+
+
+async def test_the_footer_relabels_p_in_place_as_the_cursor_meets_a_paused_guest(app, demo):
+    """Pause on a running guest, Resume on a paused one: the same key widgets relabelled in the
+    cursor's own frame, never recomposed (which relaid the screen out a frame after the key)."""
+    from textual.widgets._footer import FooterKey
+
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        await select(pilot, demo, "web-02")
+        await settle(pilot)
+        keys_before = list(pilot.app.screen.query(FooterKey))
+        assert footer_label(pilot.app, "p") == "Pause"
+        _driver, dom = host_of(demo, "win-test")
+        assert dom.state is DomainState.PAUSED
+        await select(pilot, demo, "win-test")
+        assert footer_label(pilot.app, "p") == "Resume"  # at once, in the cursor's frame
+        await settle(pilot)
+        assert list(pilot.app.screen.query(FooterKey)) == keys_before  # no recompose followed
+        await select(pilot, demo, "web-02")
+        assert footer_label(pilot.app, "p") == "Pause"
+        await settle(pilot)
+        assert list(pilot.app.screen.query(FooterKey)) == keys_before
