@@ -124,9 +124,18 @@ class KeysFooter(Footer):
                 relabelled = True
             widget._disabled = not enabled  # what FooterKey.__init__ sets: a click on it rings the bell
             widget.set_class(not enabled, "-disabled")
-        if relabelled:
-            self._fit_keys_after_layout()  # a wider label may push the last key past the edge
+        if relabelled:  # a wider label may push the last shown key past the edge
+            self.call_after_refresh(self._refit_if_cut)
         return True
+
+    def _refit_if_cut(self) -> None:
+        """Fit the keys again only when a shown key now crosses the edge: refitting shows every key
+        for a frame, then hides what does not fit (two relayouts, and a frame after the key's)."""
+        shown = [key for key in self.query(FooterKey) if key.display and not key.has_class("-more-keys")]
+        more_shown = any(key.display for key in self.query(".-more-keys"))
+        room = self.region.width - (MORE_WIDTH if more_shown else 0)
+        if shown and shown[-1].region.right - self.region.x > room:
+            self._fit_keys_after_layout()
 
     def _forget_removed_keys(self) -> None:
         """Drop the watchers of FooterKeys that earlier recomposes removed.
