@@ -6,17 +6,14 @@ real ssh-agent."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.sshrun import fresh_ssh_run
+from support.sshtools import keygen, running_agent
 
 from virttui.cli import main
 from virttui.drivers.sshtarget import forget_resolutions
@@ -29,12 +26,6 @@ def fresh_run(monkeypatch):  # noqa: ANN001
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     with fresh_ssh_run():
         yield
-
-
-def keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)],
-                   check=True, timeout=30, stdin=subprocess.DEVNULL)
-    return path
 
 
 def status(home: Path, alias: str, host, settings: str, capsys) -> tuple[int, dict, str]:  # noqa: ANN001
@@ -89,22 +80,8 @@ def test_a_certificate_of_an_unauthorised_key_logs_in_and_the_host_key_is_saved_
 @pytest.fixture
 def agent_with_run_key(realstack) -> Iterator[str]:  # noqa: ANN001
     """A real ssh-agent holding the run's client key: its socket."""
-    folder = tempfile.mkdtemp(prefix="vt-agent-", dir="/tmp")  # a unix socket's path is 107 bytes at most
-    sock = os.path.join(folder, "agent.sock")
-    process = subprocess.Popen(["ssh-agent", "-a", sock, "-D"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 10
-        while not os.path.exists(sock):
-            assert process.poll() is None and time.monotonic() < deadline, "ssh-agent did not start"
-            time.sleep(0.02)
-        subprocess.run(["ssh-add", "-q", realstack.client_key], check=True, timeout=30, capture_output=True,
-                       stdin=subprocess.DEVNULL, env={**os.environ, "SSH_AUTH_SOCK": sock})
+    with running_agent(realstack.client_key) as sock:
         yield sock
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(10)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("agent", ["socket", "none"])

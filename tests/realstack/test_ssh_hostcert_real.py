@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from support.sshrun import fresh_ssh_run
+from support.sshtools import keygen
 
 from virttui.cli import main
 
@@ -28,12 +29,6 @@ Install = Callable[..., None]
 def fresh_run():
     with fresh_ssh_run():
         yield
-
-
-def keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)],
-                   check=True, timeout=30, stdin=subprocess.DEVNULL)
-    return path
 
 
 @pytest.fixture

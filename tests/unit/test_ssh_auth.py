@@ -9,10 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +17,7 @@ import paramiko
 import pytest
 from support.fakessh import FakeSSHServer, checking_keys
 from support.sshrun import fresh_ssh_run
+from support.sshtools import keygen, running_agent
 
 from virttui.drivers import ssh, sshauth, sshresolve
 from virttui.drivers.errors import ConnectionFailed
@@ -39,13 +37,6 @@ def fresh_run(private_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     with fresh_ssh_run():
         yield
-
-
-def keygen(path: Path) -> Path:
-    """A fresh unencrypted ed25519 key pair by the real ssh-keygen: path and path.pub."""
-    subprocess.run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)],
-                   check=True, timeout=30, stdin=subprocess.DEVNULL)
-    return path
 
 
 def public(path: Path) -> bytes:
@@ -130,22 +121,8 @@ def test_a_key_the_operator_trusts_is_saved_hashed_only_under_hash_known_hosts(t
 def agent(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """(socket, key file): a real ssh-agent on a socket of its own, holding that one key."""
     keyfile = keygen(tmp_path / "agent_key")
-    folder = tempfile.mkdtemp(prefix="vt-agent-", dir="/tmp")  # a unix socket's path is 107 bytes at most
-    sock = os.path.join(folder, "agent.sock")
-    process = subprocess.Popen([SSH_AGENT, "-a", sock, "-D"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 10
-        while not os.path.exists(sock):
-            assert process.poll() is None and time.monotonic() < deadline, "ssh-agent did not start"
-            time.sleep(0.02)
-        subprocess.run([SSH_ADD, "-q", str(keyfile)], check=True, timeout=30, stdin=subprocess.DEVNULL,
-                       env={**os.environ, "SSH_AUTH_SOCK": sock}, capture_output=True)
+    with running_agent(keyfile) as sock:
         yield sock, keyfile
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(10)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
