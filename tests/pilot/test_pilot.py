@@ -559,24 +559,41 @@ async def test_z_gives_the_domains_pane_the_whole_screen_and_back(app, demo):
         assert domains.size.height == rows_before and screen.query_one("#bottom").region
 
 
-async def test_the_footer_relabels_p_in_place_as_the_cursor_meets_a_paused_guest(app, demo):
+async def test_the_footer_relabels_p_in_place_as_the_cursor_meets_a_paused_guest(app, demo, monkeypatch):
     """Pause on a running guest, Resume on a paused one: the same key widgets relabelled in the
-    cursor's own frame, never recomposed (which relaid the screen out a frame after the key)."""
+    cursor's own frame, never recomposed (which relaid the screen out a frame after the key), and
+    laid out again: the wider label pushes the keys after it one cell to the right, and back."""
     from textual.widgets._footer import FooterKey
+
+    def places() -> dict[str, tuple[int, int]]:
+        return {key.key: (key.region.x, key.region.width) for key in pilot.app.screen.query(FooterKey)
+                if key.display and key.key != "question_mark"}
 
     async with app.run_test(size=(160, 40)) as pilot:
         await settle(pilot)
         await select(pilot, demo, "web-02")
         await settle(pilot)
-        keys_before = list(pilot.app.screen.query(FooterKey))
+        keys_before, places_before = list(pilot.app.screen.query(FooterKey)), places()
         assert footer_label(pilot.app, "p") == "Pause"
         _driver, dom = host_of(demo, "win-test")
         assert dom.state is DomainState.PAUSED
+        keys_laid_out = []
+
+        def count_key_layouts(_screen, message):  # before Screen's own handler, which relays out
+            keys_laid_out.extend([message.widget] if isinstance(message.widget, FooterKey) else [])
+
+        monkeypatch.setattr(type(pilot.app.screen), "_on_layout", count_key_layouts, raising=False)
         await select(pilot, demo, "win-test")
         assert footer_label(pilot.app, "p") == "Resume"  # at once, in the cursor's frame
         await settle(pilot)
+        assert len(keys_laid_out) == 1  # its new width laid out once, not again a frame later
         assert list(pilot.app.screen.query(FooterKey)) == keys_before  # no recompose followed
+        after = places()
+        p_x, p_width = places_before["p"]
+        assert after["p"] == (p_x, p_width + 1)
+        assert all(after[key] == (x + (x > p_x), width) for key, (x, width) in places_before.items() if key != "p")
         await select(pilot, demo, "web-02")
         assert footer_label(pilot.app, "p") == "Pause"
         await settle(pilot)
         assert list(pilot.app.screen.query(FooterKey)) == keys_before
+        assert places() == places_before

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from textual.app import ComposeResult
+from textual.geometry import Size
+from textual.widget import Widget
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
@@ -118,10 +121,14 @@ class KeysFooter(Footer):
         relabelled = False
         for widget, (_key, _display, description, action, _group, enabled, tooltip) in zip(shown, wanted, strict=True):
             if (widget.description, widget.action) != (description, action):
+                widening = cell_len(description) - cell_len(widget.description)  # "Resume" is wider than "Pause"
                 widget.description, widget.action = description, action
                 widget.tooltip = tooltip or None
-                widget.refresh(layout=True)  # "Resume" is wider than "Pause"
-                relabelled = True
+                widget.refresh(layout=bool(widening))
+                if widening:  # a layout that resizes a widget sets its virtual size, which asks for a second
+                    size = widget.virtual_size  # layout a frame later: set it now, and one layout does
+                    widget.set_reactive(Widget.virtual_size, Size(size.width + widening, size.height))
+                relabelled = relabelled or bool(widening)
             widget._disabled = not enabled  # what FooterKey.__init__ sets: a click on it rings the bell
             widget.set_class(not enabled, "-disabled")
         if relabelled:  # a wider label may push the last shown key past the edge
