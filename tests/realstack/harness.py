@@ -1079,6 +1079,12 @@ class TestHost:
                 lines[i] = ":".join(fields)
                 _write(self.dir / "etc-private/shadow", "".join(lines), 0o600)
                 self._private_etc["/etc/shadow"] = self.dir / "etc-private/shadow"
+        # bash sources root's ~/.bashrc in every SSH session sshd starts: this machine's own (a development
+        # box's, which may run `pyenv init`: ~100 ms a session) is not a hypervisor's, whose root has Debian's
+        stock, rc = Path("/usr/share/base-files/dot.bashrc"), Path("/root/.bashrc")
+        if rc.is_file() and (not stock.is_file() or rc.read_bytes() != stock.read_bytes()):
+            _write(self.dir / "etc-private/root-bashrc", stock.read_text() if stock.is_file() else "")
+            self._private_etc[str(rc)] = self.dir / "etc-private/root-bashrc"
         subprocess.run([BINARIES["ssh-keygen"], "-q", "-t", "ed25519", "-N", "", "-C", self.name,
                         "-f", str(self.dir / "ssh/host_key")], check=True, capture_output=True)
 
