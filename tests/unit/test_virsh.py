@@ -156,12 +156,35 @@ class ScriptedTransport(Transport):
     def __init__(self, answers: list[CommandResult]) -> None:
         self.answers = answers
         self.commands: list[list[str]] = []
+        self._combined = False  # the last run was the node's facts with the poll (both still in answers)
 
     def run(self, argv, *, timeout=30.0):  # noqa: ANN001, ANN201
         if argv[0] == "sh":  # the lock configuration: no file exists on this host
             return self._marked(argv, CommandResult(0, f"{SECTION_MARKER}\n{MISSING}" * 3, ""))
         self.commands.append(list(argv))
+        self.settle_combined(argv)
+        if argv[-1].startswith("nodeinfo ") and "domstats" in argv[-1]:
+            # connect: the node's facts and the poll in one virsh run, answered by the next two answers
+            # as a real virsh would: one failing command fails the run
+            self._combined = True
+            node = self.answers[0]
+            poll = self.answers[1] if len(self.answers) > 1 else CommandResult(1, "", "error: nothing scripted\n")
+            if node.returncode or poll.returncode:
+                return self._marked(argv, node if node.returncode else poll)
+            return self._marked(argv, CommandResult(0, f"{node.stdout}\n{SECTION_MARKER}\n{poll.stdout}",
+                                                    node.stderr + poll.stderr))
         return self._marked(argv, self.answers.pop(0))
+
+    def settle_combined(self, argv: list[str]) -> None:
+        """After a node-and-poll run, what the driver made of it shows in what it asks next."""
+        if not self._combined:
+            return
+        self._combined = False
+        if argv[-1].startswith("nodeinfo ") and "domstats" in argv[-1]:  # the poll's part refused: asked again
+            del self.answers[1]
+        elif not argv[-1].startswith("nodeinfo "):  # taken: both answered
+            del self.answers[:2]
+        # else the node's facts asked alone: the poll's answer stays for the poll
 
     @staticmethod
     def _marked(argv, answer: CommandResult) -> CommandResult:  # noqa: ANN001
@@ -251,6 +274,7 @@ def test_a_description_holding_an_earlier_scripts_marker_is_harmless():
     class SpoofingTransport(ScriptedTransport):
         def run(self, argv, *, timeout=30.0):  # noqa: ANN001, ANN201
             if argv[0] != "sh" and "dumpxml" in argv[-1]:
+                self.settle_combined(argv)
                 seen = MARKER.findall(" ".join(c[-1] for c in self.commands))  # every marker the host saw
                 self.answers.insert(0, CommandResult(0, f"<domain type='kvm'><name>a</name><uuid>{UUID}</uuid>"
                                                         f"<description>{' '.join(seen)}</description></domain>", ""))
@@ -263,7 +287,7 @@ def test_a_description_holding_an_earlier_scripts_marker_is_harmless():
     driver._xml.clear()  # noqa: SLF001 - the XML fetched again, as after a reconnect
     assert [d.name for d in driver.poll().domains] == ["a"]
     markers = [set(MARKER.findall(c[-1])) for c in transport.commands if MARKER.search(c[-1])]
-    assert all(len(m) == 1 for m in markers) and len(set().union(*markers)) == len(markers) == 3
+    assert all(len(m) == 1 for m in markers) and len(set().union(*markers)) == len(markers) == 2
 
 
 def test_absurd_counts_in_domstats_cost_nothing():
@@ -446,8 +470,8 @@ def test_steady_state_poll_runs_virsh_once():
 
     driver = VirshDriver(uri, parse_uri(uri), Counting())
     driver.connect()
-    driver.poll()  # first poll: listing + one batched dumpxml
-    assert len(runs) == 3
+    driver.poll()  # connect: the node's facts with the listing; the first poll: one batched dumpxml
+    assert len(runs) == 2 and "nodeinfo" in runs[0][-1] and "domstats" in runs[0][-1]
     runs.clear()
     driver.poll()
     assert len(runs) == 1 and "domstats" in runs[0][-1]

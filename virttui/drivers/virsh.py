@@ -58,6 +58,7 @@ NOWAIT_FLAG = 0x20000000  # VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT, libvirt 4.
 LONG_ACTION_TIMEOUT = 900.0  # seconds: snapshots and storage removal of big guests
 # Full node facts again every so many polls: memory can be hot-added, libvirt upgraded.
 NODE_REFRESH_POLLS = 150
+PREFETCH_FRESH = 5.0  # seconds within which a poll takes the listing read with the node's facts
 
 
 
@@ -91,6 +92,7 @@ class VirshDriver(Driver):
         self.lock_config: LockConfig | None = None
         self._on_change: Callable[[], None] | None = None
         self._poll_commands: tuple[str, ...] = POLL_COMMANDS
+        self._prefetched: tuple[list[str], float, float] | None = None  # sections, taken_at, monotonic
         self._closed = False
 
     # -- virsh -----------------------------------------------------------------
@@ -118,8 +120,7 @@ class VirshDriver(Driver):
     def _refresh_node(self) -> None:
         """Node facts and lock configuration, read at connect and again every NODE_REFRESH_POLLS polls."""
         self.transport.connect()
-        node = script(NODE_COMMANDS)
-        nodeinfo, hostname, version = node.split(self._virsh(node.text, what=self.uri))
+        nodeinfo, hostname, version = self._node_and_poll()
         self._facts = parse_node_facts(nodeinfo, hostname, version)
         self._polls = 0
         leases, self._lock_warning = self._lease_manager()
@@ -127,6 +128,32 @@ class VirshDriver(Driver):
             if self._leases is not None:  # the same configuration keeps what its manager has read
                 self._leases.close()
             self._leases = leases
+
+    def _node_and_poll(self) -> list[str]:
+        """The node's facts, read in the same virsh run as the poll that follows (poll() takes its
+        sections): a virsh run fewer before a connected host's guests show. When that run fails
+        other than on the connection (an older virsh refusing --nowait), the node's facts alone."""
+        both = script(NODE_COMMANDS + self._poll_commands)
+        self._prefetched = None
+        try:
+            sections = both.split(self._virsh(both.text, what=self.uri))
+        except ConnectionFailed:
+            raise
+        except DriverError as exc:
+            if _refuses_nowait(str(exc)) and self._poll_commands != POLL_COMMANDS_WAITING:
+                self._poll_commands = POLL_COMMANDS_WAITING  # an older virsh: without the option
+                return self._node_and_poll()
+            node = script(NODE_COMMANDS)
+            return node.split(self._virsh(node.text, what=self.uri))
+        self._prefetched = (sections[len(NODE_COMMANDS):], self._clock(), time.monotonic())
+        return sections[:len(NODE_COMMANDS)]
+
+    def _take_prefetched(self) -> tuple[list[str], float] | None:
+        """The poll's sections read with the node's facts, if they are this moment's."""
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is None or time.monotonic() - prefetched[2] > PREFETCH_FRESH:
+            return None
+        return prefetched[0], prefetched[1]
 
     def _lease_manager(self):  # noqa: ANN202 - (LeaseManager | None, warning)
         """The host's lease directory manager, if its libvirt uses sanlock or lockd; a bad config is a warning."""
@@ -145,6 +172,7 @@ class VirshDriver(Driver):
 
     def close(self) -> None:
         self._closed = True  # a poll still running starts no event stream after this
+        self._prefetched = None
         self.unwatch()
         if self.session is not None:
             self.session.close()
@@ -195,17 +223,11 @@ class VirshDriver(Driver):
         if facts is None or self._closed:
             raise ConnectionFailed(f"{self.uri}: closed")
         self._polls += 1
-        poll = script(self._poll_commands)
-        try:
-            out = self._virsh(poll.text, what=self.uri)
-        except DriverError as exc:
-            if not _refuses_nowait(str(exc)) or self._poll_commands == POLL_COMMANDS_WAITING:
-                raise
-            self._poll_commands = POLL_COMMANDS_WAITING  # an older virsh: without the option
-            poll = script(self._poll_commands)
-            out = self._virsh(poll.text, what=self.uri)
-        taken_at = self._clock()
-        listing, stats_text, autostart_text, transient_text = poll.split(out)
+        prefetched = self._take_prefetched()
+        if prefetched is not None:
+            (listing, stats_text, autostart_text, transient_text), taken_at = prefetched
+        else:
+            (listing, stats_text, autostart_text, transient_text), taken_at = self._poll_sections()
         pairs = parse_uuid_names(listing)
         stats = parse_domstats(stats_text)
         autostart = parse_names(autostart_text)
@@ -232,6 +254,19 @@ class VirshDriver(Driver):
         leases = self._leases.poll_snapshot() if self._leases is not None else None
         return HostSnapshot(host=host, domains=tuple(sorted(domains, key=lambda d: d.name)), taken_at=taken_at,
                             leases=leases)
+
+    def _poll_sections(self) -> tuple[list[str], float]:
+        """The poll script's sections (listing, stats, autostart, transient) and when they were taken."""
+        poll = script(self._poll_commands)
+        try:
+            out = self._virsh(poll.text, what=self.uri)
+        except DriverError as exc:
+            if not _refuses_nowait(str(exc)) or self._poll_commands == POLL_COMMANDS_WAITING:
+                raise
+            self._poll_commands = POLL_COMMANDS_WAITING  # an older virsh: without the option
+            poll = script(self._poll_commands)
+            out = self._virsh(poll.text, what=self.uri)
+        return poll.split(out), self._clock()
 
     def _refresh_xml(self, pairs: list[tuple[str, str]], states: dict[str, DomainState]) -> None:
         with self._lock:
