@@ -95,3 +95,28 @@ def test_the_console_starts_first_polls_before_it_imports_textual():
     out = run_python(code)
     assert "textual imported: False" in out.stdout
     assert "hosts: ['qemu:///system']" in out.stdout
+
+
+async def test_a_first_poll_over_before_the_console_started_is_in_its_first_frame():
+    """Its outcome is applied on the UI thread as the scheduler starts, before the first frame, as an
+    embedded host's poll is, not posted from a worker and painted a frame or two later."""
+    driver = RemoteLikeDriver("test:///quick")
+    first_polls = start_first_polls([driver])
+    first_polls[driver.uri].outcome()  # over, as a local host's often is before Textual is imported
+    app = VirtTUI([driver], autopoll=False, first_polls=first_polls)
+    shown_as_it_started: list[int] = []
+    start = app.scheduler.start
+
+    def start_and_look() -> None:
+        start()
+        snapshot = app.fleet.snapshot(driver.uri)
+        shown_as_it_started.append(len(snapshot.domains) if snapshot is not None else 0)
+
+    app.scheduler.start = start_and_look
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            assert shown_as_it_started and shown_as_it_started[0] > 0
+            assert driver.polls == ["first poll test:///quick"]
+    finally:
+        driver.close()

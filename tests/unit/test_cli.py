@@ -377,3 +377,18 @@ def test_one_shot_commands_read_every_lease_file_at_once_and_leave_the_policy_as
     with open_hosts(args):
         assert (ELECTION.read_budget == 0) is unpaced
     assert ELECTION.read_budget == DEFAULT_READ_BUDGET
+
+
+def test_the_election_knows_how_many_hosts_the_console_watches_and_forgets_it_after(monkeypatch):
+    """With one host, its first poll reads its lease directory in the run that learns which it is
+    (readers.ReaderElection.watched_hosts); with more, they might share it. A one-shot command too."""
+    from virttui.cli import build_parser, open_hosts
+    from virttui.locks.readers import ELECTION
+
+    monkeypatch.delenv("LIBVIRT_DEFAULT_URI", raising=False)
+    before = ELECTION.watched_hosts
+    for uris, watched in ((["test:///default"], 1), (["test:///default", "test:///other"], 2)):
+        args = build_parser().parse_args([arg for uri in uris for arg in ("-c", uri)])
+        with open_hosts(args) as (drivers, _interval, _config):
+            assert len(drivers) == watched and ELECTION.watched_hosts == watched
+        assert ELECTION.watched_hosts == before

@@ -112,6 +112,36 @@ def test_a_changed_file_is_read_at_the_next_pass_and_a_fresh_snapshot_sees_it_at
     assert polled[names[3]].leader.lver == 9 and names[5] not in polled
 
 
+class CountingDaemon(Daemon):
+    def __init__(self, host_id: int) -> None:
+        super().__init__(host_id)
+        self.runs = 0
+
+    def poll(self, directory, lockspace, **options):  # noqa: ANN001, ANN003, ANN201
+        self.runs += 1
+        return super().poll(directory, lockspace, **options)
+
+
+@pytest.mark.parametrize("watched, runs", [(1, 1), (2, 2), (0, 2)])
+def test_the_console_s_one_host_reads_its_directory_in_the_run_that_learns_which_it_is(lease_dir, watched, runs):
+    """With other hosts (or a count not known), the first poll learns which directory this is before
+    reading it, so that hosts sharing it read it once; the console's one host shares it with nobody."""
+    for disk in disks(30):
+        write_free_lease(str(lease_dir), disk)
+    clock = Clock()
+    election = ReaderElection(clock)
+    election.watched_hosts = watched
+    host = manager(lease_dir, 1, election, clock)
+    host.runner = CountingDaemon(1)
+    first = host.poll_snapshot()
+    assert host.runner.runs == runs
+    assert len(first.files) == 30 and first.complete and first.lockspace_identity == "cluster-a"
+    assert host.runner.reads == 31  # every leader record once, and the lockspace file's, either way
+    clock.now += 2
+    assert host.poll_snapshot().files == first.files and host.runner.runs == runs + 1
+    assert host.runner.reads == 31  # the next poll reads nothing: the files are the directory's, not lost
+
+
 def test_one_reader_per_shared_directory_and_another_takes_over_when_it_fails(lease_dir):
     for disk in disks(300):
         write_free_lease(str(lease_dir), disk)

@@ -35,7 +35,8 @@ def open_hosts(args: argparse.Namespace) -> Iterator[tuple[list[Driver], float, 
         raise UsageError("--poll-interval must be a number of seconds from 0.2 to 3600")
     from virttui.locks.readers import ELECTION
 
-    policy = (ELECTION.slow_interval, ELECTION.full_interval, ELECTION.read_budget, ELECTION.read_rate)
+    policy = (ELECTION.slow_interval, ELECTION.full_interval, ELECTION.read_budget, ELECTION.read_rate,
+              ELECTION.watched_hosts)
     ELECTION.slow_interval, ELECTION.full_interval = config.lease_slow_interval, config.lease_full_interval
     if getattr(args, "command", None) in ("status", "leases"):  # one poll, which must show every file now
         ELECTION.read_budget, ELECTION.read_rate = 0, 0.0
@@ -51,6 +52,7 @@ def open_hosts(args: argparse.Namespace) -> Iterator[tuple[list[Driver], float, 
             demo = Demo()
     drivers: list[Driver] = list(demo.drivers) if demo else []
     drivers.extend(open_driver_or_placeholder(uri) for uri in uris if not demo or args.connect)
+    ELECTION.watched_hosts = len(drivers)
     try:
         yield drivers, interval, config
     finally:
@@ -61,4 +63,5 @@ def open_hosts(args: argparse.Namespace) -> Iterator[tuple[list[Driver], float, 
                 log.exception("closing %s", driver.uri)
         if demo is not None:
             demo.close()
-        ELECTION.slow_interval, ELECTION.full_interval, ELECTION.read_budget, ELECTION.read_rate = policy
+        (ELECTION.slow_interval, ELECTION.full_interval, ELECTION.read_budget, ELECTION.read_rate,
+         ELECTION.watched_hosts) = policy

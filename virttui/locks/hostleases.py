@@ -111,12 +111,15 @@ class HostLeaseManager:
         nothing did)."""
         now = self._clock()
         sanlock = self.manager == "sanlock"
-        # the first poll learns which directory this is before reading it: its readers may be elsewhere
+        # the first poll learns which directory this is before reading it: its readers may be elsewhere,
+        # unless this is the console's one host
         first = sanlock and self._identity_checked is None
+        alone = first and self._election.watched_hosts == 1
         identity_read = False
         for _attempt in range(2):  # a second round trip only when the directory turned out to be another one
             cache = self._election.cache(self._key, self)
-            passing = not first and self._election.claim(self._key, self) and cache.due(now, self.slow_interval)
+            passing = (alone or not first) and self._election.claim(self._key, self) \
+                and cache.due(now, self.slow_interval)
             # which directory this is: read with each pass, by the others only if the reader found it
             # moved (host 1's daemon restarted under a new name), else every full_interval
             identity_due = sanlock and not identity_read and (
@@ -171,6 +174,10 @@ class HostLeaseManager:
             return False
         if self._key != self._private_key:  # the others of that directory check theirs at their next poll
             self._election.cache(self._key).moves += 1
+        else:
+            read = self._election.cache(self._key)
+            if read.last_pass is not None:  # read with the identity: this key's, if nobody else has one
+                self._election.adopt(key, read, self)
         self._election.leave(self, self._key)
         self._key = key
         self._built = None

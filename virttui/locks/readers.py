@@ -41,6 +41,9 @@ class ReaderElection:
         self.full_interval = DEFAULT_FULL_INTERVAL
         self.read_rate = DEFAULT_READ_RATE
         self.read_budget = DEFAULT_READ_BUDGET
+        # hosts the console watches (0: not known, as in a one-shot command): with one, its first poll
+        # reads its directory in the run that learns which directory it is (nobody else can share it)
+        self.watched_hosts = 0
         self._claims: dict[Hashable, _Claim] = {}
         self._caches: dict[Hashable, LeaseDirCache] = {}
         self._members: dict[Hashable, set[int]] = {}  # id() of each host whose view comes from the cache
@@ -55,6 +58,16 @@ class ReaderElection:
             if member is not None:
                 self._members.setdefault(key, set()).add(id(member))
             return found
+
+    def adopt(self, key: Hashable, cache: LeaseDirCache, member: object) -> bool:
+        """Files read before their directory's key was known become that key's, unless someone
+        already has a cache of it."""
+        with self._lock:
+            if key in self._caches:
+                return False
+            self._caches[key] = cache
+            self._members.setdefault(key, set()).add(id(member))
+            return True
 
     def forget(self, key: Hashable) -> None:
         """A directory's cache and claim, whoever used them."""

@@ -34,6 +34,10 @@ class FirstPoll:
         except Exception as exc:  # handed over: the scheduler reports it as any poll's failure
             self._error = exc
 
+    def done(self) -> bool:
+        """Whether outcome() would answer without waiting."""
+        return not self._thread.is_alive()
+
     def outcome(self) -> HostSnapshot:
         """Wait for it: the snapshot, or what connect() or poll() raised."""
         self._thread.join()

@@ -25,6 +25,7 @@ from virttui.console.workers import Workers, run_blocking, run_now
 from virttui.drivers.base import Driver
 from virttui.drivers.errors import DriverError
 from virttui.drivers.model import ConnectionState, Host, HostSnapshot
+from virttui.locks.readers import ELECTION
 from virttui.runtime.firstpoll import FirstPoll
 
 # Event-driven polls of one host are at least half an interval apart, and never more than this: a
@@ -110,6 +111,8 @@ class PollScheduler:
         """A host added at run time: its loop starts with a poll now."""
         if driver.uri in self._loops:
             raise ValueError(f"{driver.uri} is already polled")
+        if ELECTION.watched_hosts:  # its first poll may share a lease directory with the others
+            ELECTION.watched_hosts += 1
         loop = _HostLoop(driver)
         loop.first_seq = self.next_seq(driver.uri)
         self._loops[driver.uri] = loop
@@ -133,12 +136,15 @@ class PollScheduler:
     def start(self) -> None:
         """First polls: in-process hosts right here, so the first frame already shows their domains
         (measured: the empty frames painted while waiting for the worker threads cost ~90 ms of a
-        ~420 ms start with the demo); every other host on its worker as always."""
+        ~420 ms start with the demo), and so the outcome of a first poll already over; every other
+        host on its worker as always."""
         if self._stopped:
             return
         for uri, loop in self._loops.items():
-            if loop.driver.polls_in_process:
+            # a first poll that ended while the console started is taken as an in-process host's is
+            if loop.driver.polls_in_process or (loop.first_poll is not None and loop.first_poll.done()):
                 loop.running = True
+                loop.started = self._monotonic()  # the next poll an interval from now
                 self._last_seq += 1
                 loop.seq = self._last_seq
                 # handled now, not posted: a posted message would be handled after the first frame
