@@ -24,6 +24,7 @@ from virttui.drivers.sshhostkeys import (
     fingerprint,
     known_host_name,
 )
+from virttui.drivers.sshsocket import open_tcp, prompt_ack_transport
 from virttui.drivers.sshtarget import SSHTarget
 
 log = logging.getLogger("virttui.drivers.ssh")  # the SSH transport's log, as its operators know it
@@ -160,6 +161,8 @@ def open_client(uri: str, target: SSHTarget, timeout: float, listed_key: paramik
     connect_timeout = target.connect_timeout or timeout
     sock = way() if way is not None else None  # its errors are the caller's to word
     try:
+        if sock is None:
+            sock = open_tcp(target.address, target.port, connect_timeout)
         client.connect(
             target.address, port=target.port, username=target.user,
             # paramiko takes a list of files too (its docs); types-paramiko says str only
@@ -169,6 +172,7 @@ def open_client(uri: str, target: SSHTarget, timeout: float, listed_key: paramik
             allow_agent=True,  # the key source: no agent's keys under IdentitiesOnly (sshauth.key_source)
             look_for_keys=not target.key_files,
             sock=sock,  # type: ignore[arg-type]  # a Channel or ProxyCommand serves as one
+            transport_factory=prompt_ack_transport,
         )
     except paramiko.BadHostKeyException as exc:
         client.close()
