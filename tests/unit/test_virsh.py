@@ -685,3 +685,17 @@ def test_a_name_with_a_leading_space_is_not_fetched_again_every_poll():
     for _ in range(3):
         driver.poll()
     assert [c[-1] for c in transport.commands if "dumpxml" in c[-1]] == [f"dumpxml {UUID}"]
+
+
+def test_an_action_between_connect_and_poll_is_seen_by_the_poll():
+    """The poll right after connect takes the listing read with the node's facts, unless anything
+    ran on the host in between: the autostart an action set must show, not the listing from before."""
+    listing, xml = one_domain()
+    autostarted = CommandResult(0, listing.stdout.rsplit(SECTION_MARKER, 2)[0] + f"{SECTION_MARKER}\na\n"
+                                   f"{SECTION_MARKER}\n", "")
+    transport = ScriptedTransport([NODE_OK, listing, CommandResult(0, "", ""), autostarted, xml])
+    driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), transport)
+    driver.connect()
+    driver.set_autostart(UUID, True)
+    assert driver.poll().domains[0].autostart is True
+    assert sum("domstats" in c[-1] for c in transport.commands) == 2  # the connect's, and the poll's own

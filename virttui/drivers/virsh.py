@@ -97,6 +97,7 @@ class VirshDriver(Driver):
 
     # -- virsh -----------------------------------------------------------------
     def _run_virsh(self, command: str) -> CommandResult:
+        self._prefetched = None  # anything run after the node's facts (an action) may change the listing
         if self.session is not None:
             return self.session.run(command, COMMAND_TIMEOUT)
         return self.transport.run(["virsh", "-q", "-c", self.target_uri, command])
@@ -131,10 +132,10 @@ class VirshDriver(Driver):
 
     def _node_and_poll(self) -> list[str]:
         """The node's facts, read in the same virsh run as the poll that follows (poll() takes its
-        sections): a virsh run fewer before a connected host's guests show. When that run fails
+        sections, unless another virsh command ran in between): a virsh run fewer before a
+        connected host's guests show. When that run fails
         other than on the connection (an older virsh refusing --nowait), the node's facts alone."""
         both = script(NODE_COMMANDS + self._poll_commands)
-        self._prefetched = None
         try:
             sections = both.split(self._virsh(both.text, what=self.uri))
         except ConnectionFailed:
@@ -149,7 +150,8 @@ class VirshDriver(Driver):
         return sections[:len(NODE_COMMANDS)]
 
     def _take_prefetched(self) -> tuple[list[str], float] | None:
-        """The poll's sections read with the node's facts, if they are this moment's."""
+        """The poll's sections read with the node's facts, if nothing ran on the host since and
+        they are this moment's."""
         prefetched, self._prefetched = self._prefetched, None
         if prefetched is None or time.monotonic() - prefetched[2] > PREFETCH_FRESH:
             return None
@@ -331,6 +333,7 @@ class VirshDriver(Driver):
         It gets its own virsh process and LONG_ACTION_TIMEOUT, so it is not reported failed while
         libvirtd finishes it, and the host's polls go on meanwhile in the session."""
         if slow and self.parsed.driver != "test":  # test:// keeps its state in the session's connection
+            self._prefetched = None
             result = self.transport.run(["virsh", "-q", "-c", self.target_uri, command], timeout=LONG_ACTION_TIMEOUT)
         else:
             result = self._run_virsh(command)
