@@ -120,3 +120,24 @@ async def test_a_first_poll_over_before_the_console_started_is_in_its_first_fram
             assert driver.polls == ["first poll test:///quick"]
     finally:
         driver.close()
+
+
+async def test_a_first_poll_that_failed_before_the_console_started_is_handled_off_the_ui_thread():
+    """Its failure stops the host's event stream, which can wait seconds: a worker takes it, as before."""
+    driver = RemoteLikeDriver("test:///down", fail_connect=True)
+    first_polls = start_first_polls([driver])
+    first_polls[driver.uri]._thread.join()  # over: connect failed  # noqa: SLF001
+    app = VirtTUI([driver], autopoll=False, first_polls=first_polls)
+    states_as_it_started: list[ConnectionState] = []
+    start = app.scheduler.start
+
+    def start_and_look() -> None:
+        start()
+        states_as_it_started.append(app.fleet.host(driver.uri).state)
+
+    app.scheduler.start = start_and_look
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert states_as_it_started and states_as_it_started[0] is not ConnectionState.ERROR
+        assert app.fleet.host(driver.uri).state is ConnectionState.ERROR  # reported, by the worker
+    driver.close()

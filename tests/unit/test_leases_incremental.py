@@ -305,3 +305,23 @@ def test_a_name_from_the_directory_goes_back_to_the_host_only_if_a_command_may_c
     assert {"junk\x1b[2J", "a,b"} <= names
     carried = [name for names_sent in sent for name in names_sent]
     assert carried and not [name for name in carried if not name.isprintable() or "," in name]
+
+
+def test_files_read_before_the_lockspace_was_readable_are_not_taken_for_its_directory(lease_dir):
+    """A host that could not read its lockspace's owner keeps what it reads private. When it learns
+    the owner at a poll that reads no files, the directory is read afresh for the shared cache:
+    files read earlier, maybe from other storage, do not become that directory's."""
+    for disk in disks(30):
+        write_free_lease(str(lease_dir), disk)
+    lockspace = lease_dir / LOCKSPACE_NAME
+    joined = lockspace.read_bytes()
+    lockspace.write_bytes(b"\0" * len(joined))  # not joined yet: no owner to name the directory by
+    clock = Clock()
+    host = manager(lease_dir, 1, ReaderElection(clock), clock)
+    host.slow_interval, host._full_interval = 1000.0, 10.0  # noqa: SLF001 - the owner checked before a pass
+    assert len(host.poll_snapshot().files) == 30 and host.runner.reads == 31
+    lockspace.write_bytes(joined)
+    clock.now += 11
+    view = host.poll_snapshot()
+    assert view.lockspace_identity == "cluster-a"
+    assert host.runner.reads == 31 + 1 + 30  # the owner, then the 30 files read again for its key

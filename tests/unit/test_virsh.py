@@ -699,3 +699,32 @@ def test_an_action_between_connect_and_poll_is_seen_by_the_poll():
     driver.set_autostart(UUID, True)
     assert driver.poll().domains[0].autostart is True
     assert sum("domstats" in c[-1] for c in transport.commands) == 2  # the connect's, and the poll's own
+
+
+def test_an_action_that_ran_while_the_connect_read_the_listing_is_seen_by_the_poll():
+    """An action on another thread can finish while the connect's run (node facts and listing) is
+    still answering, so the listing may predate it: the poll then reads its own."""
+    import threading
+
+    listing, xml = one_domain()
+    autostarted = CommandResult(0, listing.stdout.rsplit(SECTION_MARKER, 2)[0] + f"{SECTION_MARKER}\na\n"
+                                   f"{SECTION_MARKER}\n", "")
+    combined_running, release = threading.Event(), threading.Event()
+
+    class Host(ScriptedTransport):
+        def run(self, argv, *, timeout=30.0):  # noqa: ANN001, ANN201
+            if argv[0] != "sh" and argv[-1].startswith("nodeinfo "):
+                combined_running.set()
+                assert release.wait(10)
+                return self._marked(argv, CommandResult(0, f"{NODE_OK.stdout}\n{SECTION_MARKER}\n{listing.stdout}", ""))
+            return super().run(argv, timeout=timeout)
+
+    transport = Host([CommandResult(0, "", ""), autostarted, xml])
+    driver = VirshDriver("qemu:///system", parse_uri("qemu:///system"), transport)
+    connecting = threading.Thread(target=driver.connect)
+    connecting.start()
+    assert combined_running.wait(10)
+    driver.set_autostart(UUID, True)  # answered while the connect's run is still in flight
+    release.set()
+    connecting.join(10)
+    assert driver.poll().domains[0].autostart is True

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from virttui.drivers.base import Action, Driver
 from virttui.drivers.errors import ConnectionFailed, DriverError, NotSupported, OperationInvalid
@@ -69,6 +70,16 @@ def _refuses_nowait(message: str) -> bool:
 
 
 
+class _Prefetched(NamedTuple):
+    """The poll's sections, read in the connect's virsh run with the node's facts."""
+
+    sections: list[str]
+    taken_at: float  # the driver's clock
+    monotonic: float  # when the run ended
+    seconds: float  # how long it took
+    commands: int  # the driver's command count once it started
+
+
 class VirshDriver(Driver):
     """A libvirt host behind `virsh -c URI`, run through a Transport."""
 
@@ -92,12 +103,20 @@ class VirshDriver(Driver):
         self.lock_config: LockConfig | None = None
         self._on_change: Callable[[], None] | None = None
         self._poll_commands: tuple[str, ...] = POLL_COMMANDS
-        self._prefetched: tuple[list[str], float, float] | None = None  # sections, taken_at, monotonic
+        self._prefetched: _Prefetched | None = None
+        self._commands_started = 0  # virsh commands run on the host so far (under _lock)
         self._closed = False
 
     # -- virsh -----------------------------------------------------------------
+    def _count_command(self) -> int:
+        """Note a virsh command starting: the poll right after a connect takes the listing read with
+        the node's facts only if no other command started since (an action may change it)."""
+        with self._lock:
+            self._commands_started += 1
+            return self._commands_started
+
     def _run_virsh(self, command: str) -> CommandResult:
-        self._prefetched = None  # anything run after the node's facts (an action) may change the listing
+        self._count_command()
         if self.session is not None:
             return self.session.run(command, COMMAND_TIMEOUT)
         return self.transport.run(["virsh", "-q", "-c", self.target_uri, command])
@@ -136,6 +155,10 @@ class VirshDriver(Driver):
         connected host's guests show. When that run fails
         other than on the connection (an older virsh refusing --nowait), the node's facts alone."""
         both = script(NODE_COMMANDS + self._poll_commands)
+        self._prefetched = None
+        with self._lock:
+            itself = self._commands_started + 1  # the count once this run starts, if nothing else does
+        began = time.monotonic()
         try:
             sections = both.split(self._virsh(both.text, what=self.uri))
         except ConnectionFailed:
@@ -146,16 +169,21 @@ class VirshDriver(Driver):
                 return self._node_and_poll()
             node = script(NODE_COMMANDS)
             return node.split(self._virsh(node.text, what=self.uri))
-        self._prefetched = (sections[len(NODE_COMMANDS):], self._clock(), time.monotonic())
+        now = time.monotonic()
+        self._prefetched = _Prefetched(sections[len(NODE_COMMANDS):], self._clock(), now, now - began, itself)
         return sections[:len(NODE_COMMANDS)]
 
-    def _take_prefetched(self) -> tuple[list[str], float] | None:
-        """The poll's sections read with the node's facts, if nothing ran on the host since and
-        they are this moment's."""
+    def _take_prefetched(self) -> _Prefetched | None:
+        """The poll's sections read with the node's facts, if no other command started on the host
+        since that run did (checked under the lock: an action may run on another thread) and they
+        are this moment's."""
         prefetched, self._prefetched = self._prefetched, None
-        if prefetched is None or time.monotonic() - prefetched[2] > PREFETCH_FRESH:
+        with self._lock:
+            commands = self._commands_started
+        if prefetched is None or commands != prefetched.commands or \
+                time.monotonic() - prefetched.monotonic > PREFETCH_FRESH:
             return None
-        return prefetched[0], prefetched[1]
+        return prefetched
 
     def _lease_manager(self):  # noqa: ANN202 - (LeaseManager | None, warning)
         """The host's lease directory manager, if its libvirt uses sanlock or lockd; a bad config is a warning."""
@@ -227,7 +255,9 @@ class VirshDriver(Driver):
         self._polls += 1
         prefetched = self._take_prefetched()
         if prefetched is not None:
-            (listing, stats_text, autostart_text, transient_text), taken_at = prefetched
+            (listing, stats_text, autostart_text, transient_text), taken_at = prefetched.sections, prefetched.taken_at
+            if prefetched.monotonic < started:  # read by a connect() before this poll: its time is the poll's
+                started -= prefetched.seconds
         else:
             (listing, stats_text, autostart_text, transient_text), taken_at = self._poll_sections()
         pairs = parse_uuid_names(listing)
@@ -333,7 +363,7 @@ class VirshDriver(Driver):
         It gets its own virsh process and LONG_ACTION_TIMEOUT, so it is not reported failed while
         libvirtd finishes it, and the host's polls go on meanwhile in the session."""
         if slow and self.parsed.driver != "test":  # test:// keeps its state in the session's connection
-            self._prefetched = None
+            self._count_command()
             result = self.transport.run(["virsh", "-q", "-c", self.target_uri, command], timeout=LONG_ACTION_TIMEOUT)
         else:
             result = self._run_virsh(command)

@@ -150,7 +150,7 @@ class HostLeaseManager:
                 if identity_due:
                     first, identity_read = False, True
                     self._identity_checked, self._moves_seen = now, cache.moves
-                    self._rekey(_lockspace_identity(raw.get("lockspace_head") or {}))
+                    self._rekey(_lockspace_identity(raw.get("lockspace_head") or {}), read_with_it=passing)
                     cache = self._election.cache(self._key, self)
                     if cache.last_pass is None:
                         continue  # nobody has read this directory yet: read it now, not a poll later
@@ -166,18 +166,17 @@ class HostLeaseManager:
         """The host went away: another host reads its directories from now on."""
         self._election.leave(self)
 
-    def _rekey(self, identity: str) -> bool:
+    def _rekey(self, identity: str, *, read_with_it: bool = False) -> bool:
         """The cache this host's view comes from: shared by every host that names this path and sees
-        the same lockspace (its first delta lease's owner), private without that evidence."""
+        the same lockspace (its first delta lease's owner), private without that evidence.
+        read_with_it: the private cache's files were read in the run that found this identity."""
         key: Hashable = ("sanlock", self.directory, self.lockspace, identity) if identity else self._private_key
         if key == self._key:
             return False
         if self._key != self._private_key:  # the others of that directory check theirs at their next poll
             self._election.cache(self._key).moves += 1
-        else:
-            read = self._election.cache(self._key)
-            if read.last_pass is not None:  # read with the identity: this key's, if nobody else has one
-                self._election.adopt(key, read, self)
+        elif read_with_it:  # those files are this key's, if nobody else has a cache of it
+            self._election.adopt(key, self._election.cache(self._key), self)
         self._election.leave(self, self._key)
         self._key = key
         self._built = None

@@ -34,9 +34,9 @@ class FirstPoll:
         except Exception as exc:  # handed over: the scheduler reports it as any poll's failure
             self._error = exc
 
-    def done(self) -> bool:
-        """Whether outcome() would answer without waiting."""
-        return not self._thread.is_alive()
+    def succeeded(self) -> bool:
+        """Whether it is over and outcome() would give its snapshot without waiting."""
+        return not self._thread.is_alive() and self._error is None
 
     def outcome(self) -> HostSnapshot:
         """Wait for it: the snapshot, or what connect() or poll() raised."""

@@ -136,13 +136,14 @@ class PollScheduler:
     def start(self) -> None:
         """First polls: in-process hosts right here, so the first frame already shows their domains
         (measured: the empty frames painted while waiting for the worker threads cost ~90 ms of a
-        ~420 ms start with the demo), and so the outcome of a first poll already over; every other
+        ~420 ms start with the demo), and so the snapshot of a first poll already over; every other
         host on its worker as always."""
         if self._stopped:
             return
         for uri, loop in self._loops.items():
-            # a first poll that ended while the console started is taken as an in-process host's is
-            if loop.driver.polls_in_process or (loop.first_poll is not None and loop.first_poll.done()):
+            # a first poll that succeeded while the console started is taken as an in-process host's is
+            # (a failed one goes the worker's way: stopping its event stream can wait seconds)
+            if loop.driver.polls_in_process or (loop.first_poll is not None and loop.first_poll.succeeded()):
                 loop.running = True
                 loop.started = self._monotonic()  # the next poll an interval from now
                 self._last_seq += 1
