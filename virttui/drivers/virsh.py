@@ -164,8 +164,7 @@ class VirshDriver(Driver):
         except ConnectionFailed:
             raise
         except DriverError as exc:
-            if _refuses_nowait(str(exc)) and self._poll_commands != POLL_COMMANDS_WAITING:
-                self._poll_commands = POLL_COMMANDS_WAITING  # an older virsh: without the option
+            if self._wait_from_now_on(exc):
                 return self._node_and_poll()
             node = script(NODE_COMMANDS)
             return node.split(self._virsh(node.text, what=self.uri))
@@ -287,15 +286,21 @@ class VirshDriver(Driver):
         return HostSnapshot(host=host, domains=tuple(sorted(domains, key=lambda d: d.name)), taken_at=taken_at,
                             leases=leases)
 
+    def _wait_from_now_on(self, exc: DriverError) -> bool:
+        """Whether the poll's commands just dropped --nowait, which this virsh refused (an older one)."""
+        if not _refuses_nowait(str(exc)) or self._poll_commands == POLL_COMMANDS_WAITING:
+            return False
+        self._poll_commands = POLL_COMMANDS_WAITING
+        return True
+
     def _poll_sections(self) -> tuple[list[str], float]:
         """The poll script's sections (listing, stats, autostart, transient) and when they were taken."""
         poll = script(self._poll_commands)
         try:
             out = self._virsh(poll.text, what=self.uri)
         except DriverError as exc:
-            if not _refuses_nowait(str(exc)) or self._poll_commands == POLL_COMMANDS_WAITING:
+            if not self._wait_from_now_on(exc):
                 raise
-            self._poll_commands = POLL_COMMANDS_WAITING  # an older virsh: without the option
             poll = script(self._poll_commands)
             out = self._virsh(poll.text, what=self.uri)
         return poll.split(out), self._clock()
