@@ -31,8 +31,8 @@ from collections.abc import Sequence
 import virttui.drivers.ssh as sshmod
 from virttui.drivers.errors import ConnectionFailed, InvalidURI
 from virttui.drivers.processgroup import end_process_group
-from virttui.drivers.sshconnect import KEEPALIVE_SECONDS
 from virttui.drivers.sshresolve import ResolveFailed, check_argument, find_ssh
+from virttui.drivers.sshsocket import KEEPALIVE_SECONDS
 from virttui.drivers.sshtarget import SSHTarget, _config_file, resolve_target
 from virttui.drivers.transport import READ_CHUNK, LineStream, _ProcessStream, line_buffered
 from virttui.drivers.uri import LibvirtURI

@@ -24,36 +24,16 @@ from virttui.drivers.sshhostkeys import (
     fingerprint,
     known_host_name,
 )
-from virttui.drivers.sshsocket import open_tcp, prompt_ack_transport
+from virttui.drivers.sshsocket import (
+    DEAD_PEER_SECONDS,
+    KEEPALIVE_SECONDS,
+    detect_dead_peers,
+    open_tcp,
+    prompt_ack_transport,
+)
 from virttui.drivers.sshtarget import SSHTarget
 
 log = logging.getLogger("virttui.drivers.ssh")  # the SSH transport's log, as its operators know it
-
-KEEPALIVE_SECONDS = 15
-
-
-# A network path that silently drops packets (a VPN or NAT entry gone, a laptop that changed
-# networks) never resets the connection: paramiko's keepalives pile up unacknowledged and TCP
-# retries them for ~15 minutes, every command timing out meanwhile. The kernel gives up on such a
-# peer after DEAD_PEER_SECONDS instead; the transport then ends, and the next poll reconnects.
-DEAD_PEER_SECONDS = 45
-
-
-def _detect_dead_peers(sock: object, dead_after: int = DEAD_PEER_SECONDS) -> None:
-    """TCP keepalive probes on an idle connection and a bound on unacknowledged data (Linux)."""
-    if not isinstance(sock, socket.socket):
-        return  # a ProxyCommand's pipe: its own process deals with the network
-    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
-    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_SECONDS), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 4),
-                        ("TCP_USER_TIMEOUT", dead_after * 1000)):
-        if hasattr(socket, name):
-            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
-    for level, option, value in options:
-        try:
-            sock.setsockopt(level, option, value)
-        except OSError:  # not TCP (a unix socket), or an option this kernel lacks
-            pass
-
 
 class _AcceptUnverified(AcceptUnverifiedKey):
     """no_verify=1 or StrictHostKeyChecking no: AcceptUnverifiedKey, its warning naming what chose it."""
@@ -208,6 +188,6 @@ def open_client(uri: str, target: SSHTarget, timeout: float, listed_key: paramik
     if transport is not None:
         transport.set_keepalive(target.alive_interval or KEEPALIVE_SECONDS)
         # ServerAliveCountMax unanswered keepalives end ssh's connection; here the kernel ends it after as long
-        _detect_dead_peers(transport.sock, target.alive_interval * target.alive_count_max if target.alive_interval
-                           else DEAD_PEER_SECONDS)
+        detect_dead_peers(transport.sock, target.alive_interval * target.alive_count_max if target.alive_interval
+                          else DEAD_PEER_SECONDS)
     return client

@@ -1,4 +1,4 @@
-"""The TCP connection under an SSH client: small packets sent at once, and acknowledged at once.
+"""The TCP connection under an SSH client: small packets sent and acknowledged at once, a dead peer noticed.
 
 SSH's requests and answers are small packets. With Nagle's algorithm on, a packet waits for the
 previous one's acknowledgement, and the peer delays acknowledgements by up to 40 ms: the key
@@ -16,26 +16,46 @@ from collections.abc import Iterable, Mapping
 
 import paramiko
 
+KEEPALIVE_SECONDS = 15
+
+# A network path that silently drops packets (a VPN or NAT entry gone, a laptop that changed
+# networks) never resets the connection: paramiko's keepalives pile up unacknowledged and TCP
+# retries them for ~15 minutes, every command timing out meanwhile. The kernel gives up on such a
+# peer after DEAD_PEER_SECONDS instead; the transport then ends, and the next poll reconnects.
+DEAD_PEER_SECONDS = 45
+
+
+def _set_options(sock: object, options: list[tuple[int, str, int]]) -> None:
+    """(level, option name, value) on sock when it is a socket: a jump host's channel or a ProxyCommand's
+    pipe is no TCP of ours. An option this system lacks, or that fails, is left out: the connection
+    works without each, only worse."""
+    if not isinstance(sock, socket.socket):
+        return
+    for level, name, value in options:
+        if hasattr(socket, name):
+            try:
+                sock.setsockopt(level, getattr(socket, name), value)
+            except OSError:
+                pass
+
 
 def open_tcp(address: str, port: int, timeout: float) -> socket.socket:
     """A TCP connection to address:port (any address family), with Nagle's algorithm off."""
     sock = socket.create_connection((address, port), timeout=timeout)
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:
-        pass  # the connection works without it, only slower
+    _set_options(sock, [(socket.IPPROTO_TCP, "TCP_NODELAY", 1)])
     return sock
 
 
 def acknowledge_now(sock: object) -> None:
     """Send the acknowledgement of what was read now, not after the delayed-ACK timer (Linux)."""
-    quickack = getattr(socket, "TCP_QUICKACK", None)
-    if quickack is None or not isinstance(sock, socket.socket):
-        return  # another system, or a jump host's channel or a ProxyCommand's pipe: no TCP of ours
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
-    except OSError:
-        pass
+    _set_options(sock, [(socket.IPPROTO_TCP, "TCP_QUICKACK", 1)])
+
+
+def detect_dead_peers(sock: object, dead_after: int = DEAD_PEER_SECONDS) -> None:
+    """TCP keepalive probes on an idle connection and a bound on unacknowledged data (Linux)."""
+    _set_options(sock, [(socket.SOL_SOCKET, "SO_KEEPALIVE", 1), (socket.IPPROTO_TCP, "TCP_KEEPIDLE", KEEPALIVE_SECONDS),
+                        (socket.IPPROTO_TCP, "TCP_KEEPINTVL", 5), (socket.IPPROTO_TCP, "TCP_KEEPCNT", 4),
+                        (socket.IPPROTO_TCP, "TCP_USER_TIMEOUT", dead_after * 1000)])
 
 
 class PromptAckTransport(paramiko.Transport):
