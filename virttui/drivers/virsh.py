@@ -108,12 +108,11 @@ class VirshDriver(Driver):
         self._closed = False
 
     # -- virsh -----------------------------------------------------------------
-    def _count_command(self) -> int:
+    def _count_command(self) -> None:
         """Note a virsh command starting: the poll right after a connect takes the listing read with
         the node's facts only if no other command started since (an action may change it)."""
         with self._lock:
             self._commands_started += 1
-            return self._commands_started
 
     def _run_virsh(self, command: str) -> CommandResult:
         self._count_command()
@@ -152,8 +151,8 @@ class VirshDriver(Driver):
     def _node_and_poll(self) -> list[str]:
         """The node's facts, read in the same virsh run as the poll that follows (poll() takes its
         sections, unless another virsh command ran in between): a virsh run fewer before a
-        connected host's guests show. When that run fails
-        other than on the connection (an older virsh refusing --nowait), the node's facts alone."""
+        connected host's guests show. When that run fails other than on the connection (an older
+        virsh refusing --nowait, garbled output), the node's facts alone."""
         both = script(NODE_COMMANDS + self._poll_commands)
         self._prefetched = None
         with self._lock:
