@@ -14,3 +14,12 @@ def no_running_console(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(App, "run", refuse)
     monkeypatch.setattr(App, "run_test", refuse)
+
+
+@pytest.fixture
+def settled_lease_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files a test wrote a moment ago read as if written long before, as a cluster's lease files
+    are: read counts then show the incremental passes alone, without the racy re-read of a file
+    read within agent.RACY_SECONDS of its write (that rule has its own tests in test_racy_reads)."""
+    from virttui.locks import agent
+    monkeypatch.setattr(agent, "RACY_SECONDS", 0.0)

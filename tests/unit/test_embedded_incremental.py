@@ -72,6 +72,7 @@ def fresh_equal(view, fresh):
     return replace(view, complete=True, as_of=0.0) == replace(fresh, as_of=0.0)
 
 
+@pytest.mark.usefixtures("settled_lease_files")
 def test_polls_between_passes_read_nothing_and_three_stores_cost_one_reader(lease_dir, clock, election,
                                                                             monkeypatch):
     for index in range(2000):
@@ -98,6 +99,7 @@ def test_polls_between_passes_read_nothing_and_three_stores_cost_one_reader(leas
         close_all(stores)
 
 
+@pytest.mark.usefixtures("settled_lease_files")
 def test_a_pass_rereads_a_rotation_so_every_record_is_read_within_the_full_interval(lease_dir, clock, election):
     for index in range(200):
         write_free_lease(str(lease_dir), f"/img/disk-{index}.qcow2")

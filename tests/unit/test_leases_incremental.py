@@ -79,6 +79,7 @@ def disks(count: int) -> list[str]:
     return [f"/images/guest-{i}.qcow2" for i in range(count)]
 
 
+@pytest.mark.usefixtures("settled_lease_files")
 def test_a_steady_directory_costs_no_reads_until_its_slow_pass_and_then_only_a_rotation(lease_dir):
     for disk in disks(2000):
         write_free_lease(str(lease_dir), disk, last_owner=2)
@@ -240,6 +241,7 @@ def test_hosts_that_only_ask_their_daemon_read_no_identity_until_the_reader_find
     assert two.runner.reads == 2
 
 
+@pytest.mark.usefixtures("settled_lease_files")
 def test_a_pass_reads_at_most_its_budget_spaced_out_and_the_next_polls_go_on(lease_dir):
     """sanlock renews on the same storage: a burst of reads would queue its renewal behind them."""
     import time

@@ -27,6 +27,7 @@ import threading
 import time
 
 SECTOR = 512
+RACY_SECONDS = 2.0  # wider than any filesystem's timestamp tick (NFS servers may keep whole seconds)
 LEASE_NAME = re.compile(r"[0-9a-f]{32}\Z")  # libvirt's sanlock lease names: md5 hex; \Z, not $ ("...\n")
 PAXOS_DISK_MAGIC = 0x06152010
 def _run(argv):
@@ -112,6 +113,19 @@ def fingerprint(name, info):
     return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=6).hexdigest()
 
 
+def is_racy(info, now):
+    """Whether the file changed so shortly before `now` that another write within the same
+    timestamp tick could leave every attribute as it is (git's racy-file rule)."""
+    age = now - max(info.st_mtime, info.st_ctime)
+    return -RACY_SECONDS <= age < RACY_SECONDS
+
+
+def read_fingerprint(name, info):
+    """The fingerprint of a file just read; one no listing can match while the read is racy, so
+    the next pass reads the file again."""
+    return fingerprint(name, info) + ("~racy" if is_racy(info, time.time()) else "")
+
+
 def _read_head(dfd, name, with_head=True):
     """The file's first sector. Closing it would drop POSIX locks THIS process held on it; the
     agent and virttui hold none (lockd's locks belong to virtlockd), so scanning never frees a lease."""
@@ -123,7 +137,7 @@ def _read_head(dfd, name, with_head=True):
             entry["error"] = exc.strerror
             return entry
         entry.update(size=info.st_size, dev=[os.major(info.st_dev), os.minor(info.st_dev)], ino=info.st_ino,
-                     fp=fingerprint(name, info))
+                     fp=read_fingerprint(name, info))
         if not stat.S_ISREG(info.st_mode):
             entry["error"] = "not a regular file"
         return entry
@@ -135,7 +149,7 @@ def _read_head(dfd, name, with_head=True):
     try:
         info = os.fstat(fd)
         entry.update(size=info.st_size, dev=[os.major(info.st_dev), os.minor(info.st_dev)], ino=info.st_ino,
-                     fp=fingerprint(name, info))
+                     fp=read_fingerprint(name, info))
         entry["head"] = head.hex()
     except OSError as exc:
         entry["error"] = exc.strerror

@@ -15,7 +15,7 @@ from dataclasses import replace
 from weakref import WeakKeyDictionary, WeakSet
 
 from virttui.locks.dircache import CachedFile, LeaseDirCache
-from virttui.locks.embeddedfiles import fingerprint_of
+from virttui.locks.embeddedfiles import read_fingerprint_of
 from virttui.locks.model import LeaderRecord, LeaseDirSnapshot, LeaseFile
 from virttui.locks.readers import ReaderElection
 
@@ -201,7 +201,7 @@ class LeaseDirMember:
                 entry = None
             elif leader is not None and info is not None:
                 lease = LeaseFile(name=name, path=os.path.join(self.directory, name), size=info.st_size, leader=leader)
-                entry = CachedFile("" if reread else fingerprint_of(info), lease)
+                entry = CachedFile("" if reread else read_fingerprint_of(info), lease)
             elif old is not None:
                 entry = replace(old, fingerprint="")  # no fingerprint matches: read at the next pass
             if entry is not old:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
 from dataclasses import replace
 
 from virttui.locks import ofd
+from virttui.locks.agent import is_racy
 from virttui.locks.dircache import CachedFile
 from virttui.locks.leader import DELTA_DISK_MAGIC, LeaderError, parse_leader
 from virttui.locks.model import MAX_HOST_ID, LeaseFile
@@ -25,6 +27,12 @@ SECTOR = 512
 def fingerprint_of(info: os.stat_result) -> str:
     """What says a file may have changed since it was read: size, times and inode."""
     return f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}"
+
+
+def read_fingerprint_of(info: os.stat_result) -> str:
+    """The fingerprint of a file just read: none while the read is racy (agent.is_racy), so the
+    next pass reads the file again."""
+    return "" if is_racy(info, time.time()) else fingerprint_of(info)
 
 
 def read_lease_file(directory: str, dfd: int, name: str) -> LeaseFile:
@@ -73,7 +81,7 @@ def read_entry(directory: str, dfd: int, name: str, found: os.stat_result,
         return CachedFile(fingerprint, unreadable(directory, name, exc)), 0
     try:
         info = os.fstat(fd)  # the file read, should the name have been replaced since its stat
-        fingerprint = fingerprint_of(info)
+        fingerprint = read_fingerprint_of(info)
         if not stat.S_ISREG(info.st_mode):
             return CachedFile(fingerprint, LeaseFile(name=name, path=path, error="not a regular file")), 0
         raw = os.pread(fd, SECTOR, 0)
