@@ -57,16 +57,18 @@ def load_config(path: str | None = None) -> Config:
     """Read the config file; a missing default file is an empty config, a missing named one an error."""
     explicit = path is not None
     path = path or default_config_path()
-    import tomllib  # here: a start without a config file need not load the TOML parser
-
     try:
-        data = tomllib.loads(read_bounded(path).decode("utf-8"))
+        raw = read_bounded(path)
     except FileNotFoundError:
         if explicit:
             raise ConfigError(f"{path}: no such file") from None
         return Config(path=path)
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror}") from None
+    import tomllib  # here: a start without a config file need not load the TOML parser
+
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     except RecursionError:  # tomllib recurses per nesting level: `a = [[[[...` would end in a traceback
