@@ -12,10 +12,10 @@ the driver for a URI.)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import Enum
 
 from virttui.drivers.model import Domain, DomainState
+from virttui.records import record
 
 ANY_STATE = frozenset(DomainState)
 ACTIVE = frozenset(state for state in DomainState if state.is_active)
@@ -23,7 +23,7 @@ RUNNING = frozenset({DomainState.RUNNING, DomainState.IDLE})
 SCREENS = frozenset({"main", "detail"})  # the screens that act on a current domain (LifecycleActions)
 
 
-@dataclass(frozen=True)
+@record
 class ActionSpec:
     """One action on a domain: how it is offered, confirmed, run and reported.
 

@@ -11,22 +11,23 @@ import json
 import os
 import stat
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 from virttui.boundedread import read_bounded
+from virttui.records import record
 
 
 class ConfigError(Exception):
     """The config file cannot be used; str() names the file and the problem."""
 
 
-@dataclass(frozen=True)
+@record
 class HostEntry:
     uri: str
     group: str = ""  # hosts with the same group form one branch of the Hosts tree
 
 
-@dataclass(frozen=True)
+@record
 class Config:
     hosts: tuple[str, ...] = field(default=())
     poll_interval: float = 2.0

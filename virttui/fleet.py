@@ -16,11 +16,12 @@ from virttui.locks.model import LeaseDirSnapshot, LeaseState, LeaseStatus
 from virttui.locks.naming import lockd_lease_name, sanlock_lease_name
 from virttui.locks.sharing import merge_views, sharing_groups
 from virttui.locks.status import DiskUse, compute_lease_status
+from virttui.records import record
 
 HISTORY = 60  # samples kept per domain for sparklines
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class DomainRow:
     """One domain with its host and its rates, ready for display."""
 

@@ -13,18 +13,18 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TextIO
 
 from virttui.drivers.base import Driver
 from virttui.drivers.model import ConnectionState, Domain, HostSnapshot
 from virttui.format import plural, printable
+from virttui.records import record
 
 FIELDS = ("time", "host", "domain", "uuid", "state", "cpu_percent", "memory_kib", "memory_used_kib",
           "disk_read_bps", "disk_write_bps", "net_rx_bps", "net_tx_bps")
 
 
-@dataclass(frozen=True)
+@record
 class DomainSample:
     """One domain's figures over one interval."""
 

@@ -12,10 +12,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal
 
 from virttui.format import printable
+from virttui.records import record
 
 Severity = Literal["information", "warning", "error"]
 
@@ -35,7 +35,7 @@ def one_line(text: str, limit: int = MAX_TEXT) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-@dataclass(frozen=True)
+@record
 class Entry:
     """One line of the record; `seq` counts every entry ever recorded, from 1."""
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from virttui.console.messages import EssentialFinished
 from virttui.console.workers import run_blocking
 from virttui.drivers.errors import DriverError
 from virttui.drivers.model import Domain
+from virttui.records import record
 
 if TYPE_CHECKING:
     from virttui.console.context import ConsoleContext
@@ -38,7 +38,7 @@ def _seconds_check(text: str) -> str:
     return "0 (off) to 86400 seconds"
 
 
-@dataclass(frozen=True)
+@record
 class _Call:
     """What an EssentialFinished message is about (its tag)."""
 

@@ -6,10 +6,10 @@ without copies or locks: whatever the UI holds can never change under it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 
 from virttui.locks.model import LeaseDirSnapshot
+from virttui.records import record
 
 
 class DomainState(str, Enum):
@@ -78,7 +78,7 @@ class ConnectionState(str, Enum):
 LEASED_DISK_KINDS = frozenset({"file", "block", "dir"})  # libvirt's virDomainLockManagerAddImage
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class Disk:
     """One disk device of a domain, from its XML."""
 
@@ -115,7 +115,7 @@ class Disk:
         return self.has_lease_path and not self.readonly and not self.shareable
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class DiskIO:
     """Cumulative I/O counters of one disk."""
 
@@ -123,7 +123,7 @@ class DiskIO:
     wr_bytes: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class Domain:
     """A guest as seen in one poll."""
 
@@ -171,7 +171,7 @@ class Domain:
         return rd, wr
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class Host:
     """A hypervisor host as seen in one poll."""
 
@@ -215,7 +215,7 @@ class Host:
         return str(redacted(self.uri))
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class HostSnapshot:
     """One consistent view of a host and its domains, taken by one poll."""
 
@@ -232,7 +232,7 @@ class HostSnapshot:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class DomainSnapshot:
     """One snapshot of a domain, as `virsh snapshot-dumpxml` describes it."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from lxml import etree
 
@@ -20,12 +20,13 @@ from virttui.drivers.errors import ConnectionFailed, ParseError
 from virttui.drivers.model import Disk, DomainState
 from virttui.drivers.xmlparse import DomainDefinition, parse_domain, parse_xml, to_bytes
 from virttui.locks.model import MAX_HOST_ID
+from virttui.records import record
 
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
 VIRTTUI_NS = "https://virttui.dev/schemas/node/1"
 
 
-@dataclass(frozen=True)
+@record
 class NodeDomain:
     definition: DomainDefinition
     xml: str
@@ -34,7 +35,7 @@ class NodeDomain:
     autostart: bool
 
 
-@dataclass(frozen=True)
+@record
 class NodeDescription:
     """Everything a node file says about one embedded host."""
 

@@ -9,9 +9,9 @@ whitespace, quotes or shell characters, neither starting with '-'. Standard libr
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from virttui.drivers.sshresolve import ResolveFailed
+from virttui.records import record
 
 MAX_HOPS = 8  # jump hosts on the way to one host, all chains counted: OpenSSH sets none, a loop would recurse
 
@@ -22,7 +22,7 @@ _PORT_RE = re.compile(r"[0-9]{1,5}")
 _HOP_RE = re.compile(r"(?:(?P<user>.*)@)?(?:\[(?P<bracketed>[^\]]*)\]|(?P<host>[^:\[\]]*))(?::(?P<port>[^:]*))?")
 
 
-@dataclass(frozen=True)
+@record
 class HopSpec:
     """One hop as the ProxyJump value names it; user and port empty where it does not say."""
 

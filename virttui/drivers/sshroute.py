@@ -15,17 +15,17 @@ virttui.drivers.ssh's modules import this one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from virttui.drivers.errors import InvalidURI
 from virttui.drivers.sshjump import MAX_HOPS, HopSpec, parse_jump_chain
 from virttui.drivers.sshresolve import ResolveFailed
 from virttui.drivers.sshtarget import SSHTarget, resolve_hop
+from virttui.records import record
 
 Resolver = Callable[[HopSpec, str | None, str], SSHTarget]  # resolve_hop's signature
 
 
-@dataclass(frozen=True)
+@record
 class Hop:
     """One jump host on the way: as the chain names it, and how to connect to it and check its key."""
 
@@ -38,7 +38,7 @@ class Hop:
         return self.spec.host
 
 
-@dataclass(frozen=True)
+@record
 class Route:
     """How to reach a host: directly, through its ProxyCommand, or over the last of its hops."""
 

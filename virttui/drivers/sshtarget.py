@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-from dataclasses import dataclass
 
 from virttui.drivers.errors import InvalidURI
 from virttui.drivers.sshfallback import fallback_directives
@@ -29,6 +28,7 @@ from virttui.drivers.sshjump import HopSpec, parse_jump_chain
 from virttui.drivers.sshresolve import Directives, ResolveFailed, find_ssh, run_ssh_g, ssh_g_argv
 from virttui.drivers.sshtokens import TokenContext, TokenError, account_home, expand, expand_proxy
 from virttui.drivers.uri import LibvirtURI
+from virttui.records import record
 
 GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
 # StrictHostKeyChecking as ssh -G prints it (yes as "true", no as "false") and as a config spells it
@@ -39,7 +39,7 @@ _TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _BAD_PORT_RE = re.compile(r"ssh -G failed: (?P<file>.+?):? line (?P<line>[0-9]+): Bad port '(?P<port>.*)'\.?$")
 
 
-@dataclass(frozen=True)
+@record
 class SSHTarget:
     """Where and as whom to connect, and how to check the host's key, after the config and the URI had their say."""
 
@@ -73,7 +73,7 @@ class SSHTarget:
         return self.known_hosts_files or (self.known_hosts,)
 
 
-@dataclass(frozen=True)
+@record
 class _Resolved:
     """The directives of one host that virttui honours, before the URI's own say."""
 

@@ -13,7 +13,8 @@ import pwd
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+from virttui.records import record
 
 _TOKEN_RE = re.compile(r"%(.)|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|%$|\$\{")
 
@@ -22,7 +23,7 @@ class TokenError(ValueError):
     """A token ssh would refuse: an unknown `%x`, a `${VAR}` with no value, a `~user` with no account."""
 
 
-@dataclass(frozen=True)
+@record
 class TokenContext:
     """The values of the tokens for one host, as ssh computes them."""
 

@@ -16,10 +16,10 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from virttui.drivers.errors import ConnectionFailed
 from virttui.drivers.processgroup import end_process_group
+from virttui.records import record
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def over_cap(who: str, size: int = MAX_COMMAND_OUTPUT, what: str = "answer") -> 
     return OverCap(f"{who}: {what} over {mib(size)}")
 
 
-@dataclass(frozen=True)
+@record
 class CommandResult:
     """What one command left behind."""
 

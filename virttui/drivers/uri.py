@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from urllib.parse import quote, unquote
 
 from virttui.drivers.errors import InvalidURI
+from virttui.records import record
 
 _URI_RE = re.compile(
     r"^(?P<driver>[A-Za-z][A-Za-z0-9]*)(?:\+(?P<transport>[A-Za-z][A-Za-z0-9]*))?"
@@ -24,7 +25,7 @@ SSH_TRANSPORTS = frozenset({"ssh", "libssh", "libssh2"})
 KNOWN_TRANSPORTS = {*SSH_TRANSPORTS, "tcp", "tls", "unix", "ext"}
 
 
-@dataclass(frozen=True)
+@record
 class LibvirtURI:
     """A parsed URI; `local_uri` is what virsh on the target host is given."""
 

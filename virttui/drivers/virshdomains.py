@@ -4,14 +4,15 @@ from the bulk `domstats`, the rest from the domain's XML, cached between polls (
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from virttui.drivers.model import Disk, DiskIO, Domain, DomainState, notable_reason
 from virttui.drivers.virshparse import stat_int
 from virttui.drivers.xmlparse import DomainDefinition
+from virttui.records import record
 
 
-@dataclass(frozen=True)
+@record
 class CachedXML:
     xml: str
     definition: DomainDefinition

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import secrets
 import uuid as uuidlib
-from dataclasses import dataclass
 
 from virttui.drivers.errors import (
     ConnectionFailed,
@@ -21,6 +20,7 @@ from virttui.drivers.errors import (
     ParseError,
 )
 from virttui.drivers.names import escaped
+from virttui.records import record
 
 
 def new_marker() -> str:
@@ -98,7 +98,7 @@ def stat_int(stats: dict[str, str], key: str, default: int | None = None) -> int
         raise ParseError(f"virsh domstats: {key}={value[:40]!r} is not an integer") from None
 
 
-@dataclass(frozen=True)
+@record
 class NodeFacts:
     """What nodeinfo, hostname and version say of a host."""
 
@@ -132,7 +132,7 @@ def parse_node_facts(nodeinfo: str, hostname: str, version: str) -> NodeFacts:
 _EVENT_RE = re.compile(r"^event '(?P<kind>[^']+)' for domain '(?P<name>.*)'(?:[: ].*)?$")
 
 
-@dataclass(frozen=True)
+@record
 class VirshEvent:
     """One line of `virsh event --all --loop`."""
 

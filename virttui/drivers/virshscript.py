@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from virttui.drivers.errors import DomainNotFound
 from virttui.drivers.virshparse import new_marker, split_sections
+from virttui.records import record
 
 BATCH_BYTES = 32 * 1024  # one virsh script at most: a quarter of Linux's 128 KiB argument cap
 
 
-@dataclass(frozen=True)
+@record
 class Script:
     """One virsh command line running several commands, and the marker of its own that cuts the output."""
 

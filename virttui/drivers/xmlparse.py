@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 import uuid as uuidlib
-from dataclasses import dataclass
 
 from lxml import etree
 
 from virttui.drivers.errors import ParseError
 from virttui.drivers.model import Disk
+from virttui.records import record
 
 _UNITS = {
     "b": 1, "bytes": 1,
@@ -73,7 +73,7 @@ def to_bytes(value: str | None, unit: str | None, default_unit: str = "kib") -> 
     return number * scale
 
 
-@dataclass(frozen=True)
+@record
 class DomainDefinition:
     """The static part of a domain, from its XML."""
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from virttui.locks.model import LeaseFile
+from virttui.records import record
 
 
-@dataclass(frozen=True)
+@record
 class CachedFile:
     fingerprint: str  # the agent's digest of (name, size, mtime, ctime, inode): another means re-read
     file: LeaseFile  # as read: `held` is decided per poll, from the daemons

@@ -7,19 +7,18 @@ parses it (locks/libvirtconf.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from virttui.drivers.transport import Transport
 from virttui.drivers.virshparse import new_marker, split_sections
 from virttui.locks.libvirtconf import LOCKD_CONF, QEMU_CONF, SANLOCK_CONF, LibvirtConfError, lock_config
 from virttui.locks.manager import LeaseManager
 from virttui.locks.model import LockConfig
+from virttui.records import record
 
 MISSING = "@@virttui-missing@@"
 UNREADABLE = "@@virttui-unreadable@@"
 
 
-@dataclass(frozen=True)
+@record
 class Discovered:
     """A host's lock configuration (None: none could be read), its lease manager (None: no disk
     leases to show) and a warning for the Hosts pane ("" when all is well)."""

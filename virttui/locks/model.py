@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import Enum
+
+from virttui.records import record
 
 LOCKSPACE_NAME = "__LIBVIRT__DISKS__"
 MAX_HOST_ID = 2000  # sanlock's default (and libvirt's) max_hosts of a lockspace: host_ids 1..2000
 DEFAULT_LEASE_DIR = "/var/lib/libvirt/sanlock"
 
 
-@dataclass(frozen=True)
+@record
 class LockConfig:
     """A host's libvirt lock settings (qemu.conf + qemu-sanlock.conf + qemu-lockd.conf)."""
 
@@ -26,7 +28,7 @@ class LockConfig:
     device_lockspaces: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class LeaderRecord:
     """The first sector of a sanlock lease: who owns it, since when."""
 
@@ -48,7 +50,7 @@ class LeaderRecord:
         return self.timestamp == 0
 
 
-@dataclass(frozen=True)
+@record
 class LeaseFile:
     """One file of the lease directory, as read in one poll."""
 
@@ -63,7 +65,7 @@ class LeaseFile:
     daemon_owner: int = 0
 
 
-@dataclass(frozen=True)
+@record
 class LeaseDirSnapshot:
     """The lease directory as one host sees it."""
 
@@ -109,7 +111,7 @@ class LeaseState(str, Enum):
     CORRUPT = "corrupt"
 
 
-@dataclass(frozen=True)
+@record
 class LeaseStatus:
     """One row of lease status: a file, or a missing lease of a running disk."""
 
@@ -123,7 +125,7 @@ class LeaseStatus:
     holder: str = ""  # "host/domain" running with this lease, when known
 
 
-@dataclass(frozen=True)
+@record
 class CleanupOutcome:
     """What cleanup did with one file."""
 
@@ -133,7 +135,7 @@ class CleanupOutcome:
     reason: str = ""  # why it was kept
 
 
-@dataclass(frozen=True)
+@record
 class CleanupReport:
     """All outcomes of one cleanup run, in directory order."""
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from virttui.records import record
 
 _NUMBER = re.compile(r"-?[0-9]{1,20}")  # ASCII digits, 64-bit at most: "²".isdigit() is true, int("²") fails
 
@@ -15,7 +16,7 @@ def _number(text: str, *, signed: bool = False) -> int | None:
     return int(text)
 
 
-@dataclass(frozen=True)
+@record
 class DaemonStatus:
     """What this host's sanlock daemon holds: lockspaces joined, resources held."""
 
@@ -64,7 +65,7 @@ def parse_host_status(text: str) -> dict[int, int]:
 HOLDING_STATES = frozenset({"LIVE", "FAIL", "UNKNOWN"})
 
 
-@dataclass(frozen=True)
+@record
 class HostState:
     """One host_id of a lockspace as this host's sanlock daemon sees it."""
 

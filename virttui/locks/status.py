@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from virttui.locks.model import LeaseDirSnapshot, LeaseState, LeaseStatus
+from virttui.records import record
 
 
-@dataclass(frozen=True)
+@record
 class DiskUse:
     """One domain's use of one disk path, on one host."""
 

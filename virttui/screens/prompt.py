@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,10 +10,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
+from virttui.records import record
 from virttui.widgets.checkbox import TickBox
 
 
-@dataclass(frozen=True)
+@record
 class Field:
     """One input: its key in the result, label, starting value, and a check returning an error or ""."""
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from virttui.drivers.model import Disk, Domain
 from virttui.fleet import Fleet
 from virttui.format import human_bytes
 from virttui.locks.model import LeaseStatus
 from virttui.locks.naming import sanlock_lease_name
+from virttui.records import record
 from virttui.views.common import KEY_SEP, Column
 from virttui.views.leases import LEASE_STYLES
 from virttui.widgets.cells import Cell, Row
@@ -26,7 +26,7 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class DisksView:
     rows: tuple[Row, ...]
     title: str

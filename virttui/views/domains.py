@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence, Set
-from dataclasses import dataclass
 
 from virttui.drivers.model import DomainState
 from virttui.fleet import DomainRow, Fleet
 from virttui.format import human_kib, percent
+from virttui.records import record
 from virttui.views.common import ALL_HOSTS_KEY, Column, cut, domain_key, group_of_key, projection
 from virttui.widgets.cells import Cell, Row
 
@@ -63,7 +63,7 @@ class DomainsCache:
                     cache.pop(gone, None)
 
 
-@dataclass(frozen=True)
+@record
 class DomainsView:
     rows: tuple[Row, ...]
     title: str

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
 
 from virttui.drivers.model import ConnectionState, Host
 from virttui.fleet import Fleet
 from virttui.format import human_kib, latency
 from virttui.locks.model import LeaseDirSnapshot
+from virttui.records import record
 from virttui.views.common import ALL_HOSTS_KEY, Column, cut, group_key, projection
 from virttui.widgets.cells import Cell, Row
 
@@ -32,7 +32,7 @@ HOST_STYLES = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class HostsView:
     """What the Hosts pane shows. lease_peers: per host, the hosts that shared its lease directory
     when it was last seen connected; the caller hands it to the next hosts_view."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from virttui.fleet import Fleet
 from virttui.locks.model import LeaseState, LeaseStatus
 from virttui.locks.status import STATE_ORDER as LEASE_ORDER
+from virttui.records import record
 from virttui.views.common import KEY_SEP, Column
 from virttui.widgets.cells import Cell, Row
 
@@ -29,7 +29,7 @@ LEASE_STYLES = {
 LEASE_AGE_EPOCH = 1e9  # an as_of before 2001 is no wall time (a test's stepped clock): no age shown
 
 
-@dataclass(frozen=True)
+@record
 class LeasesView:
     """rows is the very object of the previous view while the Fleet's lease rows are unchanged."""
 

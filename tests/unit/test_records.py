@@ -1,0 +1,92 @@
+"""virttui.records.record behaves as @dataclass(frozen=True) does, for everything the models use."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+
+import pytest
+
+from virttui.drivers.model import Disk, Domain, DomainState
+from virttui.records import record
+
+
+@record
+class Point:
+    x: int
+    y: int = 0
+    note: str = dataclasses.field(default="", compare=False)
+
+
+@record(slots=True)
+class Tag:
+    name: str
+
+
+@record
+class Empty:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    x: int
+    y: int = 0
+    note: str = dataclasses.field(default="", compare=False)
+
+
+@record
+class OwnEquality:
+    value: int
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OwnEquality) and abs(self.value - other.value) <= 1
+
+
+def test_equality_and_hash_follow_the_compared_fields_as_dataclass_does():
+    assert Point(1, 2) == Point(1, 2, note="other")  # compare=False is left out
+    assert Point(1, 2) != Point(1, 3) and Point(1, 2) != Point(2, 2)
+    assert hash(Point(1, 2)) == hash(Point(1, 2, note="x"))
+    assert len({Point(1, 2), Point(1, 2, note="x"), Point(2, 2)}) == 2
+    assert Empty() == Empty() and hash(Empty()) == hash(Empty())
+    assert Tag("a") == Tag("a") and Tag("a") != Tag("b") and hash(Tag("a")) == hash(Tag("a"))
+
+
+def test_an_instance_equals_only_the_same_class():
+    assert Point(1, 2) != Reference(1, 2)
+    assert Point(1, 2) != (1, 2)
+    assert Point(1, 2).__eq__((1, 2)) is NotImplemented
+
+
+def test_repr_matches_dataclass():
+    assert repr(Point(1, 2, note="n")) == repr(Reference(1, 2, note="n")).replace("Reference", "Point")
+    assert repr(Tag("a")) == "Tag(name='a')"
+    assert repr(Empty()) == "Empty()"
+
+
+def test_records_stay_frozen_dataclasses():
+    point = Point(1, 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        point.x = 5
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Tag("a").name = "b"
+    assert dataclasses.is_dataclass(point) and dataclasses.replace(point, y=7) == Point(1, 7)
+    assert dataclasses.astuple(point) == (1, 2, "")
+    assert not hasattr(Tag("a"), "__dict__")  # slots=True
+    assert pickle.loads(pickle.dumps(point)) == point
+    assert Point.__match_args__ == ("x", "y", "note")
+
+
+def test_a_class_keeps_the_methods_it_defines():
+    assert OwnEquality(1) == OwnEquality(2) and OwnEquality(1) != OwnEquality(3)
+    with pytest.raises(TypeError):
+        hash(OwnEquality(1))  # its own __eq__ without __hash__: unhashable, as Python has it
+
+
+def test_the_models_compare_as_before():
+    disk = Disk(target="vda", source="/img/a.qcow2")
+    domain = Domain(uuid="u", name="a", state=DomainState.RUNNING, vcpus=1, memory_kib=1024, max_memory_kib=1024,
+                    disks=(disk,))
+    assert domain == dataclasses.replace(domain) and domain != dataclasses.replace(domain, name="b")
+    assert hash(domain) == hash(dataclasses.replace(domain))
+    assert "name='a'" in repr(domain)
