@@ -392,3 +392,39 @@ def test_the_election_knows_how_many_hosts_the_console_watches_and_forgets_it_af
         with open_hosts(args) as (drivers, _interval, _config):
             assert len(drivers) == watched and ELECTION.watched_hosts == watched
         assert ELECTION.watched_hosts == before
+
+
+CONSOLE_ARGVS = [
+    [], ["--demo"], ["-c", "test:///default"], ["-ctest:///default", "--debug"], ["--connect=qemu:///system"],
+    ["--config", "/x.toml", "--poll-interval", "5", "--log", "/tmp/l"], ["--poll-interval=0.5", "--demo"],
+    ["-c", "status"],  # an option's value that reads as a subcommand
+]
+OTHER_ARGVS = [
+    ["status"], ["status", "--json", "-c", "a"], ["-c", "a", "status", "-c", "b"], ["top", "--batch", "-n", "1"],
+    ["leases", "status"], ["leases", "cleanup", "--dry-run"], ["--conn", "x"], ["--pol", "3"],
+]
+BAD_ARGVS = [
+    ["--poll-interval", "abc"], ["--poll-interval"], ["--nosuch"], ["bogus"], ["-h"], ["--help"], ["--he"],
+    ["--version"], ["--demo", "--"], ["-"], ["status", "--nosuch"], ["top"], ["leases"], ["-c"], ["-c", "-h"],
+]
+
+
+@pytest.mark.parametrize("argv", CONSOLE_ARGVS + OTHER_ARGVS)
+def test_the_console_start_parses_argv_as_the_whole_grammar_does(argv):
+    """A console start skips building the subcommands' parsers: never a different result for it."""
+    from virttui.cli.parser import _console_start, build_parser, parse_command_line
+
+    assert _console_start(argv) == (argv in CONSOLE_ARGVS)
+    assert vars(parse_command_line(argv)) == vars(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", BAD_ARGVS)
+def test_help_version_and_errors_read_as_the_whole_grammar_has_them(argv, capsys):
+    from virttui.cli.parser import build_parser, parse_command_line
+
+    with pytest.raises(SystemExit) as whole:
+        build_parser().parse_args(argv)
+    expected = capsys.readouterr()
+    with pytest.raises(SystemExit) as parsed:
+        parse_command_line(argv)
+    assert parsed.value.code == whole.value.code and capsys.readouterr() == expected

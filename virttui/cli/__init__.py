@@ -20,7 +20,7 @@ from virttui.cli.hosts import open_hosts
 from virttui.cli.leases import cmd_leases_cleanup, cmd_leases_status
 from virttui.cli.logfile import _private_log_handler, _setup_logging
 from virttui.cli.output import OutputError, UsageError, _GuardedOutput, _printable
-from virttui.cli.parser import build_parser
+from virttui.cli.parser import build_parser, parse_command_line
 from virttui.cli.status import cmd_status, status_json, status_text
 from virttui.cli.topcmd import cmd_top
 from virttui.runtime.collector import resume_collection
@@ -42,6 +42,7 @@ __all__ = [
     "cmd_top",
     "main",
     "open_hosts",
+    "parse_command_line",
     "status_json",
     "status_text",
 ]
@@ -78,8 +79,7 @@ def _run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_command_line(sys.argv[1:] if argv is None else argv)
     args.connect = (args.connect or []) + getattr(args, "sub_connect", [])
     _setup_logging(args.log)
     if sys.stdout is None:  # started with stdout closed (`virttui status >&-`)

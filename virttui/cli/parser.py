@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import NoReturn
 
 from virttui import __version__
+
+DESCRIPTION = "Keyboard-driven console for libvirt hosts."
 
 
 def _add_connect(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -19,13 +23,56 @@ def _add_connect(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         help="config file (default ~/.config/virttui/config.toml)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="virttui", description="Keyboard-driven console for libvirt hosts.")
+_CONSOLE_VALUED = frozenset({"-c", "--connect", "--config", "--poll-interval", "--log"})
+
+
+def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
+    """argv parsed. A console start (no subcommand, no help) skips building the subcommands'
+    parsers; anything else, or any error, goes to the whole grammar, so messages are the same."""
+    if _console_start(argv):
+        console = _ConsoleParser(argv)
+        _add_console_options(console)
+        console.set_defaults(command=None)
+        return console.parse_args(argv)
+    return build_parser().parse_args(argv)
+
+
+def _console_start(argv: Sequence[str]) -> bool:
+    """Whether argv is options of the console alone: no word that could be a subcommand, no help."""
+    takes_value = False
+    for token in argv:
+        if takes_value:
+            takes_value = False
+        elif token in _CONSOLE_VALUED:
+            takes_value = True
+        elif not token.startswith("-") or token.startswith(("-h", "--h")) or token in ("-", "--"):
+            return False
+    return True
+
+
+class _ConsoleParser(argparse.ArgumentParser):
+    """The console's options only; an error is reported by the whole grammar."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        super().__init__(prog="virttui", description=DESCRIPTION)
+        self._argv = list(argv)
+
+    def error(self, message: str) -> NoReturn:
+        build_parser().parse_args(self._argv)
+        super().error(message)  # the whole grammar took it after all: this parser's message
+
+
+def _add_console_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", action="version", version=f"virttui {__version__}")
     _add_connect(parser, top=True)
     parser.add_argument("--poll-interval", type=float, metavar="SECONDS", help="seconds between polls (default 2)")
     parser.add_argument("--log", metavar="FILE", help="log file (default ~/.local/state/virttui/virttui.log)")
     parser.add_argument("--debug", action="store_true", help="show the log live in a pane of the console")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="virttui", description=DESCRIPTION)
+    _add_console_options(parser)
     sub = parser.add_subparsers(dest="command")
     status = sub.add_parser("status", help="poll every host once and print its domains")
     _add_connect(status, top=False)
