@@ -290,3 +290,23 @@ async def test_results_in_quick_succession_are_one_toast_the_rest_in_the_record(
         await pilot.press("f", "y")
         await settle(pilot)
         assert notices(app)[-1] == "Force off web-03 on hv2: done, shut off (and 1 more: L)"
+
+
+async def test_the_filter_box_is_mounted_at_the_first_slash_and_kept(app, demo):
+    """A start does not style an input nobody has asked for; / mounts and focuses it in one go."""
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert not app.screen.query("#filter")  # not in the first frame
+        await pilot.press("escape")  # Esc with no filter box: nothing to clear, no error
+        await settle(pilot)
+        await pilot.press("slash", *"web")
+        await settle(pilot)
+        box = app.screen.query_one("#filter")
+        assert box.has_focus and box.display and box.region.height == 3
+        assert visible_names(app) and all("web" in name for name in visible_names(app))
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not box.display and box.is_attached and app.screen.filter_text == ""
+        await pilot.press("slash")
+        await settle(pilot)
+        assert app.screen.query_one("#filter") is box and box.has_focus and box.value == ""

@@ -44,6 +44,8 @@ from virttui.widgets.panes import (
     split_domain_key,
 )
 
+FILTER_PLACEHOLDER = "filter domains by name, host, state, UUID or disk path (Enter keeps, Esc clears)"
+
 
 class MainScreen(CommandLineMixin, CompactLayoutMixin, MarksMixin, KeysFirstMixin, Screen):
     """Four panes; lifecycle keys act on the domain under the Domains cursor."""
@@ -84,6 +86,7 @@ class MainScreen(CommandLineMixin, CompactLayoutMixin, MarksMixin, KeysFirstMixi
     def __init__(self) -> None:
         super().__init__()
         self.filter_text = ""
+        self._filter_box: Input | None = None  # mounted at the first /: its styles would cost every start
         self._folded: set[str] = set()  # host groups whose hosts the Hosts tree hides
         self._domains_cache = DomainsCache()  # a poll of one host rebuilds only that host's rows
         self._leases_cache = LeasesCache()
@@ -103,10 +106,6 @@ class MainScreen(CommandLineMixin, CompactLayoutMixin, MarksMixin, KeysFirstMixi
         with Horizontal(id="bottom"):
             yield DisksTable(id="disks")
             yield LeasesTable(id="leases")
-        box = Input(placeholder="filter domains by name, host, state, UUID or disk path (Enter keeps, Esc clears)",
-                    id="filter")
-        box.cursor_blink = not self.app.is_headless  # a blinking cursor would make snapshots flaky
-        yield box
         yield Static("", id="filter-kept", markup=False)
         yield KeysFooter(compact=True, show_command_palette=False)
 
@@ -114,7 +113,6 @@ class MainScreen(CommandLineMixin, CompactLayoutMixin, MarksMixin, KeysFirstMixi
     def on_mount(self) -> None:
         self.query_one("#disks").border_title = "Disks"
         self.query_one("#leases").border_title = "Leases"
-        self.query_one("#filter").display = False
         self.query_one("#filter-kept").display = False
         domains = self.query_one(DomainsTable)
         domains.focus()
@@ -432,21 +430,30 @@ class MainScreen(CommandLineMixin, CompactLayoutMixin, MarksMixin, KeysFirstMixi
         self.console.host_keys.review(self.selected_host)
 
     # -- filter --------------------------------------------------------------
+    def _open_filter_box(self) -> Input:
+        """The filter's input box, mounted the first time it is wanted."""
+        if self._filter_box is None:
+            self._filter_box = Input(placeholder=FILTER_PLACEHOLDER, id="filter")
+            self._filter_box.cursor_blink = not self.app.is_headless  # a blinking cursor: flaky snapshots
+            self.mount(self._filter_box, before="#filter-kept")
+        return self._filter_box
+
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self._open_filter_box()
         self.query_one("#filter-kept").display = False
         box.display = True
         box.focus()
 
 
     def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        if not box.display and not self.filter_text:
+        box = self._filter_box
+        if (box is None or not box.display) and not self.filter_text:
             if self.marked:  # Esc with no filter: drop the marks
                 self._bulk_done()
             return
-        box.value = ""
-        box.display = False
+        if box is not None:
+            box.value = ""
+            box.display = False
         self.query_one("#filter-kept").display = False
         self.filter_text = ""
         self.query_one(DomainsTable).focus()
@@ -466,7 +473,8 @@ class MainScreen(CommandLineMixin, CompactLayoutMixin, MarksMixin, KeysFirstMixi
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
         # the filter kept takes one line, not the input's three
-        self.query_one("#filter", Input).display = False
+        if self._filter_box is not None:
+            self._filter_box.display = False
         kept = self.query_one("#filter-kept", Static)
         kept.update(Content.assemble(("Filter: ", "bold"), self.filter_text, ("  (/ edits, Esc clears)", "dim")))
         kept.display = bool(self.filter_text)

@@ -23,6 +23,7 @@ class CommandLineMixin(Screen):
     filter_text: str
     console: ConsoleApp
     _filter_done: Callable[[], None]
+    _open_filter_box: Callable[[], Input]
     _refresh_domains: Callable[..., None]
     _refresh_disks: Callable[[], None]
     action_zoom: Callable[[], None]
@@ -98,7 +99,7 @@ class CommandLineMixin(Screen):
         hosts.move_to_key(key)
 
     def _set_filter(self, text: str) -> None:
-        box = self.query_one("#filter", Input)
+        box = self._open_filter_box()
         box.value = text
         self.filter_text = text.strip()
         self._filter_done()
