@@ -103,12 +103,11 @@ async def _keys(uris: list[str], repeat: int
                         partial(_cursor_at, domains, row + 1))
 
         # filter: after "/", type a word letter by letter (each letter narrows the table), Esc clears
-        filter_box = screen.query_one("#filter")
         index = 0
         while len(settled.get("filter keystroke (after /)", ())) < repeat:
             word = WORDS[index % len(WORDS)]
             index += 1
-            await press("open the filter (/)", "slash", lambda: app.focused is filter_box)
+            await press("open the filter (/)", "slash", lambda: app.focused is not None and app.focused.id == "filter")
             for end in range(1, len(word) + 1):
                 await press("filter keystroke (after /)", word[end - 1], partial(_filtered, screen, word[:end]))
             await press("clear the filter (Esc)", "escape", lambda: app.focused is domains and not screen.filter_text)
