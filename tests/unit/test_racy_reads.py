@@ -25,20 +25,20 @@ SLOW = 30.0
 
 
 class CoarseTimes:
-    """The os module as seen on a filesystem whose times move in whole seconds."""
+    """The os module as seen on a filesystem whose timestamp tick is longer than the test: every
+    write it makes leaves the times at the tick's start."""
 
-    def __init__(self) -> None:
+    def __init__(self, tick: int) -> None:
         self._real = os
+        self.tick = tick
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._real, name)
 
-    @staticmethod
-    def _coarse(info: os.stat_result) -> SimpleNamespace:
-        mtime, ctime = int(info.st_mtime), int(info.st_ctime)
+    def _coarse(self, info: os.stat_result) -> SimpleNamespace:
         return SimpleNamespace(st_mode=info.st_mode, st_ino=info.st_ino, st_dev=info.st_dev, st_size=info.st_size,
-                               st_mtime=float(mtime), st_ctime=float(ctime),
-                               st_mtime_ns=mtime * 10**9, st_ctime_ns=ctime * 10**9)
+                               st_mtime=float(self.tick), st_ctime=float(self.tick),
+                               st_mtime_ns=self.tick * 10**9, st_ctime_ns=self.tick * 10**9)
 
     def stat(self, *args: object, **kwargs: object) -> SimpleNamespace:
         return self._coarse(os.stat(*args, **kwargs))  # type: ignore[arg-type]
@@ -47,10 +47,17 @@ class CoarseTimes:
         return self._coarse(os.fstat(fd))
 
 
-def early_in_a_second() -> None:
-    """Wait for a second's first 300 ms, so that a short write, read and repair share one tick."""
-    while time.time() % 1.0 > 0.3:
-        time.sleep(0.02)
+class WallClock:
+    """The time module with time() set by the test: when, for the racy rule, a read happens."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
+
+    def time(self) -> float:
+        return self.now
 
 
 def tear(path: Path) -> bytes:
@@ -87,28 +94,32 @@ def agent_pass(directory: Path, known: set[str]) -> tuple[dict, dict]:
 
 
 def test_agent_rereads_a_torn_write_repaired_within_one_timestamp_tick(lease_dir, monkeypatch):
-    monkeypatch.setattr(agent, "os", CoarseTimes())
+    tick = int(time.time())
+    monkeypatch.setattr(agent, "os", CoarseTimes(tick))
+    monkeypatch.setattr(agent, "time", WallClock(tick + 0.5))
     name = sanlock_lease_name("/img/torn.qcow2")
-    early_in_a_second()
     path = Path(write_free_lease(str(lease_dir), "/img/torn.qcow2"))
     assert path.name == name
     good = tear(path)
     torn, _ = agent_pass(lease_dir, set())
     assert torn["head"] == (b"\xff" * 100 + good[100:]).hex()
     repair(path, good)
-    assert agent.fingerprint(name, agent.os.stat(path)) == torn["fp"].removesuffix("~racy")  # the tick hid it
+    assert agent.fingerprint(name, agent.os.stat(path)) == torn["fp"].removesuffix(agent.RACY_MARK)  # tick hid it
     again, result = agent_pass(lease_dir, {torn["fp"]})
     assert result["reads"] == 1 and again["head"] == good.hex()
 
 
 def test_agent_stops_rereading_once_the_write_is_older_than_the_window(lease_dir, monkeypatch):
-    monkeypatch.setattr(agent, "RACY_SECONDS", 0.3)
-    write_free_lease(str(lease_dir), "/img/settling.qcow2")
+    path = write_free_lease(str(lease_dir), "/img/settling.qcow2")
+    written = os.stat(path).st_ctime
+    clock = WallClock(written + 0.1)
+    monkeypatch.setattr(agent, "time", clock)
     first, result = agent_pass(lease_dir, set())
     assert result["reads"] == 1 and first["fp"].endswith("~racy")
+    clock.now = written + 1.0
     second, result = agent_pass(lease_dir, {first["fp"]})
     assert result["reads"] == 1  # still within the window: read again
-    time.sleep(0.35)
+    clock.now = written + agent.RACY_SECONDS + 0.1
     third, result = agent_pass(lease_dir, {second["fp"]})
     assert result["reads"] == 1 and not third["fp"].endswith("~racy")
     fourth, result = agent_pass(lease_dir, {third["fp"]})
@@ -127,14 +138,15 @@ def test_agent_reads_a_file_dated_in_the_future_once(lease_dir):
 
 
 def test_embedded_store_rereads_a_torn_write_repaired_within_one_timestamp_tick(lease_dir, clock, monkeypatch):
-    coarse = CoarseTimes()
+    tick = int(time.time())
+    coarse = CoarseTimes(tick)
     monkeypatch.setattr(embeddedpoll, "os", coarse)
     monkeypatch.setattr(embeddedfiles, "os", coarse)
+    monkeypatch.setattr(embeddedfiles, "time", WallClock(tick + 0.5))
     store = EmbeddedLeaseStore(str(lease_dir), 1, slow_interval=SLOW, full_interval=0.0,
                                election=ReaderElection(clock=clock), monotonic=clock)
     name = sanlock_lease_name("/img/torn.qcow2")
     try:
-        early_in_a_second()
         path = Path(write_free_lease(str(lease_dir), "/img/torn.qcow2"))
         good = tear(path)
         (torn,) = [f for f in store.poll_snapshot().files if f.name == name]
@@ -146,3 +158,27 @@ def test_embedded_store_rereads_a_torn_write_repaired_within_one_timestamp_tick(
     finally:
         store.release_all()
         store.close()
+
+
+def test_a_racy_fingerprint_is_not_sent_and_a_same_contents_reread_changes_no_view(lease_dir, monkeypatch):
+    """known() leaves racy fingerprints out (no listing could match them); reading the file again
+    with the same contents does not move the cache's version (no view is rebuilt for it)."""
+    from virttui.locks.dircache import LeaseDirCache
+
+    path = write_free_lease(str(lease_dir), "/img/version.qcow2")
+    written = os.stat(path).st_ctime
+    clock = WallClock(written + 0.1)
+    monkeypatch.setattr(agent, "time", clock)
+    cache = LeaseDirCache()
+
+    def decode(entry: dict, name: str) -> object:
+        return entry.get("head", "")
+
+    result = agent.poll(str(lease_dir), LOCKSPACE_NAME, False, known=cache.known())
+    cache.update(result["files"], decode, now=1.0, wall=1.0, reads=result["reads"])  # type: ignore[arg-type]
+    assert cache.known() == set() and cache.version == 1
+    clock.now = written + agent.RACY_SECONDS + 0.1
+    result = agent.poll(str(lease_dir), LOCKSPACE_NAME, False, known=cache.known())
+    assert result["reads"] == 1
+    cache.update(result["files"], decode, now=2.0, wall=2.0, reads=result["reads"])  # type: ignore[arg-type]
+    assert cache.version == 1 and len(cache.known()) == 1

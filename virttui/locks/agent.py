@@ -28,6 +28,7 @@ import time
 
 SECTOR = 512
 RACY_SECONDS = 2.0  # wider than any filesystem's timestamp tick (NFS servers may keep whole seconds)
+RACY_MARK = "~racy"  # ends the fingerprint of a racy read: no listing's fingerprint matches it
 LEASE_NAME = re.compile(r"[0-9a-f]{32}\Z")  # libvirt's sanlock lease names: md5 hex; \Z, not $ ("...\n")
 PAXOS_DISK_MAGIC = 0x06152010
 def _run(argv):
@@ -123,7 +124,7 @@ def is_racy(info, now):
 def read_fingerprint(name, info):
     """The fingerprint of a file just read; one no listing can match while the read is racy, so
     the next pass reads the file again."""
-    return fingerprint(name, info) + ("~racy" if is_racy(info, time.time()) else "")
+    return fingerprint(name, info) + (RACY_MARK if is_racy(info, time.time()) else "")
 
 
 def _read_head(dfd, name, with_head=True):

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import field
 
+from virttui.locks.agent import RACY_MARK
 from virttui.locks.model import LeaseFile
 from virttui.records import record
 
 
 @record
 class CachedFile:
-    fingerprint: str  # the agent's digest of (name, size, mtime, ctime, inode): another means re-read
+    # the agent's digest of (name, size, mtime, ctime, inode): another means re-read. Not compared:
+    # a file read again with the same contents (a racy read's next pass) is the same file
+    fingerprint: str = field(compare=False)
     file: LeaseFile  # as read: `held` is decided per poll, from the daemons
     inode: tuple[int, int, int] | None = None  # (major, minor, inode): what virtlockd's kernel lock names
 
@@ -41,7 +45,9 @@ class LeaseDirCache:
         return self.last_pass is None or self.unread > 0 or now - self.last_pass >= interval
 
     def known(self) -> set[str]:
-        return {cached.fingerprint for cached in self.files.values()}
+        """The fingerprints a listing may match (a racy read's can't: left out, not sent)."""
+        return {cached.fingerprint for cached in self.files.values()
+                if cached.fingerprint and not cached.fingerprint.endswith(RACY_MARK)}
 
     def rotation(self, count: int) -> list[str]:
         """The next `count` names, in name order, round the directory: read again whatever their
