@@ -22,8 +22,15 @@ def _no_fields(_instance: object) -> tuple[()]:
     return ()
 
 
-def _getter(names: list[str]) -> Callable[[Any], Any]:
-    return attrgetter(*names) if names else _no_fields
+def _getter(names: list[str]) -> Callable[[Any], tuple]:
+    """The fields as a tuple, as dataclass compares and hashes them (a lone field too: a tuple
+    compares its items by identity first, so a record holding nan equals itself)."""
+    if not names:
+        return _no_fields
+    if len(names) == 1:
+        get = attrgetter(names[0])
+        return lambda instance: (get(instance),)
+    return attrgetter(*names)
 
 
 def _eq(self: Any, other: Any) -> bool:
@@ -42,7 +49,7 @@ def _repr(self: Any) -> str:
     return f"{self.__class__.__qualname__}({shown})"
 
 
-def _finish(cls: _T, own: set[str]) -> _T:
+def _finish(cls: _T, own: dict[str, Any]) -> _T:
     """The shared methods, where the class body did not define its own."""
     fields = dataclasses.fields(cls)
     cls.__record_compared__ = staticmethod(_getter([f.name for f in fields if f.compare]))  # type: ignore[attr-defined]
@@ -50,8 +57,8 @@ def _finish(cls: _T, own: set[str]) -> _T:
         [f.name for f in fields if (f.compare if f.hash is None else f.hash)]))
     cls.__record_shown__ = tuple(f.name for f in fields if f.repr)  # type: ignore[attr-defined]
     for name, method in (("__eq__", _eq), ("__hash__", _hash), ("__repr__", _repr)):
-        if name not in own and not (name == "__hash__" and "__eq__" in own):
-            setattr(cls, name, method)
+        if name not in own or (name == "__hash__" and own["__hash__"] is None and "__eq__" in own):
+            setattr(cls, name, method)  # a body's own __eq__ leaves __hash__ None: dataclass hashes the fields
     return cls
 
 
@@ -68,6 +75,6 @@ def record(cls: _T | None = None, /, *, slots: bool = False) -> _T | Callable[[_
     """@record or @record(slots=True): as @dataclass(frozen=True), slots=... alike."""
     def wrap(target: _T) -> _T:
         made: type = dataclasses.dataclass(frozen=True, eq=False, repr=False, slots=slots)(target)
-        return _finish(cast(_T, made), set(vars(target)))
+        return _finish(cast(_T, made), dict(vars(target)))
 
     return wrap if cls is None else wrap(cls)

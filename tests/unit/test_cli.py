@@ -406,6 +406,7 @@ OTHER_ARGVS = [
 BAD_ARGVS = [
     ["--poll-interval", "abc"], ["--poll-interval"], ["--nosuch"], ["bogus"], ["-h"], ["--help"], ["--he"],
     ["--version"], ["--demo", "--"], ["-"], ["status", "--nosuch"], ["top"], ["leases"], ["-c"], ["-c", "-h"],
+    ["-1", "--version"], ["-x y", "--vers"], ["-- ", "--version"], ["--demo", "-1.5"],  # positional to argparse
 ]
 
 

@@ -77,10 +77,31 @@ def test_records_stay_frozen_dataclasses():
     assert Point.__match_args__ == ("x", "y", "note")
 
 
+@dataclasses.dataclass(frozen=True)
+class OwnEqualityReference:
+    value: int
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OwnEqualityReference) and abs(self.value - other.value) <= 1
+
+
+@record
+class Lone:
+    value: float
+
+
 def test_a_class_keeps_the_methods_it_defines():
     assert OwnEquality(1) == OwnEquality(2) and OwnEquality(1) != OwnEquality(3)
-    with pytest.raises(TypeError):
-        hash(OwnEquality(1))  # its own __eq__ without __hash__: unhashable, as Python has it
+    # its own __eq__ without a __hash__: dataclass hashes the fields, and so does record
+    assert hash(OwnEquality(1)) == hash(OwnEquality(1)) != hash(OwnEquality(2))
+    assert hash(OwnEqualityReference(1)) == hash(OwnEqualityReference(1))
+
+
+def test_a_lone_field_compares_as_a_tuple_does():
+    nan = float("nan")
+    assert Lone(nan) == Lone(nan)  # the same object: equal, as in dataclass's (self.value,) == (other.value,)
+    assert Lone(nan) == dataclasses.replace(Lone(nan), value=nan)
+    assert Lone(1.0) == Lone(1.0) and Lone(1.0) != Lone(2.0) and hash(Lone(1.0)) == hash(Lone(1.0))
 
 
 def test_the_models_compare_as_before():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -24,6 +25,7 @@ def _add_connect(parser: argparse.ArgumentParser, *, top: bool) -> None:
 
 
 _CONSOLE_VALUED = frozenset({"-c", "--connect", "--config", "--poll-interval", "--log"})
+_OPTION_WORD = re.compile(r"--?[A-Za-z]")
 
 
 def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
@@ -38,14 +40,15 @@ def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def _console_start(argv: Sequence[str]) -> bool:
-    """Whether argv is options of the console alone: no word that could be a subcommand, no help."""
+    """Whether argv is options of the console alone: no word that could be a subcommand, no help.
+    A dash-word argparse reads as a positional one (`-1`, one with a space) is not an option."""
     takes_value = False
     for token in argv:
         if takes_value:
             takes_value = False
         elif token in _CONSOLE_VALUED:
             takes_value = True
-        elif not token.startswith("-") or token.startswith(("-h", "--h")) or token in ("-", "--"):
+        elif not _OPTION_WORD.match(token) or " " in token or token.startswith(("-h", "--h")):
             return False
     return True
 
