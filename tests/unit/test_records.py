@@ -111,3 +111,17 @@ def test_the_models_compare_as_before():
     assert domain == dataclasses.replace(domain) and domain != dataclasses.replace(domain, name="b")
     assert hash(domain) == hash(dataclasses.replace(domain))
     assert "name='a'" in repr(domain)
+
+
+def test_eq_and_hash_are_compiled_at_first_use_and_kept():
+    @record
+    class Fresh:
+        a: int
+        b: str = ""
+
+    stand_in = Fresh.__dict__["__eq__"]
+    assert Fresh(1, "x") == Fresh(1, "x") and Fresh(1, "x") != Fresh(1, "y")
+    compiled = Fresh.__dict__["__eq__"]
+    assert compiled is not stand_in and compiled.__qualname__.endswith("Fresh.__eq__")
+    assert Fresh(2) == Fresh(2) and Fresh.__dict__["__eq__"] is compiled  # compiled once
+    assert hash(Fresh(1, "x")) == hash((1, "x"))  # dataclass's hash: the tuple of the fields
