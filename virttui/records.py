@@ -12,6 +12,7 @@ class, fields with compare=False left out, hash=... honoured, the repr=True fiel
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 from collections.abc import Callable
 from typing import Any, TypeVar, cast, dataclass_transform, overload
 
@@ -57,6 +58,7 @@ def _at_first_use(cls: type, name: str, compile_method: Callable[[type], Callabl
     return first_use
 
 
+@reprlib.recursive_repr()
 def _repr(self: Any) -> str:
     shown = ", ".join(f"{field.name}={getattr(self, field.name)!r}" for field in dataclasses.fields(self)
                       if field.repr)

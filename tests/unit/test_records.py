@@ -52,7 +52,12 @@ def test_equality_and_hash_follow_the_compared_fields_as_dataclass_does():
     assert Tag("a") == Tag("a") and Tag("a") != Tag("b") and hash(Tag("a")) == hash(Tag("a"))
 
 
+class SubPoint(Point):
+    pass
+
+
 def test_an_instance_equals_only_the_same_class():
+    assert Point(1, 2) != SubPoint(1, 2) and SubPoint(1, 2) == SubPoint(1, 2)  # not isinstance
     assert Point(1, 2) != Reference(1, 2)
     assert Point(1, 2) != (1, 2)
     assert Point(1, 2).__eq__((1, 2)) is NotImplemented
@@ -74,6 +79,7 @@ def test_records_stay_frozen_dataclasses():
     assert dataclasses.astuple(point) == (1, 2, "")
     assert not hasattr(Tag("a"), "__dict__")  # slots=True
     assert pickle.loads(pickle.dumps(point)) == point
+    assert pickle.loads(pickle.dumps(Tag("a"))) == Tag("a")
     assert Point.__match_args__ == ("x", "y", "note")
 
 
@@ -94,7 +100,7 @@ def test_a_class_keeps_the_methods_it_defines():
     assert OwnEquality(1) == OwnEquality(2) and OwnEquality(1) != OwnEquality(3)
     # its own __eq__ without a __hash__: dataclass hashes the fields, and so does record
     assert hash(OwnEquality(1)) == hash(OwnEquality(1)) != hash(OwnEquality(2))
-    assert hash(OwnEqualityReference(1)) == hash(OwnEqualityReference(1))
+    assert hash(OwnEquality(1)) == hash(OwnEqualityReference(1))
 
 
 def test_a_lone_field_compares_as_a_tuple_does():
@@ -124,4 +130,17 @@ def test_eq_and_hash_are_compiled_at_first_use_and_kept():
     compiled = Fresh.__dict__["__eq__"]
     assert compiled is not stand_in and compiled.__qualname__.endswith("Fresh.__eq__")
     assert Fresh(2) == Fresh(2) and Fresh.__dict__["__eq__"] is compiled  # compiled once
+    hash_stand_in = Fresh.__dict__["__hash__"]
     assert hash(Fresh(1, "x")) == hash((1, "x"))  # dataclass's hash: the tuple of the fields
+    assert Fresh.__dict__["__hash__"] is not hash_stand_in
+
+
+@record
+class Node:
+    children: list
+
+
+def test_a_record_that_holds_itself_reprs_as_dataclass_does():
+    node = Node([])
+    node.children.append(node)
+    assert repr(node) == "Node(children=[...])"
