@@ -1,6 +1,8 @@
-"""A clock that tests step by hand."""
+"""Clocks that tests set by hand."""
 
 from __future__ import annotations
+
+import time
 
 
 class SteppedClock:
@@ -14,3 +16,18 @@ class SteppedClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class WallClock:
+    """The time module with time() set by the test (`now`, or the real time plus `ahead`): when, for
+    the lease readers' racy rule, a read happens. Everything else is the real time module."""
+
+    def __init__(self, now: float | None = None, *, ahead: float = 0.0) -> None:
+        self.now = now
+        self.ahead = ahead
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
+
+    def time(self) -> float:
+        return self.now if self.now is not None else time.time() + self.ahead

@@ -19,7 +19,11 @@ def no_running_console(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def settled_lease_files(monkeypatch: pytest.MonkeyPatch) -> None:
     """Files a test wrote a moment ago read as if written long before, as a cluster's lease files
-    are: read counts then show the incremental passes alone, without the racy re-read of a file
-    read within agent.RACY_SECONDS of its write (that rule has its own tests in test_racy_reads)."""
-    from virttui.locks import agent
-    monkeypatch.setattr(agent, "RACY_SECONDS", 0.0)
+    are: the readers' clock runs past agent.RACY_SECONDS ahead, so read counts show the incremental
+    passes alone (the racy rule stays on; it has its own tests in test_racy_reads)."""
+    from support.clock import WallClock
+
+    from virttui.locks import agent, embeddedfiles
+    ahead = WallClock(ahead=agent.RACY_SECONDS + 1.0)
+    monkeypatch.setattr(agent, "time", ahead)
+    monkeypatch.setattr(embeddedfiles, "time", ahead)

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from support.clock import WallClock
 
 from virttui.locks import agent, embeddedfiles, embeddedpoll
 from virttui.locks.embedded import EmbeddedLeaseStore, write_free_lease
@@ -45,19 +46,6 @@ class CoarseTimes:
 
     def fstat(self, fd: int) -> SimpleNamespace:
         return self._coarse(os.fstat(fd))
-
-
-class WallClock:
-    """The time module with time() set by the test: when, for the racy rule, a read happens."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(time, name)
-
-    def time(self) -> float:
-        return self.now
 
 
 def tear(path: Path) -> bytes:
