@@ -324,12 +324,25 @@ async def test_an_action_of_a_removed_host_ends_silently_even_when_the_uri_is_ad
         raise DriverError("the old connection timed out")
 
     old.perform = slow_failure
+    closed = threading.Event()
+    close = old.close
+
+    def close_and_tell() -> None:
+        try:
+            close()
+        finally:
+            closed.set()
+
+    old.close = close_and_tell
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         dom = next(d for d in app.fleet.snapshot(uri).domains if d.state is DomainState.RUNNING)
         app.actions.request(uri, dom, Action.SUSPEND)
         assert await asyncio.to_thread(entered.wait, 5)
         app.roster.remove(uri)
+        # the old connection closes on a worker; until it has, it holds the guests' disk leases, and
+        # the new one would find them taken and leave its guests shut off
+        assert await asyncio.to_thread(closed.wait, 5)
         assert app.roster.add(uri)
         new = app.scheduler.driver(uri)
         new_entered, new_release = threading.Event(), threading.Event()
