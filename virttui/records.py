@@ -1,12 +1,12 @@
-"""Frozen records: frozen dataclasses whose __eq__ and __hash__ are compiled at first use.
+"""Frozen records: frozen dataclasses whose generated methods are compiled at first use.
 
-Python 3.11's dataclass compiles each method it generates with an exec of its own; for the frozen
-models on the console's start path that cost a few percent of the start (docs/performance.md).
-`record` lets dataclass generate only __init__ and the frozen guards. __eq__ and __hash__ are
-compiled, from the same source dataclass would write, the first time one is called on the class:
-a start compares few models, and a poll's hot classes get dataclass's speed. __repr__ is one
-shared function (never hot). dataclass's rules hold: equal only to an instance of the very same
-class, fields with compare=False left out, hash=... honoured, the repr=True fields shown.
+Python 3.11's dataclass compiles each method it generates with an exec of its own, six for a
+frozen class; for the models on the console's start path that cost a few percent of the start
+(docs/performance.md). `record` asks dataclass for the fields only. __init__, __eq__ and __hash__
+are compiled, from the source dataclass would write, the first time one is called on the class;
+the frozen guards are closures and __repr__ is one shared function. dataclass's rules hold: equal
+only to an instance of the very same class, fields with compare=False left out, hash=...
+honoured, the repr=True fields shown, __post_init__ called, assignment refused.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast, dataclass_transform, overload
 
 _T = TypeVar("_T", bound=type)
+_FACTORY = object()  # an __init__ argument not given, for a field with a default_factory
 
 
 def _as_tuple(owner: str, names: list[str]) -> str:
@@ -29,6 +30,34 @@ def _compiled(cls: type, name: str, source: str) -> Callable[..., Any]:
     exec(source, {}, namespace)  # noqa: S102 - field names are the class's own identifiers
     method = namespace[name]
     method.__qualname__ = f"{cls.__qualname__}.{name}"
+    return cast(Callable[..., Any], method)
+
+
+def _compile_init(cls: type) -> Callable[..., Any]:
+    """dataclass's frozen __init__: each field set past the guard, a factory called for a field not given."""
+    fields = dataclasses.fields(cls)
+    params, body = [], []
+    defaults: dict[str, Any] = {"__record_setattr__": object.__setattr__, "__record_factory_marker__": _FACTORY}
+    for field in fields:
+        value = field.name
+        if field.default_factory is not dataclasses.MISSING:
+            defaults[f"__record_default_{field.name}__"] = field.default_factory
+            params.append(f"{field.name}=__record_factory_marker__")
+            value = (f"__record_default_{field.name}__() if {field.name} is __record_factory_marker__ "
+                     f"else {field.name}")
+        elif field.default is not dataclasses.MISSING:
+            defaults[f"__record_default_{field.name}__"] = field.default
+            params.append(f"{field.name}=__record_default_{field.name}__")
+        else:
+            params.append(field.name)
+        body.append(f"    __record_setattr__(self, {field.name!r}, {value})\n")
+    if hasattr(cls, "__post_init__"):
+        body.append("    self.__post_init__()\n")
+    source = f"def __init__({', '.join(['self', *params])}):\n" + "".join(body or ["    pass\n"])
+    namespace: dict[str, Any] = {}
+    exec(source, defaults, namespace)  # noqa: S102 - field names are the class's own identifiers
+    method = namespace["__init__"]
+    method.__qualname__ = f"{cls.__qualname__}.__init__"
     return cast(Callable[..., Any], method)
 
 
@@ -48,10 +77,10 @@ def _compile_hash(cls: type) -> Callable[..., Any]:
 
 def _at_first_use(cls: type, name: str, compile_method: Callable[[type], Callable[..., Any]]) -> Callable[..., Any]:
     """A stand-in that compiles the method, puts it on the class, and answers this first call."""
-    def first_use(self: Any, *args: Any) -> Any:
+    def first_use(self: Any, *args: Any, **kwargs: Any) -> Any:
         method = compile_method(cls)
         setattr(cls, name, method)
-        return method(self, *args)
+        return method(self, *args, **kwargs)
 
     first_use.__name__ = name
     first_use.__qualname__ = f"{cls.__qualname__}.{name}"
@@ -65,8 +94,63 @@ def _repr(self: Any) -> str:
     return f"{self.__class__.__qualname__}({shown})"
 
 
-def _finish(cls: _T, own: dict[str, Any]) -> _T:
+def _frozen_guards(cls: type) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """dataclass's __setattr__ and __delattr__ for a frozen class, as closures rather than compiled."""
+    names = frozenset(field.name for field in dataclasses.fields(cls))
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:  # noqa: N807
+        if type(self) is cls or name in names:
+            raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)  # type: ignore[arg-type]  # mypy misreads a closure's class
+
+    def __delattr__(self: Any, name: str) -> None:  # noqa: N807
+        if type(self) is cls or name in names:
+            raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)  # type: ignore[arg-type]
+
+    __setattr__.__qualname__ = f"{cls.__qualname__}.__setattr__"
+    __delattr__.__qualname__ = f"{cls.__qualname__}.__delattr__"
+    return __setattr__, __delattr__
+
+
+def _slots_getstate(self: Any) -> list[Any]:
+    return [getattr(self, field.name) for field in dataclasses.fields(self)]
+
+
+def _slots_setstate(self: Any, state: list[Any]) -> None:
+    for field, value in zip(dataclasses.fields(self), state, strict=True):
+        object.__setattr__(self, field.name, value)  # past the frozen guard, as dataclass's own does
+
+
+def _check_shape(target: type) -> None:
+    """What record leaves to dataclass: plain fields, with a default or a factory or neither."""
+    if any(hasattr(base, "__dataclass_fields__") for base in target.__mro__[1:]):
+        raise TypeError(f"record {target.__name__}: a record does not inherit from a dataclass; use dataclass")
+    if any("InitVar" in str(annotation) or "KW_ONLY" in str(annotation)
+           for annotation in vars(target).get("__annotations__", {}).values()):
+        raise TypeError(f"record {target.__name__}: InitVar and KW_ONLY are dataclass's; use dataclass")
+
+
+def _finish(cls: _T, own: dict[str, Any], slots: bool) -> _T:
     """The methods, where the class body did not define its own."""
+    fields = dataclasses.fields(cls)
+    if any(not field.init or field.kw_only for field in fields):
+        raise TypeError(f"record {cls.__name__}: init=False and kw_only fields are dataclass's; use dataclass")
+    if "__setattr__" in own or "__delattr__" in own:
+        raise TypeError(f"record {cls.__name__}: a frozen class cannot define __setattr__ or __delattr__")
+    after_a_default = False  # dataclass's own check, made when __init__ is written: here, not at first use
+    for field in fields:
+        has_default = field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
+        if after_a_default and not has_default:
+            raise TypeError(f"non-default argument {field.name!r} follows default argument")
+        after_a_default = after_a_default or has_default
+    cls.__dataclass_params__.frozen = True  # type: ignore[attr-defined]  # what it is, for dataclass's checks
+    if "__init__" not in own:
+        cls.__init__ = _at_first_use(cls, "__init__", _compile_init)  # type: ignore[misc]
+    cls.__setattr__, cls.__delattr__ = _frozen_guards(cls)  # type: ignore[method-assign]
+    if slots:  # dataclass gives a frozen slots class these, for pickle and copy to get past the guard
+        cls.__getstate__ = _slots_getstate  # type: ignore[method-assign,assignment]
+        cls.__setstate__ = _slots_setstate  # type: ignore[attr-defined]
     if "__eq__" not in own:
         cls.__eq__ = _at_first_use(cls, "__eq__", _compile_eq)  # type: ignore[method-assign]
     if "__hash__" not in own or (own["__hash__"] is None and "__eq__" in own):
@@ -89,7 +173,8 @@ def record(*, slots: bool = False) -> Callable[[_T], _T]: ...
 def record(cls: _T | None = None, /, *, slots: bool = False) -> _T | Callable[[_T], _T]:
     """@record or @record(slots=True): as @dataclass(frozen=True), slots=... alike."""
     def wrap(target: _T) -> _T:
-        made: type = dataclasses.dataclass(frozen=True, eq=False, repr=False, slots=slots)(target)
-        return _finish(cast(_T, made), dict(vars(target)))
+        _check_shape(target)
+        made: type = dataclasses.dataclass(init=False, eq=False, repr=False, slots=slots)(target)
+        return _finish(cast(_T, made), dict(vars(target)), slots)
 
     return wrap if cls is None else wrap(cls)

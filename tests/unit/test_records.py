@@ -144,3 +144,95 @@ def test_a_record_that_holds_itself_reprs_as_dataclass_does():
     node = Node([])
     node.children.append(node)
     assert repr(node) == "Node(children=[...])"
+
+
+@record
+class Made:
+    items: list = dataclasses.field(default_factory=list)
+    seen: tuple = ()
+
+    def __post_init__(self) -> None:
+        if len(self.seen) > 2:
+            raise ValueError("too many")
+
+
+@dataclasses.dataclass(frozen=True)
+class MadeReference:
+    items: list = dataclasses.field(default_factory=list)
+    seen: tuple = ()
+
+    def __post_init__(self) -> None:
+        if len(self.seen) > 2:
+            raise ValueError("too many")
+
+
+def test_init_is_dataclasss_frozen_init():
+    assert Made().items == [] and Made().items is not Made().items  # a fresh list for each
+    given = [1]
+    assert Made(given).items is given and Made(items=given, seen=(1,)).seen == (1,)
+    with pytest.raises(ValueError, match="too many"):  # __post_init__ runs
+        Made(seen=(1, 2, 3))
+    for args, kwargs in (((1, 2, 3), {}), ((), {"nope": 1}), (([],), {"items": []})):
+        with pytest.raises(TypeError) as ours:
+            Made(*args, **kwargs)
+        with pytest.raises(TypeError) as theirs:
+            MadeReference(*args, **kwargs)
+        assert str(ours.value).replace("Made.", "") == str(theirs.value).replace("MadeReference.", "")
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'x'"):
+        Point()  # type: ignore[call-arg]
+    assert Point(1).y == 0 and Point(x=1, y=2, note="n").note == "n"
+
+
+def test_init_is_compiled_at_first_use_and_kept():
+    @record
+    class Lazy:
+        a: int
+
+    stand_in = Lazy.__dict__["__init__"]
+    assert Lazy(1).a == 1
+    compiled = Lazy.__dict__["__init__"]
+    assert compiled is not stand_in and compiled.__qualname__.endswith("Lazy.__init__")
+    assert Lazy(2).a == 2 and Lazy.__dict__["__init__"] is compiled
+
+
+def test_the_frozen_guards_are_dataclasss():
+    point, reference = Point(1), Reference(1)
+    for target in (point, reference):
+        with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'x'"):
+            target.x = 2  # type: ignore[misc]
+        with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'other'"):
+            target.other = 2  # type: ignore[attr-defined]
+        with pytest.raises(dataclasses.FrozenInstanceError, match="cannot delete field 'x'"):
+            del target.x  # type: ignore[misc]
+    sub = SubPoint(1)
+    sub.extra = 3  # type: ignore[attr-defined]  # a plain subclass may add attributes, as dataclass allows
+    assert sub.extra == 3  # type: ignore[attr-defined]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sub.x = 2  # type: ignore[misc]
+    assert dataclasses.fields(Point) and Point.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def test_what_record_leaves_to_dataclass_is_refused_at_once():
+    with pytest.raises(TypeError, match="non-default argument 'b' follows default argument"):
+        @record
+        class Misordered:
+            a: int = 0
+            b: int  # type: ignore[misc]
+
+    with pytest.raises(TypeError, match="does not inherit from a dataclass"):
+        @record
+        class Derived(Reference):
+            z: int = 0
+
+    with pytest.raises(TypeError, match="init=False"):
+        @record
+        class Hidden:
+            a: int = dataclasses.field(default=0, init=False)
+
+    with pytest.raises(TypeError, match="cannot define __setattr__"):
+        @record
+        class Guarded:
+            a: int
+
+            def __setattr__(self, name: str, value: object) -> None:
+                pass
