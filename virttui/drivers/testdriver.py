@@ -8,7 +8,6 @@ Starting a domain takes real auto disk leases through virttui.locks.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import time
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from lxml import etree
 
+from virttui import digests
 from virttui.drivers.base import Action, Driver
 from virttui.drivers.errors import ConnectionFailed, DomainNotFound, DriverError, LeaseConflict, OperationInvalid
 from virttui.drivers.model import (
@@ -83,7 +83,7 @@ class _Guest:
 
 
 def _stable_fraction(text: str, low: float, high: float) -> float:
-    digest = hashlib.sha1(text.encode()).digest()
+    digest = digests.sha1(text.encode()).digest()
     return low + (high - low) * digest[0] / 255
 
 

@@ -17,7 +17,6 @@ platform python of RHEL/CentOS 8 hypervisors.
 
 import errno
 import fcntl
-import hashlib
 import mmap
 import os
 import re
@@ -25,6 +24,11 @@ import stat
 import subprocess
 import threading
 import time
+
+try:  # CPython's own: hashlib would load OpenSSL's libcrypto first (about 3 ms of a console start)
+    from _blake2 import blake2b
+except ImportError:  # a Python built without it
+    from hashlib import blake2b
 
 SECTOR = 512
 RACY_SECONDS = 2.0  # wider than any filesystem's timestamp tick (NFS servers may keep whole seconds)
@@ -111,7 +115,7 @@ def fingerprint(name, info):
     """What changes when a lease file is written, replaced or resized, in 12 hex digits: a caller that
     holds a file's fingerprint has its current leader record and need not read it again."""
     text = "%s/%d/%r/%r/%d" % (name, info.st_size, info.st_mtime, info.st_ctime, info.st_ino)
-    return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=6).hexdigest()
+    return blake2b(text.encode("utf-8", "surrogateescape"), digest_size=6).hexdigest()
 
 
 def is_racy(info, now):

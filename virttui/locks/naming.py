@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
+
+from virttui import digests
 
 _MD5_RE = re.compile(r"[0-9a-f]{32}\Z")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
@@ -11,12 +12,12 @@ _SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 
 def sanlock_lease_name(path: str) -> str:
     """md5 hex of the disk's fully-qualified path (libvirt's virCryptoHashString MD5)."""
-    return hashlib.md5(path.encode("utf-8", "surrogateescape")).hexdigest()
+    return digests.md5(path.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def lockd_lease_name(path: str) -> str:
     """sha256 hex of the path, as virtlockd names its file lockspace entries."""
-    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()
+    return digests.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def is_sanlock_lease_name(name: str) -> bool:
