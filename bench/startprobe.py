@@ -57,8 +57,11 @@ def virttui(argv: list[str]) -> int:
 
     pause_collection_for_start()
     from virttui import cli
+    from virttui.cli.plainargs import plain_console_args
 
-    args = cli.build_parser().parse_args(argv)
+    args = plain_console_args(argv)  # as cli.main reads argv
+    if args is None:
+        args = cli.build_parser().parse_args(argv)
     cli._setup_logging(args.log)
     from virttui.runtime.firstpoll import start_first_polls
 

@@ -7,7 +7,6 @@ override what the file says for that run and are never written back.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import tempfile
@@ -165,6 +164,8 @@ def _lease_intervals(leases: object, path: str) -> tuple[float, float]:
 
 def _toml_string(text: str) -> str:
     """A TOML basic string: JSON's escaping, plus DEL, which JSON leaves bare and TOML forbids."""
+    import json  # here: only a config being written needs it, not a start
+
     return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 

@@ -429,3 +429,29 @@ def test_help_version_and_errors_read_as_the_whole_grammar_has_them(argv, capsys
     with pytest.raises(SystemExit) as parsed:
         parse_command_line(argv)
     assert parsed.value.code == whole.value.code and capsys.readouterr() == expected
+
+
+_PLAIN_TOKENS = ["-c", "--connect", "--demo", "--debug", "--config", "--poll-interval", "--log", "x", "2", "-1", "nan",
+                 "", " 2 ", "1_0", "status", "--", "-h", "--dem", "--connect=x", "-cx"]
+
+
+def test_plain_console_options_are_read_as_argparse_reads_them():
+    """Every argv of up to three of these words: read without argparse only when argparse reads it
+    the same way; everything else (errors, abbreviations, joined values) is left to argparse."""
+    import itertools
+
+    from virttui.cli.parser import build_parser
+    from virttui.cli.plainargs import plain_console_args
+
+    grammar = build_parser()
+    read_plainly = 0
+    for length in range(4):
+        for argv in itertools.product(_PLAIN_TOKENS, repeat=length):
+            plain = plain_console_args(list(argv))
+            if plain is not None:
+                read_plainly += 1
+                assert repr(vars(plain)) == repr(vars(grammar.parse_args(list(argv)))), argv  # nan: by repr
+    assert read_plainly > 100  # the plain reader is what a console start takes
+    for argv in (["--dem"], ["--connect=x"], ["-cx"], ["--poll-interval", "abc"], ["-c"], ["-c", "-h"], ["status"],
+                 ["--version"], ["--log", "--demo"]):
+        assert plain_console_args(argv) is None, argv

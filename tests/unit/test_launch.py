@@ -14,10 +14,10 @@ def test_the_command_starts_with_collection_paused_and_a_batch_command_resumes_i
     and parsing, back on once a batch command (here `status`) has its arguments."""
     code = (
         "import gc, sys\n"
-        "import virttui.cli as cli\n"
+        "import virttui.cli.status as status\n"
         "seen = []\n"
-        "real_status = cli.cmd_status\n"
-        "cli.cmd_status = lambda args: seen.append(gc.isenabled()) or real_status(args)\n"
+        "real_status = status.cmd_status\n"
+        "status.cmd_status = lambda args: seen.append(gc.isenabled()) or real_status(args)\n"
         "import virttui.runtime.launch\n"
         "sys.argv = ['virttui', 'status', '--json']\n"
         "gc.enable()\n"

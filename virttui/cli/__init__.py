@@ -6,24 +6,46 @@ traceback; tracebacks of real bugs go to the log file.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 from virttui.cli.console import cmd_console
 from virttui.cli.hosts import open_hosts
-from virttui.cli.leases import cmd_leases_cleanup, cmd_leases_status
 from virttui.cli.logfile import _private_log_handler, _setup_logging
 from virttui.cli.output import OutputError, UsageError, _GuardedOutput, _printable
-from virttui.cli.parser import build_parser, parse_command_line
-from virttui.cli.status import cmd_status, status_json, status_text
-from virttui.cli.topcmd import cmd_top
+from virttui.cli.plainargs import plain_console_args
 from virttui.runtime.collector import resume_collection
+
+if TYPE_CHECKING:
+    import argparse
+
+# The subcommands and the whole grammar, imported when first named: a console start needs neither
+# (argparse, json and the subcommands' modules are about 4 ms of it).
+_LAZY = {
+    "build_parser": "virttui.cli.parser",
+    "parse_command_line": "virttui.cli.parser",
+    "cmd_leases_cleanup": "virttui.cli.leases",
+    "cmd_leases_status": "virttui.cli.leases",
+    "cmd_status": "virttui.cli.status",
+    "status_json": "virttui.cli.status",
+    "status_text": "virttui.cli.status",
+    "cmd_top": "virttui.cli.topcmd",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 log = logging.getLogger("virttui")
 
@@ -50,8 +72,16 @@ __all__ = [
 
 def _subcommand(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
     if args.command == "leases":
+        from virttui.cli.leases import cmd_leases_cleanup, cmd_leases_status
+
         return cmd_leases_status if args.leases_command == "status" else cmd_leases_cleanup
-    return cmd_status if args.command == "status" else cmd_top
+    if args.command == "status":
+        from virttui.cli.status import cmd_status
+
+        return cmd_status
+    from virttui.cli.topcmd import cmd_top
+
+    return cmd_top
 
 
 def _run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -79,7 +109,12 @@ def _run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_command_line(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = plain_console_args(argv)
+    if args is None:
+        from virttui.cli.parser import parse_command_line
+
+        args = parse_command_line(argv)
     args.connect = (args.connect or []) + getattr(args, "sub_connect", [])
     _setup_logging(args.log)
     if sys.stdout is None:  # started with stdout closed (`virttui status >&-`)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from virttui.cli.hosts import open_hosts
 from virttui.cli.output import _printable
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def cmd_console(args: argparse.Namespace) -> int:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from virttui.cli.output import UsageError
 from virttui.config import Config, ConfigError, load_config
 from virttui.drivers.base import Driver
+
+if TYPE_CHECKING:
+    import argparse
 
 log = logging.getLogger("virttui")
 
