@@ -20,3 +20,9 @@ def assets_dir() -> Path:
 
 def asset(*parts: str) -> Path:
     return assets_dir().joinpath(*parts)
+
+
+def styles(name: str) -> str:
+    """A stylesheet from styles/, as text for a class's DEFAULT_CSS: Textual parses it when the first
+    widget of that class is mounted, not at start as it parses the App's CSS_PATH."""
+    return asset("styles", name).read_text(encoding="utf-8")

@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog
 
+from virttui.assets import styles
 from virttui.console.activity import ActivityLog, Entry
 
 # A symbol for each severity, so it never rests on colour alone.
@@ -95,6 +96,8 @@ class ActivityView(RichLog):
 
 class ActivityScreen(Screen[None]):
     """Opened with L (or the palette's Activity); Esc, q or L closes it."""
+
+    DEFAULT_CSS = styles("activity.tcss")
 
     BINDINGS = [
         Binding("escape", "close", "Close"),

@@ -14,12 +14,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Label, ProgressBar
 
+from virttui.assets import styles
 from virttui.console.workers import WorkResult, run_blocking
 from virttui.locks.model import CleanupOutcome, LeaseStatus
 from virttui.runtime.crash import contained
+from virttui.screens.dialog import Dialog
 from virttui.widgets.difftable import Cell
 from virttui.widgets.panes import LEASE_STYLES
 
@@ -49,10 +50,12 @@ def column_widths(screen_width: int, longest_name: int) -> dict[str, int]:
     return {"name": lease, "state": STATE_WIDTH, "disk": max(12, room - lease), "result": RESULT_WIDTH}
 
 
-class CleanupScreen(ModalScreen[int]):
+class CleanupScreen(Dialog[int]):
     """Dismisses with the number of files removed. Its buttons follow its state: Remove and Cancel while
     there is something to remove, Close alone once it ran or when there is nothing. y removes, Enter
     presses the first button, n and Escape close; ↑ ↓ pick the file spelled out in full below the table."""
+
+    DEFAULT_CSS = styles("cleanup.tcss")
 
     BINDINGS = [
         Binding("escape,n", "close", "Close"),

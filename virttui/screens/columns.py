@@ -5,15 +5,18 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Label
 
+from virttui.assets import styles
+from virttui.screens.dialog import Dialog
 from virttui.widgets.checkbox import TickBox
 
 
-class ColumnsScreen(ModalScreen[tuple[str, ...] | None]):
+class ColumnsScreen(Dialog[tuple[str, ...] | None]):
     """A [x] / [ ] box per column: ↑ ↓ move, Space ticks; Enter or y applies, Esc or n cancels.
     Returns the chosen column keys in table order, or None on cancel."""
+
+    DEFAULT_CSS = styles("columns.tcss")
 
     BINDINGS = [
         Binding("enter,y", "apply", "Apply"),

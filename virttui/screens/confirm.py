@@ -5,11 +5,12 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from virttui.screens.dialog import Dialog
 
-class ConfirmScreen(ModalScreen[bool]):
+
+class ConfirmScreen(Dialog[bool]):
     """Returns True only on an explicit yes: y, or Enter once the operator has moved to the Yes button.
     It opens on Cancel, so a stray Enter (typing meant for another window, a key repeated) cancels;
     Escape and n mean no."""

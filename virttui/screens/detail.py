@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Sparkline, Static
 from textual.widgets.data_table import RowDoesNotExist
 
+from virttui.assets import styles
 from virttui.console.messages import FleetUpdated
 from virttui.console.workers import WorkResult, run_blocking
 from virttui.drivers.errors import DriverError
@@ -40,6 +41,8 @@ class SnapshotsListed(WorkResult[list[DomainSnapshot]]):
 
 class DomainDetailScreen(LifecycleActions, Screen):
     """Opened with Enter on a domain; Escape goes back."""
+
+    DEFAULT_CSS = styles("detail.tcss")
 
     BINDINGS = [
         Binding("escape", "back", "Back"),

@@ -6,10 +6,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Label
 
 from virttui import actiontable as registry
+from virttui.assets import styles
+from virttui.screens.dialog import Dialog
 from virttui.widgets.difftable import Cell
 from virttui.widgets.navigation import ScrollTable
 
@@ -57,7 +58,9 @@ def key_rows() -> tuple[tuple[str, str], ...]:
 KEYS = key_rows()  # as the table is at import
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Dialog[None]):
+    DEFAULT_CSS = styles("help.tcss")
+
     BINDINGS = [  # Esc, q and ? close it: q is not the app's quit here
         Binding("escape", "close", "Close"),
         Binding("question_mark", "close", "Close", show=False),

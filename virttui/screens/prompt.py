@@ -7,10 +7,11 @@ from collections.abc import Callable
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
+from virttui.assets import styles
 from virttui.records import record
+from virttui.screens.dialog import Dialog
 from virttui.widgets.checkbox import TickBox
 
 
@@ -25,9 +26,11 @@ class Field:
     check: Callable[[str], str] | None = None
 
 
-class PromptScreen(ModalScreen[dict[str, str] | None]):
+class PromptScreen(Dialog[dict[str, str] | None]):
     """Returns {key: text} on OK (Enter in any field, or on the flag), None on Escape. A field whose
     check fails keeps the dialog open, its error shown and the field focused to fix it."""
+
+    DEFAULT_CSS = styles("prompt.tcss")
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),

@@ -8,9 +8,13 @@ import threading
 from textual.app import App
 from textual.widgets import RichLog
 
+from virttui.assets import styles
+
 
 class LogPane(RichLog):
     """The last log records; fed by LogPaneHandler from any thread."""
+
+    DEFAULT_CSS = styles("logpane.tcss")
 
     DEFAULT_CLASSES = "log-pane"
 
