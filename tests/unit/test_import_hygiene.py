@@ -52,12 +52,14 @@ def test_the_console_loads_dialogs_and_the_toml_parser_only_when_needed(tmp_path
 
 
 def test_a_console_start_loads_no_argparse_json_or_openssl(tmp_path):
-    """A start reads plain console options without argparse, and its digests without hashlib (which
-    loads OpenSSL's libcrypto); json is for configs being written. Each was 1-3 ms of a start."""
+    """A start reads plain console options without argparse, and its digests and markers without
+    hashlib or secrets (both load OpenSSL's libcrypto); json is for configs being written. Each was
+    1-3 ms of a start."""
     code = ("import sys\nsys.argv = ['virttui', '--demo', '--poll-interval', '2']\n"
+            "import virttui.drivers.virsh, virttui.locks.manager  # a local host's driver and leases, too\n"
             "import virttui.console.app as console\nconsole.VirtTUI.run = lambda self, *args, **kwargs: None\n"
             "from virttui.cli import main\nassert main() == 0\n"
-            "print(sorted(m for m in sys.modules if m in ('argparse', 'json', 'hashlib', '_hashlib', 'tomllib',"
+            "print(sorted(m for m in sys.modules if m in ('argparse', 'json', 'hashlib', '_hashlib', 'secrets', 'tomllib',"
             " 'virttui.cli.parser', 'virttui.cli.status', 'virttui.cli.leases', 'virttui.cli.topcmd')))\n")
     env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import secrets
 import selectors
 import shlex
 import shutil
@@ -330,7 +329,7 @@ class _PipeSession(sshmod._ShellSession):
             raise ConnectionFailed("SSH connection is closed")
         self.client = master  # type: ignore[assignment]  # pooled only while this master lives
         self.name = master.name
-        self.marker = "__virttui_" + secrets.token_hex(16)
+        self.marker = "__virttui_" + os.urandom(16).hex()
         proc = subprocess.Popen(master.client_argv("exec /bin/sh"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
         self.channel = _PipeChannel(proc)  # type: ignore[assignment]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shlex
 import socket
 import threading
@@ -67,7 +66,7 @@ class _ShellSession:
             raise ConnectionFailed("SSH connection is closed")
         self.client = client  # the connection this shell lives on: never pooled with a newer one
         self.name = peer_name(transport)
-        self.marker = "__virttui_" + secrets.token_hex(16)
+        self.marker = "__virttui_" + os.urandom(16).hex()
         self.channel = transport.open_session(timeout=CONNECT_TIMEOUT)
         answered_within(self.channel, self.channel.exec_command, "exec /bin/sh", timeout=CONNECT_TIMEOUT)
         self._out = bytearray()  # stdout read past what was returned; consumed from its front

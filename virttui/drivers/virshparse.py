@@ -6,8 +6,8 @@ raises ParseError; nothing else escapes, whatever the bytes.
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 import uuid as uuidlib
 
 from virttui.drivers.errors import (
@@ -25,8 +25,9 @@ from virttui.records import record
 
 def new_marker() -> str:
     """A fresh section marker for one script: a host sees a script's marker (in /proc/*/cmdline) only
-    while that script runs, so no title or description can be written with it in advance."""
-    return f"@@virttui-{secrets.token_hex(8)}@@"
+    while that script runs, so no title or description can be written with it in advance. os.urandom
+    is what secrets.token_hex reads; secrets itself would load OpenSSL (hmac) at start."""
+    return f"@@virttui-{os.urandom(8).hex()}@@"
 
 
 def _lines(text: str) -> list[str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import secrets
 import select
 import shutil
 import subprocess
@@ -51,7 +50,7 @@ class VirshSession:
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
-        self.marker = f"@@virttui-{secrets.token_hex(8)}@@"
+        self.marker = f"@@virttui-{os.urandom(8).hex()}@@"
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
         self._closed = False  # closed for good: a late command (an action whose host was removed) starts none
