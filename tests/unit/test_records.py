@@ -236,3 +236,12 @@ def test_what_record_leaves_to_dataclass_is_refused_at_once():
 
             def __setattr__(self, name: str, value: object) -> None:
                 pass
+
+
+def test_a_record_without_a_docstring_is_named_by_its_fields():
+    @record
+    class Bare:
+        a: int
+        b: str = ""
+
+    assert Bare.__doc__ == "Bare(a, b)" and Point.__doc__ == "Point(x, y, note)"
