@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 from virttui.drivers.model import ConnectionState, Domain, DomainState, Host, HostSnapshot
 from virttui.locks.model import LeaseDirSnapshot, LeaseState, LeaseStatus
@@ -33,13 +33,13 @@ class DomainRow:
     write_bps: float | None
 
 
-@dataclass
+@record(frozen=False)
 class _History:
     cpu: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
     io: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
 
 
-@dataclass
+@record(frozen=False)
 class _HostEntry:
     host: Host
     snapshot: HostSnapshot | None = None
@@ -378,7 +378,7 @@ class Fleet:
         return view
 
 
-@dataclass
+@record(frozen=False)
 class _LeaseView:
     dirs: dict[str, list[tuple[str, LeaseDirSnapshot]]] = field(default_factory=dict)
     rows: list[tuple[str, LeaseStatus]] = field(default_factory=list)

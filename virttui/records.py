@@ -7,6 +7,7 @@ are compiled, from the source dataclass would write, the first time one is calle
 the frozen guards are closures and __repr__ is one shared function. dataclass's rules hold: equal
 only to an instance of the very same class, fields with compare=False left out, hash=...
 honoured, the repr=True fields shown, __post_init__ called, assignment refused.
+`@record(frozen=False)` is the same for a mutable holder of state, as @dataclass makes one.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ def _compiled(cls: type, name: str, source: str) -> Callable[..., Any]:
 
 
 def _compile_init(cls: type) -> Callable[..., Any]:
-    """dataclass's frozen __init__: each field set past the guard, a factory called for a field not given."""
+    """dataclass's __init__: each field set (past the guard when frozen), a factory called for a field not given."""
     fields = dataclasses.fields(cls)
+    frozen = cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
     params, body = [], []
     defaults: dict[str, Any] = {"__record_setattr__": object.__setattr__, "__record_factory_marker__": _FACTORY}
     for field in fields:
@@ -50,7 +52,8 @@ def _compile_init(cls: type) -> Callable[..., Any]:
             params.append(f"{field.name}=__record_default_{field.name}__")
         else:
             params.append(field.name)
-        body.append(f"    __record_setattr__(self, {field.name!r}, {value})\n")
+        body.append(f"    __record_setattr__(self, {field.name!r}, {value})\n" if frozen
+                    else f"    self.{field.name} = {value}\n")
     if hasattr(cls, "__post_init__"):
         body.append("    self.__post_init__()\n")
     source = f"def __init__({', '.join(['self', *params])}):\n" + "".join(body or ["    pass\n"])
@@ -131,12 +134,12 @@ def _check_shape(target: type) -> None:
         raise TypeError(f"record {target.__name__}: InitVar and KW_ONLY are dataclass's; use dataclass")
 
 
-def _finish(cls: _T, own: dict[str, Any], slots: bool) -> _T:
+def _finish(cls: _T, own: dict[str, Any], slots: bool, frozen: bool) -> _T:
     """The methods, where the class body did not define its own."""
     fields = dataclasses.fields(cls)
     if any(not field.init or field.kw_only for field in fields):
         raise TypeError(f"record {cls.__name__}: init=False and kw_only fields are dataclass's; use dataclass")
-    if "__setattr__" in own or "__delattr__" in own:
+    if frozen and ("__setattr__" in own or "__delattr__" in own):
         raise TypeError(f"record {cls.__name__}: a frozen class cannot define __setattr__ or __delattr__")
     after_a_default = False  # dataclass's own check, made when __init__ is written: here, not at first use
     for field in fields:
@@ -144,16 +147,20 @@ def _finish(cls: _T, own: dict[str, Any], slots: bool) -> _T:
         if after_a_default and not has_default:
             raise TypeError(f"non-default argument {field.name!r} follows default argument")
         after_a_default = after_a_default or has_default
-    cls.__dataclass_params__.frozen = True  # type: ignore[attr-defined]  # what it is, for dataclass's checks
+    cls.__dataclass_params__.frozen = frozen  # type: ignore[attr-defined]  # what it is, for dataclass's checks
     if "__init__" not in own:
         cls.__init__ = _at_first_use(cls, "__init__", _compile_init)  # type: ignore[misc]
-    cls.__setattr__, cls.__delattr__ = _frozen_guards(cls)  # type: ignore[method-assign]
-    if slots:  # dataclass gives a frozen slots class these, for pickle and copy to get past the guard
+    if frozen:
+        cls.__setattr__, cls.__delattr__ = _frozen_guards(cls)  # type: ignore[method-assign]
+    if frozen and slots:  # dataclass gives a frozen slots class these, for pickle and copy to get past the guard
         cls.__getstate__ = _slots_getstate  # type: ignore[method-assign,assignment]
         cls.__setstate__ = _slots_setstate  # type: ignore[attr-defined]
     if "__eq__" not in own:
         cls.__eq__ = _at_first_use(cls, "__eq__", _compile_eq)  # type: ignore[method-assign]
-    if "__hash__" not in own or (own["__hash__"] is None and "__eq__" in own):
+    if not frozen:
+        if "__hash__" not in own:  # dataclass's rule: a mutable class that compares by value is unhashable
+            cls.__hash__ = None  # type: ignore[assignment]
+    elif "__hash__" not in own or (own["__hash__"] is None and "__eq__" in own):
         # a body's own __eq__ leaves __hash__ None: dataclass hashes the fields then, too
         cls.__hash__ = _at_first_use(cls, "__hash__", _compile_hash)  # type: ignore[method-assign]
     if "__repr__" not in own:
@@ -166,17 +173,18 @@ def record(cls: _T, /) -> _T: ...
 
 
 @overload
-def record(*, slots: bool = False) -> Callable[[_T], _T]: ...
+def record(*, slots: bool = False, frozen: bool = True) -> Callable[[_T], _T]: ...
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, dataclasses.Field))
-def record(cls: _T | None = None, /, *, slots: bool = False) -> _T | Callable[[_T], _T]:
-    """@record or @record(slots=True): as @dataclass(frozen=True), slots=... alike."""
+def record(cls: _T | None = None, /, *, slots: bool = False, frozen: bool = True) -> _T | Callable[[_T], _T]:
+    """@record or @record(slots=True): as @dataclass(frozen=True), slots=... alike. @record(frozen=False)
+    is @dataclass for a mutable holder of state: compared by value, unhashable, methods compiled at first use."""
     def wrap(target: _T) -> _T:
         _check_shape(target)
         if not target.__doc__:  # else dataclass writes one from inspect.signature: 2-3 ms at its first use
             target.__doc__ = f"{target.__name__}({', '.join(vars(target).get('__annotations__', {}))})"
         made: type = dataclasses.dataclass(init=False, eq=False, repr=False, slots=slots)(target)
-        return _finish(cast(_T, made), dict(vars(target)), slots)
+        return _finish(cast(_T, made), dict(vars(target)), slots, frozen)
 
     return wrap if cls is None else wrap(cls)

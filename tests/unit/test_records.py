@@ -245,3 +245,32 @@ def test_a_record_without_a_docstring_is_named_by_its_fields():
         b: str = ""
 
     assert Bare.__doc__ == "Bare(a, b)" and Point.__doc__ == "Point(x, y, note)"
+
+
+@record(frozen=False)
+class Holder:
+    name: str
+    seen: list = dataclasses.field(default_factory=list)
+    count: int = 0
+
+
+@dataclasses.dataclass
+class HolderReference:
+    name: str
+    seen: list = dataclasses.field(default_factory=list)
+    count: int = 0
+
+
+def test_a_mutable_record_is_dataclasss_mutable_class():
+    holder = Holder("a")
+    holder.count += 1
+    holder.seen.append(1)
+    assert (holder.name, holder.seen, holder.count) == ("a", [1], 1) and Holder("b").seen == []
+    assert holder == Holder("a", [1], 1) and holder != Holder("a") and holder != HolderReference("a", [1], 1)
+    assert Holder.__hash__ is None and HolderReference.__hash__ is None  # compared by value: unhashable
+    with pytest.raises(TypeError):
+        hash(holder)
+    assert repr(holder) == repr(HolderReference("a", [1], 1)).replace("HolderReference", "Holder")
+    assert dataclasses.replace(holder, count=5).count == 5 and not Holder.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    del holder.count  # as a dataclass allows: the class default shows through
+    assert holder.count == 0

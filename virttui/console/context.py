@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from virttui.console.workers import Workers
+from virttui.records import record
 
 if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
@@ -72,7 +73,7 @@ class Signal(Generic[T]):
             callback(value)
 
 
-@dataclass
+@record(frozen=False)
 class ConsoleContext:
     """The narrow view of the console its controllers get."""
 

@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 from lxml import etree
 
@@ -33,6 +33,7 @@ from virttui.drivers.nodexml import NodeDescription, NodeDomain, load_node
 from virttui.drivers.xmlparse import parse_xml
 from virttui.locks.embedded import EmbeddedLeaseStore, LeaseDirError
 from virttui.locks.readers import DEFAULT_SLOW_INTERVAL
+from virttui.records import record
 
 SHUTDOWN_SECONDS = 3.0  # how long a guest stays "in shutdown" after a graceful request
 _RUNNING_STATES = (DomainState.RUNNING, DomainState.IDLE)
@@ -42,7 +43,7 @@ def _not_valid(what: str) -> OperationInvalid:
     return OperationInvalid(f"Requested operation is not valid: {what}")
 
 
-@dataclass
+@record(frozen=False)
 class _Guest:
     """Mutable run-time state of one embedded domain; only the driver touches it."""
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 
 from virttui.locks.dircache import LeaseDirCache
+from virttui.records import record
 
 DEFAULT_SLOW_INTERVAL = 30.0  # seconds between passes over the files of a directory
 DEFAULT_FULL_INTERVAL = 600.0  # seconds within which every leader record is read again, changed or not
@@ -24,7 +24,7 @@ DEFAULT_READ_BUDGET = 200
 MIN_CLAIM_SECONDS = 10.0  # a reader not heard from for this long (and 3 of its poll gaps) gives way
 
 
-@dataclass
+@record(frozen=False)
 class _Claim:
     owner: object
     renewed: float
