@@ -153,8 +153,10 @@ def _finish(cls: _T, own: dict[str, Any], slots: bool, frozen: bool) -> _T:
     if frozen:
         cls.__setattr__, cls.__delattr__ = _frozen_guards(cls)  # type: ignore[method-assign]
     if frozen and slots:  # dataclass gives a frozen slots class these, for pickle and copy to get past the guard
-        cls.__getstate__ = _slots_getstate  # type: ignore[method-assign,assignment]
-        cls.__setstate__ = _slots_setstate  # type: ignore[attr-defined]
+        if "__getstate__" not in own:
+            cls.__getstate__ = _slots_getstate  # type: ignore[method-assign,assignment]
+        if "__setstate__" not in own:
+            cls.__setstate__ = _slots_setstate  # type: ignore[attr-defined]
     if "__eq__" not in own:
         cls.__eq__ = _at_first_use(cls, "__eq__", _compile_eq)  # type: ignore[method-assign]
     if not frozen:

@@ -302,3 +302,20 @@ async def test_the_cleanup_table_follows_a_resized_terminal(app, demo):
         assert table.columns[table.ordered_columns[0].key].width < wide
         detail = text_of(app.screen.query_one("#cleanup-detail"))
         assert app.screen.candidates[0].name in detail  # the name cut in the table, whole below it
+
+
+async def test_dialogs_dim_the_console_under_an_ansi_theme_too(app):
+    """Textual's ModalScreen goes transparent under an ANSI theme; the dialogs' own rule keeps the dimmed
+    console behind them, as it is under every other theme."""
+    from virttui.screens.help import HelpScreen
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        for theme in ("textual-dark", "ansi-dark"):
+            app.theme = theme
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            assert app.screen.styles.background.a > 0, theme  # not transparent
+            await pilot.press("escape")
+            await pilot.pause()

@@ -136,7 +136,6 @@ def test_lease_file_names_are_printed_safely(hv1_uri, lease_dir, capsys):
 def test_a_lock_configuration_error_is_shown_by_the_lease_commands(monkeypatch, capsys):
     import contextlib
 
-    import virttui.cli as cli
     from virttui.drivers.model import ConnectionState, Host, HostSnapshot
 
     problem = "lock configuration: /etc/libvirt/qemu-sanlock.conf:3: unterminated string"
@@ -158,7 +157,7 @@ def test_a_lock_configuration_error_is_shown_by_the_lease_commands(monkeypatch, 
     def hosts(_args):  # noqa: ANN001, ANN202
         yield [BrokenConfigHost()], 2.0, None
 
-    monkeypatch.setattr(cli.leases, "open_hosts", hosts)
+    monkeypatch.setattr("virttui.cli.leases.open_hosts", hosts)  # imported when a lease command runs
     assert main(["leases", "status", "-c", "qemu:///system"]) == 1
     assert "qemu-sanlock.conf:3: unterminated string" in capsys.readouterr().err
     assert main(["leases", "cleanup", "-c", "qemu:///system"]) != 0
@@ -170,7 +169,6 @@ def fake_sanlock_host(monkeypatch, agent) -> str:  # noqa: ANN001 - an AgentRunn
     """One connected sanlock host whose lease agent is `agent`; returns its URI."""
     import contextlib
 
-    import virttui.cli as cli
     from virttui.drivers.model import ConnectionState, Host, HostSnapshot
     from virttui.locks.hostleases import HostLeaseManager
     from virttui.locks.model import LockConfig
@@ -192,7 +190,7 @@ def fake_sanlock_host(monkeypatch, agent) -> str:  # noqa: ANN001 - an AgentRunn
     def hosts(_args):  # noqa: ANN001, ANN202
         yield [SanlockHost()], 2.0, None
 
-    monkeypatch.setattr(cli.leases, "open_hosts", hosts)
+    monkeypatch.setattr("virttui.cli.leases.open_hosts", hosts)  # imported when a lease command runs
     return SanlockHost.uri
 
 

@@ -53,8 +53,8 @@ def test_the_console_loads_dialogs_and_the_toml_parser_only_when_needed(tmp_path
 
 def test_a_console_start_loads_no_argparse_json_or_openssl(tmp_path):
     """A start reads plain console options without argparse, and its digests and markers without
-    hashlib or secrets (both load OpenSSL's libcrypto); json is for configs being written. Each was
-    1-3 ms of a start."""
+    hashlib or secrets (both load OpenSSL's libcrypto); json is for configs being written (and for a
+    lease agent's answers, which the demo has none of). Each was 1-3 ms of a start."""
     code = ("import sys\nsys.argv = ['virttui', '--demo', '--poll-interval', '2']\n"
             "import virttui.drivers.virsh, virttui.locks.manager  # a local host's driver and leases, too\n"
             "import virttui.console.app as console\nconsole.VirtTUI.run = lambda self, *args, **kwargs: None\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import pickle
 
@@ -274,3 +275,18 @@ def test_a_mutable_record_is_dataclasss_mutable_class():
     assert dataclasses.replace(holder, count=5).count == 5 and not Holder.__dataclass_params__.frozen  # type: ignore[attr-defined]
     del holder.count  # as a dataclass allows: the class default shows through
     assert holder.count == 0
+
+
+def test_a_frozen_slots_record_keeps_its_own_pickling():
+    @record(slots=True)
+    class Packed:
+        a: int
+
+        def __getstate__(self) -> list[int]:
+            return [self.a * 10]
+
+        def __setstate__(self, state: list[int]) -> None:
+            object.__setattr__(self, "a", state[0] // 10)
+
+    assert Packed.__getstate__(Packed(2)) == [20]
+    assert copy.copy(Packed(3)) == Packed(3)
