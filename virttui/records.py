@@ -26,9 +26,10 @@ def _as_tuple(owner: str, names: list[str]) -> str:
     return "(" + "".join(f"{owner}.{name}," for name in names) + ")"
 
 
-def _compiled(cls: type, name: str, source: str) -> Callable[..., Any]:
+def _compiled(cls: type, name: str, source: str, names: dict[str, Any] | None = None) -> Callable[..., Any]:
+    """The method `name` that source defines, with `names` (its defaults, its helpers) as its globals."""
     namespace: dict[str, Any] = {}
-    exec(source, {}, namespace)  # noqa: S102 - field names are the class's own identifiers
+    exec(source, names or {}, namespace)  # noqa: S102 - field names are the class's own identifiers
     method = namespace[name]
     method.__qualname__ = f"{cls.__qualname__}.{name}"
     return cast(Callable[..., Any], method)
@@ -57,11 +58,7 @@ def _compile_init(cls: type) -> Callable[..., Any]:
     if hasattr(cls, "__post_init__"):
         body.append("    self.__post_init__()\n")
     source = f"def __init__({', '.join(['self', *params])}):\n" + "".join(body or ["    pass\n"])
-    namespace: dict[str, Any] = {}
-    exec(source, defaults, namespace)  # noqa: S102 - field names are the class's own identifiers
-    method = namespace["__init__"]
-    method.__qualname__ = f"{cls.__qualname__}.__init__"
-    return cast(Callable[..., Any], method)
+    return _compiled(cls, "__init__", source, defaults)
 
 
 def _compile_eq(cls: type) -> Callable[..., Any]:
