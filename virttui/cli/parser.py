@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from virttui import __version__
-from virttui.cli.plainargs import plain_console_args
 
 DESCRIPTION = "Keyboard-driven console for libvirt hosts."
 
@@ -30,12 +29,9 @@ _OPTION_WORD = re.compile(r"--?[A-Za-z]")
 
 
 def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
-    """argv parsed. A console start in the options' plain spelling skips argparse; any other console
-    start (no subcommand, no help) skips building the subcommands' parsers; anything else, or any
-    error, goes to the whole grammar, so messages are the same."""
-    plain = plain_console_args(argv)
-    if plain is not None:
-        return plain
+    """argv parsed by argparse (cli.main tries virttui.cli.plainargs first). A console start (no
+    subcommand, no help) skips building the subcommands' parsers; anything else, or any error, goes
+    to the whole grammar, so messages are the same."""
     if _console_start(argv):
         console = _ConsoleParser(argv)
         _add_console_options(console)
